@@ -1,0 +1,8 @@
+"""Thin Faust agents and timers: decode, look up state, call the pure core, publish.
+
+Importing this package registers every agent with the app.
+"""
+
+from streams.agents import ingest, liveness
+
+__all__ = ["ingest", "liveness"]

@@ -1,0 +1,87 @@
+"""The Faust app and every topic declaration, in one place.
+
+Topic names, partition counts and value schemas come from the topic spec
+(ops/topics.toml); this module only binds them to the app. Input topics are read
+as raw bytes so that a message that fails to decode is dead-lettered with its exact
+bytes instead of killing the stream; output topics encode with the Avro codecs.
+"""
+
+from __future__ import annotations
+
+import faust
+
+from streams.codec import Codecs, SchemaCatalog
+from streams.metrics import Metrics
+from streams.settings import get_settings
+from streams.topics import load_topic_specs
+
+settings = get_settings()
+catalog = SchemaCatalog(registry_url=settings.schema_registry_url)
+codecs = Codecs(catalog)
+codecs.register_with_faust()
+topic_specs = load_topic_specs()
+metrics = Metrics()
+
+INPUT_TOPICS = ("health.events", "exec.fills", "model.scores", "model.features",
+                "model.profiles", "ops.commands")
+
+
+def _broker_urls(bootstrap: str) -> list[str]:
+    return [f"kafka://{server.strip()}" for server in bootstrap.split(",")]
+
+
+app = faust.App(
+    settings.group_id,
+    broker=_broker_urls(settings.kafka_bootstrap),
+    datadir=str(settings.state_dir / "workers" / settings.group_id / settings.worker_id),
+    autodiscover=False,
+    key_serializer="raw",
+    value_serializer="raw",
+    topic_partitions=4,
+    topic_replication_factor=settings.replication_factor,
+    producer_acks=-1,
+    consumer_auto_offset_reset="earliest",
+    web_enabled=True,
+    web_host=settings.web_host,
+    web_port=settings.web_port,
+    web_bind=settings.web_host,
+    table_cleanup_interval=5.0,
+    # In-memory tables rebuilt from their changelog topics: no local disk state to lose.
+    store="memory://",
+)
+
+
+def _declare(name: str) -> faust.TopicT:
+    spec = topic_specs[name]
+    serializer = "raw" if name in INPUT_TOPICS else f"avro-{spec.schema}"
+    return app.topic(
+        settings.topic(name),
+        partitions=spec.partitions,
+        key_type=bytes,
+        value_serializer=serializer,
+        key_serializer="raw",
+        internal=False,
+        compacting=spec.compacted or None,
+        replicas=settings.replication_factor,
+    )
+
+
+class Topics:
+    """Every topic polymon reads or writes, declared once."""
+
+    health_events = _declare("health.events")
+    exec_fills = _declare("exec.fills")
+    model_scores = _declare("model.scores")
+    model_features = _declare("model.features")
+    model_profiles = _declare("model.profiles")
+    ops_commands = _declare("ops.commands")
+    alerts = _declare("monitor.alerts")
+    pauses = _declare("control.pauses")
+    incidents = _declare("monitor.incidents")
+    rollout = _declare("control.rollout")
+    audit = _declare("audit.log")
+    heartbeat = _declare("monitor.heartbeat")
+    dead_letters = _declare("monitor.deadletter")
+
+
+topics = Topics

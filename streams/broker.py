@@ -1,0 +1,112 @@
+"""The embedded Kafka-protocol broker for dev, demo and tests: noida-db, Kafka service only.
+
+``POLYMON_KAFKA_BOOTSTRAP`` points everything at a real Kafka instead; this module
+is then unused.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+from importlib.resources import files
+from pathlib import Path
+from types import TracebackType
+
+from confluent_kafka.admin import AdminClient
+
+from streams.procs import stop_process
+
+
+class BrokerError(RuntimeError):
+    """The embedded broker did not come up."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def noida_binary() -> Path:
+    """The noida-db executable shipped inside its wheel (we run it directly, not via its
+    Python wrapper, so that our signals reach the broker itself)."""
+    name = "noida-db.exe" if os.name == "nt" else "noida-db"
+    path = Path(str(files("noida_db").joinpath(name)))
+    if not path.is_file():
+        raise BrokerError(f"noida-db binary not found at {path}: is noida-db installed?")
+    if not os.access(path, os.X_OK):
+        path.chmod(0o755)
+    return path
+
+
+def wait_for_kafka(bootstrap: str, timeout_s: float = 30.0,
+                   process: subprocess.Popen[bytes] | None = None) -> None:
+    """Block until ``bootstrap`` answers a metadata request."""
+    admin = AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": 2000,
+                         "log_level": 0})
+    deadline = time.monotonic() + timeout_s
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise BrokerError(f"broker exited with code {process.returncode} before it answered")
+        try:
+            admin.list_topics(timeout=1.0)
+            return
+        except Exception as exc:  # KafkaException while the port is not up yet
+            last_error = exc
+            time.sleep(0.1)
+    raise BrokerError(f"no Kafka metadata answer from {bootstrap} in {timeout_s}s: {last_error}")
+
+
+class EmbeddedBroker:
+    """A noida-db Kafka broker as a child process on ``host:port`` (free port if 0)."""
+
+    def __init__(self, data_dir: Path, port: int = 0, host: str = "127.0.0.1") -> None:
+        self.data_dir = Path(data_dir)
+        self.host = host
+        self.port = port or free_port(host)
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / "broker.log"
+
+    def start(self, timeout_s: float = 30.0) -> EmbeddedBroker:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        command = [
+            str(noida_binary()), "start", "--data-dir", str(self.data_dir), "--only", "kafka",
+            "--host", self.host, "--kafka-port", str(self.port),
+        ]
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
+        try:
+            wait_for_kafka(self.bootstrap, timeout_s, self.process)
+        except BrokerError as exc:
+            self.stop()
+            tail = self.log_path.read_text(errors="replace")[-2000:]
+            raise BrokerError(f"{exc}\n--- {self.log_path} ---\n{tail}") from exc
+        return self
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        if self.process is not None:
+            stop_process(self.process, timeout_s)
+            self.process = None
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def __enter__(self) -> EmbeddedBroker:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()

@@ -1,0 +1,229 @@
+"""`polymon`: the command line. Thin: each command parses, calls a module, reports."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from streams.settings import Settings
+
+cli = typer.Typer(
+    name="polymon", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    help="Monitoring, incident response and rollout control for a prediction-market "
+         "trading platform, on Kafka.",
+)
+topics_cli = typer.Typer(no_args_is_help=True, help="Create and check the topics of the spec.")
+cli.add_typer(topics_cli, name="topics")
+
+out = Console()
+err = Console(stderr=True)
+
+EXIT_BAD_INPUT = 2
+EXIT_FAILED = 1
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except Exception as exc:  # pydantic ValidationError: a bad POLYMON_* variable
+        err.print(f"[red]invalid settings:[/red] {exc}")
+        raise typer.Exit(EXIT_BAD_INPUT) from exc
+
+
+def _fail(message: str, code: int = EXIT_FAILED) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+@cli.command()
+def broker(
+    port: Annotated[int, typer.Option(help="Kafka port; 0 picks a free one")] = 9092,
+    data_dir: Annotated[Path | None, typer.Option(help="data dir (default: <state_dir>/broker)")]
+    = None,
+    host: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.1",
+) -> None:
+    """Run the embedded Kafka-protocol broker (noida-db) until Ctrl-C or SIGTERM."""
+    from streams.broker import BrokerError, EmbeddedBroker
+
+    settings = _settings()
+    embedded = EmbeddedBroker(data_dir or settings.state_dir / "broker", port=port, host=host)
+    try:
+        embedded.start()
+    except BrokerError as exc:
+        raise _fail(str(exc)) from exc
+    out.print(f"Kafka broker ready at [bold]{embedded.bootstrap}[/bold] "
+              f"(data: {embedded.data_dir})")
+    out.print(f"export POLYMON_KAFKA_BOOTSTRAP={embedded.bootstrap}", highlight=False)
+    sys.stdout.flush()
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        assert embedded.process is not None
+        embedded.process.wait()
+        raise _fail(f"broker exited unexpectedly with code {embedded.process.returncode}")
+    except KeyboardInterrupt:
+        out.print("stopping broker")
+    finally:
+        embedded.stop()
+
+
+@topics_cli.command("create")
+def topics_create() -> None:
+    """Create every topic of the spec that is missing (idempotent)."""
+    from streams.topics import admin_client, create_topics, load_topic_specs
+
+    settings = _settings()
+    try:
+        outcome = create_topics(admin_client(settings.kafka_bootstrap), load_topic_specs(),
+                                settings.topic_prefix, settings.replication_factor)
+    except Exception as exc:
+        raise _fail(f"cannot create topics on {settings.kafka_bootstrap}: {exc}") from exc
+    for name, what in outcome.items():
+        out.print(f"{what:8} {name}", highlight=False)
+    created = sum(1 for what in outcome.values() if what == "created")
+    out.print(f"{created} created, {len(outcome) - created} already existed")
+
+
+@topics_cli.command("check")
+def topics_check() -> None:
+    """Compare the broker's topics with the spec; exit 1 on any drift."""
+    from streams.topics import admin_client, check_topics, load_topic_specs
+
+    settings = _settings()
+    try:
+        drift = check_topics(admin_client(settings.kafka_bootstrap), load_topic_specs(),
+                             settings.topic_prefix)
+    except Exception as exc:
+        raise _fail(f"cannot check topics on {settings.kafka_bootstrap}: {exc}") from exc
+    if drift:
+        for problem in drift:
+            err.print(f"drift: {problem}", highlight=False)
+        raise typer.Exit(EXIT_FAILED)
+    out.print("all topics match the spec")
+
+
+@topics_cli.command("list")
+def topics_list() -> None:
+    """Print the topic spec."""
+    from streams.topics import load_topic_specs
+
+    settings = _settings()
+    for spec in load_topic_specs().values():
+        out.print(f"{settings.topic(spec.name):24} partitions={spec.partitions} "
+                  f"cleanup={spec.cleanup:7} key={spec.key:12} schema={spec.schema}",
+                  highlight=False)
+
+
+@cli.command()
+def worker(
+    web_port: Annotated[int | None, typer.Option(help="HTTP port (POLYMON_WEB_PORT)")] = None,
+    worker_id: Annotated[str | None, typer.Option(help="worker id (POLYMON_WORKER_ID)")] = None,
+) -> None:
+    """Run a polymon Faust worker (refuses to start while topics drift from the spec)."""
+    if web_port is not None:
+        os.environ["POLYMON_WEB_PORT"] = str(web_port)
+    if worker_id is not None:
+        os.environ["POLYMON_WORKER_ID"] = worker_id
+    from streams.worker import TopicsNotReady, run_worker
+
+    settings = _settings()
+    try:
+        run_worker(settings)
+    except TopicsNotReady as exc:
+        raise _fail(str(exc), EXIT_BAD_INPUT) from exc
+
+
+def _topic_spec(topic: str):  # type: ignore[no-untyped-def]
+    from streams.topics import load_topic_specs
+
+    specs = load_topic_specs()
+    if topic not in specs:
+        raise _fail(f"unknown topic {topic!r}; topics: {', '.join(specs)}", EXIT_BAD_INPUT)
+    return specs[topic]
+
+
+@cli.command()
+def produce(
+    topic: Annotated[str, typer.Argument(help="topic name from the spec, e.g. health.events")],
+) -> None:
+    """Read JSON lines on stdin, validate each against the topic's schema, send them.
+
+    All or nothing: if any line is invalid, nothing is sent and every problem is listed.
+    """
+    from streams.codec import Codecs, SchemaCatalog
+    from streams.console import InputError, encode_json_lines, kafka_producer, send_all
+
+    settings = _settings()
+    spec = _topic_spec(topic)
+    codec = Codecs(SchemaCatalog(registry_url=settings.schema_registry_url))[spec.schema]
+    try:
+        messages = encode_json_lines(sys.stdin, spec, codec)
+    except InputError as exc:
+        for problem in exc.problems:
+            err.print(f"[red]invalid:[/red] {problem}", highlight=False)
+        raise typer.Exit(EXIT_BAD_INPUT) from exc
+    try:
+        sent = send_all(kafka_producer(settings.kafka_bootstrap), settings.topic(topic), messages)
+    except Exception as exc:
+        raise _fail(f"sending to {settings.topic(topic)}: {exc}") from exc
+    err.print(f"sent {sent} records to {settings.topic(topic)}", highlight=False)
+
+
+@cli.command()
+def consume(
+    topic: Annotated[str, typer.Argument(help="topic name from the spec")],
+    from_beginning: Annotated[bool, typer.Option("--from-beginning")] = False,
+    max_messages: Annotated[int | None, typer.Option("--max", min=1)] = None,
+    timeout: Annotated[float, typer.Option(help="stop after this many idle seconds")] = 5.0,
+) -> None:
+    """Print the topic's records as JSON lines (undecodable ones are reported on stderr)."""
+    from streams.codec import CodecError, Codecs, SchemaCatalog
+    from streams.console import read_topic, to_json_line
+
+    settings = _settings()
+    spec = _topic_spec(topic)
+    codec = Codecs(SchemaCatalog(registry_url=settings.schema_registry_url))[spec.schema]
+    undecodable = 0
+    try:
+        for message in read_topic(settings.kafka_bootstrap, settings.topic(topic),
+                                  from_beginning, max_messages, timeout):
+            try:
+                record = codec.decode_record(message.value)
+            except (CodecError, ValueError) as exc:
+                undecodable += 1
+                err.print(f"partition {message.partition} offset {message.offset}: {exc}",
+                          highlight=False)
+                continue
+            print(to_json_line(record), flush=True)
+    except Exception as exc:
+        raise _fail(f"reading {settings.topic(topic)}: {exc}") from exc
+    if undecodable:
+        err.print(f"{undecodable} undecodable messages skipped")
+
+
+@cli.command()
+def demo(
+    events: Annotated[int, typer.Option(min=1, help="synthetic events to feed")] = 200,
+    keep_running: Annotated[bool, typer.Option(help="leave the stack up until Ctrl-C")] = False,
+) -> None:
+    """Start broker, topics and a worker, feed a synthetic stream and show what it saw."""
+    from streams.demo import run_demo
+
+    raise typer.Exit(run_demo(events=events, keep_running=keep_running, console=out))
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,260 @@
+"""Avro on the wire: fastavro with Confluent framing, registered with Faust, and the
+dead-letter routing of input that fails to decode or validate.
+
+Frame: magic byte 0, a 4-byte big-endian schema id, then the Avro binary body
+(the Confluent wire format, so Confluent tooling can read our topics). Schema ids
+come from schemas/registry.json, or from a Confluent Schema Registry when
+``POLYMON_SCHEMA_REGISTRY_URL`` is set (subject = the record's full name, i.e.
+RecordNameStrategy).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import fastavro
+from fastavro.validation import ValidationError, validate
+from faust.serializers import codecs
+from pydantic import ValidationError as PydanticValidationError
+
+from streams.records import RECORD_TYPES, DeadLetter, DeadLetterStage, Record
+
+SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
+MAGIC_BYTE = 0
+_HEADER = struct.Struct(">bI")
+
+
+class CodecError(ValueError):
+    """Bytes that are not a valid frame of the expected schema."""
+
+
+class SchemaRegistryError(RuntimeError):
+    """The configured Schema Registry could not be used."""
+
+
+@dataclass(frozen=True)
+class SchemaEntry:
+    name: str
+    schema_id: int
+    definition: dict[str, Any]
+
+    @cached_property
+    def parsed(self) -> Any:
+        return fastavro.parse_schema(self.definition)
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.definition.get('namespace', '')}.{self.name}".lstrip(".")
+
+
+class SchemaRegistryClient:
+    """The two calls of the Confluent Schema Registry REST API that polymon needs."""
+
+    def __init__(self, url: str, timeout_s: float = 5.0) -> None:
+        self.url = url.rstrip("/")
+        self.timeout_s = timeout_s
+
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(
+            f"{self.url}{path}", data=data, method=method,
+            headers={"Content-Type": "application/vnd.schemaregistry.v1+json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
+                return json.loads(response.read())
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            raise SchemaRegistryError(f"schema registry {self.url}{path}: {exc}") from exc
+
+    def register(self, subject: str, definition: dict[str, Any]) -> int:
+        """Register (or look up, the call is idempotent) a schema; returns its id."""
+        reply = self._call("POST", f"/subjects/{subject}/versions",
+                           {"schema": json.dumps(definition)})
+        return int(reply["id"])
+
+    def schema_by_id(self, schema_id: int) -> dict[str, Any]:
+        return json.loads(self._call("GET", f"/schemas/ids/{schema_id}")["schema"])
+
+
+class SchemaCatalog:
+    """Every schema of schemas/, with its wire id."""
+
+    def __init__(self, schema_dir: Path = SCHEMA_DIR, registry_url: str | None = None) -> None:
+        self.schema_dir = schema_dir
+        definitions = {
+            path.stem: json.loads(path.read_text()) for path in sorted(schema_dir.glob("*.avsc"))
+        }
+        if registry_url:
+            client = SchemaRegistryClient(registry_url)
+            ids = {name: client.register(f"polymon.v1.{name}", d) for name, d in definitions.items()}
+        else:
+            local = json.loads((schema_dir / "registry.json").read_text())
+            ids = {name: int(local[name]) for name in definitions if name in local}
+            missing = sorted(set(definitions) - set(ids))
+            if missing:
+                raise SchemaRegistryError(
+                    f"schemas without an id in {schema_dir / 'registry.json'}: {', '.join(missing)}"
+                )
+        self._by_name = {n: SchemaEntry(n, ids[n], d) for n, d in definitions.items()}
+        self._by_id = {entry.schema_id: entry for entry in self._by_name.values()}
+
+    def __getitem__(self, name: str) -> SchemaEntry:
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise KeyError(f"no schema {name!r} in {self.schema_dir}") from None
+
+    def names(self) -> list[str]:
+        return sorted(self._by_name)
+
+    def by_id(self, schema_id: int) -> SchemaEntry | None:
+        return self._by_id.get(schema_id)
+
+
+class AvroCodec:
+    """Encode/decode one schema's records, framed."""
+
+    def __init__(self, entry: SchemaEntry, catalog: SchemaCatalog) -> None:
+        self.entry = entry
+        self.catalog = catalog
+        self.record_type: type[Record] = RECORD_TYPES[entry.name]
+        self._header = _HEADER.pack(MAGIC_BYTE, entry.schema_id)
+
+    def encode(self, datum: dict[str, Any]) -> bytes:
+        buffer = io.BytesIO()
+        buffer.write(self._header)
+        fastavro.schemaless_writer(buffer, self.entry.parsed, datum)
+        return buffer.getvalue()
+
+    def encode_record(self, record: Record) -> bytes:
+        return self.encode(record.to_avro())
+
+    def validate(self, datum: dict[str, Any]) -> None:
+        """Raise CodecError naming the field when ``datum`` does not fit the schema."""
+        try:
+            validate(datum, self.entry.parsed, raise_errors=True)
+        except ValidationError as exc:
+            raise CodecError(f"does not match schema {self.entry.name}: {exc}") from exc
+
+    def decode(self, data: bytes | None) -> dict[str, Any]:
+        if data is None:
+            raise CodecError("value is null (tombstone), expected a record")
+        if len(data) < _HEADER.size:
+            raise CodecError(f"{len(data)} bytes is shorter than the 5-byte frame header")
+        magic, schema_id = _HEADER.unpack_from(data)
+        if magic != MAGIC_BYTE:
+            raise CodecError(f"magic byte is {magic}, expected {MAGIC_BYTE} (not Avro-framed)")
+        writer = self.catalog.by_id(schema_id)
+        if writer is None:
+            raise CodecError(f"unknown schema id {schema_id}")
+        if writer.name != self.entry.name:
+            raise CodecError(f"schema id {schema_id} is {writer.name}, expected {self.entry.name}")
+        body = io.BytesIO(data)
+        body.seek(_HEADER.size)
+        try:
+            datum = fastavro.schemaless_reader(
+                body, writer.parsed, self.entry.parsed,
+                return_record_name=True, return_record_name_override=True,
+            )
+        except Exception as exc:  # fastavro raises many types on corrupt bodies
+            raise CodecError(f"corrupt Avro body for {self.entry.name}: {exc!r}") from exc
+        if body.tell() != len(data):
+            raise CodecError(
+                f"{len(data) - body.tell()} trailing bytes after the {self.entry.name} record"
+            )
+        return datum
+
+    def decode_record(self, data: bytes | None) -> Record:
+        """Decode and validate; CodecError or pydantic ValidationError on bad input."""
+        return self.record_type.from_avro(self.decode(data))
+
+
+class FaustAvroCodec(codecs.Codec):
+    """Faust codec so topics declared with ``value_serializer='avro-<Name>'`` encode records."""
+
+    def __init__(self, codec: AvroCodec, **kwargs: Any) -> None:
+        self.avro = codec
+        super().__init__(**kwargs)
+
+    def _dumps(self, obj: Any) -> bytes:
+        if isinstance(obj, Record):
+            return self.avro.encode_record(obj)
+        return self.avro.encode(obj)
+
+    def _loads(self, s: bytes) -> Any:
+        return self.avro.decode_record(s)
+
+
+class Codecs:
+    """One AvroCodec per schema, by record name."""
+
+    def __init__(self, catalog: SchemaCatalog) -> None:
+        self.catalog = catalog
+        self._codecs = {name: AvroCodec(catalog[name], catalog) for name in catalog.names()}
+
+    def __getitem__(self, name: str) -> AvroCodec:
+        return self._codecs[name]
+
+    def register_with_faust(self) -> None:
+        for name, codec in self._codecs.items():
+            codecs.register(f"avro-{name}", FaustAvroCodec(codec))
+
+
+def describe_validation_error(exc: PydanticValidationError) -> str:
+    """'field.path: message' for each error, as a user can act on it."""
+    parts = []
+    for error in exc.errors():
+        where = ".".join(str(p) for p in error["loc"]) or "record"
+        parts.append(f"{where}: {error['msg']}")
+    return "; ".join(parts)
+
+
+@dataclass(frozen=True)
+class InputMessage:
+    """What the dead-letter needs to know of a consumed message."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int | None
+    key: bytes | None
+    value: bytes | None
+
+
+def decode_or_dead_letter(
+    codec: AvroCodec, message: InputMessage, worker_id: str
+) -> Record | DeadLetter:
+    """The decoded, validated record, or the DeadLetter to publish instead."""
+    try:
+        return codec.decode_record(message.value)
+    except CodecError as exc:
+        return dead_letter(message, DeadLetterStage.DECODE, str(exc), worker_id)
+    except PydanticValidationError as exc:
+        return dead_letter(message, DeadLetterStage.VALIDATE, describe_validation_error(exc),
+                           worker_id)
+
+
+def dead_letter(
+    message: InputMessage, stage: DeadLetterStage, error: str, worker_id: str
+) -> DeadLetter:
+    return DeadLetter(
+        source_topic=message.topic,
+        source_partition=message.partition,
+        source_offset=message.offset,
+        source_timestamp_ms=message.timestamp_ms,
+        key=message.key,
+        value=message.value,
+        stage=stage,
+        error=error,
+        worker_id=worker_id,
+        dead_lettered_ms=int(time.time() * 1000),
+    )

@@ -1,0 +1,368 @@
+"""Python-side records mirroring the Avro schemas in schemas/ (the contract).
+
+Avro checks types; these models add what Avro cannot say (scope grammar, sizes
+that must not be negative, ...). tests/unit/test_records.py proves that every model
+has exactly its schema's fields and that every record round-trips.
+"""
+
+from __future__ import annotations
+
+import math
+from enum import StrEnum
+from typing import Annotated, Any, ClassVar
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from streams.reason_codes import Severity
+from streams.scopes import validate_scope
+
+Scope = Annotated[str, AfterValidator(validate_scope)]
+NonNegativeLong = Annotated[int, Field(ge=0, le=2**63 - 1)]
+EpochMillis = Annotated[int, Field(ge=0, le=2**63 - 1)]
+
+
+class Record(BaseModel):
+    """A record of one Avro schema. ``AVRO_NAME`` is the schema's record name."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False)
+    AVRO_NAME: ClassVar[str]
+
+    def to_avro(self) -> dict[str, Any]:
+        """The dict fastavro writes (enums as their symbols)."""
+        return self.model_dump(mode="json")
+
+    @classmethod
+    def from_avro(cls, datum: dict[str, Any]) -> Record:
+        return cls.model_validate(datum)
+
+
+def _finite(value: float | None) -> float | None:
+    if value is not None and not math.isfinite(value):
+        raise ValueError("must be a finite number")
+    return value
+
+
+class HealthEventKind(StrEnum):
+    HEARTBEAT = "HEARTBEAT"
+    DATA_UPDATE = "DATA_UPDATE"
+    SLO_PROBE = "SLO_PROBE"
+
+
+class HealthEvent(Record):
+    AVRO_NAME = "HealthEvent"
+    event_id: str = Field(min_length=1)
+    scope: Scope
+    kind: HealthEventKind
+    source: str
+    event_time_ms: EpochMillis
+    feed: str | None = None
+    sequence: NonNegativeLong | None = None
+    slo: str | None = None
+    owner: str | None = None
+    healthy: bool | None = None
+    heartbeat_interval_ms: Annotated[int, Field(gt=0)] | None = None
+    attributes: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _kind_fields(self) -> HealthEvent:
+        if self.kind is HealthEventKind.DATA_UPDATE and not self.feed:
+            raise ValueError("feed: required for a DATA_UPDATE event")
+        if self.kind is HealthEventKind.SLO_PROBE and (not self.slo or self.healthy is None):
+            raise ValueError("slo and healthy: required for an SLO_PROBE event")
+        return self
+
+
+class FillKind(StrEnum):
+    INTENT = "INTENT"
+    FILL = "FILL"
+
+
+class Cohort(StrEnum):
+    BASELINE = "BASELINE"
+    CANARY = "CANARY"
+
+
+class FillEvent(Record):
+    AVRO_NAME = "FillEvent"
+    event_id: str = Field(min_length=1)
+    market: str = Field(min_length=1)
+    bot: str = Field(min_length=1)
+    kind: FillKind
+    order_id: str
+    event_time_ms: EpochMillis
+    requested_size: float = Field(ge=0, allow_inf_nan=False)
+    filled_size: float = Field(ge=0, allow_inf_nan=False)
+    predicted_slippage_bps: float | None = None
+    realized_slippage_bps: float | None = None
+    cohort: Cohort = Cohort.BASELINE
+    model: str | None = None
+    model_version: str | None = None
+
+    @field_validator("predicted_slippage_bps", "realized_slippage_bps")
+    @classmethod
+    def _finite_slippage(cls, value: float | None) -> float | None:
+        return _finite(value)
+
+    @model_validator(mode="after")
+    def _not_overfilled(self) -> FillEvent:
+        if self.filled_size > self.requested_size:
+            raise ValueError(
+                f"filled_size: {self.filled_size} exceeds requested_size {self.requested_size}"
+            )
+        return self
+
+
+class ModelScore(Record):
+    AVRO_NAME = "ModelScore"
+    event_id: str = Field(min_length=1)
+    model: str = Field(min_length=1)
+    model_version: str
+    cohort: Cohort
+    metric: str = Field(min_length=1)
+    value: float = Field(allow_inf_nan=False)
+    prediction_id: str
+    event_time_ms: EpochMillis
+
+
+class FeatureSample(Record):
+    AVRO_NAME = "FeatureSample"
+    event_id: str = Field(min_length=1)
+    model: str = Field(min_length=1)
+    model_version: str
+    event_time_ms: EpochMillis
+    features: dict[str, float]
+
+    @field_validator("features")
+    @classmethod
+    def _finite_features(cls, features: dict[str, float]) -> dict[str, float]:
+        for name, value in features.items():
+            if not math.isfinite(value):
+                raise ValueError(f"feature {name!r} is {value}, not a finite number")
+        return features
+
+
+class FeatureHistogram(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str
+    bin_edges: list[float]
+    probabilities: list[float]
+
+    @model_validator(mode="after")
+    def _shape(self) -> FeatureHistogram:
+        if len(self.bin_edges) < 2:
+            raise ValueError(f"feature {self.name!r}: need at least 2 bin edges")
+        if any(b <= a for a, b in zip(self.bin_edges, self.bin_edges[1:], strict=False)):
+            raise ValueError(f"feature {self.name!r}: bin_edges must be strictly increasing")
+        if len(self.probabilities) != len(self.bin_edges) + 1:
+            raise ValueError(
+                f"feature {self.name!r}: {len(self.probabilities)} probabilities for "
+                f"{len(self.bin_edges)} edges (expected edges + 1: underflow, bins, overflow)"
+            )
+        if any(p < 0 or not math.isfinite(p) for p in self.probabilities):
+            raise ValueError(f"feature {self.name!r}: probabilities must be finite and >= 0")
+        return self
+
+
+class FeatureProfile(Record):
+    AVRO_NAME = "FeatureProfile"
+    model: str = Field(min_length=1)
+    model_version: str
+    created_time_ms: EpochMillis
+    features: list[FeatureHistogram]
+
+
+class OpsAction(StrEnum):
+    ACK = "ACK"
+    RESOLVE = "RESOLVE"
+    PAUSE = "PAUSE"
+    RESUME = "RESUME"
+    ROLLBACK = "ROLLBACK"
+    PROMOTE = "PROMOTE"
+
+
+class OpsCommand(Record):
+    AVRO_NAME = "OpsCommand"
+    command_id: str = Field(min_length=1)
+    scope: Scope
+    action: OpsAction
+    actor: str = Field(min_length=1)
+    reason: str = ""
+    target: str | None = None
+    issued_time_ms: EpochMillis
+
+
+class AlertStatus(StrEnum):
+    FIRING = "FIRING"
+    RESOLVED = "RESOLVED"
+
+
+class AlertPayload(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    AVRO_NAME: ClassVar[str] = "polymon.v1.AlertPayload"
+    status: AlertStatus
+    metric: str
+    value: float | None = None
+    threshold: float | None = None
+    window_s: float | None = None
+    message: str = ""
+
+
+class IncidentState(StrEnum):
+    OPEN = "OPEN"
+    ACKNOWLEDGED = "ACKNOWLEDGED"
+    RESOLVED = "RESOLVED"
+
+
+class TimelineEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    time_ms: EpochMillis
+    what: str
+    actor: str
+    ref: str | None = None
+
+
+class IncidentPayload(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    AVRO_NAME: ClassVar[str] = "polymon.v1.IncidentPayload"
+    incident_id: str
+    state: IncidentState
+    reason_family: str
+    opened_time_ms: EpochMillis
+    timeline: list[TimelineEntry] = Field(default_factory=list)
+
+
+class AuditPayload(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    AVRO_NAME: ClassVar[str] = "polymon.v1.AuditPayload"
+    action: str
+    actor: str
+    decision: str
+    before: str | None = None
+    after: str | None = None
+    evidence: dict[str, str] = Field(default_factory=dict)
+
+
+Payload = AlertPayload | IncidentPayload | AuditPayload
+_PAYLOADS: dict[str, type[BaseModel]] = {
+    cls.AVRO_NAME: cls for cls in (AlertPayload, IncidentPayload, AuditPayload)
+}
+
+
+class ReportEnvelope(Record):
+    AVRO_NAME = "ReportEnvelope"
+    envelope_id: str = Field(min_length=1)
+    schema_version: int = 1
+    source: str
+    reason_code: str
+    severity: Severity
+    scope: Scope
+    dedup_key: str
+    observed_time_ms: EpochMillis
+    event_time_ms: EpochMillis
+    config_version: str
+    payload: Payload
+
+    def to_avro(self) -> dict[str, Any]:
+        datum = super().to_avro()
+        # Named-tuple notation tells fastavro which branch of the union to write.
+        datum["payload"] = (type(self.payload).AVRO_NAME, datum["payload"])  # type: ignore[attr-defined]
+        return datum
+
+    @classmethod
+    def from_avro(cls, datum: dict[str, Any]) -> ReportEnvelope:
+        payload = datum.get("payload")
+        if isinstance(payload, tuple):
+            name, fields = payload
+            datum = {**datum, "payload": _PAYLOADS[name].model_validate(fields)}
+        return cls.model_validate(datum)
+
+
+class PausePolicy(StrEnum):
+    AUTO_CLEAR = "AUTO_CLEAR"
+    LATCH = "LATCH"
+    MANUAL = "MANUAL"
+
+
+class PauseState(Record):
+    AVRO_NAME = "PauseState"
+    scope: Scope
+    paused: bool
+    reason_code: str | None = None
+    since_ms: EpochMillis
+    cause_id: str | None = None
+    policy: PausePolicy
+    actor: str
+    updated_ms: EpochMillis
+    state_id: str
+
+
+class RolloutStage(StrEnum):
+    REPLAY = "REPLAY"
+    SHADOW = "SHADOW"
+    PAPER = "PAPER"
+    CANARY = "CANARY"
+    LIVE = "LIVE"
+
+
+class RolloutTransition(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    from_stage: RolloutStage | None = None
+    to_stage: RolloutStage
+    time_ms: EpochMillis
+    actor: str
+    reason: str
+    decision_id: str
+
+
+class RolloutState(Record):
+    AVRO_NAME = "RolloutState"
+    scope: Scope
+    stage: RolloutStage
+    model_version: str | None = None
+    updated_ms: EpochMillis
+    history: list[RolloutTransition] = Field(default_factory=list)
+
+
+class MonitorHeartbeat(Record):
+    AVRO_NAME = "MonitorHeartbeat"
+    worker_id: str
+    time_ms: EpochMillis
+    started_ms: EpochMillis
+    version: str
+    events_processed: NonNegativeLong = 0
+
+
+class DeadLetterStage(StrEnum):
+    DECODE = "DECODE"
+    VALIDATE = "VALIDATE"
+    PROCESS = "PROCESS"  # valid input whose processing raised: kept, never silently dropped
+
+
+class DeadLetter(Record):
+    # Original bytes are arbitrary: JSON carries them base64-encoded.
+    model_config = ConfigDict(extra="forbid", frozen=True, ser_json_bytes="base64",
+                              val_json_bytes="base64")
+    AVRO_NAME = "DeadLetter"
+    source_topic: str
+    source_partition: int
+    source_offset: int
+    source_timestamp_ms: int | None = None
+    key: bytes | None = None
+    value: bytes | None = None
+    stage: DeadLetterStage
+    error: str
+    worker_id: str
+    dead_lettered_ms: EpochMillis
+
+    def to_avro(self) -> dict[str, Any]:
+        # bytes stay bytes (mode="json" would base64 them).
+        return self.model_dump(mode="python") | {"stage": self.stage.value}
+
+
+RECORD_TYPES: dict[str, type[Record]] = {
+    cls.AVRO_NAME: cls
+    for cls in (
+        HealthEvent, FillEvent, ModelScore, FeatureSample, FeatureProfile, OpsCommand,
+        ReportEnvelope, PauseState, RolloutState, MonitorHeartbeat, DeadLetter,
+    )
+}

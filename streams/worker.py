@@ -1,0 +1,75 @@
+"""Running a Faust worker with a hard stop: a worker whose broker is gone can hang in
+shutdown, so after ``shutdown_timeout_s`` it is force-exited."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+from typing import Any
+
+import faust
+
+from streams.settings import Settings
+from streams.topics import admin_client, check_topics, load_topic_specs
+
+log = logging.getLogger(__name__)
+
+
+class TopicsNotReady(RuntimeError):
+    """The broker's topics do not match the spec."""
+
+
+def ensure_topics_match(settings: Settings) -> None:
+    try:
+        drift = check_topics(admin_client(settings.kafka_bootstrap), load_topic_specs(),
+                             settings.topic_prefix, timeout_s=10.0)
+    except Exception as exc:
+        raise TopicsNotReady(f"cannot reach Kafka at {settings.kafka_bootstrap}: {exc}") from exc
+    if drift:
+        lines = "\n".join(f"  - {d}" for d in drift)
+        raise TopicsNotReady(
+            f"topics on {settings.kafka_bootstrap} do not match the spec:\n{lines}\n"
+            "run `polymon topics create` (or fix the topics) and start the worker again"
+        )
+
+
+class BoundedStopWorker(faust.Worker):
+    """A faust.Worker whose stop, once signalled, finishes within a deadline."""
+
+    def __init__(self, *args: Any, shutdown_timeout_s: float, **kwargs: Any) -> None:
+        self.shutdown_timeout_s = shutdown_timeout_s
+        super().__init__(*args, **kwargs)
+
+    def _schedule_shutdown(self, signal_: signal.Signals) -> None:
+        self._arm_watchdog()
+        super()._schedule_shutdown(signal_)
+
+    def _arm_watchdog(self) -> None:
+        def force_exit() -> None:
+            sys.stderr.write(
+                f"polymon worker: shutdown took over {self.shutdown_timeout_s}s, forcing exit\n"
+            )
+            sys.stderr.flush()
+            os._exit(3)
+
+        timer = threading.Timer(self.shutdown_timeout_s, force_exit)
+        timer.daemon = True
+        timer.start()
+
+
+def run_worker(settings: Settings) -> None:
+    """Check topics, then run the worker until it is signalled."""
+    ensure_topics_match(settings)
+    from streams import agents, web  # noqa: F401  (registers agents, timers and views)
+    from streams.app import app
+
+    app.conf.datadir.mkdir(parents=True, exist_ok=True)
+    worker = BoundedStopWorker(
+        app,
+        loglevel=settings.log_level,
+        shutdown_timeout_s=settings.shutdown_timeout_s,
+    )
+    worker.execute_from_commandline()
