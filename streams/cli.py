@@ -21,8 +21,8 @@ cli = typer.Typer(
 topics_cli = typer.Typer(no_args_is_help=True, help="Create and check the topics of the spec.")
 cli.add_typer(topics_cli, name="topics")
 
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1

@@ -95,7 +95,10 @@ class SchemaCatalog:
         }
         if registry_url:
             client = SchemaRegistryClient(registry_url)
-            ids = {name: client.register(f"polymon.v1.{name}", d) for name, d in definitions.items()}
+            ids = {
+                name: client.register(f"polymon.v1.{name}", definition)
+                for name, definition in definitions.items()
+            }
         else:
             local = json.loads((schema_dir / "registry.json").read_text())
             ids = {name: int(local[name]) for name in definitions if name in local}
@@ -214,7 +217,7 @@ def describe_validation_error(exc: PydanticValidationError) -> str:
     parts = []
     for error in exc.errors():
         where = ".".join(str(p) for p in error["loc"]) or "record"
-        parts.append(f"{where}: {error['msg']}")
+        parts.append(f"{where}: {error['msg'].removeprefix('Value error, ')}")
     return "; ".join(parts)
 
 

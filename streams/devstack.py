@@ -77,7 +77,9 @@ class WorkerProcess:
         last: Any = "no answer"
         while time.monotonic() < deadline:
             if self.process is None or self.process.poll() is not None:
-                raise WorkerError(f"{self.worker_id} exited ({self.exit_code}):\n{self.log_tail()}")
+                raise WorkerError(
+                    f"{self.worker_id} exited ({self.exit_code}):\n{self.log_tail()}"
+                )
             try:
                 status, last = http_json(f"{self.url}/healthz")
                 if status == 200:
@@ -85,13 +87,19 @@ class WorkerProcess:
             except OSError:
                 pass
             time.sleep(0.2)
-        raise WorkerError(f"{self.worker_id} not ready in {timeout_s}s ({last}):\n{self.log_tail()}")
+        raise WorkerError(
+            f"{self.worker_id} not ready in {timeout_s}s ({last}):\n{self.log_tail()}"
+        )
 
     def get(self, path: str) -> Any:
         status, body = http_json(f"{self.url}{path}")
         if status != 200:
             raise WorkerError(f"GET {path}: HTTP {status}: {body}")
         return body
+
+    def get_text(self, path: str) -> str:
+        with urllib.request.urlopen(f"{self.url}{path}", timeout=5) as response:
+            return response.read().decode()
 
     @property
     def exit_code(self) -> int | None:

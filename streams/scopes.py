@@ -30,9 +30,8 @@ def parse_scope(scope: str) -> tuple[tuple[str, str], ...]:
             raise ScopeError(f"scope {scope!r}: segment {part!r} is not kind:id")
         kind = match["kind"]
         if kind not in SCOPE_KINDS:
-            raise ScopeError(
-                f"scope {scope!r}: unknown scope kind {kind!r} (known: {', '.join(sorted(SCOPE_KINDS))})"
-            )
+            known = ", ".join(sorted(SCOPE_KINDS))
+            raise ScopeError(f"scope {scope!r}: unknown scope kind {kind!r} (known: {known})")
         segments.append((kind, match["id"]))
     return tuple(segments)
 

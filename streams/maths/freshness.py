@@ -213,7 +213,7 @@ class GapTracker:
     reorders: int = 0
     expired: int = 0
     lost: int = 0
-    outstanding: set[int] = field(default_factory=set)
+    outstanding: set[int] = field(default_factory=set, repr=False)  # up to max_outstanding
     forgotten_up_to: int | None = None
 
     def __post_init__(self) -> None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from numbers import Real
 
 __all__ = [
@@ -178,6 +178,7 @@ class BurnVerdict:
         low_traffic_windows: windows used by some rule whose event count was below
             ``min_events``, sorted; such windows cannot make a rule fire.
         target: the SLO target the rates were computed against.
+        min_events: the low-traffic guard that was applied.
     """
 
     firing: BurnRule | None
@@ -186,7 +187,7 @@ class BurnVerdict:
     event_counts: Mapping[int, float]
     low_traffic_windows: tuple[int, ...]
     target: float
-    min_events: float = field(default=DEFAULT_MIN_EVENTS)
+    min_events: float = DEFAULT_MIN_EVENTS
 
     @property
     def fires(self) -> bool:

@@ -268,7 +268,9 @@ def test_tracker_agrees_with_count_gaps_when_memory_suffices(
     rng = np.random.default_rng(seed)
     numbers = np.arange(size)
     numbers = numbers[rng.random(size) >= drop_fraction]
-    duplicates = rng.choice(numbers, size=int(duplicate_fraction * numbers.size)) if numbers.size else []
+    duplicates = (
+        rng.choice(numbers, size=int(duplicate_fraction * numbers.size)) if numbers.size else []
+    )
     arrived = rng.permutation(np.concatenate([numbers, duplicates]).astype(np.int64))
     tracker = GapTracker(max_outstanding=size)
     for number in arrived:

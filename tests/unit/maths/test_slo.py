@@ -215,7 +215,9 @@ def test_bad_window_counts_name_the_window() -> None:
 
 
 def test_custom_rules() -> None:
-    rule = BurnRule("fast", long_window_s=600, short_window_s=60, burn_rate_threshold=2.0, severity="page")
+    rule = BurnRule(
+        "fast", long_window_s=600, short_window_s=60, burn_rate_threshold=2.0, severity="page"
+    )
     verdict = multiwindow_burn({600: (90, 100), 60: (9, 10)}, 0.95, rules=[rule])
     assert verdict.firing == rule
     assert verdict.burn_rates == {600: pytest.approx(2.0), 60: pytest.approx(2.0)}

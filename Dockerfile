@@ -1,0 +1,46 @@
+# polymon: the Faust worker, the topic tool and the rest of the `polymon` CLI.
+#
+#   docker build -t polymon .
+#   docker run --rm -e POLYMON_KAFKA_BOOTSTRAP=kafka:9092 polymon topics create
+#   docker run --rm -e POLYMON_KAFKA_BOOTSTRAP=kafka:9092 -p 6066:6066 \
+#       -e POLYMON_WEB_HOST=0.0.0.0 polymon            # a worker (the default command)
+#
+# docker-compose.yml builds this image for its topic init and worker services.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    POLYMON_STATE_DIR=/var/lib/polymon
+
+WORKDIR /src
+
+# Only what the package is built from (there is no .dockerignore: copying the whole
+# repo would drag in .venv/ and .state/). streams/schemas and streams/topics.toml are
+# symlinks to ../schemas and ../ops/topics.toml, so both targets are copied too; a
+# non-editable install then ships them as package data. The smoke check runs from / so
+# it imports the installed package, not the copied source. (README.md is pyproject's
+# readme; the wildcard keeps the build working in a checkout without one.)
+COPY pyproject.toml README.md* ./
+COPY schemas/ schemas/
+COPY ops/topics.toml ops/topics.toml
+COPY streams/ streams/
+RUN pip install --no-cache-dir . \
+    && cd / \
+    && polymon --help > /dev/null \
+    && python -c "from streams.topics import load_topic_specs; assert load_topic_specs()"
+
+# Run unprivileged; the state dir (worker data dirs) is the only place it writes.
+RUN groupadd --system polymon \
+    && useradd --system --gid polymon --home-dir /var/lib/polymon --shell /usr/sbin/nologin polymon \
+    && mkdir -p /var/lib/polymon \
+    && chown polymon:polymon /var/lib/polymon
+USER polymon
+WORKDIR /var/lib/polymon
+
+# Worker HTTP server: /healthz, /metrics, /api/*. Set POLYMON_WEB_HOST=0.0.0.0 so it is
+# reachable from outside the container (the default binds 127.0.0.1).
+EXPOSE 6066
+
+ENTRYPOINT ["polymon"]
+CMD ["worker"]

@@ -1,0 +1,110 @@
+"""Shared fixtures. The broker is real: noida-db speaking the Kafka protocol, started
+once per session on a free port and torn down after; each test gets its own topic
+prefix (and so its own topics and consumer group) on it."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from streams.broker import EmbeddedBroker
+from streams.codec import Codecs, SchemaCatalog
+from streams.console import Consumed, kafka_producer, read_topic, send_all
+from streams.devstack import WorkerProcess
+from streams.records import Record
+from streams.topics import admin_client, create_topics, load_topic_specs
+
+CODECS = Codecs(SchemaCatalog())
+SPECS = load_topic_specs()
+_prefixes = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
+    embedded = EmbeddedBroker(tmp_path_factory.mktemp("broker"))
+    embedded.start()
+    try:
+        yield embedded
+    finally:
+        embedded.stop()
+
+
+@dataclass
+class Stack:
+    """One test's namespace on the shared broker, and the workers it started."""
+
+    bootstrap: str
+    prefix: str
+    state_dir: Path
+    workers: list[WorkerProcess] = field(default_factory=list)
+
+    def topic(self, name: str) -> str:
+        return self.prefix + name
+
+    def create_topics(self) -> dict[str, str]:
+        return create_topics(admin_client(self.bootstrap), SPECS, self.prefix)
+
+    def env(self) -> dict[str, str]:
+        return {"POLYMON_KAFKA_BOOTSTRAP": self.bootstrap, "POLYMON_TOPIC_PREFIX": self.prefix,
+                "POLYMON_STATE_DIR": str(self.state_dir)}
+
+    def send_records(self, topic: str, records: Iterable[Record]) -> int:
+        codec = CODECS[SPECS[topic].schema]
+        key_field = SPECS[topic].key
+        return self.send_raw(topic, [
+            (str(getattr(r, key_field)).encode(), codec.encode_record(r)) for r in records
+        ])
+
+    def send_raw(self, topic: str, messages: Iterable[tuple[bytes | None, bytes]]) -> int:
+        return send_all(kafka_producer(self.bootstrap), self.topic(topic), messages)
+
+    def read(self, topic: str, max_messages: int | None = None,
+             idle_timeout_s: float = 3.0) -> list[Consumed]:
+        return list(read_topic(self.bootstrap, self.topic(topic), True, max_messages,
+                               idle_timeout_s))
+
+    def read_records(self, topic: str, **kwargs: Any) -> list[Any]:
+        codec = CODECS[SPECS[topic].schema]
+        return [codec.decode_record(m.value) for m in self.read(topic, **kwargs)]
+
+    def start_worker(self, worker_id: str = "worker-1", wait: bool = True,
+                     **settings: Any) -> WorkerProcess:
+        worker = WorkerProcess(self.bootstrap, self.state_dir, worker_id=worker_id,
+                               topic_prefix=self.prefix, **settings)
+        self.workers.append(worker)
+        worker.start()
+        if wait:
+            worker.wait_ready(timeout_s=60)
+        return worker
+
+    def stop(self) -> None:
+        for worker in self.workers:
+            worker.stop()
+
+
+@pytest.fixture
+def stack(broker: EmbeddedBroker, tmp_path: Path) -> Iterator[Stack]:
+    namespace = Stack(broker.bootstrap, f"t{next(_prefixes)}-{int(time.time())}.", tmp_path)
+    try:
+        yield namespace
+    finally:
+        namespace.stop()
+
+
+def wait_until(predicate: Callable[[], Any], timeout_s: float, interval_s: float = 0.2,
+               what: str = "condition") -> Any:
+    """Poll ``predicate`` until it returns something truthy; fail the test after timeout."""
+    deadline = time.monotonic() + timeout_s
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval_s)
+    pytest.fail(f"timed out after {timeout_s}s waiting for {what} (last: {last!r})")

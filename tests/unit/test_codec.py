@@ -1,0 +1,123 @@
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
+
+from streams.codec import (
+    CodecError,
+    Codecs,
+    InputMessage,
+    SchemaCatalog,
+    SchemaRegistryError,
+    decode_or_dead_letter,
+)
+from streams.records import DeadLetter, DeadLetterStage, HealthEvent
+from tests.samples import SAMPLES
+
+CODECS = Codecs(SchemaCatalog())
+HEALTH = CODECS["HealthEvent"]
+
+
+def _message(value: bytes | None) -> InputMessage:
+    return InputMessage("health.events", 3, 17, 1234, b"market:m7", value)
+
+
+@pytest.mark.parametrize(("data", "reason"), [
+    (None, "tombstone"),
+    (b"", "shorter than the 5-byte frame header"),
+    (b"\x01\x00\x00\x00\x01abc", "magic byte is 1"),
+    (b"\x00\x00\x00\x03\xe7abc", "unknown schema id 999"),
+    (b"\x00\x00\x00\x00\x07abc", "schema id 7 is ReportEnvelope, expected HealthEvent"),
+    (b"\x00\x00\x00\x00\x01\xff\xff\xff", "corrupt Avro body"),
+])
+def test_decode_errors_say_what_is_wrong(data: bytes | None, reason: str) -> None:
+    with pytest.raises(CodecError, match=reason):
+        HEALTH.decode(data)
+
+
+def test_trailing_bytes_are_an_error() -> None:
+    data = HEALTH.encode_record(SAMPLES["HealthEvent"][0]) + b"\x00"
+    with pytest.raises(CodecError, match="1 trailing bytes"):
+        HEALTH.decode(data)
+
+
+def test_valid_message_decodes_to_its_record() -> None:
+    record = SAMPLES["HealthEvent"][0]
+    assert decode_or_dead_letter(HEALTH, _message(HEALTH.encode_record(record)), "w") == record
+
+
+def test_garbage_becomes_a_dead_letter_with_its_bytes_and_origin() -> None:
+    letter = decode_or_dead_letter(HEALTH, _message(b"garbage!"), "w9")
+    assert isinstance(letter, DeadLetter)
+    assert letter.stage is DeadLetterStage.DECODE
+    assert (letter.source_topic, letter.source_partition, letter.source_offset) == (
+        "health.events", 3, 17)
+    assert letter.key == b"market:m7" and letter.value == b"garbage!"
+    assert "magic byte" in letter.error and letter.worker_id == "w9"
+
+
+def test_valid_avro_with_invalid_content_is_a_validation_dead_letter() -> None:
+    datum = SAMPLES["HealthEvent"][0].to_avro() | {"scope": "planet:mars", "sequence": -3}
+    letter = decode_or_dead_letter(HEALTH, _message(HEALTH.encode(datum)), "w")
+    assert isinstance(letter, DeadLetter)
+    assert letter.stage is DeadLetterStage.VALIDATE
+    assert "scope" in letter.error and "unknown scope kind 'planet'" in letter.error
+    assert "sequence" in letter.error
+
+
+def test_validate_names_the_field() -> None:
+    datum = SAMPLES["HealthEvent"][0].to_avro() | {"event_time_ms": "soon"}
+    with pytest.raises(CodecError, match="event_time_ms"):
+        HEALTH.validate(datum)
+
+
+def test_dead_letter_json_carries_bytes_as_base64() -> None:
+    letter = SAMPLES["DeadLetter"][0]
+    assert DeadLetter.model_validate_json(letter.model_dump_json()) == letter
+
+
+class _FakeRegistry(BaseHTTPRequestHandler):
+    """The Schema Registry's two endpoints polymon uses, in memory."""
+
+    subjects: dict[str, int] = {}  # noqa: RUF012
+
+    def do_POST(self) -> None:
+        subject = self.path.split("/")[2]
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        json.loads(body["schema"])
+        schema_id = self.subjects.setdefault(subject, 100 + len(self.subjects))
+        self._reply({"id": schema_id})
+
+    def _reply(self, payload: dict) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_schema_registry_ids_are_used_for_framing() -> None:
+    server = HTTPServer(("127.0.0.1", 0), _FakeRegistry)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        catalog = SchemaCatalog(registry_url=f"http://127.0.0.1:{server.server_port}")
+        codec = Codecs(catalog)["HealthEvent"]
+        data = codec.encode_record(SAMPLES["HealthEvent"][0])
+        assert int.from_bytes(data[1:5], "big") == _FakeRegistry.subjects[
+            "polymon.v1.HealthEvent"]
+        assert isinstance(codec.decode_record(data), HealthEvent)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_unreachable_schema_registry_is_a_clear_error() -> None:
+    with pytest.raises(SchemaRegistryError, match=r"127\.0\.0\.1:9"):
+        SchemaCatalog(registry_url="http://127.0.0.1:9")

@@ -1,0 +1,113 @@
+"""The contract: every schema parses, every record model mirrors its schema, every
+record round-trips through the Avro codec."""
+
+from __future__ import annotations
+
+import json
+
+import fastavro
+import pytest
+from pydantic import BaseModel, ValidationError
+
+from streams.codec import SCHEMA_DIR, Codecs, SchemaCatalog
+from streams.records import RECORD_TYPES, HealthEvent, ReportEnvelope
+from streams.topics import load_topic_specs
+from tests.samples import SAMPLES, T0
+
+CATALOG = SchemaCatalog()
+CODECS = Codecs(CATALOG)
+
+
+@pytest.mark.parametrize("path", sorted(SCHEMA_DIR.glob("*.avsc")), ids=lambda p: p.stem)
+def test_every_schema_parses(path) -> None:
+    definition = json.loads(path.read_text())
+    fastavro.parse_schema(definition)
+    assert definition["name"] == path.stem
+    assert definition["namespace"] == "polymon.v1"
+
+
+def test_every_topic_has_a_schema_and_a_record_type() -> None:
+    for spec in load_topic_specs().values():
+        assert spec.schema in CATALOG.names(), spec.name
+        assert spec.schema in RECORD_TYPES, spec.name
+
+
+def test_schema_ids_are_unique() -> None:
+    ids = [CATALOG[name].schema_id for name in CATALOG.names()]
+    assert len(ids) == len(set(ids))
+
+
+def _avro_fields(definition: dict) -> dict[str, bool]:
+    """field name -> nullable"""
+    fields = {}
+    for field in definition["fields"]:
+        kind = field["type"]
+        fields[field["name"]] = isinstance(kind, list) and "null" in kind
+    return fields
+
+
+def _model_fields(model: type[BaseModel]) -> dict[str, bool]:
+    return {
+        name: not info.is_required() and info.default is None
+        for name, info in model.model_fields.items()
+    }
+
+
+@pytest.mark.parametrize("name", sorted(RECORD_TYPES))
+def test_record_model_mirrors_its_schema(name: str) -> None:
+    definition = CATALOG[name].definition
+    assert _model_fields(RECORD_TYPES[name]) == _avro_fields(definition)
+
+
+def test_envelope_payload_models_mirror_the_union() -> None:
+    from streams.records import _PAYLOADS
+
+    union = next(f for f in CATALOG["ReportEnvelope"].definition["fields"]
+                 if f["name"] == "payload")["type"]
+    assert {f"polymon.v1.{branch['name']}" for branch in union} == set(_PAYLOADS)
+    for branch in union:
+        model = _PAYLOADS[f"polymon.v1.{branch['name']}"]
+        assert _model_fields(model) == _avro_fields(branch)
+
+
+@pytest.mark.parametrize(
+    "record", [r for records in SAMPLES.values() for r in records],
+    ids=lambda r: f"{type(r).__name__}",
+)
+def test_every_record_round_trips(record) -> None:
+    codec = CODECS[record.AVRO_NAME]
+    data = codec.encode_record(record)
+    assert data[0] == 0 and int.from_bytes(data[1:5], "big") == codec.entry.schema_id
+    assert codec.decode_record(data) == record
+
+
+def test_samples_cover_every_schema() -> None:
+    assert set(SAMPLES) == set(CATALOG.names())
+
+
+def test_envelope_keeps_its_payload_type() -> None:
+    for envelope in SAMPLES["ReportEnvelope"]:
+        decoded = CODECS["ReportEnvelope"].decode_record(
+            CODECS["ReportEnvelope"].encode_record(envelope))
+        assert isinstance(decoded, ReportEnvelope)
+        assert type(decoded.payload) is type(envelope.payload)
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    ({"scope": "planet:mars"}, "scope"),
+    ({"scope": "market"}, "scope"),
+    ({"sequence": -1}, "sequence"),
+    ({"event_time_ms": -5}, "event_time_ms"),
+    ({"feed": None}, "feed"),
+])
+def test_health_event_validation_names_the_field(change: dict, field: str) -> None:
+    good = {"event_id": "e", "scope": "market:m1", "kind": "DATA_UPDATE", "source": "s",
+            "event_time_ms": T0, "feed": "book", "sequence": 1}
+    with pytest.raises(ValidationError, match=field):
+        HealthEvent.model_validate(good | change)
+
+
+def test_overfilled_order_is_rejected() -> None:
+    fill = SAMPLES["FillEvent"][0].model_dump()
+    with pytest.raises(ValidationError, match="exceeds requested_size"):
+        type(SAMPLES["FillEvent"][0]).model_validate(fill | {"filled_size": 11.0})

@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from streams.topics import SPEC_PATH, load_topic_specs
+
+ARCHITECTURE = Path(__file__).resolve().parents[3] / "shared" / "ARCHITECTURE.md"
+COMPACTED = {"model.profiles", "control.pauses", "monitor.incidents", "control.rollout",
+             "monitor.heartbeat"}
+
+
+def test_spec_declares_every_topic_with_its_cleanup_policy() -> None:
+    specs = load_topic_specs()
+    assert {name for name, spec in specs.items() if spec.compacted} == COMPACTED
+    assert len(specs) == 13
+    for spec in specs.values():
+        assert spec.partitions >= 1 and spec.key and spec.schema
+
+
+def test_spec_matches_the_architecture_topic_table() -> None:
+    if not ARCHITECTURE.exists():  # the design lives beside the repo, not in it
+        pytest.skip(f"{ARCHITECTURE} not present")
+    table = {
+        match[1]: match[2].strip()
+        for match in re.finditer(r"^\| ([a-z.]+) \| [^|]+ \| (\w+) \|", ARCHITECTURE.read_text(),
+                                 re.MULTILINE)
+    }
+    table.pop("topic")  # the header row
+    specs = load_topic_specs()
+    assert set(table) == set(specs)
+    assert all(specs[name].cleanup == cleanup for name, cleanup in table.items())
+
+
+def test_input_topics_share_one_partition_count() -> None:
+    specs = load_topic_specs()
+    counts = {specs[name].partitions for name in (
+        "health.events", "exec.fills", "model.scores", "model.features", "ops.commands")}
+    assert len(counts) == 1
+
+
+def test_spec_ships_inside_the_package() -> None:
+    assert SPEC_PATH.parent.name == "streams" and SPEC_PATH.exists()
