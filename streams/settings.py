@@ -11,9 +11,18 @@ import os
 import socket
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class BurnRuleSetting(BaseModel):
+    name: str
+    long_window_s: int = Field(gt=0)
+    short_window_s: int = Field(gt=0)
+    burn_rate_threshold: float = Field(gt=0)
+    severity: str = "page"
 
 
 def _default_worker_id() -> str:
@@ -47,9 +56,53 @@ class Settings(BaseSettings):
         1.0, gt=0, description="how often a worker publishes its own liveness"
     )
     log_level: str = Field("info")
+    clock: Literal["wall", "event"] = Field(
+        "wall", description="wall: decide on wall-clock time; event: on the event-time "
+        "watermark (replay), so a replay reproduces the same decisions",
+    )
+    evaluation_interval_s: float = Field(
+        0.25, gt=0, description="how often timers look for stale feeds and missed heartbeats"
+    )
     staleness_thresholds_s: dict[str, float] = Field(
-        default_factory=lambda: {"book": 2.0, "registry": 10.0, "model": 86400.0},
-        description="staleness threshold per feed kind, seconds",
+        default_factory=lambda: {"book": 2.0, "registry": 10.0, "model": 86400.0,
+                                 "default": 10.0},
+        description="staleness threshold per feed kind, seconds ('default' for other feeds)",
+    )
+    staleness_overrides_s: dict[str, dict[str, float]] = Field(
+        default_factory=dict,
+        description="per scope kind or exact scope: {feed: threshold_s}, e.g. "
+        '{"market:m7": {"book": 5}, "market": {"book": 3}}; exact scope wins',
+    )
+    stale_hold_down_s: float = Field(
+        5.0, ge=0, description="a stale-data or heartbeat pause clears after the scope is "
+        "healthy again for this long",
+    )
+    heartbeat_default_interval_s: float = Field(
+        5.0, gt=0, description="heartbeat interval assumed when an event does not carry one"
+    )
+    heartbeat_miss_factor: float = Field(
+        3.0, gt=1, description="a heartbeat is missed after interval x this factor"
+    )
+    max_event_skew_s: float = Field(
+        300.0, gt=0, description="events stamped further than this in the future are invalid"
+    )
+    max_event_age_s: float = Field(
+        7 * 86400.0, gt=0, description="events older than this (against the clock) are invalid"
+    )
+    slo_default_target: float = Field(0.995, gt=0, lt=1)
+    slo_targets: dict[str, float] = Field(
+        default_factory=dict, description="target per SLO name, e.g. {\"book-latency\": 0.999}"
+    )
+    slo_burn_rules: list[BurnRuleSetting] | None = Field(
+        None, description="multiwindow burn rules; unset: 14.4x 1h/5m, 6x 6h/30m, 1x 3d/6h"
+    )
+    slo_min_events: int = Field(10, ge=1, description="low-traffic guard per burn window")
+    slo_bucket_s: int = Field(
+        60, ge=1, description="resolution of SLO counts (windows are sums of buckets)"
+    )
+    pause_policies: dict[str, Literal["AUTO_CLEAR", "LATCH"]] = Field(
+        default_factory=lambda: {"GOV_SLO_BURN": "LATCH"},
+        description="pause policy per reason code; pausing reasons not listed: AUTO_CLEAR",
     )
 
     @field_validator("kafka_bootstrap")
@@ -60,6 +113,22 @@ class Settings(BaseSettings):
             if not sep or not host or not port.isdigit():
                 raise ValueError(f"expected host:port[,host:port], got {value!r}")
         return value
+
+    def staleness_threshold_s(self, scope: str, feed: str) -> float:
+        """Exact scope override, then the scope's own kind, then the feed default."""
+        leaf_kind = scope.rsplit("/", 1)[-1].split(":", 1)[0]
+        for override in (self.staleness_overrides_s.get(scope),
+                         self.staleness_overrides_s.get(leaf_kind)):
+            if override and feed in override:
+                return override[feed]
+        defaults = self.staleness_thresholds_s
+        return defaults.get(feed, defaults.get("default", 10.0))
+
+    def slo_target(self, slo: str) -> float:
+        return self.slo_targets.get(slo, self.slo_default_target)
+
+    def pause_policy(self, reason_code: str) -> str:
+        return self.pause_policies.get(reason_code, "AUTO_CLEAR")
 
     @property
     def group_id(self) -> str:

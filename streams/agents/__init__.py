@@ -3,6 +3,6 @@
 Importing this package registers every agent with the app.
 """
 
-from streams.agents import ingest, liveness
+from streams.agents import health, ingest, liveness
 
-__all__ = ["ingest", "liveness"]
+__all__ = ["health", "ingest", "liveness"]

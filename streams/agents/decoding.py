@@ -16,7 +16,12 @@ from streams.records import DeadLetter, DeadLetterStage, Record
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[Any], Awaitable[None] | None]
+Handler = Callable[[Any, InputMessage], Awaitable[None] | None]
+
+
+class InvalidInput(ValueError):
+    """Raised by a handler for a record that decodes but must not be used (e.g. an event
+    time far outside the accepted skew): it is dead-lettered at the VALIDATE stage."""
 
 
 def input_message(event: faust.EventT) -> InputMessage:
@@ -49,9 +54,14 @@ async def for_each_record(stream: faust.StreamT, schema: str, handler: Handler) 
             await publish_dead_letter(record)
             continue
         try:
-            outcome = handler(record)
+            outcome = handler(record, message)
             if outcome is not None:
                 await outcome
+        except InvalidInput as exc:
+            await publish_dead_letter(
+                dead_letter(message, DeadLetterStage.VALIDATE, str(exc), settings.worker_id)
+            )
+            continue
         except Exception as exc:  # a bug must not stop monitoring: keep the input, go on
             log.exception("processing %s[%d]@%d failed", message.topic, message.partition,
                           message.offset)
@@ -62,4 +72,4 @@ async def for_each_record(stream: faust.StreamT, schema: str, handler: Handler) 
         metrics.events_processed.labels(message.topic).inc()
 
 
-__all__ = ["Record", "for_each_record", "publish_dead_letter"]
+__all__ = ["InvalidInput", "Record", "for_each_record", "publish_dead_letter"]

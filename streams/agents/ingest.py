@@ -1,15 +1,13 @@
-"""Ingest of health events: what each scope last reported, and how much.
-
-The foundation's agent: later agents (freshness, heartbeats, SLO) read the same
-stream; this one keeps the per-scope summary the API and the demo show.
-"""
+"""What each scope last reported, and how much: the per-scope summary the API and the
+demo show. Fed by the health agent (one agent per input topic, so that a bad message
+is dead-lettered exactly once)."""
 
 from __future__ import annotations
 
 import faust
 
-from streams.agents.decoding import for_each_record
 from streams.app import app, topics
+from streams.codec import InputMessage
 from streams.records import HealthEvent
 
 scope_summary = app.Table(
@@ -18,7 +16,7 @@ scope_summary = app.Table(
 )
 
 
-def summarize(record: HealthEvent) -> None:
+def summarize(record: HealthEvent, message: InputMessage) -> None:
     previous = scope_summary.get(record.scope) or {"events": 0, "last_event_time_ms": 0}
     scope_summary[record.scope] = {
         "events": previous["events"] + 1,
@@ -29,7 +27,3 @@ def summarize(record: HealthEvent) -> None:
         "source": record.source,
     }
 
-
-@app.agent(topics.health_events)
-async def ingest_health(stream: faust.StreamT) -> None:
-    await for_each_record(stream, "HealthEvent", summarize)

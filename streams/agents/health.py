@@ -1,0 +1,165 @@
+"""Health agents over health.events: freshness, gaps, heartbeats and SLO burn drive alerts
+and automatic scope pauses.
+
+Flow: decode → check the event time against the clock → update the scope's state
+(pure core: streams.control.health) → alert transitions → pause latch
+(streams.control.pauses) → publish alerts, pauses and audit entries. A timer runs the
+same evaluation when nothing arrives, because a dead feed sends nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import faust
+
+from streams.agents.decoding import InvalidInput, for_each_record
+from streams.agents.ingest import summarize
+from streams.agents.outputs import publish_alert, publish_pause, store
+from streams.app import app, settings, topics
+from streams.clock import make_clock
+from streams.codec import InputMessage
+from streams.control import health, pauses
+from streams.control.alerts import AlertTransition
+from streams.maths.slo import DEFAULT_BURN_RULES, BurnRule
+from streams.reason_codes import reason
+from streams.records import AlertStatus, HealthEvent, HealthEventKind, OpsAction, OpsCommand
+
+SOURCE = "agents.health"
+clock = make_clock(settings.clock)
+burn_rules = (
+    [BurnRule(**rule.model_dump()) for rule in settings.slo_burn_rules]
+    if settings.slo_burn_rules else list(DEFAULT_BURN_RULES)
+)
+_json = faust.Schema(key_serializer="json", value_serializer="json")
+scope_health = app.Table("scope-health", default=None, schema=_json,
+                         partitions=topics.health_events.partitions)
+slo_windows = app.Table("slo-windows", default=None, schema=_json,
+                        partitions=topics.health_events.partitions)
+
+
+def check_event_time(event_time_ms: int, now_ms: int) -> None:
+    if event_time_ms - now_ms > settings.max_event_skew_s * 1000:
+        raise InvalidInput(
+            f"event_time_ms {event_time_ms} is {(event_time_ms - now_ms) / 1000:.1f}s in the "
+            f"future (accepted skew {settings.max_event_skew_s:g}s)"
+        )
+    if now_ms - event_time_ms > settings.max_event_age_s * 1000:
+        raise InvalidInput(
+            f"event_time_ms {event_time_ms} is {(now_ms - event_time_ms) / 1000:.0f}s old "
+            f"(accepted age {settings.max_event_age_s:g}s)"
+        )
+
+
+def _scope_state(scope: str, partition: int) -> dict[str, Any]:
+    state = scope_health.get(scope) or health.new_scope_state(partition)
+    state["partition"] = partition
+    state["latch"] = state["latch"] or pauses.new_latch(scope)
+    return state
+
+
+async def _decide(state: dict[str, Any], scope: str, transitions: list[AlertTransition],
+                  now_ms: int) -> None:
+    """Apply alert transitions to the pause latch, store the state, then publish."""
+    changes = []
+    for transition in transitions:
+        code = transition.condition.reason_code
+        if not reason(code).pauses:
+            continue
+        if transition.status is AlertStatus.FIRING:
+            state["latch"], change = pauses.hold(
+                state["latch"], code, settings.pause_policy(code), transition.alert_id,
+                now_ms, SOURCE)
+            if change:
+                changes.append(change)
+        else:
+            state["latch"] = pauses.release(state["latch"], code, now_ms)
+    state["latch"], change = pauses.expire(state["latch"], now_ms,
+                                           int(settings.stale_hold_down_s * 1000), SOURCE)
+    if change:
+        changes.append(change)
+    store(scope_health, scope, state, state["partition"])
+    for transition in transitions:
+        await publish_alert(transition, SOURCE, now_ms)
+    for change in changes:
+        await publish_pause(change, SOURCE, now_ms)
+
+
+async def on_health_event(record: HealthEvent, message: InputMessage) -> None:
+    check_event_time(record.event_time_ms, clock.now_ms())
+    summarize(record, message)
+    clock.observe(record.event_time_ms)
+    now_ms = clock.now_ms()
+    state = _scope_state(record.scope, message.partition)
+    transitions: list[AlertTransition] = []
+    if record.kind is HealthEventKind.DATA_UPDATE:
+        assert record.feed is not None  # validated: DATA_UPDATE carries a feed
+        transitions += health.observe_update(state, record.scope, record.feed,
+                                             record.event_time_ms, record.sequence)
+    elif record.kind is HealthEventKind.HEARTBEAT:
+        interval_ms = record.heartbeat_interval_ms or int(
+            settings.heartbeat_default_interval_s * 1000)
+        health.observe_heartbeat(state, record.event_time_ms, interval_ms)
+    else:
+        transitions += _observe_probe(record, message.partition, now_ms)
+    transitions += health.evaluate(state, record.scope, now_ms,
+                                   settings.staleness_threshold_s, settings.heartbeat_miss_factor)
+    await _decide(state, record.scope, transitions, now_ms)
+
+
+def _observe_probe(record: HealthEvent, partition: int, now_ms: int) -> list[AlertTransition]:
+    assert record.slo is not None and record.healthy is not None  # validated for SLO_PROBE
+    key = f"{record.scope}|{record.slo}"
+    state = slo_windows.get(key) or health.new_slo_state(partition, record.scope, record.slo,
+                                                         record.owner)
+    transitions = health.observe_probe(
+        state, record.event_time_ms, record.healthy, now_ms, settings.slo_target(record.slo),
+        burn_rules, settings.slo_min_events, settings.slo_bucket_s * 1000)
+    store(slo_windows, key, state, partition)
+    return transitions
+
+
+@app.agent(topics.health_events)
+async def watch_health(stream: faust.StreamT) -> None:
+    await for_each_record(stream, "HealthEvent", on_health_event)
+
+
+@app.timer(interval=settings.evaluation_interval_s)
+async def evaluate_silence() -> None:
+    """Stale feeds, missed heartbeats and expired hold-downs, with no event needed."""
+    now_ms = clock.now_ms()
+    for scope, state in list(scope_health.items()):
+        if state is None:
+            continue
+        transitions = health.evaluate(state, scope, now_ms, settings.staleness_threshold_s,
+                                      settings.heartbeat_miss_factor)
+        latch_before = state["latch"]
+        if transitions or _hold_down_due(latch_before, now_ms):
+            await _decide(state, scope, transitions, now_ms)
+
+
+def _hold_down_due(latch: dict[str, Any] | None, now_ms: int) -> bool:
+    if not latch or not latch["holds"]:
+        return False
+    hold_down_ms = settings.stale_hold_down_s * 1000
+    return any(h["cleared_ms"] is not None and now_ms - h["cleared_ms"] >= hold_down_ms
+               for h in latch["holds"].values())
+
+
+async def on_command(command: OpsCommand, message: InputMessage) -> None:
+    """Operator pause/resume of a scope (the rest of the commands: incidents, rollout)."""
+    if command.action not in (OpsAction.PAUSE, OpsAction.RESUME):
+        return
+    now_ms = clock.now_ms()
+    state = _scope_state(command.scope, message.partition)
+    step = pauses.operator_pause if command.action is OpsAction.PAUSE else pauses.resume
+    state["latch"], change = step(state["latch"], command.command_id, now_ms,
+                                  f"operator:{command.actor}")
+    store(scope_health, command.scope, state, message.partition)
+    if change:
+        await publish_pause(change, SOURCE, now_ms)
+
+
+@app.agent(topics.ops_commands)
+async def watch_commands(stream: faust.StreamT) -> None:
+    await for_each_record(stream, "OpsCommand", on_command)

@@ -1,0 +1,141 @@
+"""Health of one scope, from its events and the clock: staleness per feed, sequence gaps,
+heartbeat timeliness, SLO burn. Pure: state is a plain dict, time is passed in, the
+result is the alert transitions to publish."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from streams.control.alerts import AlertTransition, Condition, step_alert
+from streams.envelope import derive_id
+from streams.maths import windows
+from streams.maths.freshness import Arrival, GapTracker, is_stale, stale_duration
+from streams.maths.slo import BurnRule, multiwindow_burn
+from streams.records import AlertStatus
+
+STALE_REASONS = {"book": "RISK_STALE_BOOK", "registry": "RISK_STALE_REGISTRY",
+                 "model": "RISK_STALE_MODEL"}
+GAP_MEMORY = 1000  # outstanding missing numbers remembered per feed
+
+ThresholdFn = Callable[[str, str], float]
+
+
+def stale_reason(feed: str) -> str:
+    return STALE_REASONS.get(feed, "RISK_STALE_DATA")
+
+
+def new_scope_state(partition: int) -> dict[str, Any]:
+    return {"partition": partition, "feeds": {}, "heartbeat": None, "latch": None}
+
+
+def _tracker(state: dict[str, Any] | None) -> GapTracker:
+    if state is None:
+        return GapTracker(max_outstanding=GAP_MEMORY)
+    return GapTracker(**{**state, "outstanding": set(state["outstanding"])})
+
+
+def _tracker_state(tracker: GapTracker) -> dict[str, Any]:
+    state = dataclasses.asdict(tracker)
+    state["outstanding"] = sorted(tracker.outstanding)
+    return state
+
+
+def observe_update(state: dict[str, Any], scope: str, feed: str, event_time_ms: int,
+                   sequence: int | None) -> list[AlertTransition]:
+    """A DATA_UPDATE arrived: freshness moves on, the sequence is checked for gaps."""
+    entry = state["feeds"].setdefault(feed, {"last_event_ms": 0, "gaps": None, "alert": None})
+    entry["last_event_ms"] = max(entry["last_event_ms"], event_time_ms)
+    if sequence is None:
+        return []
+    tracker = _tracker(entry["gaps"])
+    highest_before = tracker.highest
+    arrival = tracker.observe(sequence)
+    entry["gaps"] = _tracker_state(tracker)
+    if arrival is not Arrival.GAP or highest_before is None:
+        return []
+    missing = sequence - highest_before - 1
+    condition = Condition(
+        scope=scope, subject=feed, reason_code="GOV_DATA_GAP", firing=True,
+        metric="missing_sequence_numbers", value=float(missing), threshold=0.0, window_s=None,
+        cause=f"{highest_before}->{sequence}", event_time_ms=event_time_ms,
+        message=f"{feed}: {missing} sequence numbers missing between {highest_before} "
+                f"and {sequence}",
+    )
+    # A gap is an event, not a state: it fires once per gap and never resolves.
+    gap_id = derive_id("alert", scope, "GOV_DATA_GAP", feed, condition.cause)
+    return [AlertTransition(gap_id, AlertStatus.FIRING, condition, gap_id)]
+
+
+def observe_heartbeat(state: dict[str, Any], event_time_ms: int, interval_ms: int) -> None:
+    beat = state["heartbeat"] or {"last_event_ms": 0, "interval_ms": interval_ms, "alert": None}
+    beat["last_event_ms"] = max(beat["last_event_ms"], event_time_ms)
+    beat["interval_ms"] = interval_ms
+    state["heartbeat"] = beat
+
+
+def evaluate(state: dict[str, Any], scope: str, now_ms: int, threshold_s: ThresholdFn,
+             heartbeat_miss_factor: float) -> list[AlertTransition]:
+    """Staleness of every feed and the heartbeat, at ``now_ms``."""
+    transitions = []
+    for feed, entry in state["feeds"].items():
+        age_s = stale_duration(now_ms / 1000, entry["last_event_ms"] / 1000)
+        threshold = threshold_s(scope, feed)
+        condition = Condition(
+            scope=scope, subject=feed, reason_code=stale_reason(feed),
+            firing=is_stale(age_s, threshold), metric="staleness_s", value=round(age_s, 3),
+            threshold=threshold, window_s=None, cause=f"{feed}@{entry['last_event_ms']}",
+            event_time_ms=entry["last_event_ms"],
+            message=f"{feed} last updated {age_s:.3f}s ago (threshold {threshold:g}s)",
+        )
+        entry["alert"], transition = step_alert(entry["alert"], condition)
+        if transition:
+            transitions.append(transition)
+    beat = state["heartbeat"]
+    if beat is not None:
+        age_s = stale_duration(now_ms / 1000, beat["last_event_ms"] / 1000)
+        limit_s = beat["interval_ms"] / 1000 * heartbeat_miss_factor
+        condition = Condition(
+            scope=scope, subject="heartbeat", reason_code="GOV_HEARTBEAT_MISSED",
+            firing=is_stale(age_s, limit_s), metric="heartbeat_age_s", value=round(age_s, 3),
+            threshold=limit_s, window_s=None, cause=f"heartbeat@{beat['last_event_ms']}",
+            event_time_ms=beat["last_event_ms"],
+            message=f"last heartbeat {age_s:.3f}s ago (limit {limit_s:g}s)",
+        )
+        beat["alert"], transition = step_alert(beat["alert"], condition)
+        if transition:
+            transitions.append(transition)
+    return transitions
+
+
+def new_slo_state(partition: int, scope: str, slo: str, owner: str | None) -> dict[str, Any]:
+    return {"partition": partition, "scope": scope, "slo": slo, "owner": owner,
+            "counts": windows.new_counts(), "alert": None}
+
+
+def observe_probe(state: dict[str, Any], event_time_ms: int, healthy: bool, now_ms: int,
+                  target: float, rules: Sequence[BurnRule], min_events: int,
+                  bucket_ms: int) -> list[AlertTransition]:
+    """Count one SLO probe and evaluate the multiwindow burn rules at ``now_ms``."""
+    windows.add(state["counts"], event_time_ms, healthy, bucket_ms)
+    longest_ms = max(rule.long_window_s for rule in rules) * 1000
+    windows.prune(state["counts"], now_ms, longest_ms, bucket_ms)
+    lengths = {w for rule in rules for w in (rule.long_window_s, rule.short_window_s)}
+    counts = {w: windows.window(state["counts"], now_ms, w * 1000, bucket_ms) for w in lengths}
+    verdict = multiwindow_burn(counts, target, rules, min_events)
+    rule = verdict.firing or rules[0]
+    rate = verdict.burn_rates.get(rule.long_window_s)
+    healthy_n, total_n = counts[rule.long_window_s]
+    condition = Condition(
+        scope=state["scope"], subject=state["slo"], reason_code="GOV_SLO_BURN",
+        firing=verdict.fires, metric="burn_rate", value=rate,
+        threshold=rule.burn_rate_threshold, window_s=float(rule.long_window_s),
+        cause=f"{state['slo']}@{event_time_ms - event_time_ms % bucket_ms}",
+        event_time_ms=event_time_ms,
+        message=(f"SLO {state['slo']} (owner {state['owner'] or 'unknown'}): {healthy_n}/"
+                 f"{total_n} healthy over {rule.long_window_s}s, target {target}, "
+                 f"rule {rule.name}"),
+    )
+    state["alert"], transition = step_alert(state["alert"], condition)
+    return [transition] if transition else []
