@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from confluent_kafka import Producer
 
 from streams.broker import EmbeddedBroker
 from streams.codec import Codecs, SchemaCatalog
@@ -43,6 +44,7 @@ class Stack:
     prefix: str
     state_dir: Path
     workers: list[WorkerProcess] = field(default_factory=list)
+    _producer: Producer | None = None
 
     def topic(self, name: str) -> str:
         return self.prefix + name
@@ -62,7 +64,9 @@ class Stack:
         ])
 
     def send_raw(self, topic: str, messages: Iterable[tuple[bytes | None, bytes]]) -> int:
-        return send_all(kafka_producer(self.bootstrap), self.topic(topic), messages)
+        if self._producer is None:  # one producer per test: creating one costs ~100 ms
+            self._producer = kafka_producer(self.bootstrap)
+        return send_all(self._producer, self.topic(topic), messages)
 
     def read(self, topic: str, max_messages: int | None = None,
              idle_timeout_s: float = 3.0) -> list[Consumed]:

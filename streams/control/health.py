@@ -75,12 +75,18 @@ def observe_heartbeat(state: dict[str, Any], event_time_ms: int, interval_ms: in
     state["heartbeat"] = beat
 
 
+def _age_s(now_ms: int, last_ms: int) -> float:
+    """Seconds since ``last_ms``, from the exact millisecond difference: epoch seconds as
+    floats lose sub-microsecond precision, which would misjudge an age at the threshold."""
+    return stale_duration(now_ms, last_ms) / 1000
+
+
 def evaluate(state: dict[str, Any], scope: str, now_ms: int, threshold_s: ThresholdFn,
              heartbeat_miss_factor: float) -> list[AlertTransition]:
     """Staleness of every feed and the heartbeat, at ``now_ms``."""
     transitions = []
     for feed, entry in state["feeds"].items():
-        age_s = stale_duration(now_ms / 1000, entry["last_event_ms"] / 1000)
+        age_s = _age_s(now_ms, entry["last_event_ms"])
         threshold = threshold_s(scope, feed)
         condition = Condition(
             scope=scope, subject=feed, reason_code=stale_reason(feed),
@@ -94,8 +100,8 @@ def evaluate(state: dict[str, Any], scope: str, now_ms: int, threshold_s: Thresh
             transitions.append(transition)
     beat = state["heartbeat"]
     if beat is not None:
-        age_s = stale_duration(now_ms / 1000, beat["last_event_ms"] / 1000)
-        limit_s = beat["interval_ms"] / 1000 * heartbeat_miss_factor
+        age_s = _age_s(now_ms, beat["last_event_ms"])
+        limit_s = beat["interval_ms"] * heartbeat_miss_factor / 1000
         condition = Condition(
             scope=scope, subject="heartbeat", reason_code="GOV_HEARTBEAT_MISSED",
             firing=is_stale(age_s, limit_s), metric="heartbeat_age_s", value=round(age_s, 3),

@@ -26,17 +26,17 @@ def _processed(worker) -> int:
 
 
 def test_garbage_flood_loses_nothing(stack: Stack) -> None:
-    T0 = int(time.time() * 1000) - 60_000  # noqa: N806  (event times the clock accepts)
+    start_ms = int(time.time() * 1000) - 60_000  # event times the clock accepts
     stack.create_topics()
     worker = stack.start_worker()
     codec = CODECS["HealthEvent"]
 
-    valid = list(health_events(VALID, markets=40, bots=10, start_ms=T0, seed=7))
+    valid = list(health_events(VALID, markets=40, bots=10, start_ms=start_ms, seed=7))
     bad_bytes = list(garbage(GARBAGE, seed=7))
     invalid = [
         codec.encode(r.to_avro() | {"scope": "planet:x"} if i % 2 else
                      r.to_avro() | {"sequence": -i - 1, "kind": "DATA_UPDATE", "feed": "book"})
-        for i, r in enumerate(health_events(INVALID, start_ms=T0, seed=8))
+        for i, r in enumerate(health_events(INVALID, start_ms=start_ms, seed=8))
     ]
     messages = [(r.scope.encode(), codec.encode_record(r)) for r in valid]
     messages += [(b"market:m1", b) for b in bad_bytes] + [(b"market:m2", b) for b in invalid]
@@ -70,7 +70,7 @@ def test_garbage_flood_loses_nothing(stack: Stack) -> None:
     assert f'polymon_dead_letters_total{{stage="DECODE",topic="{stack.topic("health.events")}"}} '\
         f"{float(GARBAGE)}" in metrics
     late = HealthEvent(event_id="late", scope="market:late", kind="HEARTBEAT", source="t",
-                       event_time_ms=T0)
+                       event_time_ms=start_ms)
     stack.send_records("health.events", [late])
     wait_until(lambda: "market:late" in worker.get("/api/scopes")["scopes"], 30,
                what="a new event after the flood")
