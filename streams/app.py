@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import faust
 
+from streams.clock import make_clock
 from streams.codec import Codecs, SchemaCatalog
 from streams.metrics import Metrics
 from streams.settings import get_settings
@@ -21,6 +22,8 @@ codecs = Codecs(catalog)
 codecs.register_with_faust()
 topic_specs = load_topic_specs()
 metrics = Metrics()
+# The one "now" of this worker: wall clock live, the event-time watermark in replay.
+clock = make_clock(settings.clock)
 
 INPUT_TOPICS = ("health.events", "exec.fills", "model.scores", "model.features",
                 "model.profiles", "ops.commands")

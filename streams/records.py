@@ -84,6 +84,12 @@ class Cohort(StrEnum):
 
 class FillEvent(Record):
     AVRO_NAME = "FillEvent"
+
+    @property
+    def scope(self) -> str:
+        """The message key: the market's scope, so this topic co-partitions with the rest."""
+        return f"market:{self.market}"
+
     event_id: str = Field(min_length=1)
     market: str = Field(min_length=1)
     bot: str = Field(min_length=1)
@@ -114,6 +120,12 @@ class FillEvent(Record):
 
 class ModelScore(Record):
     AVRO_NAME = "ModelScore"
+
+    @property
+    def scope(self) -> str:
+        """The message key: the model's scope, so this topic co-partitions with the rest."""
+        return f"model:{self.model}"
+
     event_id: str = Field(min_length=1)
     model: str = Field(min_length=1)
     model_version: str
@@ -126,6 +138,12 @@ class ModelScore(Record):
 
 class FeatureSample(Record):
     AVRO_NAME = "FeatureSample"
+
+    @property
+    def scope(self) -> str:
+        """The message key: the model's scope, so this topic co-partitions with the rest."""
+        return f"model:{self.model}"
+
     event_id: str = Field(min_length=1)
     model: str = Field(min_length=1)
     model_version: str
@@ -165,6 +183,12 @@ class FeatureHistogram(BaseModel):
 
 class FeatureProfile(Record):
     AVRO_NAME = "FeatureProfile"
+
+    @property
+    def scope(self) -> str:
+        """The message key: the model's scope, so this topic co-partitions with the rest."""
+        return f"model:{self.model}"
+
     model: str = Field(min_length=1)
     model_version: str
     created_time_ms: EpochMillis

@@ -15,18 +15,16 @@ import faust
 
 from streams.agents.decoding import InvalidInput, for_each_record
 from streams.agents.ingest import summarize
-from streams.agents.outputs import publish_alert, publish_pause, store
-from streams.app import app, settings, topics
-from streams.clock import make_clock
+from streams.agents.latches import apply_alerts
+from streams.agents.outputs import store
+from streams.app import app, clock, settings, topics
 from streams.codec import InputMessage
-from streams.control import health, pauses
+from streams.control import health
 from streams.control.alerts import AlertTransition
 from streams.maths.slo import DEFAULT_BURN_RULES, BurnRule
-from streams.reason_codes import reason
-from streams.records import AlertStatus, HealthEvent, HealthEventKind, OpsAction, OpsCommand
+from streams.records import HealthEvent, HealthEventKind
 
 SOURCE = "agents.health"
-clock = make_clock(settings.clock)
 burn_rules = (
     [BurnRule(**rule.model_dump()) for rule in settings.slo_burn_rules]
     if settings.slo_burn_rules else list(DEFAULT_BURN_RULES)
@@ -39,6 +37,8 @@ slo_windows = app.Table("slo-windows", default=None, schema=_json,
 
 
 def check_event_time(event_time_ms: int, now_ms: int) -> None:
+    if now_ms == 0:  # an event-time clock before its first event has no "now" yet
+        return
     if event_time_ms - now_ms > settings.max_event_skew_s * 1000:
         raise InvalidInput(
             f"event_time_ms {event_time_ms} is {(event_time_ms - now_ms) / 1000:.1f}s in the "
@@ -54,35 +54,13 @@ def check_event_time(event_time_ms: int, now_ms: int) -> None:
 def _scope_state(scope: str, partition: int) -> dict[str, Any]:
     state = scope_health.get(scope) or health.new_scope_state(partition)
     state["partition"] = partition
-    state["latch"] = state["latch"] or pauses.new_latch(scope)
     return state
 
 
 async def _decide(state: dict[str, Any], scope: str, transitions: list[AlertTransition],
                   now_ms: int) -> None:
-    """Apply alert transitions to the pause latch, store the state, then publish."""
-    changes = []
-    for transition in transitions:
-        code = transition.condition.reason_code
-        if not reason(code).pauses:
-            continue
-        if transition.status is AlertStatus.FIRING:
-            state["latch"], change = pauses.hold(
-                state["latch"], code, settings.pause_policy(code), transition.alert_id,
-                now_ms, SOURCE)
-            if change:
-                changes.append(change)
-        else:
-            state["latch"] = pauses.release(state["latch"], code, now_ms)
-    state["latch"], change = pauses.expire(state["latch"], now_ms,
-                                           int(settings.stale_hold_down_s * 1000), SOURCE)
-    if change:
-        changes.append(change)
     store(scope_health, scope, state, state["partition"])
-    for transition in transitions:
-        await publish_alert(transition, SOURCE, now_ms)
-    for change in changes:
-        await publish_pause(change, SOURCE, now_ms)
+    await apply_alerts(scope, state["partition"], transitions, now_ms, SOURCE)
 
 
 async def on_health_event(record: HealthEvent, message: InputMessage) -> None:
@@ -126,40 +104,12 @@ async def watch_health(stream: faust.StreamT) -> None:
 
 @app.timer(interval=settings.evaluation_interval_s)
 async def evaluate_silence() -> None:
-    """Stale feeds, missed heartbeats and expired hold-downs, with no event needed."""
+    """Stale feeds and missed heartbeats, with no event needed: a dead feed sends nothing."""
     now_ms = clock.now_ms()
     for scope, state in list(scope_health.items()):
         if state is None:
             continue
         transitions = health.evaluate(state, scope, now_ms, settings.staleness_threshold_s,
                                       settings.heartbeat_miss_factor)
-        latch_before = state["latch"]
-        if transitions or _hold_down_due(latch_before, now_ms):
+        if transitions:
             await _decide(state, scope, transitions, now_ms)
-
-
-def _hold_down_due(latch: dict[str, Any] | None, now_ms: int) -> bool:
-    if not latch or not latch["holds"]:
-        return False
-    hold_down_ms = settings.stale_hold_down_s * 1000
-    return any(h["cleared_ms"] is not None and now_ms - h["cleared_ms"] >= hold_down_ms
-               for h in latch["holds"].values())
-
-
-async def on_command(command: OpsCommand, message: InputMessage) -> None:
-    """Operator pause/resume of a scope (the rest of the commands: incidents, rollout)."""
-    if command.action not in (OpsAction.PAUSE, OpsAction.RESUME):
-        return
-    now_ms = clock.now_ms()
-    state = _scope_state(command.scope, message.partition)
-    step = pauses.operator_pause if command.action is OpsAction.PAUSE else pauses.resume
-    state["latch"], change = step(state["latch"], command.command_id, now_ms,
-                                  f"operator:{command.actor}")
-    store(scope_health, command.scope, state, message.partition)
-    if change:
-        await publish_pause(change, SOURCE, now_ms)
-
-
-@app.agent(topics.ops_commands)
-async def watch_commands(stream: faust.StreamT) -> None:
-    await for_each_record(stream, "OpsCommand", on_command)

@@ -27,7 +27,7 @@ def stale_reason(feed: str) -> str:
 
 
 def new_scope_state(partition: int) -> dict[str, Any]:
-    return {"partition": partition, "feeds": {}, "heartbeat": None, "latch": None}
+    return {"partition": partition, "feeds": {}, "heartbeat": None}
 
 
 def _tracker(state: dict[str, Any] | None) -> GapTracker:

@@ -1,0 +1,52 @@
+"""Operator commands on ops.commands, dispatched by action to the module that owns it.
+
+Modules register with ``@handles(action, ...)`` at import time; a command whose action
+has no handler yet is audited as refused rather than silently dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+import faust
+
+from streams.agents.decoding import for_each_record
+from streams.agents.latches import operator_command
+from streams.app import app, topics
+from streams.codec import InputMessage
+from streams.records import OpsAction, OpsCommand
+
+log = logging.getLogger(__name__)
+CommandHandler = Callable[[OpsCommand, InputMessage], Awaitable[None]]
+_handlers: dict[OpsAction, CommandHandler] = {}
+
+
+def handles(*actions: OpsAction) -> Callable[[CommandHandler], CommandHandler]:
+    def register(handler: CommandHandler) -> CommandHandler:
+        for action in actions:
+            if action in _handlers:
+                raise RuntimeError(f"two handlers for {action}: {_handlers[action]} and {handler}")
+            _handlers[action] = handler
+        return handler
+
+    return register
+
+
+@handles(OpsAction.PAUSE, OpsAction.RESUME)
+async def pause_or_resume(command: OpsCommand, message: InputMessage) -> None:
+    await operator_command(command.scope, message.partition, command.command_id,
+                           command.action is OpsAction.PAUSE, command.actor)
+
+
+async def dispatch(command: OpsCommand, message: InputMessage) -> None:
+    handler = _handlers.get(command.action)
+    if handler is None:
+        log.warning("no handler for %s command %s", command.action, command.command_id)
+        return
+    await handler(command, message)
+
+
+@app.agent(topics.ops_commands)
+async def watch_commands(stream: faust.StreamT) -> None:
+    await for_each_record(stream, "OpsCommand", dispatch)
