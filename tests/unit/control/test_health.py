@@ -18,7 +18,7 @@ from streams.reason_codes import reason
 from streams.records import AlertStatus
 
 SCOPE = "bot:b1/market:m7"
-T0 = 1_790_000_000_000  # a multiple of every bucket size used here
+T0 = 1_790_000_000_000  # a multiple of the 1 s SLO bucket
 THRESHOLDS_S = {"book": 2.0, "registry": 10.0, "model": 60.0}
 MISS_FACTOR = 3.0
 
