@@ -20,7 +20,7 @@ settings = get_settings()
 catalog = SchemaCatalog(registry_url=settings.schema_registry_url)
 codecs = Codecs(catalog)
 codecs.register_with_faust()
-topic_specs = load_topic_specs()
+topic_specs = load_topic_specs(partitions=settings.partitions)
 metrics = Metrics()
 # The one "now" of this worker: wall clock live, the event-time watermark in replay.
 clock = make_clock(settings.clock)
@@ -40,7 +40,7 @@ app = faust.App(
     autodiscover=False,
     key_serializer="raw",
     value_serializer="raw",
-    topic_partitions=4,
+    topic_partitions=settings.partitions or 4,
     topic_replication_factor=settings.replication_factor,
     producer_acks=-1,
     consumer_auto_offset_reset="earliest",
@@ -79,6 +79,7 @@ class Topics:
     model_profiles = _declare("model.profiles")
     ops_commands = _declare("ops.commands")
     alerts = _declare("monitor.alerts")
+    incident_inputs = _declare("monitor.incident.inputs")
     pauses = _declare("control.pauses")
     incidents = _declare("monitor.incidents")
     rollout = _declare("control.rollout")

@@ -21,6 +21,10 @@ cli = typer.Typer(
 topics_cli = typer.Typer(no_args_is_help=True, help="Create and check the topics of the spec.")
 cli.add_typer(topics_cli, name="topics")
 
+from streams.ctl import ctl_cli  # noqa: E402  (the operator's commands, over the API)
+
+cli.add_typer(ctl_cli, name="ctl")
+
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
@@ -83,7 +87,8 @@ def topics_create() -> None:
 
     settings = _settings()
     try:
-        outcome = create_topics(admin_client(settings.kafka_bootstrap), load_topic_specs(),
+        specs = load_topic_specs(partitions=settings.partitions)
+        outcome = create_topics(admin_client(settings.kafka_bootstrap), specs,
                                 settings.topic_prefix, settings.replication_factor)
     except Exception as exc:
         raise _fail(f"cannot create topics on {settings.kafka_bootstrap}: {exc}") from exc
@@ -100,7 +105,8 @@ def topics_check() -> None:
 
     settings = _settings()
     try:
-        drift = check_topics(admin_client(settings.kafka_bootstrap), load_topic_specs(),
+        specs = load_topic_specs(partitions=settings.partitions)
+        drift = check_topics(admin_client(settings.kafka_bootstrap), specs,
                              settings.topic_prefix)
     except Exception as exc:
         raise _fail(f"cannot check topics on {settings.kafka_bootstrap}: {exc}") from exc
@@ -117,7 +123,7 @@ def topics_list() -> None:
     from streams.topics import load_topic_specs
 
     settings = _settings()
-    for spec in load_topic_specs().values():
+    for spec in load_topic_specs(partitions=settings.partitions).values():
         out.print(f"{settings.topic(spec.name):24} partitions={spec.partitions} "
                   f"cleanup={spec.cleanup:7} key={spec.key:12} schema={spec.schema}",
                   highlight=False)
@@ -210,15 +216,124 @@ def consume(
         err.print(f"{undecodable} undecodable messages skipped")
 
 
+def _decisive_env() -> dict[str, str]:
+    """This process's POLYMON_* settings that shape decisions, for a replay worker to
+    decide as live did (connection, naming and clock settings are the replay's own)."""
+    own = {"KAFKA_BOOTSTRAP", "TOPIC_PREFIX", "WORKER_ID", "WEB_PORT", "WEB_HOST", "STATE_DIR",
+           "CLOCK", "PARTITIONS"}
+    return {name.removeprefix("POLYMON_").lower(): value for name, value in os.environ.items()
+            if name.startswith("POLYMON_") and name.removeprefix("POLYMON_") not in own}
+
+
+@cli.command()
+def replay(
+    from_: Annotated[str, typer.Option("--from", help="start: offset or ISO-8601 time")],
+    to: Annotated[str, typer.Option(help="end (exclusive): offset or ISO-8601 time")],
+    topics: Annotated[list[str] | None, typer.Option(
+        "--topics", help="input topics to replay (repeat; default: all inputs)")] = None,
+    prefix: Annotated[str | None, typer.Option(
+        help="replay namespace (default: replay-<UTC time>.)")] = None,
+) -> None:
+    """Re-run the pipeline over a recorded window in its own namespace and compare its
+    alerts, pauses and incidents with the live ones (exit 1 on differences)."""
+    from datetime import UTC, datetime
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from streams.replay import INPUT_TOPICS, ReplayError, parse_bound, run_replay
+
+    settings = _settings()
+    target = prefix or f"replay-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}."
+    if target == settings.topic_prefix:
+        raise _fail("the replay prefix must differ from the live prefix", EXIT_BAD_INPUT)
+    try:
+        start, end = parse_bound(from_), parse_bound(to)
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      console=err, transient=True) as progress:
+            task = progress.add_task("replaying", total=None)
+            run = run_replay(
+                settings.kafka_bootstrap, settings.topic_prefix, target,
+                list(topics or INPUT_TOPICS), start, end, settings.state_dir,
+                on_stage=lambda text: progress.console.print(text, highlight=False),
+                on_progress=lambda done, total: progress.update(task, completed=done,
+                                                                total=total),
+                worker_settings=_decisive_env(),
+            )
+    except ReplayError as exc:
+        raise _fail(str(exc), EXIT_BAD_INPUT) from exc
+    except Exception as exc:
+        raise _fail(f"replay failed: {exc}") from exc
+    comparison = run.comparison
+    out.print(f"replayed {run.copied} messages into {run.prefix}*")
+    for kind, matched in comparison.matched.items():
+        live_only, replay_only = comparison.only_live[kind], comparison.only_replay[kind]
+        out.print(f"{kind:18} matched {matched:5}  only live {len(live_only):4}  "
+                  f"only replay {len(replay_only):4}", highlight=False)
+        for ident, text in live_only.items():
+            out.print(f"  - only live:   {ident}  {text}", highlight=False)
+        for ident, text in replay_only.items():
+            out.print(f"  + only replay: {ident}  {text}", highlight=False)
+    if comparison.identical:
+        out.print("replay reproduces the live decisions exactly")
+        return
+    out.print("[red]replay differs from live[/red] (listed above)")
+    raise typer.Exit(EXIT_FAILED)
+
+
 @cli.command()
 def demo(
-    events: Annotated[int, typer.Option(min=1, help="synthetic events to feed")] = 200,
+    duration: Annotated[float, typer.Option(min=20, help="seconds of synthetic trading")] = 60,
+    seed: Annotated[int, typer.Option(help="random seed of the synthetic system")] = 1,
+    workers: Annotated[int, typer.Option(min=1, max=2, help="polymon workers")] = 2,
     keep_running: Annotated[bool, typer.Option(help="leave the stack up until Ctrl-C")] = False,
 ) -> None:
-    """Start broker, topics and a worker, feed a synthetic stream and show what it saw."""
+    """Broker, topics, workers and a synthetic trading system with scripted faults; ends
+    with a summary of every alert, pause, incident and rollout decision (exit 1 when a
+    fault went undetected)."""
     from streams.demo import run_demo
 
-    raise typer.Exit(run_demo(events=events, keep_running=keep_running, console=out))
+    raise typer.Exit(run_demo(duration, seed, workers, keep_running, out))
+
+
+@cli.command()
+def bench(
+    events: Annotated[int, typer.Option(min=1000, help="events in the throughput phases")]
+    = 200_000,
+    scopes: Annotated[int, typer.Option(min=1, help="distinct market scopes")] = 5_000,
+    report: Annotated[Path | None, typer.Option(help="write the JSON report here")] = None,
+    latency_rate: Annotated[int, typer.Option(help="events/s during the latency phase")]
+    = 10_000,
+    latency_seconds: Annotated[float, typer.Option(help="length of the latency phase")] = 20.0,
+) -> None:
+    """Throughput of the pipeline vs a raw aiokafka loop and a bare Faust agent on the same
+    data, detection latency under load and peak RSS, on a fresh embedded broker."""
+    import json
+    from dataclasses import asdict
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from streams.bench import run_bench, write_report
+
+    settings = _settings()
+    with Progress(TextColumn("{task.description:14}"), BarColumn(), MofNCompleteColumn(),
+                  console=err, transient=True) as progress:
+        tasks: dict[str, int] = {}
+
+        def advance(phase: str, done: int, total: int) -> None:
+            if phase not in tasks:
+                tasks[phase] = progress.add_task(phase, total=total)
+            progress.update(tasks[phase], completed=done, total=total)
+
+        result = run_bench(events, scopes, settings.state_dir, advance, latency_rate,
+                           latency_seconds)
+    figures = asdict(result)
+    for name, value in figures.items():
+        out.print(f"{name:22} {value}", highlight=False)
+    if report is not None:
+        write_report(result, report)
+        out.print(f"report written to {report}")
+    else:
+        out.print(json.dumps(figures))
 
 
 def main() -> None:

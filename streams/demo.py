@@ -1,95 +1,396 @@
-"""`polymon demo`: the whole stack on this machine, fed a synthetic stream.
+"""`polymon demo`: the whole stack on this machine, fed a synthetic trading system that
+injects scripted faults, with live progress and a summary of what was detected when.
 
-Brings up the embedded broker on a free port, creates the topics, starts a worker,
-feeds synthetic health events (with a few garbage messages among them), and shows
-what the worker made of them. Stops everything it started.
+Brings up the embedded broker on a free port, creates the topics, starts one or two
+workers, then runs a synthetic trading system (bots, markets, order books, heartbeats,
+fills, model features and scores for a baseline and a canary model) for ``duration``
+seconds. Faults are injected at fixed fractions of the run; each must be detected
+(its alert on monitor.alerts). Ctrl-C stops everything the demo started.
 """
 
 from __future__ import annotations
 
+import random
 import shutil
+import threading
 import time
+import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
+from rich.live import Live
 from rich.table import Table
 
 from streams.broker import EmbeddedBroker
 from streams.codec import Codecs, SchemaCatalog
 from streams.console import kafka_producer, read_topic, send_all
 from streams.devstack import WorkerProcess
+from streams.records import (
+    AlertPayload,
+    AlertStatus,
+    Cohort,
+    FeatureHistogram,
+    FeatureProfile,
+    FeatureSample,
+    FillEvent,
+    FillKind,
+    HealthEvent,
+    HealthEventKind,
+    ModelScore,
+    OpsAction,
+    OpsCommand,
+    PauseState,
+    Record,
+    ReportEnvelope,
+    RolloutState,
+)
 from streams.settings import Settings
-from streams.synthetic import garbage, health_events
+from streams.synthetic import garbage
 from streams.topics import admin_client, create_topics, load_topic_specs
 
+MARKETS = ("m1", "m2", "m3", "m4")
+BOTS = {"b1": ("m1", "m2"), "b2": ("m3", "m4")}
+MODEL = "pricer"
+FEATURE_EDGES = [-3.0, -2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0, 3.0]
+TICK_S = 0.1
 
-def run_demo(events: int, keep_running: bool, console: Console) -> int:
+# Settings the demo's workers run with: thresholds scaled to a one-minute run.
+DEMO_WORKER_SETTINGS: dict[str, Any] = {
+    "evaluation_interval_s": 0.1,
+    "stale_hold_down_s": 2.0,
+}
+
+
+@dataclass
+class Fault:
+    """A scripted fault: injected during [start, end) of the run (fractions of it)."""
+
+    name: str
+    start: float
+    end: float
+    scope: str
+    reason_code: str
+    injected_s: float | None = None
+    detected_s: float | None = None
+    resolved_s: float | None = None
+
+    def active(self, fraction: float) -> bool:
+        return self.start <= fraction < self.end
+
+
+def scripted_faults() -> list[Fault]:
+    return [
+        Fault("order book goes stale", 0.12, 0.25, "market:m3", "RISK_STALE_BOOK"),
+        Fault("bot stops heartbeating", 0.28, 0.40, "bot:b2", "GOV_HEARTBEAT_MISSED"),
+        Fault("slippage spike", 0.44, 0.58, "market:m1", "EXEC_SLIPPAGE_BREACH"),
+        Fault("feature drift", 0.55, 0.80, f"model:{MODEL}", "RISK_MODEL_DRIFT"),
+        Fault("canary regression", 0.62, 0.85, f"model:{MODEL}", "RISK_CANARY_REGRESSION"),
+    ]
+
+
+@dataclass
+class SyntheticTradingSystem:
+    """Produces the event stream of a small trading system, with faults switched in."""
+
+    codecs: Codecs
+    producer: Any
+    seed: int
+    faults: list[Fault]
+    started: float = 0.0
+    sent: int = 0
+    _sequence: dict[str, int] = field(default_factory=dict)
+    _rng: random.Random = field(init=False)
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        self._rng = random.Random(self.seed)
+
+    def run(self, duration_s: float) -> None:
+        """Tick every TICK_S on this thread until stopped (it outlives ``duration_s`` so
+        that feeds stay fresh while the demo collects the final decisions)."""
+        self.started = time.monotonic()
+        index = 0
+        while not self._stop.is_set():
+            elapsed = time.monotonic() - self.started
+            fraction = elapsed / duration_s
+            for fault in self.faults:
+                if fault.injected_s is None and fault.active(fraction):
+                    fault.injected_s = elapsed
+            self.tick(index, fraction)
+            index += 1
+            self._stop.wait(max(0.0, self.started + index * TICK_S - time.monotonic()))
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def fault(self, name: str, fraction: float) -> bool:
+        return any(f.name == name and f.active(fraction) for f in self.faults)
+
+    def _send(self, topic: str, key_field: str, records: list[Record]) -> None:
+        if not records:
+            return
+        codec = self.codecs[type(records[0]).__name__]
+        send_all(self.producer, topic, [
+            (str(getattr(r, key_field)).encode(), codec.encode_record(r)) for r in records
+        ])
+        self.sent += len(records)
+
+    def profile(self) -> FeatureProfile:
+        """The training-time distribution the live features are compared with."""
+        samples = [self._rng.gauss(0, 1) for _ in range(20_000)]
+        counts = [0] * (len(FEATURE_EDGES) + 1)
+        for value in samples:
+            index = sum(1 for edge in FEATURE_EDGES if value >= edge)
+            counts[index] += 1
+        probabilities = [c / len(samples) for c in counts]
+        return FeatureProfile(
+            model=MODEL, model_version="v2", created_time_ms=_now_ms(),
+            features=[FeatureHistogram(name=name, bin_edges=FEATURE_EDGES,
+                                       probabilities=probabilities)
+                      for name in ("spread_z", "momentum_z")],
+        )
+
+    def tick(self, index: int, fraction: float) -> None:
+        now = _now_ms()
+        rng = self._rng
+        health: list[Record] = []
+        for market in MARKETS:
+            if market == "m3" and self.fault("order book goes stale", fraction):
+                continue
+            scope = f"market:{market}"
+            self._sequence[scope] = self._sequence.get(scope, 0) + 1
+            health.append(HealthEvent(
+                event_id=uuid.uuid4().hex, scope=scope, kind=HealthEventKind.DATA_UPDATE,
+                source="book-feed", event_time_ms=now, feed="book",
+                sequence=self._sequence[scope]))
+        if index % 5 == 0:
+            for bot in BOTS:
+                if bot == "b2" and self.fault("bot stops heartbeating", fraction):
+                    continue
+                health.append(HealthEvent(
+                    event_id=uuid.uuid4().hex, scope=f"bot:{bot}",
+                    kind=HealthEventKind.HEARTBEAT, source=f"bot-{bot}", event_time_ms=now,
+                    heartbeat_interval_ms=500))
+        self._send("health.events", "scope", health)
+
+        fills: list[Record] = []
+        for bot, markets in BOTS.items():
+            for market in markets:
+                predicted = rng.uniform(2, 6)
+                spike = market == "m1" and self.fault("slippage spike", fraction)
+                realized = predicted + rng.gauss(0, 0.5) + (25.0 if spike else 0.0)
+                requested = rng.choice((5.0, 10.0, 20.0))
+                cohort = Cohort.CANARY if rng.random() < 0.3 else Cohort.BASELINE
+                fills.append(FillEvent(
+                    event_id=uuid.uuid4().hex, market=market, bot=bot, kind=FillKind.FILL,
+                    order_id=uuid.uuid4().hex[:12], event_time_ms=now,
+                    requested_size=requested, filled_size=requested * rng.uniform(0.8, 1.0),
+                    predicted_slippage_bps=predicted, realized_slippage_bps=realized,
+                    cohort=cohort, model=MODEL,
+                    model_version="v2" if cohort is Cohort.CANARY else "v1"))
+        self._send("exec.fills", "scope", fills)
+
+        shift = 1.5 if self.fault("feature drift", fraction) else 0.0
+        features: list[Record] = [FeatureSample(
+            event_id=uuid.uuid4().hex, model=MODEL, model_version="v2", event_time_ms=now,
+            features={"spread_z": rng.gauss(shift, 1), "momentum_z": rng.gauss(0, 1)})
+            for _ in range(3)]
+        self._send("model.features", "scope", features)
+
+        worse = 0.12 if self.fault("canary regression", fraction) else 0.0
+        scores: list[Record] = []
+        for _ in range(2):
+            scores.append(ModelScore(
+                event_id=uuid.uuid4().hex, model=MODEL, model_version="v1",
+                cohort=Cohort.BASELINE, metric="brier", value=_brier(rng, 0.181),
+                prediction_id=uuid.uuid4().hex[:12], event_time_ms=now))
+            scores.append(ModelScore(
+                event_id=uuid.uuid4().hex, model=MODEL, model_version="v2",
+                cohort=Cohort.CANARY, metric="brier", value=_brier(rng, 0.179 + worse),
+                prediction_id=uuid.uuid4().hex[:12], event_time_ms=now))
+        self._send("model.scores", "scope", scores)
+
+
+def _brier(rng: random.Random, mean: float) -> float:
+    return min(1.0, max(0.0, rng.gauss(mean, 0.05)))
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass
+class Observed:
+    """What polymon published, as the demo saw it."""
+
+    alerts: list[ReportEnvelope] = field(default_factory=list)
+    pauses: list[PauseState] = field(default_factory=list)
+    incidents: list[ReportEnvelope] = field(default_factory=list)
+    rollout: list[RolloutState] = field(default_factory=list)
+
+
+def collect(bootstrap: str, codecs: Codecs, until_ms: int | None = None) -> Observed:
+    """Everything published so far (with ``until_ms``: decided up to then)."""
+    observed = Observed()
+    for topic, schema, bucket in (("monitor.alerts", "ReportEnvelope", observed.alerts),
+                                  ("control.pauses", "PauseState", observed.pauses),
+                                  ("monitor.incidents", "ReportEnvelope", observed.incidents),
+                                  ("control.rollout", "RolloutState", observed.rollout)):
+        for message in read_topic(bootstrap, topic, True, None, idle_timeout_s=0.5):
+            try:
+                record = codecs[schema].decode_record(message.value)
+            except ValueError:
+                continue
+            decided = getattr(record, "observed_time_ms", None) or getattr(
+                record, "updated_ms", 0)
+            if until_ms is None or decided <= until_ms:
+                bucket.append(record)
+    return observed
+
+
+def match_faults(faults: list[Fault], observed: Observed, started_ms: int) -> None:
+    for fault in faults:
+        fault.detected_s = fault.resolved_s = None
+        for alert in observed.alerts:
+            payload = alert.payload
+            if alert.scope != fault.scope or alert.reason_code != fault.reason_code:
+                continue
+            if not isinstance(payload, AlertPayload):
+                continue
+            at_s = (alert.observed_time_ms - started_ms) / 1000
+            if payload.status is AlertStatus.FIRING and fault.detected_s is None:
+                fault.detected_s = at_s
+            elif payload.status is AlertStatus.RESOLVED and fault.detected_s is not None:
+                fault.resolved_s = at_s
+
+
+def _fault_table(faults: list[Fault], elapsed_s: float) -> Table:
+    table = Table(title=f"polymon demo: {elapsed_s:5.1f}s")
+    for column in ("fault", "scope", "expected", "injected", "detected", "delay", "resolved"):
+        table.add_column(column)
+    for fault in faults:
+        injected = f"{fault.injected_s:.1f}s" if fault.injected_s is not None else "-"
+        detected = f"{fault.detected_s:.1f}s" if fault.detected_s is not None else "-"
+        delay = (f"{fault.detected_s - fault.injected_s:.2f}s"
+                 if fault.detected_s is not None and fault.injected_s is not None else "-")
+        resolved = f"{fault.resolved_s:.1f}s" if fault.resolved_s is not None else "-"
+        style = "green" if fault.detected_s is not None else (
+            "yellow" if fault.injected_s is not None else "dim")
+        table.add_row(fault.name, fault.scope, fault.reason_code, injected, detected, delay,
+                      resolved, style=style)
+    return table
+
+
+def run_demo(duration_s: float, seed: int, workers: int, keep_running: bool,
+             console: Console, extra_settings: dict[str, Any] | None = None) -> int:
     settings = Settings()
     state = Path(settings.state_dir) / "demo"
     shutil.rmtree(state, ignore_errors=True)
     codecs = Codecs(SchemaCatalog())
     broker = EmbeddedBroker(state / "broker")
-    worker: WorkerProcess | None = None
+    started_workers: list[WorkerProcess] = []
+    faults = scripted_faults()
     try:
         with console.status("starting the embedded Kafka broker"):
             broker.start()
         console.print(f"[green]✓[/green] broker at {broker.bootstrap}")
         outcome = create_topics(admin_client(broker.bootstrap), load_topic_specs())
         console.print(f"[green]✓[/green] {len(outcome)} topics created")
-        worker = WorkerProcess(broker.bootstrap, state, worker_id="demo-worker-1")
-        with console.status("starting a polymon worker"):
-            worker.start().wait_ready()
-        console.print(f"[green]✓[/green] worker ready: {worker.url}/api/scopes  "
-                      f"metrics: {worker.url}/metrics")
+        worker_settings = {**DEMO_WORKER_SETTINGS, **(extra_settings or {})}
+        with console.status(f"starting {workers} polymon worker(s)"):
+            for number in range(1, workers + 1):
+                worker = WorkerProcess(broker.bootstrap, state, worker_id=f"demo-worker-{number}",
+                                       **worker_settings)
+                started_workers.append(worker.start())
+            for worker in started_workers:
+                worker.wait_ready(timeout_s=90)
+        first = started_workers[0]
+        console.print(f"[green]✓[/green] {workers} worker(s) ready — console: {first.url}/  "
+                      f"metrics: {first.url}/metrics")
 
-        now_ms = int(time.time() * 1000)
-        records = list(health_events(events, start_ms=now_ms - events * 50, seed=1))
-        codec = codecs["HealthEvent"]
-        bad = list(garbage(5))
-        messages = [(r.scope.encode(), codec.encode_record(r)) for r in records]
-        messages += [(b"market:m0", value) for value in bad]
-        send_all(kafka_producer(broker.bootstrap), "health.events", messages)
-        console.print(f"[green]✓[/green] sent {len(records)} health events "
-                      f"and {len(bad)} garbage messages")
+        system = SyntheticTradingSystem(codecs, kafka_producer(broker.bootstrap), seed, faults)
+        system._send("model.profiles", "scope", [system.profile()])
+        _send_command(system, f"model:{MODEL}", OpsAction.PROMOTE, "SHADOW")
+        bad = list(garbage(5, seed=seed))
+        send_all(system.producer, "health.events", [(b"market:m1", value) for value in bad])
 
-        with console.status("waiting for the worker to process them"):
-            scopes = _wait_for_events(worker, len(records), timeout_s=30)
-        table = Table(title="what the worker saw, per scope")
-        for column in ("scope", "events", "last kind", "last sequence", "source"):
-            table.add_column(column)
-        for scope, summary in sorted(scopes.items()):
-            table.add_row(scope, str(summary["events"]), summary["last_kind"],
-                          str(summary["last_sequence"]), summary["source"])
-        console.print(table)
-        dead = list(read_topic(broker.bootstrap, "monitor.deadletter", max_messages=len(bad),
-                               idle_timeout_s=5))
-        console.print(f"dead-lettered: {len(dead)} of {len(bad)} garbage messages "
-                      f"(topic monitor.deadletter)")
-        processed = sum(s["events"] for s in scopes.values())
-        ok = processed == len(records) and len(dead) == len(bad)
-        console.print("[green]demo OK[/green]" if ok else "[red]demo found a problem[/red]")
+        started_ms = _now_ms()
+        generator = threading.Thread(target=system.run, args=(duration_s,), daemon=True)
+        generator.start()
+        try:
+            with Live(_fault_table(faults, 0.0), console=console,
+                      refresh_per_second=4) as live:
+                while (elapsed := (_now_ms() - started_ms) / 1000) < duration_s:
+                    match_faults(faults, collect(broker.bootstrap, codecs), started_ms)
+                    live.update(_fault_table(faults, elapsed))
+                    time.sleep(1.0)
+                observed = collect(broker.bootstrap, codecs, until_ms=_now_ms())
+                match_faults(faults, observed, started_ms)
+                live.update(_fault_table(faults, (_now_ms() - started_ms) / 1000))
+        finally:
+            system.stop()
+            generator.join(timeout=10)
+
+        _print_summary(console, observed, started_ms, system.sent, len(bad))
+        undetected = [f.name for f in faults if f.detected_s is None]
+        if undetected:
+            console.print(f"[red]not detected:[/red] {', '.join(undetected)}")
+        else:
+            console.print(f"[green]every scripted fault was detected[/green] "
+                          f"({len(faults)} faults, {system.sent} events)")
         if keep_running:
             console.print(f"stack stays up (export POLYMON_KAFKA_BOOTSTRAP={broker.bootstrap});"
                           " Ctrl-C stops it")
-            while worker.exit_code is None:
+            while all(w.exit_code is None for w in started_workers):
                 time.sleep(0.5)
-        return 0 if ok else 1
+        return 1 if undetected else 0
     except KeyboardInterrupt:
         console.print("interrupted")
         return 130
     finally:
         with console.status("stopping what the demo started"):
-            if worker is not None:
+            for worker in started_workers:
                 worker.stop()
             broker.stop()
 
 
-def _wait_for_events(worker: WorkerProcess, expected: int, timeout_s: float) -> dict:
-    deadline = time.monotonic() + timeout_s
-    scopes: dict = {}
-    while time.monotonic() < deadline:
-        scopes = worker.get("/api/scopes")["scopes"]
-        if sum(s["events"] for s in scopes.values()) >= expected:
-            break
-        time.sleep(0.2)
-    return scopes
+def _send_command(system: SyntheticTradingSystem, scope: str, action: OpsAction,
+                  target: str | None) -> None:
+    system._send("ops.commands", "scope", [OpsCommand(
+        command_id=uuid.uuid4().hex, scope=scope, action=action, actor="demo",
+        reason="demo rollout", target=target, issued_time_ms=_now_ms())])
+
+
+def _print_summary(console: Console, observed: Observed, started_ms: int, sent: int,
+                   garbage_count: int) -> None:
+    def at(ms: int) -> str:
+        return f"{(ms - started_ms) / 1000:7.2f}s"
+
+    table = Table(title="every decision, relative to the start of the run")
+    for column in ("at", "kind", "scope", "what"):
+        table.add_column(column)
+    rows: list[tuple[int, str, str, str]] = []
+    for alert in observed.alerts:
+        payload = alert.payload
+        status = payload.status.value if isinstance(payload, AlertPayload) else "?"
+        rows.append((alert.observed_time_ms, "alert", alert.scope,
+                     f"{alert.reason_code} {status}"))
+    for pause in observed.pauses:
+        rows.append((pause.updated_ms, "pause", pause.scope,
+                     f"{'PAUSED' if pause.paused else 'resumed'} {pause.reason_code or ''}"))
+    for incident in observed.incidents:
+        state = getattr(incident.payload, "state", None)
+        rows.append((incident.observed_time_ms, "incident", incident.scope,
+                     f"{incident.reason_code} {getattr(state, 'value', state)}"))
+    for rollout in observed.rollout:
+        rows.append((rollout.updated_ms, "rollout", rollout.scope,
+                     f"stage {rollout.stage.value}"))
+    for stamp, kind, scope, what in sorted(rows):
+        table.add_row(at(stamp), kind, scope, what)
+    console.print(table)
+    console.print(f"{sent} events sent, {garbage_count} garbage messages (dead-lettered)")
+
+
+__all__ = ["DEMO_WORKER_SETTINGS", "Fault", "run_demo", "scripted_faults"]

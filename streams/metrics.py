@@ -20,6 +20,74 @@ class Metrics:
         self.worker_up = Gauge(
             "polymon_worker_up", "1 while this worker runs", registry=self.registry,
         )
+        # --- operator views (streams/web/observe.py sets these on every scrape). Labels
+        # stay bounded: scope kinds and feed kinds, never one series per market; models
+        # and rollout scopes are few. Per-worker views (its partitions): aggregate with
+        # max()/sum() across workers; global views (incidents, pauses, rollout) are the
+        # same on every worker: aggregate with max().
+        self.feed_staleness = Gauge(
+            "polymon_feed_staleness_seconds",
+            "Largest time since a feed's last update, per scope kind and feed (this worker)",
+            ["scope_kind", "feed"], registry=self.registry,
+        )
+        self.feeds_stale = Gauge(
+            "polymon_feeds_stale", "Feeds older than their staleness threshold (this worker)",
+            ["scope_kind", "feed"], registry=self.registry,
+        )
+        self.feed_missing = Gauge(
+            "polymon_feed_missing_sequence_numbers",
+            "Sequence numbers missing (gaps) summed over scopes (this worker)",
+            ["scope_kind", "feed"], registry=self.registry,
+        )
+        self.heartbeat_age = Gauge(
+            "polymon_heartbeat_age_seconds",
+            "Largest time since a scope's last heartbeat, per scope kind (this worker)",
+            ["scope_kind"], registry=self.registry,
+        )
+        self.heartbeats_missed = Gauge(
+            "polymon_heartbeats_missed",
+            "Scopes whose heartbeat is older than interval x miss factor (this worker)",
+            ["scope_kind"], registry=self.registry,
+        )
+        self.fill_ratio = Gauge(
+            "polymon_fill_ratio", "Fill ratio (filled/requested): min and mean over scopes",
+            ["scope_kind", "stat"], registry=self.registry,
+        )
+        self.slippage_error = Gauge(
+            "polymon_slippage_error_bps",
+            "Slippage error realized - predicted (bps): worst |mean| and worst RMSE over scopes",
+            ["scope_kind", "stat"], registry=self.registry,
+        )
+        self.drift = Gauge(
+            "polymon_drift_kl", "Largest KL(recent || training) over a model's features",
+            ["model"], registry=self.registry,
+        )
+        self.canary_delta = Gauge(
+            "polymon_canary_delta", "mean(canary) - mean(baseline) per model and metric",
+            ["model", "metric"], registry=self.registry,
+        )
+        self.incidents_open = Gauge(
+            "polymon_incidents_open", "Incidents not yet resolved, by state and severity",
+            ["state", "severity"], registry=self.registry,
+        )
+        self.scopes_paused = Gauge(
+            "polymon_scopes_paused", "Scopes paused on control.pauses, per scope kind",
+            ["scope_kind"], registry=self.registry,
+        )
+        self.rollout_stage = Gauge(
+            "polymon_rollout_stage",
+            "Rollout stage per model/strategy scope: 0 replay, 1 shadow, 2 paper, 3 canary, "
+            "4 live", ["scope"], registry=self.registry,
+        )
+        self.operator_commands = Counter(
+            "polymon_operator_commands_total",
+            "Operator commands through the HTTP API, by action and outcome",
+            ["action", "outcome"], registry=self.registry,
+        )
+        self.api_requests = Counter(
+            "polymon_api_requests_total", "HTTP API requests by route template and status",
+            ["method", "route", "status"], registry=self.registry,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

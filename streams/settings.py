@@ -25,6 +25,17 @@ class BurnRuleSetting(BaseModel):
     severity: str = "page"
 
 
+ApiRight = Literal["read", "pause", "resume", "rollback", "promote", "ack", "resolve"]
+
+
+class ApiTokenSetting(BaseModel):
+    """Who a bearer token of the operator API is, and what it may do."""
+
+    model_config = {"extra": "forbid"}
+    actor: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.@\-]+$")
+    rights: list[ApiRight] = Field(default_factory=list)
+
+
 def _default_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
@@ -46,6 +57,10 @@ class Settings(BaseSettings):
     web_port: int = Field(6066, ge=0, le=65535, description="worker HTTP port (API, /metrics)")
     state_dir: Path = Field(Path(".state"), description="local state: broker data, worker dirs")
     replication_factor: int = Field(1, ge=1, description="replication factor for created topics")
+    partitions: int | None = Field(
+        None, ge=1, description="override every topic's partition count (replays use 1, so "
+        "that the event-time order is total)",
+    )
     schema_registry_url: str | None = Field(
         None, description="Confluent Schema Registry URL; unset: ids from schemas/registry.json"
     )
@@ -101,8 +116,110 @@ class Settings(BaseSettings):
         60, ge=1, description="resolution of SLO counts (windows are sums of buckets)"
     )
     pause_policies: dict[str, Literal["AUTO_CLEAR", "LATCH"]] = Field(
-        default_factory=lambda: {"GOV_SLO_BURN": "LATCH"},
+        default_factory=lambda: {"GOV_SLO_BURN": "LATCH", "EXEC_SLIPPAGE_BREACH": "LATCH"},
         description="pause policy per reason code; pausing reasons not listed: AUTO_CLEAR",
+    )
+    # --- incidents, operator API, auth ---
+    api_tokens: dict[str, ApiTokenSetting] = Field(
+        default_factory=dict,
+        description='bearer tokens of the operator API: {"<token>": {"actor": "alice", '
+        '"rights": ["pause","resume","rollback","promote","ack","resolve"]}}; '
+        "no tokens: every mutation is refused (401)",
+    )
+    api_read_requires_token: bool = Field(
+        False, description="GET /api/* needs a token with the 'read' right (default: open)"
+    )
+    api_command_wait_s: float = Field(
+        3.0, ge=0, le=30, description="how long a mutation waits for its outcome in audit.log "
+        "before answering 202 with the outcome still pending",
+    )
+    api_fanout_timeout_s: float = Field(
+        2.0, gt=0, description="timeout of a request to another worker when merging views"
+    )
+    audit_tail: int = Field(
+        1000, ge=0, description="recent audit.log entries each worker keeps for the API"
+    )
+    incident_timeline_limit: int = Field(
+        200, ge=10, description="timeline entries kept per incident (the opening one stays)"
+    )
+    ctl_url: str = Field(
+        "http://127.0.0.1:6066", description="the worker `polymon ctl` talks to"
+    )
+    ctl_token: str | None = Field(None, description="the bearer token `polymon ctl` sends")
+
+    @field_validator("api_tokens")
+    @classmethod
+    def _tokens_are_long_enough(cls, value: dict[str, ApiTokenSetting]
+                                ) -> dict[str, ApiTokenSetting]:
+        short = [grant.actor for token, grant in value.items() if len(token) < 16]
+        if short:
+            raise ValueError(f"tokens must be at least 16 characters (actors: {short})")
+        return value
+
+    # --- execution, drift, canary, rollout ---
+    input_partitioner: Literal["consistent", "murmur2"] = Field(
+        "consistent", description="how producers of the input topics map keys to partitions: "
+        "consistent = librdkafka's default (CRC-32; polymon's CLI, demo and tests), murmur2 = "
+        "the Java client's; re-keyed streams (fills by bot and by model) follow it",
+    )
+    exec_tumbling_window_s: int = Field(
+        300, gt=0, description="tumbling window of fill ratio and slippage error"
+    )
+    exec_hopping_window_s: int = Field(
+        900, gt=0, description="hopping window of fill ratio and slippage error"
+    )
+    exec_hop_s: int = Field(60, gt=0, description="how far the hopping window advances")
+    exec_min_fills: int = Field(
+        20, ge=1, description="a window with fewer fills raises no execution alert"
+    )
+    exec_slippage_rmse_bound_bps: float | None = Field(
+        25.0, gt=0, description="EXEC_SLIPPAGE_BREACH when the slippage error RMSE exceeds "
+        "this (bps); null: off",
+    )
+    exec_slippage_mean_bound_bps: float | None = Field(
+        None, gt=0, description="EXEC_SLIPPAGE_BREACH when |mean slippage error| exceeds this "
+        "(bps); null: off",
+    )
+    exec_fill_ratio_min: float | None = Field(
+        0.5, ge=0, le=1, description="EXEC_FILL_RATIO_LOW below this fill ratio; null: off"
+    )
+    exec_pause_scope_kinds: list[str] = Field(
+        default_factory=lambda: ["market", "bot"],
+        description="scope kinds an execution breach pauses (through their pause latch, "
+        "policy from pause_policies); other kinds only alert",
+    )
+    drift_threshold: float = Field(
+        0.20, ge=0, description="RISK_MODEL_DRIFT when max KL(recent ‖ training) reaches this"
+    )
+    drift_window_s: int = Field(86400, gt=0, description="hopping window of recent features")
+    drift_hop_s: int = Field(3600, gt=0, description="how far the drift window advances")
+    drift_min_samples: int = Field(
+        200, ge=1, description="feature samples a drift evaluation needs in its window"
+    )
+    canary_window_s: int = Field(3600, gt=0, description="the fixed canary comparison window")
+    canary_alpha: float = Field(
+        0.05, gt=0, le=0.5, description="one-sided significance level per leading metric"
+    )
+    canary_min_samples: int = Field(30, ge=1, description="samples per cohort for a verdict")
+    canary_max_samples: int = Field(
+        2000, ge=8, description="samples kept per window, metric and cohort (uniform "
+        "bottom-k sample by id hash)",
+    )
+    canary_test: Literal["mannwhitney", "welch"] = Field(
+        "mannwhitney", description="the one-sided two-sample test"
+    )
+    canary_leading_metrics: dict[str, Literal["lower_is_better", "higher_is_better"]] = Field(
+        default_factory=lambda: {"brier": "lower_is_better",
+                                 "slippage_abs_error_bps": "lower_is_better"},
+        description="metric → direction; canary worse on any of them = regressed, promotion "
+        "to LIVE needs promote_eligible on all. From model.scores by metric name; from fills: "
+        "slippage_abs_error_bps, fill_ratio",
+    )
+    canary_evaluation_interval_s: float = Field(
+        1.0, gt=0, description="how often canary verdicts are recomputed"
+    )
+    rollout_safe_stage: Literal["REPLAY", "SHADOW", "PAPER", "CANARY"] | None = Field(
+        None, description="where an automatic rollback goes; unset: one stage down"
     )
 
     @field_validator("kafka_bootstrap")

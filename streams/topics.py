@@ -31,8 +31,10 @@ class TopicSpec:
         return self.cleanup == "compact"
 
 
-def load_topic_specs(path: Path = SPEC_PATH) -> dict[str, TopicSpec]:
-    """The spec by default topic name, in declaration order."""
+def load_topic_specs(path: Path = SPEC_PATH,
+                     partitions: int | None = None) -> dict[str, TopicSpec]:
+    """The spec by default topic name, in declaration order. ``partitions`` overrides
+    every count (POLYMON_PARTITIONS; replay uses 1 for a total event-time order)."""
     raw = tomllib.loads(path.read_text())
     defaults = raw.get("defaults", {})
     specs: dict[str, TopicSpec] = {}
@@ -42,7 +44,7 @@ def load_topic_specs(path: Path = SPEC_PATH) -> dict[str, TopicSpec]:
             key=entry["key"],
             schema=entry["schema"],
             cleanup=entry["cleanup"],
-            partitions=int(entry.get("partitions", defaults["partitions"])),
+            partitions=partitions or int(entry.get("partitions", defaults["partitions"])),
             replication_factor=int(
                 entry.get("replication_factor", defaults["replication_factor"])
             ),

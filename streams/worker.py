@@ -24,7 +24,8 @@ class TopicsNotReady(RuntimeError):
 
 def ensure_topics_match(settings: Settings) -> None:
     try:
-        drift = check_topics(admin_client(settings.kafka_bootstrap), load_topic_specs(),
+        specs = load_topic_specs(partitions=settings.partitions)
+        drift = check_topics(admin_client(settings.kafka_bootstrap), specs,
                              settings.topic_prefix, timeout_s=10.0)
     except Exception as exc:
         raise TopicsNotReady(f"cannot reach Kafka at {settings.kafka_bootstrap}: {exc}") from exc

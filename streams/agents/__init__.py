@@ -3,6 +3,18 @@
 Importing this package registers every agent, timer and command handler with the app.
 """
 
-from streams.agents import commands, health, ingest, latches, liveness
+from streams.agents import (
+    canary,
+    commands,
+    drift,
+    execution,
+    health,
+    incidents,
+    ingest,
+    latches,
+    liveness,
+    rollout,
+)
 
-__all__ = ["commands", "health", "ingest", "latches", "liveness"]
+__all__ = ["canary", "commands", "drift", "execution", "health", "incidents", "ingest",
+           "latches", "liveness", "rollout"]

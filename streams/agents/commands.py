@@ -13,6 +13,7 @@ import faust
 
 from streams.agents.decoding import for_each_record
 from streams.agents.latches import operator_command
+from streams.agents.operator_audit import audited_pause_command, publish_command_audit
 from streams.app import app, topics
 from streams.codec import InputMessage
 from streams.records import OpsAction, OpsCommand
@@ -35,14 +36,17 @@ def handles(*actions: OpsAction) -> Callable[[CommandHandler], CommandHandler]:
 
 @handles(OpsAction.PAUSE, OpsAction.RESUME)
 async def pause_or_resume(command: OpsCommand, message: InputMessage) -> None:
-    await operator_command(command.scope, message.partition, command.command_id,
-                           command.action is OpsAction.PAUSE, command.actor)
+    await audited_pause_command(command, lambda: operator_command(
+        command.scope, message.partition, command.command_id,
+        command.action is OpsAction.PAUSE, command.actor))
 
 
 async def dispatch(command: OpsCommand, message: InputMessage) -> None:
     handler = _handlers.get(command.action)
     if handler is None:
         log.warning("no handler for %s command %s", command.action, command.command_id)
+        await publish_command_audit(command, "refused",
+                                    detail=f"no handler for {command.action.value} commands")
         return
     await handler(command, message)
 

@@ -17,6 +17,7 @@ from streams.agents.decoding import InvalidInput, for_each_record
 from streams.agents.ingest import summarize
 from streams.agents.latches import apply_alerts
 from streams.agents.outputs import store
+from streams.agents.ticks import event_time_advanced, every_tick
 from streams.app import app, clock, settings, topics
 from streams.codec import InputMessage
 from streams.control import health
@@ -66,7 +67,7 @@ async def _decide(state: dict[str, Any], scope: str, transitions: list[AlertTran
 async def on_health_event(record: HealthEvent, message: InputMessage) -> None:
     check_event_time(record.event_time_ms, clock.now_ms())
     summarize(record, message)
-    clock.observe(record.event_time_ms)
+    clock.observe(record.event_time_ms, f"{message.topic}/{message.partition}")
     now_ms = clock.now_ms()
     state = _scope_state(record.scope, message.partition)
     transitions: list[AlertTransition] = []
@@ -83,6 +84,7 @@ async def on_health_event(record: HealthEvent, message: InputMessage) -> None:
     transitions += health.evaluate(state, record.scope, now_ms,
                                    settings.staleness_threshold_s, settings.heartbeat_miss_factor)
     await _decide(state, record.scope, transitions, now_ms)
+    await event_time_advanced(now_ms)
 
 
 def _observe_probe(record: HealthEvent, partition: int, now_ms: int) -> list[AlertTransition]:
@@ -102,10 +104,9 @@ async def watch_health(stream: faust.StreamT) -> None:
     await for_each_record(stream, "HealthEvent", on_health_event)
 
 
-@app.timer(interval=settings.evaluation_interval_s)
-async def evaluate_silence() -> None:
+@every_tick
+async def evaluate_silence(now_ms: int) -> None:
     """Stale feeds and missed heartbeats, with no event needed: a dead feed sends nothing."""
-    now_ms = clock.now_ms()
     for scope, state in list(scope_health.items()):
         if state is None:
             continue

@@ -13,6 +13,7 @@ from typing import Any
 import faust
 
 from streams.agents.outputs import publish_alert, publish_pause, store
+from streams.agents.ticks import every_tick
 from streams.app import app, clock, settings, topics
 from streams.control import pauses
 from streams.control.alerts import AlertTransition
@@ -76,10 +77,9 @@ def paused_scopes() -> dict[str, bool]:
     return {scope: entry["latch"]["paused"] for scope, entry in pause_latches.items() if entry}
 
 
-@app.timer(interval=settings.evaluation_interval_s)
-async def expire_hold_downs() -> None:
+@every_tick
+async def expire_hold_downs(now_ms: int) -> None:
     """Resume scopes whose AUTO_CLEAR holds have been clear for the hold-down period."""
-    now_ms = clock.now_ms()
     for scope, entry in list(pause_latches.items()):
         if not entry or not entry["latch"]["holds"]:
             continue

@@ -68,3 +68,16 @@ def test_make_clock_rejects_an_unknown_mode_by_name(mode: str) -> None:
     with pytest.raises(ValueError, match=f"unknown clock mode '{mode}'") as raised:
         make_clock(mode)
     assert "'wall' or 'event'" in str(raised.value)
+
+
+def test_event_clock_is_the_low_watermark_of_its_sources() -> None:
+    clock = EventTimeClock()
+    clock.observe(1_000, "health.events/0")
+    clock.observe(5_000, "health.events/1")
+    assert clock.now_ms() == 1_000, "partition 0 has not reached 5 s yet"
+    clock.observe(3_000, "health.events/0")
+    assert clock.now_ms() == 3_000
+    clock.observe(9_000)  # a sourceless event does not outrun the sources
+    assert clock.now_ms() == 3_000
+    clock.observe(2_000, "health.events/0")  # late event: never moves back
+    assert clock.now_ms() == 3_000

@@ -1,0 +1,163 @@
+"""Canary agent: per model, canary against baseline on every leading metric over one
+fixed window, from model.scores (e.g. Brier per prediction) and from the model's fills
+(re-keyed by streams.agents.execution: |realized − predicted| slippage per fill,
+filled/requested per order).
+
+Flow per sample: check the event time → keep it in the window's bounded sample (pure
+core: streams.control.canary; bottom-k by id hash, so re-deliveries count once) →
+forget windows out of reach. On the clock tick (at most every
+``canary_evaluation_interval_s``): verdict per leading metric (one-sided test each
+way), combined ("worse on any leading metric" = regressed) → RISK_CANARY_REGRESSION
+alerts. The rollout gatekeeper (streams.agents.rollout) reads :func:`current_evaluation`
+for promotions to LIVE and rolls back on the regression alert.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import faust
+
+from streams.agents.decoding import InvalidInput, for_each_record
+from streams.agents.health import check_event_time
+from streams.agents.latches import apply_alerts
+from streams.agents.outputs import store
+from streams.agents.ticks import event_time_advanced, every_tick
+from streams.app import app, clock, settings, topics
+from streams.codec import InputMessage
+from streams.control import canary
+from streams.records import FillEvent, FillKind, ModelScore
+from streams.scopes import ScopeError, validate_scope
+
+SOURCE = "agents.canary"
+WINDOW_MS = settings.canary_window_s * 1000
+_json = faust.Schema(key_serializer="json", value_serializer="json")
+_partitions = topics.health_events.partitions
+canary_samples = app.Table("canary-samples", default=None, schema=_json, partitions=_partitions)
+canary_state = app.Table("canary-state", default=None, schema=_json, partitions=_partitions)
+_last_evaluation_ms = 0
+
+
+def forget(table: faust.Table, key: str, partition: int) -> None:
+    """Delete ``table[key]`` and tombstone it in the changelog (from a stream or a timer)."""
+    table.data.pop(key, None)
+    table.send_changelog(partition, key, None, value_serializer="raw")
+
+
+async def add_sample(scope: str, partition: int, metric: str, cohort: str,
+                     model_version: str | None, sample_id: str, value: float,
+                     event_time_ms: int) -> None:
+    """Offer one sample of a leading metric to the model's canary comparison."""
+    if metric not in settings.canary_leading_metrics:
+        return
+    stored = canary_state.get(scope)
+    state = stored or canary.new_state(scope, partition)
+    state["partition"] = partition
+    start = canary.window_start(event_time_ms, WINDOW_MS)
+    if not canary.accepts(state, start, WINDOW_MS):
+        return  # its window is no longer compared
+    tag = canary.cohort_tag(cohort, model_version)
+    hashed = canary.sample_hash(sample_id)
+    key = canary.samples_key(scope, start, metric, tag, hashed % canary.SHARDS)
+    entry, changed = canary.add_sample(canary_samples.get(key), hashed, value,
+                                       settings.canary_max_samples)
+    if changed:
+        store(canary_samples, key, entry, partition)
+    before = (state["canary_version"], {k: list(v) for k, v in state["windows"].items()})
+    dropped = canary.note_sample(state, metric, tag, model_version, event_time_ms, start)
+    if stored is None or before != (state["canary_version"], state["windows"]):
+        store(canary_state, scope, state, partition)  # not once per sample: on changes
+    for old_start, pairs in dropped.items():
+        for old_key in canary.sample_keys(scope, old_start, pairs):
+            forget(canary_samples, old_key, partition)
+
+
+async def on_score(record: ModelScore, message: InputMessage) -> None:
+    try:
+        validate_scope(record.scope)
+    except ScopeError as exc:
+        raise InvalidInput(str(exc)) from None
+    check_event_time(record.event_time_ms, clock.now_ms())
+    clock.observe(record.event_time_ms, f"{message.topic}/{message.partition}")
+    await add_sample(record.scope, message.partition, record.metric, record.cohort.value,
+                     record.model_version, f"score:{record.event_id}", record.value,
+                     record.event_time_ms)
+    await event_time_advanced(clock.now_ms())
+
+
+async def observe_fill(scope: str, record: FillEvent, partition: int) -> None:
+    """A fill of the model (already re-keyed to the model's partition)."""
+    if record.kind is not FillKind.FILL:
+        return
+    samples = {}
+    if record.predicted_slippage_bps is not None and record.realized_slippage_bps is not None:
+        samples["slippage_abs_error_bps"] = abs(record.realized_slippage_bps
+                                                - record.predicted_slippage_bps)
+    if record.requested_size > 0:
+        samples["fill_ratio"] = record.filled_size / record.requested_size
+    for metric, value in samples.items():
+        await add_sample(scope, partition, metric, record.cohort.value, record.model_version,
+                         f"fill:{record.event_id}", value, record.event_time_ms)
+
+
+@app.agent(topics.model_scores)
+async def watch_scores(stream: faust.StreamT) -> None:
+    await for_each_record(stream, "ModelScore", on_score)
+
+
+def _values(scope: str, start: int, metric: str, tag: str) -> list[float]:
+    return canary.values([canary_samples.get(canary.samples_key(scope, start, metric, tag, shard))
+                          for shard in range(canary.SHARDS)])
+
+
+def current_evaluation(scope: str, now_ms: int) -> dict[str, Any] | None:
+    """The canary verdicts of ``scope`` at ``now_ms``, from the samples on this worker."""
+    state = canary_state.get(scope)
+    if not state:
+        return None
+    version = state["canary_version"]
+    canary_tag = canary.cohort_tag("CANARY", version)
+    samples = {
+        int(start): {metric: (_values(scope, int(start), metric, canary_tag),
+                              _values(scope, int(start), metric, canary.BASELINE))
+                     for metric in settings.canary_leading_metrics}
+        for start in state["windows"]
+    }
+    return canary.evaluate(samples, settings.canary_leading_metrics, settings.canary_alpha,
+                           settings.canary_min_samples, settings.canary_test, now_ms,
+                           WINDOW_MS, version)
+
+
+def _comparable(evaluation: dict[str, Any] | None) -> Any:
+    if evaluation is None:
+        return None
+    return {k: v for k, v in evaluation.items() if k != "evaluated_ms"}
+
+
+def owned_partitions() -> set[int]:
+    name = topics.model_scores.get_topic_name()
+    return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == name}
+
+
+@every_tick
+async def evaluate_canaries(now_ms: int) -> None:
+    global _last_evaluation_ms
+    if now_ms - _last_evaluation_ms < settings.canary_evaluation_interval_s * 1000:
+        return
+    _last_evaluation_ms = now_ms
+    owned = owned_partitions()
+    for scope, state in list(canary_state.items()):
+        if not state or state["partition"] not in owned:
+            continue
+        expired = canary.expire_windows(state, now_ms, WINDOW_MS)
+        for start, pairs in expired.items():
+            for key in canary.sample_keys(scope, start, pairs):
+                forget(canary_samples, key, state["partition"])
+        evaluation = current_evaluation(scope, now_ms)
+        assert evaluation is not None
+        previous = _comparable(state["evaluation"])
+        transitions = canary.judge(state, evaluation)
+        if expired or transitions or previous != _comparable(evaluation):
+            store(canary_state, scope, state, state["partition"])
+        if transitions:
+            await apply_alerts(scope, state["partition"], transitions, now_ms, SOURCE)

@@ -1,0 +1,160 @@
+"""Execution agents over exec.fills: fill ratio and slippage error per market, per bot and
+per model cohort, over a tumbling and a hopping window; breaches alert and, for the
+scope kinds in ``exec_pause_scope_kinds``, pause the scope through its latch.
+
+Keying. exec.fills is keyed by market, so a market's figures (and its pause latch) live
+on the partition of the fill. A bot trades many markets, and a model's canary lives on
+the model's partition, so every fill is also re-keyed onto an internal topic,
+``<group>-exec.fills-by-scope-repartition`` (declared by Faust, like table changelogs;
+same partition count as the inputs): once under ``bot:<id>``, and once under
+``model:<id>`` when the fill names a model. It is sent to the partition the input
+producers would pick for that key (streams.control.keying, setting
+``input_partitioner``), so a bot's execution figures, heartbeats and pause latch meet on
+one worker, and a model's fill samples meet its scores, drift and rollout state.
+
+Flow per fill: decode → check the event time → market figures (pure core:
+streams.control.execution) → alerts/pauses → forward re-keyed. Per re-keyed fill: bot
+figures → alerts/pauses, or the model's cohort figures and canary samples. A clock tick
+re-evaluates every scope so alerts resolve when breaching fills age out of the windows.
+Counts are at-least-once: a fill re-delivered after a crash is counted again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import faust
+
+from streams.agents import canary
+from streams.agents.decoding import InvalidInput, for_each_record
+from streams.agents.health import check_event_time
+from streams.agents.latches import apply_alerts
+from streams.agents.outputs import publish_alert, store
+from streams.agents.ticks import event_time_advanced, every_tick
+from streams.app import app, clock, settings, topics
+from streams.codec import InputMessage
+from streams.control import execution
+from streams.control.alerts import AlertTransition
+from streams.control.keying import partition_for
+from streams.records import FillEvent, FillKind
+from streams.scopes import ScopeError, validate_scope
+
+SOURCE = "agents.execution"
+WINDOWS = execution.windows(settings.exec_tumbling_window_s, settings.exec_hopping_window_s,
+                            settings.exec_hop_s)
+BUCKET_MS = execution.bucket_ms(WINDOWS)
+BOUNDS = execution.Bounds(
+    slippage_rmse_bps=settings.exec_slippage_rmse_bound_bps,
+    slippage_mean_bps=settings.exec_slippage_mean_bound_bps,
+    fill_ratio_min=settings.exec_fill_ratio_min, min_fills=settings.exec_min_fills,
+)
+_json = faust.Schema(key_serializer="json", value_serializer="json")
+# Per scope (market:<id>, bot:<id>, model:<id>#<COHORT>): bucket sums, figures, alerts.
+execution_state = app.Table("execution-state", default=None, schema=_json,
+                            partitions=topics.health_events.partitions)
+fills_by_scope = app.topic(
+    f"{settings.group_id}-exec.fills-by-scope-repartition",
+    partitions=topics.exec_fills.partitions, key_type=bytes, key_serializer="raw",
+    value_serializer="raw", internal=True, replicas=settings.replication_factor,
+)
+
+
+def _state(key: str, scope: str, partition: int) -> dict[str, Any]:
+    state = execution_state.get(key) or execution.new_state(scope, partition)
+    state["partition"] = partition
+    return state
+
+
+def _observe(key: str, scope: str, record: FillEvent, partition: int) -> dict[str, Any]:
+    state = _state(key, scope, partition)
+    execution.observe(state, fill=record.kind is FillKind.FILL,
+                      event_time_ms=record.event_time_ms, requested=record.requested_size,
+                      filled=record.filled_size, predicted_bps=record.predicted_slippage_bps,
+                      realized_bps=record.realized_slippage_bps, bucket=BUCKET_MS)
+    return state
+
+
+async def _decide(key: str, state: dict[str, Any], now_ms: int) -> None:
+    transitions = execution.evaluate(state, now_ms, WINDOWS, BOUNDS)
+    store(execution_state, key, state, state["partition"])
+    await _publish(state["scope"], state["partition"], transitions, now_ms)
+
+
+async def _publish(scope: str, partition: int, transitions: list[AlertTransition],
+                   now_ms: int) -> None:
+    if scope.split(":", 1)[0] in settings.exec_pause_scope_kinds:
+        await apply_alerts(scope, partition, transitions, now_ms, SOURCE)
+        return
+    for transition in transitions:  # alert only: this kind of scope is not paused
+        await publish_alert(transition, SOURCE, now_ms)
+
+
+def _rekeyed_scopes(record: FillEvent) -> list[str]:
+    """The bot's scope, and the model's when the fill names one; all must be valid scopes."""
+    scopes = [f"bot:{record.bot}", *([f"model:{record.model}"] if record.model else [])]
+    for scope in [record.scope, *scopes]:
+        try:
+            validate_scope(scope)
+        except ScopeError as exc:
+            raise InvalidInput(f"fill {record.event_id}: {exc}") from None
+    return scopes
+
+
+async def on_fill(record: FillEvent, message: InputMessage) -> None:
+    check_event_time(record.event_time_ms, clock.now_ms())
+    rekeyed = _rekeyed_scopes(record)
+    clock.observe(record.event_time_ms, f"{message.topic}/{message.partition}")
+    now_ms = clock.now_ms()
+    state = _observe(record.scope, record.scope, record, message.partition)
+    await _decide(record.scope, state, now_ms)
+    for key in rekeyed:
+        partition = partition_for(key.encode(), fills_by_scope.partitions or 1,
+                                  settings.input_partitioner)
+        await fills_by_scope.send(key=key.encode(), value=message.value, partition=partition)
+    await event_time_advanced(now_ms)
+
+
+async def on_scoped_fill(record: FillEvent, message: InputMessage) -> None:
+    scope = (message.key or b"").decode()
+    now_ms = clock.now_ms()
+    if scope.startswith("bot:"):
+        state = _observe(scope, scope, record, message.partition)
+        await _decide(scope, state, now_ms)
+        return
+    # A model's fills: execution figures per cohort, and samples for the canary.
+    key = f"{scope}#{record.cohort.value}"
+    state = _observe(key, scope, record, message.partition)
+    execution.update_figures(state, now_ms, WINDOWS)  # figures only: cohorts do not alert
+    store(execution_state, key, state, message.partition)
+    await canary.observe_fill(scope, record, message.partition)
+
+
+@app.agent(topics.exec_fills)
+async def watch_fills(stream: faust.StreamT) -> None:
+    await for_each_record(stream, "FillEvent", on_fill)
+
+
+@app.agent(fills_by_scope)
+async def watch_fills_by_scope(stream: faust.StreamT) -> None:
+    await for_each_record(stream, "FillEvent", on_scoped_fill)
+
+
+def owned_partitions() -> set[int]:
+    """Partition numbers this worker actively owns (standby table data is not ours to act on)."""
+    name = topics.exec_fills.get_topic_name()
+    return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == name}
+
+
+@every_tick
+async def evaluate_execution(now_ms: int) -> None:
+    """Windows move on without fills: breaches resolve when their fills age out."""
+    owned = owned_partitions()
+    for key, state in list(execution_state.items()):
+        if not state or state["partition"] not in owned or "#" in key:
+            continue
+        if not state["buckets"] and not any(state["alerts"].values()):
+            continue
+        transitions = execution.evaluate(state, now_ms, WINDOWS, BOUNDS)
+        if transitions or not state["buckets"]:
+            store(execution_state, key, state, state["partition"])
+            await _publish(state["scope"], state["partition"], transitions, now_ms)

@@ -1,0 +1,217 @@
+"""Incidents: alerts grouped by dedup key (scope + reason family), open → acknowledged →
+resolved, with a timeline; each change published on the compacted monitor.incidents,
+keyed by incident id.
+
+Partitioning: the incident state of a dedup key lives in the ``incidents`` table on the
+partition of monitor.alerts that carries that key. Operator commands arrive on
+ops.commands keyed by *scope*, and pause changes on control.pauses keyed by scope, i.e.
+possibly on another partition and worker. Both are re-keyed by dedup key onto
+monitor.incident.inputs (the incident id carries its reason family, so scope + id name
+the dedup key), which is co-partitioned with monitor.alerts: the agent that owns an
+incident sees its alerts, its pauses and its commands, in one place.
+
+Flow: decode → the key's state → pure lifecycle (streams.control.incidents) → publish
+the incident, audit lifecycle decisions and operator commands.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import faust
+
+from streams.agents.commands import handles
+from streams.agents.decoding import InvalidInput, for_each_record
+from streams.agents.operator_audit import publish_command_audit
+from streams.agents.outputs import store
+from streams.app import app, clock, settings, topics
+from streams.codec import InputMessage
+from streams.control import incidents as lifecycle
+from streams.control.incidents import IncidentIdError, Outcome
+from streams.envelope import audit_envelope, derive_id
+from streams.reason_codes import reason
+from streams.records import (
+    AlertPayload,
+    AuditPayload,
+    IncidentPayload,
+    OpsAction,
+    OpsCommand,
+    PauseState,
+    ReportEnvelope,
+    TimelineEntry,
+)
+
+SOURCE = "agents.incidents"
+OPERATOR_FAMILY = "operator"
+incidents = app.Table(
+    "incidents", default=None, partitions=topics.alerts.partitions,
+    schema=faust.Schema(key_serializer="json", value_serializer="json"),
+)
+
+
+def _key_state(dedup_key: str, scope: str, family: str) -> dict[str, Any]:
+    entry = incidents.get(dedup_key)
+    return entry["state"] if entry else lifecycle.new_key_state(dedup_key, scope, family)
+
+
+def _incident_envelope(incident: dict[str, Any], now_ms: int,
+                       event_time_ms: int) -> ReportEnvelope:
+    return ReportEnvelope(
+        envelope_id=derive_id("incident", incident["incident_id"], incident["version"]),
+        source=SOURCE, reason_code=incident["reason_code"], severity=incident["severity"],
+        scope=incident["scope"], dedup_key=incident["dedup_key"], observed_time_ms=now_ms,
+        event_time_ms=event_time_ms, config_version=settings.config_version,
+        payload=IncidentPayload(
+            incident_id=incident["incident_id"], state=incident["state"],
+            reason_family=incident["family"], opened_time_ms=incident["opened_ms"],
+            timeline=[TimelineEntry(**entry) for entry in incident["timeline"]],
+        ),
+    )
+
+
+async def _decide(dedup_key: str, state: dict[str, Any], outcome: Outcome, partition: int,
+                  event_time_ms: int) -> None:
+    """Keep the state, publish the incident if it changed, audit an opening."""
+    store(incidents, dedup_key, {"partition": partition, "state": state}, partition)
+    now_ms = clock.now_ms()
+    if outcome.incident is not None:
+        incident = outcome.incident
+        await topics.incidents.send(key=incident["incident_id"].encode(),
+                                    value=_incident_envelope(incident, now_ms, event_time_ms))
+    if outcome.decision == "opened" and outcome.incident is not None:
+        incident = outcome.incident
+        await topics.audit.send(key=incident["scope"].encode(), value=audit_envelope(
+            decision_id=incident["incident_id"], scope=incident["scope"],
+            reason_code=incident["reason_code"], action="incident", actor=SOURCE,
+            decision="opened", before=outcome.before, after=outcome.after,
+            evidence={"incident_id": incident["incident_id"], **outcome.extra},
+            source=SOURCE, observed_ms=now_ms, event_time_ms=event_time_ms,
+            config_version=settings.config_version,
+        ))
+
+
+# --- alerts ---------------------------------------------------------------------------
+
+
+async def on_alert(envelope: ReportEnvelope, message: InputMessage) -> None:
+    if not isinstance(envelope.payload, AlertPayload):
+        raise InvalidInput(f"monitor.alerts carries alerts, got {type(envelope.payload).__name__}")
+    family = reason(envelope.reason_code).family
+    state = _key_state(envelope.dedup_key, envelope.scope, family)
+    state, outcome = lifecycle.on_alert(
+        state, alert_id=envelope.envelope_id, status=envelope.payload.status.value,
+        reason_code=envelope.reason_code, severity=envelope.severity.value,
+        message=envelope.payload.message, time_ms=envelope.observed_time_ms,
+        source=envelope.source, timeline_limit=settings.incident_timeline_limit,
+    )
+    if outcome.decision != "duplicate":
+        await _decide(envelope.dedup_key, state, outcome, message.partition,
+                      envelope.event_time_ms)
+
+
+@app.agent(topics.alerts)
+async def group_alerts(stream: faust.StreamT) -> None:
+    await for_each_record(stream, "ReportEnvelope", on_alert)
+
+
+# --- re-keying: commands and pause changes to the partition of their dedup key ------
+
+
+@handles(OpsAction.ACK, OpsAction.RESOLVE)
+async def forward_incident_command(command: OpsCommand, message: InputMessage) -> None:
+    """ACK/RESOLVE arrive keyed by scope; the incident lives on its dedup key's partition."""
+    try:
+        if not command.target:
+            raise IncidentIdError("target: the incident id is required")
+        dedup_key = lifecycle.dedup_key_of(command.scope, command.target)
+    except IncidentIdError as exc:
+        await publish_command_audit(command, "refused", detail=str(exc), source=SOURCE)
+        return
+    request = ReportEnvelope(
+        envelope_id=derive_id("incident-input", command.command_id), source=SOURCE,
+        reason_code="GOV_OPERATOR_ACTION", severity="INFO", scope=command.scope,
+        dedup_key=dedup_key, observed_time_ms=clock.now_ms(),
+        event_time_ms=command.issued_time_ms, config_version=settings.config_version,
+        payload=AuditPayload(
+            action=command.action.value.lower(), actor=command.actor, decision="requested",
+            evidence={"command_id": command.command_id, "incident_id": command.target,
+                      "reason": command.reason, "issued_time_ms": str(command.issued_time_ms)},
+        ),
+    )
+    await topics.incident_inputs.send(key=dedup_key.encode(), value=request)
+
+
+async def forward_pause(state: PauseState, message: InputMessage) -> None:
+    code = state.reason_code or "GOV_OPERATOR_PAUSE"
+    family = reason(code).family
+    if family == OPERATOR_FAMILY:  # an operator's own pause belongs to no alert's incident
+        return
+    dedup_key = f"{state.scope}|{family}"
+    change = ReportEnvelope(
+        envelope_id=derive_id("incident-input", state.state_id), source=SOURCE,
+        reason_code=code, severity=reason(code).severity, scope=state.scope,
+        dedup_key=dedup_key, observed_time_ms=state.updated_ms,
+        event_time_ms=state.updated_ms, config_version=settings.config_version,
+        payload=AuditPayload(
+            action="pause" if state.paused else "resume", actor=state.actor,
+            decision="paused" if state.paused else "resumed",
+            evidence={"state_id": state.state_id, "cause_id": state.cause_id or "",
+                      "policy": state.policy.value},
+        ),
+    )
+    await topics.incident_inputs.send(key=dedup_key.encode(), value=change)
+
+
+@app.agent(topics.pauses)
+async def rekey_pauses(stream: faust.StreamT) -> None:
+    await for_each_record(stream, "PauseState", forward_pause)
+
+
+# --- commands and pause changes, on the incident's partition -------------------------
+
+
+async def on_incident_input(envelope: ReportEnvelope, message: InputMessage) -> None:
+    payload = envelope.payload
+    if not isinstance(payload, AuditPayload):
+        raise InvalidInput(f"expected an AuditPayload, got {type(payload).__name__}")
+    family = envelope.dedup_key.rsplit("|", 1)[-1]
+    state = _key_state(envelope.dedup_key, envelope.scope, family)
+    evidence = payload.evidence
+    if payload.action in ("pause", "resume"):
+        state, outcome = lifecycle.on_pause(
+            state, state_id=evidence["state_id"], paused=payload.action == "pause",
+            reason_code=envelope.reason_code, cause_id=evidence.get("cause_id") or None,
+            policy=evidence.get("policy", ""), actor=payload.actor,
+            time_ms=envelope.event_time_ms, timeline_limit=settings.incident_timeline_limit,
+        )
+        if outcome.decision not in ("duplicate", "ignored"):
+            await _decide(envelope.dedup_key, state, outcome, message.partition,
+                          envelope.event_time_ms)
+        return
+    if payload.action not in ("ack", "resolve"):
+        raise InvalidInput(f"unknown incident input action {payload.action!r}")
+    command = OpsCommand(
+        command_id=evidence["command_id"], scope=envelope.scope,
+        action=OpsAction.ACK if payload.action == "ack" else OpsAction.RESOLVE,
+        actor=payload.actor, reason=evidence.get("reason", ""),
+        target=evidence["incident_id"], issued_time_ms=envelope.event_time_ms,
+    )
+    state, outcome = lifecycle.on_command(
+        state, command_id=command.command_id, action=command.action.value,
+        incident=evidence["incident_id"], actor=f"operator:{command.actor}",
+        reason=command.reason, time_ms=command.issued_time_ms,
+        timeline_limit=settings.incident_timeline_limit,
+    )
+    if outcome.decision == "duplicate":
+        return
+    await _decide(envelope.dedup_key, state, outcome, message.partition,
+                  envelope.event_time_ms)
+    await publish_command_audit(command, outcome.decision, before=outcome.before,
+                                after=outcome.after, detail=outcome.detail,
+                                evidence={"incident_id": evidence["incident_id"]},
+                                source=SOURCE)
+
+
+@app.agent(topics.incident_inputs)
+async def apply_incident_inputs(stream: faust.StreamT) -> None:
+    await for_each_record(stream, "ReportEnvelope", on_incident_input)

@@ -1,0 +1,304 @@
+"""`polymon bench`: throughput, detection latency and memory, measured in one run on the
+embedded broker against two baselines on the same data (a raw aiokafka loop and a bare
+Faust agent), with a JSON report.
+
+Phases: load N events (a realistic mix: book updates and heartbeats for thousands of
+scopes, fills, feature samples, model scores) → raw aiokafka loop → bare Faust agent →
+the full polymon pipeline (time until every event is processed) → detection latency
+under a steady load with markets that go stale at known times.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer
+
+from streams.broker import EmbeddedBroker, free_port
+from streams.codec import Codecs, SchemaCatalog
+from streams.console import kafka_producer, read_topic, send_all
+from streams.devstack import WorkerProcess, http_json
+from streams.procs import stop_process
+from streams.records import (
+    Cohort,
+    FeatureSample,
+    FillEvent,
+    FillKind,
+    HealthEvent,
+    HealthEventKind,
+    ModelScore,
+)
+from streams.topics import admin_client, create_topics, load_topic_specs
+
+INPUTS = ("health.events", "exec.fills", "model.scores", "model.features")
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class BenchReport:
+    events: int
+    scopes: int
+    nproc: int
+    load_eps: float
+    raw_eps: float
+    faust_bare_eps: float
+    pipeline_eps: float
+    ratio_to_raw: float
+    ratio_to_faust_bare: float
+    latency_p50_ms: float | None
+    latency_p99_ms: float | None
+    latency_samples: int
+    latency_load_eps: float
+    peak_rss_mb: float
+
+
+def synthetic_mix(count: int, scopes: int, seed: int, start_ms: int) -> list[tuple[str, bytes,
+                                                                                 bytes]]:
+    """(topic, key, value) for a realistic mix, pre-encoded."""
+    rng = random.Random(seed)
+    codecs = Codecs(SchemaCatalog())
+    out: list[tuple[str, bytes, bytes]] = []
+    sequences: dict[int, int] = {}
+    for index in range(count):
+        now = start_ms + index // 10
+        roll = rng.random()
+        if roll < 0.6:
+            market = rng.randrange(scopes)
+            sequences[market] = sequences.get(market, 0) + 1
+            record = HealthEvent(
+                event_id=f"b{index}", scope=f"market:m{market}", kind=HealthEventKind.DATA_UPDATE,
+                source="bench", event_time_ms=now, feed="book", sequence=sequences[market])
+            out.append(("health.events", record.scope.encode(),
+                        codecs["HealthEvent"].encode_record(record)))
+        elif roll < 0.7:
+            record = HealthEvent(
+                event_id=f"h{index}", scope=f"bot:b{rng.randrange(max(1, scopes // 20))}",
+                kind=HealthEventKind.HEARTBEAT, source="bench", event_time_ms=now,
+                heartbeat_interval_ms=60_000)
+            out.append(("health.events", record.scope.encode(),
+                        codecs["HealthEvent"].encode_record(record)))
+        elif roll < 0.85:
+            fill = FillEvent(
+                event_id=f"f{index}", market=f"m{rng.randrange(scopes)}", bot="b1",
+                kind=FillKind.FILL, order_id=f"o{index}", event_time_ms=now,
+                requested_size=10.0, filled_size=9.0, predicted_slippage_bps=3.0,
+                realized_slippage_bps=3.0 + rng.gauss(0, 1), cohort=Cohort.BASELINE,
+                model="pricer", model_version="v1")
+            out.append(("exec.fills", fill.scope.encode(), codecs["FillEvent"].encode_record(fill)))
+        elif roll < 0.95:
+            sample = FeatureSample(event_id=f"x{index}", model=f"model{index % 5}",
+                                   model_version="v1", event_time_ms=now,
+                                   features={"spread_z": rng.gauss(0, 1)})
+            out.append(("model.features", sample.scope.encode(),
+                        codecs["FeatureSample"].encode_record(sample)))
+        else:
+            score = ModelScore(event_id=f"s{index}", model=f"model{index % 5}",
+                               model_version="v1", cohort=Cohort.BASELINE, metric="brier",
+                               value=rng.random() * 0.3, prediction_id=f"p{index}",
+                               event_time_ms=now)
+            out.append(("model.scores", score.scope.encode(),
+                        codecs["ModelScore"].encode_record(score)))
+    return out
+
+
+def load(bootstrap: str, prefix: str, messages: list[tuple[str, bytes, bytes]],
+         progress: Progress) -> float:
+    producer = kafka_producer(bootstrap, **{"linger.ms": 20, "batch.num.messages": 10000})
+    started = time.perf_counter()
+    by_topic: dict[str, list[tuple[bytes, bytes]]] = {}
+    for topic, key, value in messages:
+        by_topic.setdefault(topic, []).append((key, value))
+    done = 0
+    for topic, batch in by_topic.items():
+        for first in range(0, len(batch), 20_000):
+            chunk = batch[first:first + 20_000]
+            send_all(producer, prefix + topic, chunk)
+            done += len(chunk)
+            progress("load", done, len(messages))
+    return len(messages) / (time.perf_counter() - started)
+
+
+async def _raw_loop(bootstrap: str, prefix: str, expected: int) -> float:
+    consumer = AIOKafkaConsumer(*(prefix + t for t in INPUTS), bootstrap_servers=bootstrap,
+                                group_id=f"{prefix}raw-{uuid.uuid4().hex[:6]}",
+                                auto_offset_reset="earliest", enable_auto_commit=False,
+                                max_poll_records=10_000)
+    await consumer.start()
+    try:
+        seen = 0
+        started = None
+        while seen < expected:
+            batches = await consumer.getmany(timeout_ms=1000, max_records=10_000)
+            if batches and started is None:
+                started = time.perf_counter()
+            seen += sum(len(records) for records in batches.values())
+        assert started is not None
+        return seen / (time.perf_counter() - started)
+    finally:
+        await consumer.stop()
+
+
+def measure_raw(bootstrap: str, prefix: str, expected: int) -> float:
+    return asyncio.run(_raw_loop(bootstrap, prefix, expected))
+
+
+def _count_until(read: Callable[[], int], expected: int, progress: Progress, phase: str,
+                 timeout_s: float) -> float:
+    """events/s from the first counted event until ``expected`` are counted."""
+    deadline = time.monotonic() + timeout_s
+    first_at = None
+    first_count = 0
+    while time.monotonic() < deadline:
+        count = read()
+        if count and first_at is None:
+            first_at, first_count = time.perf_counter(), count
+        progress(phase, count, expected)
+        if count >= expected:
+            elapsed = time.perf_counter() - (first_at or time.perf_counter())
+            return (count - first_count) / elapsed if elapsed > 0 else float("nan")
+        time.sleep(0.05)
+    raise TimeoutError(f"{phase}: only {read()} of {expected} events in {timeout_s}s")
+
+
+def measure_faust_bare(bootstrap: str, prefix: str, expected: int, progress: Progress,
+                       timeout_s: float) -> float:
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "streams.bench_bare", bootstrap, prefix,
+                                str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        def read() -> int:
+            try:
+                return int(http_json(f"http://127.0.0.1:{port}/count")[1]["count"])
+            except (OSError, TypeError, KeyError, ValueError):
+                return 0
+        return _count_until(read, expected, progress, "faust bare", timeout_s)
+    finally:
+        stop_process(process, 15)
+
+
+def _processed(worker: WorkerProcess) -> int:
+    try:
+        text = worker.get_text("/metrics")
+    except OSError:
+        return 0
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(("polymon_events_processed_total{", "polymon_dead_letters_total{")):
+            total += float(line.rsplit(" ", 1)[1])
+    return int(total)
+
+
+def _peak_rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def measure_latency(bootstrap: str, prefix: str, rate_eps: int, duration_s: float,
+                    stale_markets: int, progress: Progress) -> tuple[list[float], float]:
+    """Steady load at ``rate_eps``; ``stale_markets`` markets stop at known times.
+    Latency = pause publication − (last update + threshold), per stale market."""
+    codecs = Codecs(SchemaCatalog())
+    producer = kafka_producer(bootstrap, **{"linger.ms": 5})
+    stop_at: dict[str, float] = {}
+    last_sent: dict[str, int] = {}
+    sent = 0
+    started = time.monotonic()
+    tick_s = 0.05
+    per_tick = max(1, int(rate_eps * tick_s))
+    markets = [f"market:lat{i}" for i in range(200)]
+    victims = markets[:stale_markets]
+    for number, scope in enumerate(victims):
+        stop_at[scope] = started + duration_s * 0.3 + number * (duration_s * 0.4 / stale_markets)
+    index = 0
+    while (now := time.monotonic()) - started < duration_s:
+        batch = []
+        now_ms = int(time.time() * 1000)
+        for _ in range(per_tick):
+            scope = markets[index % len(markets)]
+            index += 1
+            if scope in stop_at and now >= stop_at[scope]:
+                continue
+            record = HealthEvent(event_id=f"l{index}", scope=scope,
+                                 kind=HealthEventKind.DATA_UPDATE, source="bench",
+                                 event_time_ms=now_ms, feed="book", sequence=index)
+            batch.append((scope.encode(), codecs["HealthEvent"].encode_record(record)))
+            last_sent[scope] = now_ms
+        send_all(producer, prefix + "health.events", batch)
+        sent += len(batch)
+        progress("latency", int(now - started), int(duration_s))
+        time.sleep(max(0.0, tick_s - (time.monotonic() - now)))
+    load_eps = sent / (time.monotonic() - started)
+    time.sleep(3.0)
+    latencies = []
+    for message in read_topic(bootstrap, prefix + "control.pauses", True, None, 2.0):
+        record = codecs["PauseState"].decode_record(message.value)
+        if record.paused and record.scope in stop_at and message.timestamp_ms:
+            latencies.append(message.timestamp_ms - (last_sent[record.scope] + 2000))
+    return latencies, load_eps
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def run_bench(events: int, scopes: int, state_dir: Path, progress: Progress,
+              latency_rate: int = 10_000, latency_s: float = 20.0, seed: int = 1,
+              timeout_s: float = 600.0) -> BenchReport:
+    broker = EmbeddedBroker(state_dir / "bench-broker")
+    worker: WorkerProcess | None = None
+    try:
+        broker.start()
+        prefix = f"bench{uuid.uuid4().hex[:6]}."
+        create_topics(admin_client(broker.bootstrap), load_topic_specs(), prefix)
+        messages = synthetic_mix(events, scopes, seed, int(time.time() * 1000) - 60_000)
+        load_eps = load(broker.bootstrap, prefix, messages, progress)
+        raw_eps = measure_raw(broker.bootstrap, prefix, events)
+        progress("raw aiokafka", events, events)
+        bare_eps = measure_faust_bare(broker.bootstrap, prefix, events, progress, timeout_s)
+
+        worker = WorkerProcess(broker.bootstrap, state_dir / "bench-worker", "bench-worker",
+                               topic_prefix=prefix, log_level="warning")
+        worker.start().wait_ready(timeout_s=120)
+        pipeline_eps = _count_until(lambda: _processed(worker), events, progress, "pipeline",
+                                    timeout_s)
+        latencies, latency_load = measure_latency(broker.bootstrap, prefix, latency_rate,
+                                                  latency_s, 20, progress)
+        assert worker.process is not None
+        rss = _peak_rss_mb(worker.process.pid)
+        return BenchReport(
+            events=events, scopes=scopes, nproc=os.cpu_count() or 0, load_eps=round(load_eps),
+            raw_eps=round(raw_eps), faust_bare_eps=round(bare_eps),
+            pipeline_eps=round(pipeline_eps), ratio_to_raw=round(pipeline_eps / raw_eps, 4),
+            ratio_to_faust_bare=round(pipeline_eps / bare_eps, 3),
+            latency_p50_ms=_percentile(latencies, 0.5),
+            latency_p99_ms=_percentile(latencies, 0.99), latency_samples=len(latencies),
+            latency_load_eps=round(latency_load), peak_rss_mb=round(rss, 1),
+        )
+    finally:
+        if worker is not None:
+            worker.stop()
+        broker.stop()
+
+
+def write_report(report: BenchReport, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(asdict(report), indent=2) + "\n")
+

@@ -1,0 +1,195 @@
+"""Canary analysis of one model scope: per leading metric, canary samples against
+baseline samples over one fixed window, a one-sided significance test each way
+(:func:`streams.maths.canary.canary_verdict`), and the regression alert.
+
+Pure: plain dicts, time passed in.
+
+Windows are fixed (tumbling, aligned on multiples of the window size, by event time).
+A metric is judged on the current window once both cohorts have ``min_samples`` there,
+else on the previous window, so a verdict does not vanish at every window boundary.
+
+Samples are bounded: each (window, metric, cohort) keeps at most ``capacity`` samples,
+chosen by bottom-k sampling on a hash of the sample's id (the ``capacity`` smallest
+hashes). That is a uniform sample of the window, deterministic (a replay keeps the same
+samples) and idempotent (a re-delivered sample has the same hash and is kept once). The
+kept samples are split into ``SHARDS`` table entries by hash so that one sample
+rewrites one small entry, not the whole reservoir.
+
+Canary samples are kept per model version (cohort tag ``CANARY:<version>``); the
+canary judged is the version seen last. Baseline samples are one pool.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from streams.control.alerts import AlertTransition, Condition, step_alert
+from streams.maths.canary import Verdict, canary_verdict, combine_verdicts
+
+REGRESSION = "RISK_CANARY_REGRESSION"
+SHARDS = 8
+BASELINE = "BASELINE"
+
+
+def sample_hash(sample_id: str) -> int:
+    return int.from_bytes(hashlib.sha256(sample_id.encode()).digest()[:4], "big")
+
+
+def window_start(time_ms: int, window_ms: int) -> int:
+    return time_ms - time_ms % window_ms
+
+
+def cohort_tag(cohort: str, model_version: str | None) -> str:
+    return BASELINE if cohort == BASELINE else f"CANARY:{model_version or '-'}"
+
+
+def samples_key(scope: str, start_ms: int, metric: str, tag: str, shard: int) -> str:
+    return f"{scope}|{start_ms}|{metric}|{tag}|{shard}"
+
+
+def shard_capacity(capacity: int) -> int:
+    return -(-capacity // SHARDS)
+
+
+def add_sample(entry: dict[str, Any] | None, hashed: int, value: float,
+               capacity: int) -> tuple[dict[str, Any], bool]:
+    """Offer one sample to a shard's bottom-k reservoir: (the entry, whether it changed)."""
+    entry = entry or {"kept": [], "offered": 0}
+    kept = entry["kept"]
+    position = bisect.bisect_left(kept, [hashed])
+    if position < len(kept) and kept[position][0] == hashed:
+        return entry, False  # already kept: a re-delivery
+    entry["offered"] += 1
+    if len(kept) >= shard_capacity(capacity):
+        if position >= len(kept):
+            return entry, True  # larger than every kept hash: counted, not kept
+        kept.pop()
+    kept.insert(position, [hashed, value])
+    return entry, True
+
+
+def values(entries: Sequence[Mapping[str, Any] | None]) -> list[float]:
+    return [value for entry in entries if entry for _, value in entry["kept"]]
+
+
+def new_state(scope: str, partition: int) -> dict[str, Any]:
+    return {"scope": scope, "partition": partition, "canary_version": None,
+            "canary_seen_ms": 0, "windows": {}, "alert": None, "evaluation": None,
+            "alert_evaluation": None}
+
+
+def accepts(state: Mapping[str, Any], start_ms: int, window_ms: int) -> bool:
+    """Whether a sample of the window starting at ``start_ms`` still counts: windows
+    older than the one before the newest seen are gone."""
+    newest = max((int(s) for s in state["windows"]), default=start_ms)
+    return start_ms >= newest - window_ms
+
+
+def note_sample(state: dict[str, Any], metric: str, tag: str, model_version: str | None,
+                event_time_ms: int, start_ms: int) -> dict[int, list[str]]:
+    """Record which (metric, cohort tag) has samples in which window, and the newest
+    canary version; returns the windows that fell out of reach (older than the one
+    before the newest), with their ``metric|tag`` pairs, so their samples can go."""
+    if tag != BASELINE and event_time_ms >= state["canary_seen_ms"]:
+        state["canary_version"] = model_version or "-"
+        state["canary_seen_ms"] = event_time_ms
+    pairs = state["windows"].setdefault(str(start_ms), [])
+    if f"{metric}|{tag}" not in pairs:
+        pairs.append(f"{metric}|{tag}")
+        pairs.sort()
+    starts = sorted(int(s) for s in state["windows"])
+    return {start: state["windows"].pop(str(start)) for start in starts[:-2]}
+
+
+def expire_windows(state: dict[str, Any], now_ms: int,
+                   window_ms: int) -> dict[int, list[str]]:
+    """Windows older than the one before ``now_ms``'s (a model that stopped sending
+    samples): removed from the state and returned, so their samples can go."""
+    oldest = window_start(now_ms, window_ms) - window_ms
+    return {int(start): state["windows"].pop(start)
+            for start in [s for s in state["windows"] if int(s) < oldest]}
+
+
+def sample_keys(scope: str, start_ms: int, pairs: Sequence[str]) -> list[str]:
+    """Every shard key of the window's ``metric|tag`` pairs."""
+    return [samples_key(scope, start_ms, *pair.split("|", 1), shard)
+            for pair in pairs for shard in range(SHARDS)]
+
+
+def _metric_dict(verdict: Any, window_start_ms: int, new: Sequence[float],
+                 baseline: Sequence[float]) -> dict[str, Any]:
+    return {
+        "verdict": verdict.verdict.value, "delta": verdict.delta, "p_better": verdict.p_better,
+        "p_worse": verdict.p_worse, "n_canary": verdict.n_new, "n_baseline": verdict.n_baseline,
+        "mean_canary": sum(new) / len(new) if new else None,
+        "mean_baseline": sum(baseline) / len(baseline) if baseline else None,
+        "direction": verdict.direction.value, "alpha": verdict.alpha,
+        "window_start_ms": window_start_ms, "reason": verdict.reason,
+    }
+
+
+def evaluate(
+    samples: Mapping[int, Mapping[str, tuple[Sequence[float], Sequence[float]]]],
+    leading: Mapping[str, str], alpha: float, min_samples: int, test: str, now_ms: int,
+    window_ms: int, canary_version: str | None,
+) -> dict[str, Any]:
+    """Verdict per leading metric and combined, from ``samples[window_start][metric] =
+    (canary values, baseline values)``; the newest window with enough samples decides."""
+    metrics: dict[str, dict[str, Any]] = {}
+    verdicts = {}
+    current = window_start(now_ms, window_ms)
+    for metric, direction in leading.items():
+        chosen = None
+        for start in (current, current - window_ms):
+            new, baseline = samples.get(start, {}).get(metric, ((), ()))
+            verdict = canary_verdict(list(new), list(baseline), direction, alpha, min_samples,
+                                     test, metric)
+            if chosen is None or verdict.sufficient_samples:
+                chosen = (verdict, start, new, baseline)
+            if verdict.sufficient_samples:
+                break
+        assert chosen is not None
+        verdicts[metric] = chosen[0]
+        metrics[metric] = _metric_dict(*chosen)
+    combined = combine_verdicts(verdicts) if verdicts else None
+    return {
+        "evaluated_ms": now_ms, "window_s": window_ms / 1000, "canary_version": canary_version,
+        "combined": combined.verdict.value if combined else Verdict.HOLD.value,
+        "regressed": list(combined.regressed) if combined else [],
+        "metrics": metrics,
+    }
+
+
+def summary(evaluation: Mapping[str, Any], metric: str) -> str:
+    m = evaluation["metrics"][metric]
+    delta = "n/a" if m["delta"] is None else f"{m['delta']:+.6g}"
+    p_worse = "n/a" if m["p_worse"] is None else f"{m['p_worse']:.3g}"
+    p_better = "n/a" if m["p_better"] is None else f"{m['p_better']:.3g}"
+    return (f"{metric} {m['verdict']}: canary−baseline {delta} ({m['direction']}), "
+            f"p_better {p_better}, p_worse {p_worse}, alpha {m['alpha']:g}, "
+            f"n {m['n_canary']}/{m['n_baseline']}")
+
+
+def judge(state: dict[str, Any], evaluation: dict[str, Any]) -> list[AlertTransition]:
+    """Store the evaluation; the regression alert fires while any leading metric regressed."""
+    state["evaluation"] = evaluation
+    regressed = evaluation["regressed"]
+    metric = regressed[0] if regressed else next(iter(evaluation["metrics"]), "none")
+    m = evaluation["metrics"].get(metric, {})
+    condition = Condition(
+        scope=state["scope"], subject="canary", reason_code=REGRESSION,
+        firing=bool(regressed), metric=f"p_worse:{metric}", value=m.get("p_worse"),
+        threshold=m.get("alpha"),
+        window_s=evaluation["window_s"],
+        cause=f"{evaluation['canary_version']}@{m.get('window_start_ms')}:{metric}",
+        event_time_ms=evaluation["evaluated_ms"],
+        message=("canary regressed: " if regressed else "canary not regressed: ")
+        + ("; ".join(summary(evaluation, name) for name in evaluation["metrics"]) or "no metrics"),
+    )
+    state["alert"], transition = step_alert(state["alert"], condition)
+    if transition and condition.firing:
+        state["alert_evaluation"] = evaluation
+    return [transition] if transition else []

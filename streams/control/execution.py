@@ -1,0 +1,223 @@
+"""Execution quality of one scope (a market, a bot, a model's cohort): fill ratio and
+slippage error over a tumbling and a hopping window, and the alerts their bounds raise.
+
+Pure: state is a plain JSON-able dict, time is passed in. Fills are summed into time
+buckets (one bucket size for every window: the gcd of the window sizes and the hop),
+so memory is bounded by the longest window, not by the fill rate, and a window's
+figures are sums of its buckets:
+
+- fill ratio = Σ filled / Σ requested over the window's FILL events (quantity-weighted,
+  as :func:`streams.maths.execution.fill_ratio` on the same fills). A FILL event is the
+  execution report of one order: its requested size and what was filled (0 for an
+  order that filled nothing). INTENT events are counted, not part of the ratio.
+- slippage error (realized − predicted, bps) over FILL events carrying both: mean and
+  RMSE from Σe and Σe², the same figures :func:`streams.maths.execution.slippage_error`
+  computes from the list of errors.
+
+A window is ``[end − size, end)`` with ``end`` the next multiple of its hop after now:
+a tumbling window is the hopping window whose hop is its size. Breaches need at least
+``min_fills`` fills in the window; a window with fewer fills is no breach, so an
+alert resolves once its fills age out of every window.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from streams.control.alerts import AlertTransition, Condition, step_alert
+from streams.maths.execution import SlippageError, fill_ratio
+
+SLIPPAGE_BREACH = "EXEC_SLIPPAGE_BREACH"
+FILL_RATIO_LOW = "EXEC_FILL_RATIO_LOW"
+# Bucket cells: intents, fills, Σrequested, Σfilled, fills with slippage, Σerror, Σerror².
+_INTENTS, _FILLS, _REQUESTED, _FILLED, _SLIPPED, _ERR, _ERR_SQ = range(7)
+
+
+@dataclass(frozen=True, slots=True)
+class WindowSpec:
+    """A window of ``size_ms`` that advances every ``hop_ms`` (tumbling: hop == size)."""
+
+    name: str
+    size_ms: int
+    hop_ms: int
+
+    def __post_init__(self) -> None:
+        if self.size_ms <= 0 or self.hop_ms <= 0 or self.hop_ms > self.size_ms:
+            raise ValueError(f"window {self.name}: need 0 < hop ({self.hop_ms} ms) <= size "
+                             f"({self.size_ms} ms)")
+
+    def bounds(self, now_ms: int) -> tuple[int, int]:
+        """[start, end) of the window that contains ``now_ms``'s hop."""
+        end = now_ms - now_ms % self.hop_ms + self.hop_ms
+        return end - self.size_ms, end
+
+
+def windows(tumbling_s: int, hopping_s: int, hop_s: int) -> tuple[WindowSpec, ...]:
+    return (WindowSpec("tumbling", tumbling_s * 1000, tumbling_s * 1000),
+            WindowSpec("hopping", hopping_s * 1000, hop_s * 1000))
+
+
+def bucket_ms(specs: Sequence[WindowSpec]) -> int:
+    """The largest bucket every window's start and end fall on."""
+    return math.gcd(*(v for spec in specs for v in (spec.size_ms, spec.hop_ms)))
+
+
+@dataclass(frozen=True, slots=True)
+class Bounds:
+    """What counts as a breach; ``None`` switches a bound off."""
+
+    slippage_rmse_bps: float | None
+    slippage_mean_bps: float | None  # bound on |mean error|
+    fill_ratio_min: float | None
+    min_fills: int
+
+
+@dataclass(frozen=True, slots=True)
+class WindowFigures:
+    window: str
+    start_ms: int
+    size_s: float
+    intents: int
+    fills: int
+    fill_ratio: float | None
+    slippage: SlippageError | None
+
+    def as_dict(self) -> dict[str, Any]:
+        slip = self.slippage
+        return {"window": self.window, "start_ms": self.start_ms, "size_s": self.size_s,
+                "intents": self.intents, "fills": self.fills, "fill_ratio": self.fill_ratio,
+                "slippage_fills": slip.count if slip else 0,
+                "slippage_mean_error_bps": slip.mean_error_bps if slip else None,
+                "slippage_rmse_bps": slip.rmse_bps if slip else None}
+
+
+def new_state(scope: str, partition: int) -> dict[str, Any]:
+    return {"scope": scope, "partition": partition, "buckets": {}, "last_event_ms": 0,
+            "alerts": {SLIPPAGE_BREACH: None, FILL_RATIO_LOW: None}, "figures": {}}
+
+
+def observe(state: dict[str, Any], *, fill: bool, event_time_ms: int, requested: float,
+            filled: float, predicted_bps: float | None, realized_bps: float | None,
+            bucket: int) -> None:
+    """Count one INTENT (``fill=False``) or FILL event into its time bucket."""
+    start = str(event_time_ms - event_time_ms % bucket)
+    cell = state["buckets"].setdefault(start, [0, 0, 0.0, 0.0, 0, 0.0, 0.0])
+    state["last_event_ms"] = max(state["last_event_ms"], event_time_ms)
+    if not fill:
+        cell[_INTENTS] += 1
+        return
+    cell[_FILLS] += 1
+    cell[_REQUESTED] += requested
+    cell[_FILLED] += filled
+    if predicted_bps is not None and realized_bps is not None:
+        error = realized_bps - predicted_bps
+        cell[_SLIPPED] += 1
+        cell[_ERR] += error
+        cell[_ERR_SQ] += error * error
+
+
+def slippage_from_sums(count: int, error_sum: float, error_sq_sum: float) -> SlippageError | None:
+    """Mean error and RMSE from Σe and Σe² (the figures of maths.execution.slippage_error)."""
+    if count <= 0:
+        return None
+    mean = error_sum / count
+    # RMSE >= |mean| holds exactly; Σe² rounding could otherwise put it a hair below.
+    rmse = max(math.sqrt(max(error_sq_sum, 0.0) / count), abs(mean))
+    return SlippageError(mean_error_bps=mean, rmse_bps=rmse, count=count)
+
+
+def figures(state: dict[str, Any], spec: WindowSpec, now_ms: int) -> WindowFigures:
+    start, end = spec.bounds(now_ms)
+    totals = [0, 0, 0.0, 0.0, 0, 0.0, 0.0]
+    for begin, cell in state["buckets"].items():
+        if start <= int(begin) < end:
+            totals = [a + b for a, b in zip(totals, cell, strict=True)]
+    ratio = fill_ratio(totals[_FILLED], totals[_REQUESTED]) if totals[_FILLS] else None
+    return WindowFigures(
+        window=spec.name, start_ms=start, size_s=spec.size_ms / 1000,
+        intents=int(totals[_INTENTS]), fills=int(totals[_FILLS]), fill_ratio=ratio,
+        slippage=slippage_from_sums(int(totals[_SLIPPED]), totals[_ERR], totals[_ERR_SQ]),
+    )
+
+
+def prune(state: dict[str, Any], now_ms: int, specs: Sequence[WindowSpec]) -> None:
+    """Forget buckets that no window reaches any more."""
+    oldest = min(spec.bounds(now_ms)[0] for spec in specs)
+    for begin in [b for b in state["buckets"] if int(b) < oldest]:
+        del state["buckets"][begin]
+
+
+def update_figures(state: dict[str, Any], now_ms: int,
+                   specs: Sequence[WindowSpec]) -> list[WindowFigures]:
+    """Prune, then compute and keep (under ``figures``) every window's figures."""
+    prune(state, now_ms, specs)
+    all_figures = [figures(state, spec, now_ms) for spec in specs]
+    state["figures"] = {f.window: f.as_dict() for f in all_figures}
+    return all_figures
+
+
+def _slippage_breach(figs: WindowFigures, bounds: Bounds) -> tuple[str, float, float] | None:
+    """(metric, value, bound) of the first slippage bound this window breaches."""
+    slip = figs.slippage
+    if slip is None or slip.count < bounds.min_fills:
+        return None
+    if bounds.slippage_rmse_bps is not None and slip.rmse_bps > bounds.slippage_rmse_bps:
+        return "slippage_rmse_bps", slip.rmse_bps, bounds.slippage_rmse_bps
+    if (bounds.slippage_mean_bps is not None
+            and abs(slip.mean_error_bps) > bounds.slippage_mean_bps):
+        return "slippage_mean_error_bps", slip.mean_error_bps, bounds.slippage_mean_bps
+    return None
+
+
+def _fill_ratio_breach(figs: WindowFigures, bounds: Bounds) -> tuple[str, float, float] | None:
+    if (bounds.fill_ratio_min is None or figs.fills < bounds.min_fills
+            or figs.fill_ratio is None or figs.fill_ratio >= bounds.fill_ratio_min):
+        return None
+    return "fill_ratio", figs.fill_ratio, bounds.fill_ratio_min
+
+
+def _describe(figs: WindowFigures) -> str:
+    slip = figs.slippage
+    slip_text = (f"slippage error mean {slip.mean_error_bps:+.4f} bps, RMSE {slip.rmse_bps:.4f} "
+                 f"bps over {slip.count} fills" if slip else "no slippage data")
+    ratio = "n/a" if figs.fill_ratio is None else f"{figs.fill_ratio:.4f}"
+    return (f"{figs.window} {figs.size_s:g}s window from {figs.start_ms}: {figs.fills} fills, "
+            f"fill ratio {ratio}, {slip_text}")
+
+
+def evaluate(state: dict[str, Any], now_ms: int, specs: Sequence[WindowSpec],
+             bounds: Bounds) -> list[AlertTransition]:
+    """Figures of every window at ``now_ms`` and the alert transitions of the bounds.
+
+    One condition per reason code: it fires while any window breaches (the first
+    breaching window, in ``specs`` order, is the one reported) and resolves when none
+    does, so the scope's pause latch sees one hold per reason."""
+    all_figures = update_figures(state, now_ms, specs)
+    transitions = []
+    for code, check in ((SLIPPAGE_BREACH, _slippage_breach), (FILL_RATIO_LOW, _fill_ratio_breach)):
+        breaches = [(figs, found) for figs in all_figures if (found := check(figs, bounds))]
+        figs, found = breaches[0] if breaches else (all_figures[-1], None)
+        metric, value, bound = found or _quiet(code, figs, bounds)
+        condition = Condition(
+            scope=state["scope"], subject=figs.window if found else "execution",
+            reason_code=code, firing=found is not None, metric=metric, value=value,
+            threshold=bound, window_s=figs.size_s, cause=f"{figs.window}@{figs.start_ms}",
+            event_time_ms=state["last_event_ms"],
+            message=(f"{state['scope']}: {metric} {value:.4f} breaches bound {bound:g}; "
+                     if found else f"{state['scope']}: within bounds; ") + _describe(figs),
+        )
+        state["alerts"][code], transition = step_alert(state["alerts"].get(code), condition)
+        if transition:
+            transitions.append(transition)
+    return transitions
+
+
+def _quiet(code: str, figs: WindowFigures, bounds: Bounds) -> tuple[str, float | None, Any]:
+    """Metric, value and bound reported when nothing breaches (a resolve says where it is)."""
+    if code == FILL_RATIO_LOW:
+        return "fill_ratio", figs.fill_ratio, bounds.fill_ratio_min
+    return ("slippage_rmse_bps", figs.slippage.rmse_bps if figs.slippage else None,
+            bounds.slippage_rmse_bps)

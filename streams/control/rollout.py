@@ -1,0 +1,362 @@
+"""The rollout ladder of one model or strategy scope, and the gates of a promotion.
+
+    REPLAY → SHADOW → PAPER → CANARY → LIVE
+
+Pure: an entry is a plain dict ``{"state": <RolloutState fields>, "commands": [...],
+"acted": [...]}``, time is passed in, every call returns the new entry and a
+:class:`Decision` to publish (a transition, or a refusal that changes nothing but the
+remembered command ids). Nothing is mutated in place.
+
+- A model enters the ladder at REPLAY when its first training profile arrives
+  (:func:`register`); a profile of a new version puts the scope back to REPLAY, since
+  the ladder vets one version. A strategy has no profile: an operator registers it
+  with PROMOTE target=REPLAY. Promoting an unknown scope otherwise is refused.
+- Promotion goes one stage up, only through the gates (:func:`check_gates`): drift
+  healthy, no open critical incident, SLOs met, and for CANARY → LIVE the canary
+  verdict ``promote_eligible`` on every leading metric. Skipping a stage, promoting
+  past LIVE or to an unknown stage is refused with the reason.
+- An operator rollback goes to the target stage (default: one stage down).
+- A regression or drift while in CANARY or LIVE rolls back automatically
+  (:func:`auto_roll_back`): one stage down, or to the configured safe stage; once per
+  alert (the alert ids acted on are remembered).
+- Commands are idempotent by command id.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from streams.envelope import derive_id
+from streams.records import RolloutStage
+from streams.scopes import ScopeError, parse_scope
+
+STAGES: tuple[str, ...] = tuple(stage.value for stage in RolloutStage)
+ROLLOUT_KINDS = ("model", "strategy")
+AUTO_ROLLBACK_STAGES = frozenset({RolloutStage.CANARY.value, RolloutStage.LIVE.value})
+_REMEMBERED = 200
+_LADDER = " → ".join(STAGES)
+
+
+@dataclass(frozen=True, slots=True)
+class Gates:
+    """What a promotion is judged on, gathered by the agent from the scope's state.
+
+    drift: the drift state (``alert`` id when drifted, ``evaluation`` of the last
+        evaluation) or None when the scope has no profile/evaluation yet.
+    canary: the latest canary evaluation (per metric: verdict, delta, p-values, n) or None.
+    leading_metrics: the metrics that must each be ``promote_eligible``.
+    critical_alerts: open critical alerts of the scope, alert id → reason code (the
+        stand-in for open critical incidents, see streams.agents.rollout).
+    slo_burns: active SLO burn alerts of the scope, SLO name → alert id.
+    """
+
+    drift: Mapping[str, Any] | None = None
+    canary: Mapping[str, Any] | None = None
+    leading_metrics: Sequence[str] = ()
+    critical_alerts: Mapping[str, str] = field(default_factory=dict)
+    slo_burns: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """One rollout decision, granted (a transition) or refused."""
+
+    decision_id: str
+    scope: str
+    action: str  # register | promote | rollback | auto_rollback
+    granted: bool
+    from_stage: str | None
+    to_stage: str | None
+    actor: str
+    reason: str
+    evidence: dict[str, str]
+
+
+def rollout_scope_problem(scope: str) -> str | None:
+    """Why ``scope`` cannot have a rollout ladder, or None."""
+    try:
+        segments = parse_scope(scope)
+    except ScopeError as exc:
+        return str(exc)
+    if len(segments) != 1 or segments[0][0] not in ROLLOUT_KINDS:
+        return f"rollout scopes are model:<id> or strategy:<id>, not {scope!r}"
+    return None
+
+
+def _kind(scope: str) -> str:
+    return scope.split(":", 1)[0]
+
+
+def stage_of(entry: Mapping[str, Any] | None) -> str | None:
+    return entry["state"]["stage"] if entry else None
+
+
+def _parse_stage(target: str | None) -> str | None:
+    if target is None:
+        return None
+    name = target.strip().upper()
+    if name not in STAGES:
+        raise ValueError(f"unknown stage {target!r} (the ladder is {_LADDER})")
+    return name
+
+
+def _remember(entry: dict[str, Any], key: str, value: str) -> None:
+    entry[key] = [*entry[key], value][-_REMEMBERED:]
+
+
+def _transition(entry: dict[str, Any] | None, scope: str, to_stage: str, now_ms: int,
+                actor: str, reason: str, decision_id: str,
+                model_version: str | None = None) -> dict[str, Any]:
+    entry = copy.deepcopy(entry) if entry else {
+        "state": {"scope": scope, "stage": to_stage, "model_version": model_version,
+                  "updated_ms": now_ms, "history": []},
+        "commands": [], "acted": [],
+    }
+    state = entry["state"]
+    from_stage = state["stage"] if state["history"] else None
+    state["history"].append({"from_stage": from_stage, "to_stage": to_stage, "time_ms": now_ms,
+                             "actor": actor, "reason": reason, "decision_id": decision_id})
+    state["stage"] = to_stage
+    state["updated_ms"] = now_ms
+    if model_version is not None:
+        state["model_version"] = model_version
+    return entry
+
+
+def _refuse(entry: dict[str, Any] | None, scope: str, action: str, command_id: str,
+            actor: str, target: str | None, reasons: Sequence[str],
+            evidence: Mapping[str, str] | None = None) -> tuple[dict[str, Any] | None, Decision]:
+    if entry is not None:
+        entry = copy.deepcopy(entry)
+        _remember(entry, "commands", command_id)
+    stage = stage_of(entry)
+    decision = Decision(
+        decision_id=derive_id("rollout", scope, action, command_id, "refused"), scope=scope,
+        action=action, granted=False, from_stage=stage, to_stage=target, actor=actor,
+        reason="; ".join(reasons),
+        evidence={"stage": stage or "unknown", "target": target or "none",
+                  "command_id": command_id, "refused_because": "; ".join(reasons),
+                  **(evidence or {})},
+    )
+    return entry, decision
+
+
+def register(entry: dict[str, Any] | None, scope: str, model_version: str, now_ms: int,
+             actor: str, cause: str) -> tuple[dict[str, Any] | None, Decision | None]:
+    """A training profile arrived: an unknown model enters at REPLAY; a new version of a
+    known model starts the ladder again at REPLAY; the same version changes nothing."""
+    if rollout_scope_problem(scope):
+        return entry, None
+    if entry is not None and entry["state"]["model_version"] == model_version:
+        return entry, None
+    before = stage_of(entry)
+    reason = (f"model version {model_version} registered from its training profile"
+              if entry is None else
+              f"new model version {model_version} (was {entry['state']['model_version']}) "
+              f"starts the ladder again")
+    decision_id = derive_id("rollout", scope, "register", model_version, cause)
+    entry = _transition(entry, scope, RolloutStage.REPLAY.value, now_ms, actor, reason,
+                        decision_id, model_version)
+    return entry, Decision(
+        decision_id=decision_id, scope=scope, action="register", granted=True,
+        from_stage=before, to_stage=RolloutStage.REPLAY.value, actor=actor, reason=reason,
+        evidence={"model_version": model_version, "cause": cause},
+    )
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def check_gates(target: str, gates: Gates) -> tuple[list[str], dict[str, str]]:
+    """(refusal reasons, evidence) of a promotion to ``target``: no reasons = pass."""
+    reasons: list[str] = []
+    evidence: dict[str, str] = {}
+
+    drift = gates.drift or {}
+    evaluation = drift.get("alert_evaluation") if drift.get("alert") else drift.get("evaluation")
+    if evaluation:
+        evidence.update({"drift.max_kl": _fmt(evaluation["max_drift"]),
+                         "drift.feature": evaluation["max_feature"],
+                         "drift.threshold": _fmt(evaluation["threshold"]),
+                         "drift.samples": _fmt(evaluation["samples"]),
+                         "drift.evaluated_ms": _fmt(evaluation["evaluated_ms"])})
+    if drift.get("alert"):
+        evidence["drift.status"] = "drifted"
+        latest = drift.get("evaluation") or {}
+        reasons.append(
+            f"drift: KL {_fmt(evaluation and evaluation['max_drift'])} on feature "
+            f"{(evaluation or {}).get('max_feature')!r} reached the threshold "
+            f"{_fmt(evaluation and evaluation['threshold'])}, so promotions are blocked until "
+            f"a fresh evaluation passes (latest KL: {_fmt(latest.get('max_drift'))})")
+    else:
+        evidence["drift.status"] = "healthy" if evaluation else "not evaluated"
+
+    evidence["incidents.open"] = ",".join(
+        f"{code}:{alert_id}" for alert_id, code in sorted(gates.critical_alerts.items())) or "none"
+    if gates.critical_alerts:
+        codes = ", ".join(sorted(set(gates.critical_alerts.values())))
+        reasons.append(f"open critical incident on the scope ({codes})")
+
+    evidence["slo.burning"] = ",".join(sorted(gates.slo_burns)) or "none"
+    if gates.slo_burns:
+        reasons.append(f"SLOs not met: burning {', '.join(sorted(gates.slo_burns))}")
+
+    if target == RolloutStage.LIVE.value:
+        reasons += _canary_gate(gates, evidence)
+    return reasons, evidence
+
+
+def _canary_gate(gates: Gates, evidence: dict[str, str]) -> list[str]:
+    canary = gates.canary or {}
+    metrics = canary.get("metrics", {})
+    evidence["canary.version"] = _fmt(canary.get("canary_version"))
+    evidence["canary.combined"] = _fmt(canary.get("combined"))
+    reasons = []
+    if not gates.leading_metrics:
+        return ["canary: no leading metrics configured"]
+    for metric in gates.leading_metrics:
+        m = metrics.get(metric)
+        if m is None:
+            reasons.append(f"canary: no verdict for leading metric {metric}")
+            continue
+        for name in ("verdict", "delta", "p_better", "p_worse", "n_canary", "n_baseline",
+                     "mean_canary", "mean_baseline", "alpha", "window_start_ms"):
+            evidence[f"canary.{metric}.{name}"] = _fmt(m.get(name))
+        if m["verdict"] != "promote_eligible":
+            reasons.append(f"canary: {metric} is {m['verdict']} ({m['reason']})")
+    return reasons
+
+
+def promote(entry: dict[str, Any] | None, scope: str, target: str | None, gates: Gates,
+            actor: str, command_id: str, reason: str,
+            now_ms: int) -> tuple[dict[str, Any] | None, Decision | None]:
+    """An operator asks to promote ``scope`` to ``target`` (None: the next stage)."""
+    if entry is not None and command_id in entry["commands"]:
+        return entry, None
+    action = "promote"
+    problem = rollout_scope_problem(scope)
+    if problem:
+        return _refuse(entry, scope, action, command_id, actor, target, [problem])
+    try:
+        wanted = _parse_stage(target)
+    except ValueError as exc:
+        return _refuse(entry, scope, action, command_id, actor, target, [str(exc)])
+    if entry is None:
+        if _kind(scope) == "strategy" and wanted == RolloutStage.REPLAY.value:
+            decision_id = derive_id("rollout", scope, "register", command_id)
+            text = reason or "strategy registered by an operator"
+            entry = _transition(None, scope, wanted, now_ms, actor, text, decision_id)
+            _remember(entry, "commands", command_id)
+            return entry, Decision(decision_id, scope, action, True, None, wanted, actor,
+                                   text, {"command_id": command_id})
+        why = ("unknown model: a model enters the ladder at REPLAY when its training profile "
+               "arrives on model.profiles" if _kind(scope) == "model" else
+               "unknown strategy: register it first with PROMOTE target=REPLAY")
+        return _refuse(None, scope, action, command_id, actor, target, [why])
+    current = entry["state"]["stage"]
+    index = STAGES.index(current)
+    if index == len(STAGES) - 1:
+        return _refuse(entry, scope, action, command_id, actor, wanted,
+                       [f"already {current}: there is no stage past {current}"])
+    wanted = wanted or STAGES[index + 1]
+    step = STAGES.index(wanted) - index
+    if step <= 0:
+        return _refuse(entry, scope, action, command_id, actor, wanted,
+                       [f"{wanted} is not above the current stage {current} "
+                        f"(use ROLLBACK to go down)"])
+    if step > 1:
+        skipped = ", ".join(STAGES[index + 1:index + step])
+        return _refuse(entry, scope, action, command_id, actor, wanted,
+                       [f"cannot skip {skipped}: promotions go one stage at a time "
+                        f"({current} → {STAGES[index + 1]})"])
+    refusals, evidence = check_gates(wanted, gates)
+    if refusals:
+        return _refuse(entry, scope, action, command_id, actor, wanted, refusals, evidence)
+    decision_id = derive_id("rollout", scope, action, command_id)
+    text = reason or f"promoted {current} → {wanted}: gates passed"
+    entry = _transition(entry, scope, wanted, now_ms, actor, text, decision_id)
+    _remember(entry, "commands", command_id)
+    return entry, Decision(decision_id, scope, action, True, current, wanted, actor, text,
+                           {"command_id": command_id, **evidence})
+
+
+def roll_back(entry: dict[str, Any] | None, scope: str, target: str | None, actor: str,
+              command_id: str, reason: str,
+              now_ms: int) -> tuple[dict[str, Any] | None, Decision | None]:
+    """An operator rolls ``scope`` back to ``target`` (None: one stage down)."""
+    if entry is not None and command_id in entry["commands"]:
+        return entry, None
+    action = "rollback"
+    problem = rollout_scope_problem(scope)
+    if problem:
+        return _refuse(entry, scope, action, command_id, actor, target, [problem])
+    if entry is None:
+        return _refuse(None, scope, action, command_id, actor, target,
+                       [f"unknown {_kind(scope)}: {scope} has no rollout state"])
+    try:
+        wanted = _parse_stage(target)
+    except ValueError as exc:
+        return _refuse(entry, scope, action, command_id, actor, target, [str(exc)])
+    current = entry["state"]["stage"]
+    index = STAGES.index(current)
+    if wanted is None:
+        if index == 0:
+            return _refuse(entry, scope, action, command_id, actor, None,
+                           [f"already {current}: there is no stage below it"])
+        wanted = STAGES[index - 1]
+    if STAGES.index(wanted) >= index:
+        return _refuse(entry, scope, action, command_id, actor, wanted,
+                       [f"{wanted} is not below the current stage {current}"])
+    decision_id = derive_id("rollout", scope, action, command_id)
+    text = reason or f"rolled back {current} → {wanted} by an operator"
+    entry = _transition(entry, scope, wanted, now_ms, actor, text, decision_id)
+    _remember(entry, "commands", command_id)
+    return entry, Decision(decision_id, scope, action, True, current, wanted, actor, text,
+                           {"command_id": command_id})
+
+
+@dataclass(frozen=True, slots=True)
+class RollbackCause:
+    """An active alert that demands a rollback (drift, canary regression)."""
+
+    alert_id: str
+    reason_code: str
+    summary: str
+    evidence: Mapping[str, str]
+
+
+def auto_roll_back(entry: dict[str, Any] | None, scope: str, causes: Sequence[RollbackCause],
+                   safe_stage: str | None, actor: str,
+                   now_ms: int) -> tuple[dict[str, Any] | None, Decision | None]:
+    """Roll back a scope in CANARY or LIVE once for each new cause (one stage down, or
+    to ``safe_stage`` when that is lower). Causes already acted on change nothing."""
+    if entry is None or entry["state"]["stage"] not in AUTO_ROLLBACK_STAGES:
+        return entry, None
+    fresh = [cause for cause in causes if cause.alert_id not in entry["acted"]]
+    if not fresh:
+        return entry, None
+    current = entry["state"]["stage"]
+    index = STAGES.index(current)
+    wanted = STAGES[index - 1]
+    if safe_stage is not None and STAGES.index(safe_stage) < index - 1:
+        wanted = safe_stage
+    ids = ",".join(sorted(cause.alert_id for cause in fresh))
+    decision_id = derive_id("rollout", scope, "auto_rollback", ids)
+    text = f"automatic rollback {current} → {wanted}: " + "; ".join(c.summary for c in fresh)
+    entry = _transition(entry, scope, wanted, now_ms, actor, text, decision_id)
+    for cause in fresh:
+        _remember(entry, "acted", cause.alert_id)
+    evidence: dict[str, str] = {"causes": ids,
+                                "reason_codes": ",".join(c.reason_code for c in fresh)}
+    for cause in fresh:
+        evidence.update(cause.evidence)
+    return entry, Decision(decision_id, scope, "auto_rollback", True, current, wanted, actor,
+                           text, evidence)

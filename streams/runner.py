@@ -1,0 +1,529 @@
+"""PauseGuard: the client library a trading runner embeds to obey polymon's pauses.
+
+The guard reads the compacted ``control.pauses`` topic from the beginning (the
+current pause state of every scope) and ``monitor.heartbeat`` (polymon's own
+liveness) on a background thread, and answers ``allowed(scope)`` on the caller's
+thread from memory: no network call per decision, it sits on the trading hot path.
+
+It fails closed. A scope is denied, with the reason, while:
+
+1. the guard is not running (not started, or stopped);
+2. the broker is unreachable (librdkafka reported all brokers down, or a fatal or
+   authentication error) until a fresh round trip to the broker succeeds again;
+3. the guard has not caught up with ``control.pauses``: every partition read up to
+   the high watermark taken at start (and taken again after a lost connection);
+4. polymon's heartbeat is older than ``heartbeat_max_age_s``, or none was seen;
+5. the scope, or a scope covering it (``global`` > ``bot:<id>`` > ``market:<id>``,
+   see ``streams.scopes.ancestors``), is paused, or its latest ``control.pauses``
+   record did not decode (undecodable messages are logged, counted and skipped; a
+   pause record that cannot be read must not let its scope trade).
+
+Heartbeat age, per polymon worker, is the larger of (a) wall-clock now minus the
+heartbeat's own ``time_ms`` and (b) the time since this guard received it
+(monotonic clock). (a) makes heartbeats replayed from the compacted topic at start
+count as old as they are; (b) keeps a worker whose clock runs ahead from looking
+fresh after it stopped. The freshest worker counts: polymon is alive while any of
+its workers beats. A worker whose clock runs behind by more than the bound makes
+the guard fail closed: a safe failure, and the reason shows the age.
+
+The pure part (``GuardState``, ``assess``, ``decide``) holds no Kafka and no clock;
+``PauseGuard`` feeds it from a confluent-kafka consumer. Example::
+
+    with PauseGuard("127.0.0.1:9092", heartbeat_max_age_s=5.0) as guard:
+        guard.wait_ready(timeout=30)
+        decision = guard.allowed("bot:b1/market:m7")
+        if decision:
+            place_order(...)
+        else:
+            log.info("not trading: %s", decision.reason)
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from functools import lru_cache
+from types import TracebackType
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message
+from confluent_kafka import TopicPartition as KafkaTopicPartition
+from pydantic import ValidationError
+
+from streams.codec import AvroCodec, CodecError, Codecs, SchemaCatalog
+from streams.records import MonitorHeartbeat, PauseState
+from streams.scopes import ScopeError, ancestors
+
+log = logging.getLogger(__name__)
+
+PAUSES_TOPIC = "control.pauses"
+HEARTBEAT_TOPIC = "monitor.heartbeat"
+# Errors after which the guard no longer trusts what it has: the client lost every
+# broker, or cannot talk to the cluster at all. A single broker of a cluster going
+# away (_TRANSPORT) is not a loss: librdkafka moves on to the others, and should the
+# partitions stop flowing, the heartbeat bound fails the guard closed anyway.
+_LOST = frozenset({
+    KafkaError._ALL_BROKERS_DOWN, KafkaError._AUTHENTICATION,
+    KafkaError.SASL_AUTHENTICATION_FAILED,
+})
+_RETRY_S = 1.0  # between attempts to assign and to read end offsets
+_CALL_TIMEOUT_S = 1.0  # per blocking broker call on the guard's thread: bounds stop()
+
+
+class GuardState(StrEnum):
+    """Why the guard allows or denies before any scope is looked at."""
+
+    STOPPED = "stopped"
+    BROKER_UNREACHABLE = "broker_unreachable"
+    CATCHING_UP = "catching_up"
+    HEARTBEAT_STALE = "heartbeat_stale"
+    READY = "ready"
+
+
+@dataclass(frozen=True, slots=True)
+class GuardStatus:
+    """The guard's health at one instant. Truthy when scopes may be looked at."""
+
+    state: GuardState
+    reason: str
+    heartbeat_age_s: float | None = None
+    undecodable: int = 0
+
+    @property
+    def ready(self) -> bool:
+        return self.state is GuardState.READY
+
+    def __bool__(self) -> bool:
+        return self.ready
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """May the runner trade ``scope`` now? Truthy when allowed; ``reason`` says why (not)."""
+
+    allowed: bool
+    reason: str
+    covering_scope: str | None = None
+
+    def __bool__(self) -> bool:
+        return self.allowed
+
+
+@dataclass
+class Beat:
+    """The newest heartbeat of one polymon worker."""
+
+    time_ms: int
+    received_mono: float
+
+
+@dataclass
+class PauseBook:
+    """Everything the guard knows, as plain values; the consumer thread mutates it under
+    the guard's lock and the callers' threads read it. No Kafka, no clock in here."""
+
+    pauses: dict[str, PauseState] = field(default_factory=dict)
+    paused: dict[str, bool] = field(default_factory=dict)
+    # Scopes whose latest control.pauses record could not be decoded: denied (we cannot
+    # tell whether they are paused) until a readable record or a tombstone replaces it.
+    unreadable: dict[str, str] = field(default_factory=dict)
+    heartbeats: dict[str, Beat] = field(default_factory=dict)
+    # control.pauses partition -> offset to reach (None: end offsets not read yet).
+    targets: dict[int, int] | None = None
+    positions: dict[int, int] = field(default_factory=dict)
+    broker_error: str | None = None
+    closed: str | None = "guard not started"
+    waiting_for: str | None = None
+    undecodable: int = 0
+
+    def apply_pause(self, scope: str, state: PauseState | None) -> bool:
+        """A record (or a tombstone, None) of control.pauses; True when it changed."""
+        self.unreadable.pop(scope, None)
+        if self.pauses.get(scope) == state:
+            return False
+        if state is None:
+            del self.pauses[scope]
+            self.paused.pop(scope, None)
+        else:
+            self.pauses[scope] = state
+            self.paused[scope] = state.paused
+        return True
+
+    def apply_unreadable(self, key: str, error: str) -> None:
+        """A control.pauses record that did not decode: deny its scope (if the key is one)."""
+        self.undecodable += 1
+        try:
+            ancestors(key)
+        except ScopeError:
+            return
+        self.unreadable[key] = error
+
+    def apply_heartbeat(self, worker_id: str, time_ms: int | None, received_mono: float) -> None:
+        """A heartbeat of a worker (None: its tombstone, the worker is gone)."""
+        if time_ms is None:
+            self.heartbeats.pop(worker_id, None)
+            return
+        known = self.heartbeats.get(worker_id)
+        if known is None or time_ms >= known.time_ms:
+            self.heartbeats[worker_id] = Beat(time_ms, received_mono)
+
+    def set_targets(self, end_offsets: Mapping[int, tuple[int, int]]) -> None:
+        """The (low, high) watermarks of every control.pauses partition: read up to high."""
+        self.targets = {p: high if high > low else 0 for p, (low, high) in end_offsets.items()}
+
+    def consumed(self, partition: int, next_offset: int) -> None:
+        self.positions[partition] = max(self.positions.get(partition, 0), next_offset)
+
+    def lagging(self) -> list[int] | None:
+        """Partitions not yet read to their target; None when targets are unknown."""
+        if self.targets is None:
+            return None
+        return sorted(p for p, target in self.targets.items()
+                      if self.positions.get(p, 0) < target)
+
+
+def heartbeat_age_s(heartbeats: Mapping[str, Beat], now_ms: int,
+                    now_mono: float) -> float | None:
+    """Age of the freshest worker's heartbeat (see the module doc), None if none seen."""
+    ages = [max((now_ms - beat.time_ms) / 1000.0, now_mono - beat.received_mono)
+            for beat in heartbeats.values()]
+    return min(ages) if ages else None
+
+
+def assess(book: PauseBook, now_ms: int, now_mono: float, heartbeat_max_age_s: float,
+           pauses_topic: str = PAUSES_TOPIC,
+           heartbeat_topic: str = HEARTBEAT_TOPIC) -> GuardStatus:
+    """The guard's health from what it knows and the time: the fail-closed checks."""
+    age = heartbeat_age_s(book.heartbeats, now_ms, now_mono)
+    extra: dict[str, Any] = {"heartbeat_age_s": age, "undecodable": book.undecodable}
+    if book.closed is not None:
+        return GuardStatus(GuardState.STOPPED, book.closed, **extra)
+    if book.broker_error is not None:
+        return GuardStatus(GuardState.BROKER_UNREACHABLE,
+                           f"broker unreachable: {book.broker_error}", **extra)
+    lagging = book.lagging()
+    if lagging is None or lagging:
+        if book.waiting_for:
+            detail = f" ({book.waiting_for})"
+        elif lagging is None:
+            detail = " (reading its end offsets)"
+        else:
+            detail = f" (partitions {', '.join(map(str, lagging))} behind)"
+        return GuardStatus(GuardState.CATCHING_UP, f"not caught up with {pauses_topic}{detail}",
+                           **extra)
+    if age is None:
+        return GuardStatus(GuardState.HEARTBEAT_STALE,
+                           f"no polymon heartbeat seen on {heartbeat_topic}", **extra)
+    if age > heartbeat_max_age_s:
+        return GuardStatus(GuardState.HEARTBEAT_STALE,
+                           f"polymon heartbeat {age:.1f}s old (limit {heartbeat_max_age_s:g}s)",
+                           **extra)
+    return GuardStatus(GuardState.READY, "ready", **extra)
+
+
+def _describe(state: PauseState) -> str:
+    since = datetime.fromtimestamp(state.since_ms / 1000, tz=UTC)
+    return f"{state.reason_code or 'paused'} since {since:%Y-%m-%dT%H:%M:%SZ}"
+
+
+@lru_cache(maxsize=4096)
+def covering_scopes(scope: str) -> tuple[str, ...]:
+    """``streams.scopes.ancestors``, cached: a runner asks about the same scopes per order."""
+    return tuple(ancestors(scope))
+
+
+def decide(scope: str, book: PauseBook, status: GuardStatus) -> Decision:
+    """May ``scope`` trade? Health first (fail closed), then the pause hierarchy."""
+    if not status.ready:
+        return Decision(False, status.reason)
+    try:
+        covers = covering_scopes(scope)
+    except ScopeError as exc:
+        return Decision(False, f"invalid scope: {exc}")
+    # The same answer as streams.control.pauses.is_paused, without re-parsing the scope.
+    covering = next((c for c in covers if book.paused.get(c)), None)
+    if covering is None:
+        unreadable = next((c for c in covers if c in book.unreadable), None)
+        if unreadable is not None:
+            return Decision(False, f"pause state of {unreadable} undecodable: "
+                            f"{book.unreadable[unreadable]}", unreadable)
+        return Decision(True, "not paused")
+    detail = _describe(book.pauses[covering])
+    if covering == scope:
+        return Decision(False, f"paused: {scope} ({detail})", covering)
+    return Decision(False, f"paused by parent {covering} ({detail})", covering)
+
+
+OnChange = Callable[[str, PauseState | None], None]
+OnHealth = Callable[[GuardStatus], None]
+
+
+class PauseGuard:
+    """Reads control.pauses and monitor.heartbeat on a background thread; ``allowed``
+    answers from memory on the caller's thread.
+
+    ``on_change(scope, state)`` fires for every change of a scope's pause state (None
+    when a tombstone deleted it), including those replayed while catching up;
+    ``on_health(status)`` fires when the guard's state (ready, catching up, heartbeat
+    stale, broker unreachable, stopped) changes. Both run on the guard's thread: keep
+    them short, and an exception in one is logged, not raised.
+    """
+
+    def __init__(self, bootstrap: str, topic_prefix: str = "",
+                 heartbeat_max_age_s: float = 5.0,
+                 on_change: OnChange | None = None,
+                 on_health: OnHealth | None = None,
+                 schema_registry_url: str | None = None,
+                 consumer_config: Mapping[str, Any] | None = None) -> None:
+        if heartbeat_max_age_s <= 0:
+            raise ValueError("heartbeat_max_age_s must be > 0")
+        self.bootstrap = bootstrap
+        self.pauses_topic = f"{topic_prefix}{PAUSES_TOPIC}"
+        self.heartbeat_topic = f"{topic_prefix}{HEARTBEAT_TOPIC}"
+        self.heartbeat_max_age_s = heartbeat_max_age_s
+        self.on_change = on_change
+        self.on_health = on_health
+        codecs = Codecs(SchemaCatalog(registry_url=schema_registry_url))
+        self._pause_codec: AvroCodec = codecs["PauseState"]
+        self._heartbeat_codec: AvroCodec = codecs["MonitorHeartbeat"]
+        self._consumer_config = dict(consumer_config or {})
+        self._book = PauseBook()
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_state: GuardState | None = None
+        # Touched by the consumer thread only.
+        self._assigned = False
+        self._need_sync = True
+        self._next_attempt = 0.0
+
+    # -- the hot path ------------------------------------------------------------------
+
+    def status(self) -> GuardStatus:
+        with self._lock:
+            return self._assess()
+
+    def allowed(self, scope: str) -> Decision:
+        """From memory and the clocks only: safe to call per order."""
+        with self._lock:
+            return decide(scope, self._book, self._assess())
+
+    def paused_scopes(self) -> dict[str, PauseState]:
+        """The scopes paused right now, with their state."""
+        with self._lock:
+            return {s: st for s, st in self._book.pauses.items() if st.paused}
+
+    def _assess(self) -> GuardStatus:
+        return assess(self._book, int(time.time() * 1000), time.monotonic(),
+                      self.heartbeat_max_age_s, self.pauses_topic, self.heartbeat_topic)
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> PauseGuard:
+        if self._thread is not None:
+            raise RuntimeError("PauseGuard already started")
+        with self._lock:
+            self._book.closed = None
+        self._thread = threading.Thread(target=self._run, name="pause-guard", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+        with self._lock:
+            self._book.closed = "guard stopped"
+        self._report_health()
+
+    def wait_ready(self, timeout: float = 30.0) -> bool:
+        """Block until the guard is ready (caught up, heartbeat fresh, broker reachable);
+        False if it is not within ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                if self._assess().ready:
+                    return True
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._changed.wait(min(remaining, 0.1))
+
+    def __enter__(self) -> PauseGuard:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    # -- the consumer thread -------------------------------------------------------------
+
+    def _run(self) -> None:
+        consumer = Consumer({
+            "bootstrap.servers": self.bootstrap,
+            # Required by the client; with assign() there is no group join and no commit.
+            "group.id": f"polymon-pause-guard-{uuid.uuid4().hex[:12]}",
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest",
+            "enable.partition.eof": True,
+            "fetch.wait.max.ms": 100,
+            "reconnect.backoff.ms": 100,
+            "reconnect.backoff.max.ms": 1000,
+            "error_cb": self._on_error,
+            "logger": logging.getLogger(f"{__name__}.rdkafka"),
+            **self._consumer_config,
+        })
+        try:
+            while not self._stopping.is_set():
+                for message in consumer.consume(500, timeout=0.1):
+                    self._handle(message)
+                self._report_health()
+                now = time.monotonic()
+                if now >= self._next_attempt and (not self._assigned or self._need_sync):
+                    self._next_attempt = now + _RETRY_S
+                    if not self._assigned:
+                        self._assign(consumer)
+                    if self._assigned and self._need_sync:
+                        self._sync(consumer)
+        except Exception:  # never die silently: the guard is then closed, with the reason
+            log.exception("pause guard thread failed")
+            with self._lock:
+                self._book.closed = "guard thread failed (see log)"
+            self._report_health()
+        finally:
+            consumer.close()
+
+    def _on_error(self, error: KafkaError) -> None:
+        """librdkafka's error callback; runs inside consume() on the guard's thread."""
+        if error.code() in _LOST or error.fatal():
+            with self._lock:
+                first = self._book.broker_error is None
+                self._book.broker_error = error.str()
+            (log.warning if first else log.debug)("pause guard: %s", error.str())
+            self._need_sync = True  # after the loss, re-read the end offsets before trusting
+        else:
+            log.debug("pause guard: %s", error.str())
+
+    def _assign(self, consumer: Consumer) -> None:
+        partitions: list[KafkaTopicPartition] = []
+        try:
+            for topic in (self.pauses_topic, self.heartbeat_topic):
+                described = consumer.list_topics(topic, timeout=_CALL_TIMEOUT_S).topics.get(topic)
+                if described is None or described.error is not None or not described.partitions:
+                    with self._lock:
+                        self._book.waiting_for = f"waiting for topic {topic}"
+                    return
+                partitions += [KafkaTopicPartition(topic, p, OFFSET_BEGINNING)
+                               for p in described.partitions]
+        except KafkaException as exc:
+            error = exc.args[0] if exc.args else exc
+            with self._lock:
+                self._book.broker_error = error.str() if isinstance(error, KafkaError) \
+                    else str(error)
+            self._need_sync = True
+            return
+        consumer.assign(partitions)
+        self._assigned = True
+        with self._lock:
+            self._book.waiting_for = None
+
+    def _sync(self, consumer: Consumer) -> None:
+        """Read control.pauses' end offsets: the guard is caught up once it read that far.
+        Also the proof that the broker answers again after a loss."""
+        offsets: dict[int, tuple[int, int]] = {}
+        try:
+            for tp in consumer.assignment():
+                if tp.topic == self.pauses_topic:
+                    offsets[tp.partition] = consumer.get_watermark_offsets(
+                        KafkaTopicPartition(tp.topic, tp.partition), timeout=_CALL_TIMEOUT_S,
+                        cached=False)
+        except KafkaException as exc:
+            log.debug("pause guard: end offsets not read: %s", exc)
+            return
+        with self._lock:
+            self._book.set_targets(offsets)
+            if self._book.broker_error is not None:
+                log.info("pause guard: broker reachable again")
+            self._book.broker_error = None
+        self._need_sync = False
+
+    def _handle(self, message: Message) -> None:
+        error = message.error()
+        if error is not None:
+            if error.code() == KafkaError._PARTITION_EOF:
+                if message.topic() == self.pauses_topic:
+                    with self._lock:
+                        self._book.consumed(message.partition(), message.offset())
+            else:
+                self._on_error(error)
+            return
+        if message.topic() == self.pauses_topic:
+            self._handle_pause(message)
+        else:
+            self._handle_heartbeat(message)
+
+    def _decode(self, codec: AvroCodec, message: Message) -> tuple[Any, str | None]:
+        """(record, None), or (None, the error) for a message that does not decode."""
+        try:
+            return codec.decode_record(message.value()), None
+        except (CodecError, ValidationError) as exc:
+            log.warning("pause guard: skipping undecodable message %s[%d]@%d: %s",
+                        message.topic(), message.partition(), message.offset(), exc)
+            error = str(exc).splitlines()[0]
+            return None, error
+
+    def _handle_pause(self, message: Message) -> None:
+        key = (message.key() or b"").decode(errors="replace")
+        state: PauseState | None = None
+        error: str | None = None
+        if message.value() is not None:
+            state, error = self._decode(self._pause_codec, message)
+        with self._lock:
+            self._book.consumed(message.partition(), message.offset() + 1)
+            if error is not None:
+                self._book.apply_unreadable(key, error)  # counted; its scope fails closed
+                return
+            scope = state.scope if state is not None else key
+            changed = self._book.apply_pause(scope, state)
+        if changed and self.on_change is not None:
+            try:
+                self.on_change(scope, state)
+            except Exception:
+                log.exception("pause guard: on_change callback failed")
+
+    def _handle_heartbeat(self, message: Message) -> None:
+        received = time.monotonic()
+        if message.value() is None:
+            worker = (message.key() or b"").decode(errors="replace")
+            with self._lock:
+                self._book.apply_heartbeat(worker, None, received)
+            return
+        beat: MonitorHeartbeat | None
+        beat, error = self._decode(self._heartbeat_codec, message)
+        with self._lock:
+            if error is not None:
+                self._book.undecodable += 1  # counted and skipped: its age cannot help
+            elif beat is not None:
+                self._book.apply_heartbeat(beat.worker_id, beat.time_ms, received)
+
+    def _report_health(self) -> None:
+        with self._changed:
+            status = self._assess()
+            self._changed.notify_all()
+            if status.state is self._last_state:
+                return
+            self._last_state = status.state
+        log.info("pause guard: %s", status.reason)
+        if self.on_health is not None:
+            try:
+                self.on_health(status)
+            except Exception:
+                log.exception("pause guard: on_health callback failed")

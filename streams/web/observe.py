@@ -1,0 +1,120 @@
+"""Prometheus gauges of the operator views, computed on every scrape from this worker's
+tables and its read model. Labels stay bounded: scope kinds, feed kinds, states,
+severities, and model/strategy scopes (few); never one series per market or bot."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from streams.metrics import Metrics
+from streams.web.api import STAGES, scope_kind
+
+
+def refresh(metrics: Metrics, *, now_ms: int, scope_health: Iterable[tuple[str, Any]],
+            threshold_s: Any, miss_factor: float, pauses: Mapping[str, Mapping[str, Any]],
+            incidents: Iterable[Mapping[str, Any]],
+            rollout: Mapping[str, Mapping[str, Any]],
+            execution_state: Iterable[tuple[str, Any]] = (),
+            drift_state: Iterable[tuple[str, Any]] = (),
+            canary_state: Iterable[tuple[str, Any]] = ()) -> None:
+    staleness: dict[tuple[str, str], float] = {}
+    stale: dict[tuple[str, str], int] = defaultdict(int)
+    missing: dict[tuple[str, str], int] = defaultdict(int)
+    beat_age: dict[str, float] = {}
+    missed: dict[str, int] = defaultdict(int)
+    for scope, state in scope_health:
+        if not state:
+            continue
+        kind = scope_kind(scope)
+        for feed, entry in (state.get("feeds") or {}).items():
+            label = (kind, feed)
+            age_s = max(0, now_ms - entry["last_event_ms"]) / 1000
+            staleness[label] = max(staleness.get(label, 0.0), age_s)
+            stale[label] += int(age_s > threshold_s(scope, feed))
+            gaps = entry.get("gaps") or {}
+            missing[label] += len(gaps.get("outstanding") or []) + int(gaps.get("lost") or 0)
+        beat = state.get("heartbeat")
+        if beat:
+            age_s = max(0, now_ms - beat["last_event_ms"]) / 1000
+            beat_age[kind] = max(beat_age.get(kind, 0.0), age_s)
+            missed[kind] += int(age_s > beat["interval_ms"] * miss_factor / 1000)
+    for gauge, values in ((metrics.feed_staleness, staleness), (metrics.feeds_stale, stale),
+                          (metrics.feed_missing, missing)):
+        gauge.clear()
+        for (kind, feed), value in values.items():
+            gauge.labels(kind, feed).set(value)
+    metrics.heartbeat_age.clear()
+    metrics.heartbeats_missed.clear()
+    for kind, value in beat_age.items():
+        metrics.heartbeat_age.labels(kind).set(value)
+        metrics.heartbeats_missed.labels(kind).set(missed[kind])
+
+    metrics.incidents_open.clear()
+    for state_name in ("OPEN", "ACKNOWLEDGED"):
+        for severity in ("INFO", "WARNING", "CRITICAL"):
+            metrics.incidents_open.labels(state_name, severity).set(0)
+    for incident in incidents:
+        if incident["state"] != "RESOLVED":
+            metrics.incidents_open.labels(incident["state"], incident["severity"]).inc()
+
+    metrics.scopes_paused.clear()
+    paused: dict[str, int] = defaultdict(int)
+    for scope, pause in pauses.items():
+        paused[scope_kind(scope)] += int(bool(pause.get("paused")))
+    for kind, count in paused.items():
+        metrics.scopes_paused.labels(kind).set(count)
+
+    metrics.rollout_stage.clear()
+    for scope, state in rollout.items():
+        metrics.rollout_stage.labels(scope).set(STAGES.index(state["stage"]))
+
+    _execution(metrics, execution_state)
+    _models(metrics, drift_state, canary_state)
+
+
+def _execution(metrics: Metrics, execution_state: Iterable[tuple[str, Any]]) -> None:
+    """Fill ratio and slippage error of the tumbling window (the first window), worst and
+    mean per scope kind; model cohorts (``model:<id>#COHORT``) are the canary's business."""
+    ratios: dict[str, list[float]] = defaultdict(list)
+    worst_mean: dict[str, float] = {}
+    worst_rmse: dict[str, float] = {}
+    for key, state in execution_state:
+        if not state or "#" in key:
+            continue
+        figures = next(iter((state.get("figures") or {}).values()), None)
+        if not figures:
+            continue
+        kind = scope_kind(key)
+        if figures.get("fill_ratio") is not None:
+            ratios[kind].append(float(figures["fill_ratio"]))
+        if figures.get("slippage_mean_error_bps") is not None:
+            worst_mean[kind] = max(worst_mean.get(kind, 0.0),
+                                   abs(float(figures["slippage_mean_error_bps"])))
+        if figures.get("slippage_rmse_bps") is not None:
+            worst_rmse[kind] = max(worst_rmse.get(kind, 0.0), float(figures["slippage_rmse_bps"]))
+    metrics.fill_ratio.clear()
+    for kind, values in ratios.items():
+        metrics.fill_ratio.labels(kind, "min").set(min(values))
+        metrics.fill_ratio.labels(kind, "mean").set(sum(values) / len(values))
+    metrics.slippage_error.clear()
+    for kind, value in worst_mean.items():
+        metrics.slippage_error.labels(kind, "abs_mean_max").set(value)
+    for kind, value in worst_rmse.items():
+        metrics.slippage_error.labels(kind, "rmse_max").set(value)
+
+
+def _models(metrics: Metrics, drift_state: Iterable[tuple[str, Any]],
+            canary_state: Iterable[tuple[str, Any]]) -> None:
+    metrics.drift.clear()
+    for scope, state in drift_state:
+        evaluation = (state or {}).get("evaluation") or {}
+        if evaluation.get("max_drift") is not None:
+            metrics.drift.labels(scope).set(float(evaluation["max_drift"]))
+    metrics.canary_delta.clear()
+    for scope, state in canary_state:
+        evaluation = (state or {}).get("evaluation") or {}
+        for metric, figures in (evaluation.get("metrics") or {}).items():
+            if figures.get("delta") is not None:
+                metrics.canary_delta.labels(scope, metric).set(float(figures["delta"]))

@@ -1,0 +1,303 @@
+"""Incidents through the operator API on the real broker with real workers: a stale book
+fires an alert → an incident opens → an operator acknowledges and resolves it over HTTP;
+each state on monitor.incidents and in audit.log; re-delivery never duplicates; a new
+alert after resolution opens a new incident; two workers route and merge; `polymon ctl`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from typing import Any
+
+import pytest
+from confluent_kafka import Producer
+
+from streams.control.keying import partition_for
+from streams.devstack import WorkerProcess
+from streams.records import (
+    AlertStatus,
+    AuditPayload,
+    HealthEvent,
+    HealthEventKind,
+    IncidentPayload,
+    ReportEnvelope,
+)
+from tests.conftest import CODECS, Stack, wait_until
+
+pytestmark = pytest.mark.integration
+
+FAST = {"evaluation_interval_s": 0.1, "stale_hold_down_s": 1.0, "api_command_wait_s": 5.0}
+ALICE = "alice-token-0123456789"
+BOB = "bob-token-0123456789abc"
+TOKENS = {
+    ALICE: {"actor": "alice", "rights": ["pause", "resume", "rollback", "promote", "ack",
+                                         "resolve"]},
+    BOB: {"actor": "bob", "rights": ["ack", "resolve"]},
+}
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def book(scope: str, sequence: int) -> HealthEvent:
+    return HealthEvent(event_id=uuid.uuid4().hex, scope=scope, kind=HealthEventKind.DATA_UPDATE,
+                       source="test-feed", event_time_ms=now_ms(), feed="book",
+                       sequence=sequence)
+
+
+def call(worker: WorkerProcess, method: str, path: str, body: Any = None,
+         token: str | None = None, key: str | None = None) -> tuple[int, Any]:
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    if key:
+        headers["Idempotency-Key"] = key
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(f"{worker.url}{path}", data=data, method=method,
+                                     headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=15) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def incidents_of(worker: WorkerProcess, scope: str) -> list[dict[str, Any]]:
+    status, body = call(worker, "GET", f"/api/incidents?scope={scope}")
+    assert status == 200, body
+    return body["incidents"]
+
+
+def incident_records(stack: Stack) -> list[ReportEnvelope]:
+    return stack.read_records("monitor.incidents", idle_timeout_s=0.5)
+
+
+def audit_entries(stack: Stack) -> list[ReportEnvelope]:
+    return [e for e in stack.read_records("audit.log", idle_timeout_s=0.5)
+            if isinstance(e.payload, AuditPayload)]
+
+
+def states_in_order(records: list[ReportEnvelope], incident_id: str) -> list[str]:
+    states: list[str] = []
+    for record in records:
+        assert isinstance(record.payload, IncidentPayload)
+        if record.payload.incident_id == incident_id and (
+                not states or states[-1] != record.payload.state.value):
+            states.append(record.payload.state.value)
+    return states
+
+
+def test_alert_incident_acknowledge_resolve_through_the_api(stack: Stack) -> None:
+    stack.create_topics()
+    worker = stack.start_worker(**FAST, api_tokens=TOKENS)
+    scope = "market:inc1"
+    stack.send_records("health.events", [book(scope, i) for i in range(1, 4)])
+
+    # The book stops: RISK_STALE_BOOK fires after 2 s, the incident opens, the pause joins it.
+    opened = wait_until(lambda: [i for i in incidents_of(worker, scope)
+                                 if any(e["what"].startswith("scope paused")
+                                        for e in i["timeline"])], 15,
+                        what="an open incident with its pause")[0]
+    incident_id = opened["incident_id"]
+    assert incident_id.startswith("inc-staleness-")
+    assert (opened["state"], opened["severity"], opened["reason_family"]) == \
+        ("OPEN", "CRITICAL", "staleness")
+    assert opened["timeline"][0]["what"].startswith("alert firing RISK_STALE_BOOK")
+    assert opened["timeline"][0]["actor"] == "agents.health"
+    assert opened["paused"] is True and opened["firing_alerts"] == 1
+
+    status, acked = call(worker, "POST", f"/api/incidents/{incident_id}/ack",
+                         {"reason": "book feed down, paging the feed owner"}, ALICE, "ack-1")
+    assert status == 202, acked
+    assert acked["status"] == "done" and acked["command_id"] == "ack-1"
+    assert acked["outcome"]["decision"] == "acknowledged"
+    assert acked["outcome"]["before"]["state"] == "OPEN"
+    assert acked["outcome"]["after"]["state"] == "ACKNOWLEDGED"
+    wait_until(lambda: incidents_of(worker, scope)[0]["state"] == "ACKNOWLEDGED", 10,
+               what="the read view acknowledged")
+    assert incidents_of(worker, scope)[0]["acknowledged_by"] == "operator:alice"
+
+    # A retry with the same Idempotency-Key changes nothing and answers the same.
+    status, again = call(worker, "POST", f"/api/incidents/{incident_id}/ack",
+                         {"reason": "book feed down, paging the feed owner"}, ALICE, "ack-1")
+    assert status == 202 and again["outcome"] == acked["outcome"]
+    status, conflict = call(worker, "POST", f"/api/incidents/{incident_id}/ack",
+                            {"reason": "me too"}, BOB)
+    assert status == 409 and "already acknowledged by operator:alice" in conflict["error"]
+
+    status, resolved = call(worker, "POST", f"/api/incidents/{incident_id}/resolve",
+                            {"reason": "feed restarted"}, BOB)
+    assert status == 202 and resolved["outcome"]["decision"] == "resolved", resolved
+    assert resolved["outcome"]["actor"] == "operator:bob"
+
+    # Every state on monitor.incidents, in order, with who did what in the timeline.
+    records = incident_records(stack)
+    assert states_in_order(records, incident_id) == ["OPEN", "ACKNOWLEDGED", "RESOLVED"]
+    final = [r for r in records if r.payload.incident_id == incident_id][-1]
+    assert final.scope == scope and final.dedup_key == f"{scope}|staleness"
+    whats = [(e.what, e.actor) for e in final.payload.timeline]
+    assert whats[0][0].startswith("alert firing RISK_STALE_BOOK")
+    assert ("acknowledged: book feed down, paging the feed owner", "operator:alice") in whats
+    assert any(w.startswith("resolved: feed restarted") and a == "operator:bob"
+               for w, a in whats)
+    assert any(w == "scope paused (RISK_STALE_BOOK, AUTO_CLEAR)" for w, _ in whats)
+
+    # ... and in audit.log: opened, acknowledged, resolved, with actor, reason, before/after.
+    audit = [e for e in audit_entries(stack) if e.payload.action in ("incident", "ack",
+                                                                      "resolve")]
+    assert [(e.payload.action, e.payload.decision) for e in audit] == [
+        ("incident", "opened"), ("ack", "acknowledged"), ("resolve", "resolved")]
+    ack = audit[1].payload
+    assert ack.actor == "operator:alice" and ack.evidence["command_id"] == "ack-1"
+    assert ack.evidence["reason"] == "book feed down, paging the feed owner"
+    assert json.loads(ack.before)["state"] == "OPEN"
+    assert json.loads(ack.after)["state"] == "ACKNOWLEDGED"
+    assert json.loads(audit[2].payload.after)["state"] == "RESOLVED"
+    assert all(e.payload.evidence.get("incident_id") == incident_id for e in audit)
+    commands = stack.read_records("ops.commands", idle_timeout_s=0.5)
+    assert [(c.action.value, c.actor, c.target) for c in commands] == [
+        ("ACK", "alice", incident_id), ("RESOLVE", "bob", incident_id)]
+
+    # Re-delivery of the alert that opened the incident opens nothing.
+    firing = [m for m in stack.read("monitor.alerts", idle_timeout_s=0.5)
+              if (a := CODECS["ReportEnvelope"].decode_record(m.value)).scope == scope
+              and a.payload.status is AlertStatus.FIRING]
+    versions_before = len([r for r in incident_records(stack)
+                           if r.payload.incident_id == incident_id])
+    producer = Producer({"bootstrap.servers": stack.bootstrap})
+    producer.produce(stack.topic("monitor.alerts"), key=firing[0].key, value=firing[0].value,
+                     partition=firing[0].partition)
+    producer.flush(10)
+
+    # Fresh data clears the alert and, after the hold-down, the pause; then the book stops
+    # again: a new firing alert on a resolved incident's key opens a new incident.
+    stack.send_records("health.events", [book(scope, 4)])
+    wait_until(lambda: any(e.what.startswith("scope resumed") for e in [
+        r for r in incident_records(stack) if r.payload.incident_id == incident_id][-1]
+        .payload.timeline), 15, what="the resume joins the resolved incident")
+    second = wait_until(lambda: [i for i in incidents_of(worker, scope)
+                                 if i["incident_id"] != incident_id], 15,
+                        what="a second incident")[0]
+    assert second["state"] == "OPEN"
+    everything = incidents_of(worker, scope)
+    assert len(everything) == 2
+    assert {i["incident_id"]: i["state"] for i in everything}[incident_id] == "RESOLVED"
+    records = incident_records(stack)
+    first_versions = [r for r in records if r.payload.incident_id == incident_id]
+    assert all(r.payload.state.value == "RESOLVED" for r in first_versions[versions_before:])
+    assert len({r.payload.incident_id for r in records}) == 2, "re-delivery opened nothing"
+
+
+def owner(members: list[dict[str, Any]], partition: int) -> str:
+    return next(m["url"] for m in members if partition in m["partitions"])
+
+
+def test_two_workers_route_commands_to_the_incident_owner_and_merge_views(
+        stack: Stack) -> None:
+    stack.create_topics()
+    first = stack.start_worker("worker-a", **FAST, api_tokens=TOKENS)
+    second = stack.start_worker("worker-b", **FAST, api_tokens=TOKENS)
+
+    def split() -> list[dict[str, Any]] | None:
+        members = first.get("/api/workers")["members"]
+        ready = first.get("/healthz")["ready"] and second.get("/healthz")["ready"]
+        return members if ready and len(members) == 2 and all(
+            m["partitions"] for m in members) else None
+
+    members = wait_until(split, 30, what="two workers sharing the partitions")
+    # Markets whose ACK (ops.commands, keyed by scope) and incident (keyed by dedup key)
+    # live on different workers: the command must be re-keyed to reach the incident.
+    crossing = [f"market:x{i}" for i in range(60)
+                if owner(members, partition_for(f"market:x{i}".encode(), 4, "consistent"))
+                != owner(members, partition_for(f"market:x{i}|staleness".encode(), 4,
+                                                "murmur2"))][:4]
+    assert len(crossing) == 4
+    stack.send_records("health.events", [book(scope, 1) for scope in crossing])
+
+    def all_open() -> list[dict[str, Any]] | None:
+        found = [i for i in incidents_of(first, "global") if i["scope"] in crossing]
+        return found if len(found) == len(crossing) else None
+
+    opened = wait_until(all_open, 20, what="an incident per market")
+    # Every worker lists every incident (its read view of monitor.incidents).
+    assert {i["incident_id"] for i in incidents_of(second, "global")} == \
+        {i["incident_id"] for i in opened}
+
+    for incident in opened:  # all through worker-b's API
+        status, reply = call(second, "POST", f"/api/incidents/{incident['incident_id']}/ack",
+                             {"reason": "on it"}, ALICE)
+        assert status == 202 and reply["outcome"]["decision"] == "acknowledged", reply
+    wait_until(lambda: all(i["state"] == "ACKNOWLEDGED" for i in incidents_of(first, "global")
+                           if i["scope"] in crossing), 10, what="all acknowledged")
+
+    # Table views fan out and merge: each worker alone knows part, either answers all.
+    whole = first.get("/api/freshness?kind=market")
+    assert whole["complete"] and len(whole["workers"]) == 2
+    assert all(w["ok"] for w in whole["workers"])
+    assert set(whole["scopes"]) == set(crossing)
+    assert all(whole["scopes"][s]["paused_by"] == s for s in crossing)
+    parts = [set(w.get("/api/freshness?local=true")["data"]) for w in (first, second)]
+    assert parts[0] | parts[1] == set(crossing) and not parts[0] & parts[1]
+    assert set(second.get("/api/freshness")["scopes"]) == set(crossing)
+
+    # A pause sent to one worker for a scope the other owns is applied once.
+    target = crossing[0]
+    status, reply = call(first, "POST", "/api/scopes/feed:shared/pause",
+                         {"reason": "maintenance"}, ALICE)
+    assert status == 202 and reply["outcome"]["decision"] == "paused", reply
+    assert second.get("/api/pauses?scope=feed:shared")["pauses"]["feed:shared"]["paused"]
+    metrics = first.get_text("/metrics")
+    assert 'polymon_incidents_open{severity="CRITICAL",state="ACKNOWLEDGED"} 4.0' in metrics
+    assert 'polymon_scopes_paused{scope_kind="feed"} 1.0' in metrics
+    assert target not in metrics, "no per-market series"
+
+
+def polymon_ctl(stack: Stack, worker: WorkerProcess, *args: str,
+                token: str | None = ALICE) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **stack.env(), "POLYMON_CTL_URL": worker.url}
+    env.pop("POLYMON_CTL_TOKEN", None)
+    if token:
+        env["POLYMON_CTL_TOKEN"] = token
+    return subprocess.run([sys.executable, "-m", "streams", "ctl", *args], env=env,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_polymon_ctl_pauses_resumes_and_reports_precisely(stack: Stack) -> None:
+    stack.create_topics()
+    worker = stack.start_worker(**FAST, api_tokens=TOKENS)
+
+    paused = polymon_ctl(stack, worker, "pause", "bot:b9", "--reason", "runaway orders",
+                         "--idempotency-key", "ctl-1")
+    assert paused.returncode == 0, paused.stderr
+    assert "PAUSE bot:b9: paused (scope paused)" in paused.stdout
+    assert "command ctl-1 by alice" in paused.stdout
+    listed = polymon_ctl(stack, worker, "--json", "pauses", "--paused")
+    assert listed.returncode == 0 and json.loads(listed.stdout)["paused"] == ["bot:b9"]
+
+    bad = polymon_ctl(stack, worker, "pause", "bot:", "--reason", "x")
+    assert bad.returncode == 2 and "segment 'bot:' is not kind:id" in bad.stderr
+    denied = polymon_ctl(stack, worker, "resume", "bot:b9", "--reason", "x", token=BOB)
+    assert denied.returncode == 3 and "HTTP 403: bob lacks the 'resume' right" in denied.stderr
+    unknown = polymon_ctl(stack, worker, "ack", "inc-staleness-" + "0" * 24, "--reason", "x")
+    assert unknown.returncode == 2 and "HTTP 404: unknown incident" in unknown.stderr
+    stage = polymon_ctl(stack, worker, "rollback", "model:m1", "--to", "prod", "--reason", "x")
+    assert stage.returncode == 2 and "stage 'prod' is not one of" in stage.stderr
+
+    resumed = polymon_ctl(stack, worker, "resume", "bot:b9", "--reason", "fixed")
+    assert resumed.returncode == 0 and "RESUME bot:b9: resumed" in resumed.stdout
+    noop = polymon_ctl(stack, worker, "resume", "bot:b9", "--reason", "again")
+    assert noop.returncode == 0 and "RESUME bot:b9: noop (scope was not paused)" in noop.stdout
+    commands = stack.read_records("ops.commands", idle_timeout_s=0.5)
+    assert [(c.action.value, c.scope) for c in commands] == [
+        ("PAUSE", "bot:b9"), ("RESUME", "bot:b9"), ("RESUME", "bot:b9")]
+    decisions = [(e.payload.action, e.payload.decision, e.payload.evidence["reason"])
+                 for e in audit_entries(stack) if e.payload.evidence.get("command_id")]
+    assert decisions == [("pause", "paused", "runaway orders"), ("resume", "resumed", "fixed"),
+                         ("resume", "noop", "again")]

@@ -1,0 +1,247 @@
+"""The rollout gatekeeper on the real broker with a real worker: a model enters the ladder
+with its training profile, walks replay → live by commands through the gates, drift
+blocks promotion, a canary regression rolls back on its own; every decision audited."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+
+import numpy as np
+import pytest
+
+from streams.devstack import WorkerProcess
+from streams.maths.drift import feature_drift, histogram_counts
+from streams.records import (
+    AlertStatus,
+    AuditPayload,
+    Cohort,
+    FeatureHistogram,
+    FeatureProfile,
+    FeatureSample,
+    ModelScore,
+    OpsAction,
+    OpsCommand,
+    ReportEnvelope,
+    RolloutState,
+)
+from tests.conftest import Stack, wait_until
+
+pytestmark = pytest.mark.integration
+
+SETTINGS = {
+    "evaluation_interval_s": 0.1, "canary_evaluation_interval_s": 0.2,
+    "drift_min_samples": 200, "canary_min_samples": 30,
+    "canary_leading_metrics": {"brier": "lower_is_better"},
+}
+EDGES = [-1.5, -0.5, 0.0, 0.5, 1.5]
+TRAINING = [0.02, 0.16, 0.32, 0.32, 0.16, 0.02]
+SHIFTED = [0.0, 0.02, 0.08, 0.2, 0.4, 0.3]
+FEATURES = ("spread", "depth")
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def profile(model: str) -> FeatureProfile:
+    return FeatureProfile(model=model, model_version="v2", created_time_ms=now_ms(), features=[
+        FeatureHistogram(name=name, bin_edges=EDGES, probabilities=TRAINING)
+        for name in FEATURES])
+
+
+def draw(rng: np.random.Generator, probabilities: list[float]) -> float:
+    """One value from the histogram: a bin by its probability, uniform inside it."""
+    bin_index = int(rng.choice(len(probabilities), p=probabilities))
+    if bin_index == 0:
+        return EDGES[0] - 1.0
+    if bin_index == len(EDGES):
+        return EDGES[-1] + 1.0
+    return float(rng.uniform(EDGES[bin_index - 1], EDGES[bin_index]))
+
+
+def features(model: str, rng: np.random.Generator, n: int,
+             probabilities: list[float]) -> list[FeatureSample]:
+    return [FeatureSample(event_id=uuid.uuid4().hex, model=model, model_version="v2",
+                          event_time_ms=now_ms(),
+                          features={name: draw(rng, probabilities) for name in FEATURES})
+            for _ in range(n)]
+
+
+def scores(model: str, cohort: Cohort, mean: float, n: int, seed: int) -> list[ModelScore]:
+    values = np.random.default_rng(seed).uniform(mean - 0.001, mean + 0.001, n)
+    return [ModelScore(event_id=uuid.uuid4().hex, model=model,
+                       model_version="v2" if cohort is Cohort.CANARY else "v1", cohort=cohort,
+                       metric="brier", value=float(v), prediction_id=uuid.uuid4().hex,
+                       event_time_ms=now_ms()) for v in values]
+
+
+def command(scope: str, action: OpsAction, target: str | None = None,
+            command_id: str | None = None) -> OpsCommand:
+    return OpsCommand(command_id=command_id or uuid.uuid4().hex, scope=scope, action=action,
+                      actor="alice", reason="", target=target, issued_time_ms=now_ms())
+
+
+def rollout_audit(stack: Stack) -> list[ReportEnvelope]:
+    return [e for e in stack.read_records("audit.log", idle_timeout_s=0.5)
+            if e.reason_code == "GOV_ROLLOUT_TRANSITION"]
+
+
+def audit_of(stack: Stack, cmd: OpsCommand) -> AuditPayload:
+    found = wait_until(lambda: [e.payload for e in rollout_audit(stack)
+                                if e.payload.evidence.get("command_id") == cmd.command_id],
+                       15, what=f"the audit entry of {cmd.action.value} {cmd.target}")
+    assert len(found) == 1
+    return found[0]
+
+
+def stages(stack: Stack, scope: str) -> list[str]:
+    return [s.stage.value for s in stack.read_records("control.rollout", idle_timeout_s=0.5)
+            if s.scope == scope]
+
+
+def processed(worker: WorkerProcess, stack: Stack, topic: str) -> int:
+    """Input events of ``topic`` the worker has processed (its Prometheus counter)."""
+    name = re.escape(stack.topic(topic))
+    found = re.search(rf'polymon_events_processed_total{{topic="{name}"}} ([\d.e+]+)',
+                      worker.get_text("/metrics"))
+    return int(float(found.group(1))) if found else 0
+
+
+def register(stack: Stack, model: str) -> str:
+    scope = f"model:{model}"
+    stack.send_records("model.profiles", [profile(model)])
+    wait_until(lambda: stages(stack, scope) == ["REPLAY"], 15, what=f"{scope} at REPLAY")
+    return scope
+
+
+def walk(stack: Stack, scope: str, targets: list[str]) -> list[OpsCommand]:
+    commands = [command(scope, OpsAction.PROMOTE, target) for target in targets]
+    stack.send_records("ops.commands", commands)  # one key, one partition: applied in order
+    for cmd in commands:
+        assert audit_of(stack, cmd).decision == "granted", cmd
+    return commands
+
+
+def test_drift_below_threshold_allows_promotion_and_shifted_features_block_it(
+        stack: Stack) -> None:
+    stack.create_topics()
+    worker = stack.start_worker(**SETTINGS)
+    scope = register(stack, "drifty")
+    rng = np.random.default_rng(11)
+    like_training = features("drifty", rng, 300, TRAINING)
+    stack.send_records("model.features", like_training)
+    wait_until(lambda: processed(worker, stack, "model.features") == 300, 15,
+               what="the features processed")
+
+    promote = command(scope, OpsAction.PROMOTE, "SHADOW")
+    stack.send_records("ops.commands", [promote])
+    granted = audit_of(stack, promote)
+    assert granted.decision == "granted" and granted.actor == "operator:alice"
+    expected = feature_drift(
+        {name: histogram_counts([s.features[name] for s in like_training], EDGES)
+         for name in FEATURES}, {name: TRAINING for name in FEATURES}, 0.2)
+    assert expected.healthy and expected.max_drift < 0.2
+    assert granted.evidence["drift.status"] == "healthy"
+    assert float(granted.evidence["drift.max_kl"]) == pytest.approx(expected.max_drift, rel=1e-5)
+    assert granted.evidence["drift.feature"] == expected.max_feature
+    assert granted.evidence["drift.samples"] == "300"
+
+    stack.send_records("model.features", features("drifty", rng, 600, SHIFTED))
+    drift_alerts = wait_until(lambda: [a for a in stack.read_records(
+        "monitor.alerts", idle_timeout_s=0.5) if a.reason_code == "RISK_MODEL_DRIFT"], 15,
+        what="RISK_MODEL_DRIFT")
+    assert drift_alerts[0].scope == scope
+    assert drift_alerts[0].payload.status is AlertStatus.FIRING
+    assert drift_alerts[0].payload.value >= 0.2 and drift_alerts[0].payload.threshold == 0.2
+
+    refused_cmd = command(scope, OpsAction.PROMOTE, "PAPER")
+    stack.send_records("ops.commands", [refused_cmd])
+    refused = audit_of(stack, refused_cmd)
+    assert refused.decision == "refused"
+    assert refused.evidence["reason"].startswith("drift: KL")
+    assert "until a fresh evaluation passes" in refused.evidence["reason"]
+    assert refused.evidence["drift.status"] == "drifted"
+    assert stages(stack, scope) == ["REPLAY", "SHADOW"], "a refusal is not a transition"
+
+
+def test_the_full_ladder_is_walked_by_commands_through_the_canary_gate(stack: Stack) -> None:
+    stack.create_topics()
+    worker = stack.start_worker(**SETTINGS)
+    unknown = command("model:ghost", OpsAction.PROMOTE, "SHADOW")
+    stack.send_records("ops.commands", [unknown])
+    assert "unknown model" in audit_of(stack, unknown).evidence["reason"]
+
+    scope = register(stack, "pricer")
+    skip = command(scope, OpsAction.PROMOTE, "PAPER")
+    stack.send_records("ops.commands", [skip])
+    assert "cannot skip SHADOW" in audit_of(stack, skip).evidence["reason"]
+
+    walk(stack, scope, ["SHADOW", "PAPER", "CANARY"])
+    early = command(scope, OpsAction.PROMOTE, "LIVE")
+    stack.send_records("ops.commands", [early])
+    held = audit_of(stack, early)
+    assert held.decision == "refused"
+    assert "canary: no verdict for leading metric brier" in held.evidence["reason"]
+
+    stack.send_records("model.scores", scores("pricer", Cohort.CANARY, 0.179, 50, 1)
+                       + scores("pricer", Cohort.BASELINE, 0.181, 50, 2))
+    wait_until(lambda: processed(worker, stack, "model.scores") == 100, 15,
+               what="the scores processed")
+    live = command(scope, OpsAction.PROMOTE, "LIVE")
+    stack.send_records("ops.commands", [live, live])  # a repeated command id is applied once
+    granted = audit_of(stack, live)
+    assert granted.decision == "granted"
+    assert granted.evidence["canary.brier.verdict"] == "promote_eligible"
+    assert float(granted.evidence["canary.brier.delta"]) == pytest.approx(-0.002, abs=3e-4)
+    assert float(granted.evidence["canary.brier.p_better"]) < 0.05
+    assert granted.evidence["canary.brier.n_canary"] == "50"
+
+    past = command(scope, OpsAction.PROMOTE)
+    stack.send_records("ops.commands", [past])
+    assert "no stage past LIVE" in audit_of(stack, past).evidence["reason"]
+
+    assert stages(stack, scope) == ["REPLAY", "SHADOW", "PAPER", "CANARY", "LIVE"]
+    last: RolloutState = [s for s in stack.read_records("control.rollout", idle_timeout_s=0.5)
+                          if s.scope == scope][-1]
+    assert [(h.from_stage and h.from_stage.value, h.to_stage.value) for h in last.history] == [
+        (None, "REPLAY"), ("REPLAY", "SHADOW"), ("SHADOW", "PAPER"), ("PAPER", "CANARY"),
+        ("CANARY", "LIVE")]
+    assert [h.actor for h in last.history] == ["agents.rollout"] + ["operator:alice"] * 4
+    granted_audits = [(e.payload.action, e.payload.decision) for e in rollout_audit(stack)
+                      if e.scope == scope and e.payload.decision == "granted"]
+    assert granted_audits == [("register", "granted")] + [("promote", "granted")] * 4
+
+
+def test_a_clearly_worse_canary_is_rolled_back_with_an_audit_naming_the_metric(
+        stack: Stack) -> None:
+    stack.create_topics()
+    stack.start_worker(**SETTINGS)
+    scope = register(stack, "shaky")
+    walk(stack, scope, ["SHADOW", "PAPER", "CANARY"])
+    stack.send_records("model.scores", scores("shaky", Cohort.CANARY, 0.25, 50, 3)
+                       + scores("shaky", Cohort.BASELINE, 0.181, 50, 4))
+
+    wait_until(lambda: stages(stack, scope)[-1:] == ["PAPER"], 20, what="rolled back to PAPER")
+    [rollback] = [e for e in rollout_audit(stack) if e.payload.action == "auto_rollback"]
+    payload = rollback.payload
+    assert payload.decision == "granted" and payload.actor == "agents.rollout"
+    assert rollback.scope == scope
+    assert "canary regressed on brier" in payload.evidence["reason"]
+    assert payload.evidence["canary.regressed"] == "brier"
+    assert payload.evidence["reason_codes"] == "RISK_CANARY_REGRESSION"
+    assert float(payload.evidence["canary.brier.delta"]) == pytest.approx(0.069, abs=1e-3)
+    assert float(payload.evidence["canary.brier.p_worse"]) < 0.05
+    assert (payload.before, payload.after) == ('{"stage": "CANARY"}', '{"stage": "PAPER"}')
+    regression = [a for a in stack.read_records("monitor.alerts", idle_timeout_s=0.5)
+                  if a.reason_code == "RISK_CANARY_REGRESSION"]
+    assert regression[0].scope == scope and regression[0].payload.metric == "p_worse:brier"
+
+    again = command(scope, OpsAction.PROMOTE, "CANARY")
+    stack.send_records("ops.commands", [again])
+    refused = audit_of(stack, again)
+    assert refused.decision == "refused"
+    assert "open critical incident on the scope (RISK_CANARY_REGRESSION)" in \
+        refused.evidence["reason"]
+    assert stages(stack, scope) == ["REPLAY", "SHADOW", "PAPER", "CANARY", "PAPER"]

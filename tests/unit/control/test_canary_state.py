@@ -1,0 +1,115 @@
+"""Canary comparison of a model: bounded, deterministic, idempotent samples per window,
+verdicts from the maths core per leading metric, and the regression alert."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from streams.control import canary
+from streams.maths.canary import canary_verdict
+from streams.records import AlertStatus
+
+SCOPE = "model:pricer"
+WINDOW_MS = 3_600_000
+T0 = 1_789_999_200_000  # a multiple of the window
+LEADING = {"brier": "lower_is_better"}
+
+
+def reservoir(ids: list[str], capacity: int) -> list[dict]:
+    shards: list[dict | None] = [None] * canary.SHARDS
+    for sample_id in ids:
+        hashed = canary.sample_hash(sample_id)
+        shard = hashed % canary.SHARDS
+        shards[shard], _ = canary.add_sample(shards[shard], hashed, float(len(sample_id)),
+                                             capacity)
+    return [s for s in shards if s]
+
+
+def test_the_sample_is_bounded_deterministic_and_counts_a_redelivery_once() -> None:
+    ids = [f"s{i}" for i in range(5000)]
+    kept = reservoir(ids, 800)
+    assert sum(len(s["kept"]) for s in kept) <= 800
+    assert sum(s["offered"] for s in kept) == 5000
+    assert reservoir(list(reversed(ids)), 800) != [] and sorted(
+        h for s in reservoir(list(reversed(ids)), 800) for h, _ in s["kept"]) == sorted(
+        h for s in kept for h, _ in s["kept"]), "order does not matter"
+    entry, _ = canary.add_sample(None, 7, 0.1, 800)
+    again, changed = canary.add_sample(json.loads(json.dumps(entry)), 7, 0.1, 800)
+    assert not changed and len(again["kept"]) == 1
+
+
+def test_windows_out_of_reach_are_dropped() -> None:
+    state = canary.new_state(SCOPE, 2)
+    assert canary.note_sample(state, "brier", "BASELINE", "v1", T0, T0) == {}
+    assert canary.note_sample(state, "brier", "CANARY:v2", "v2", T0 + WINDOW_MS,
+                              T0 + WINDOW_MS) == {}
+    assert state["canary_version"] == "v2"
+    dropped = canary.note_sample(state, "brier", "BASELINE", "v1", T0 + 2 * WINDOW_MS,
+                                 T0 + 2 * WINDOW_MS)
+    assert dropped == {T0: ["brier|BASELINE"]}
+    assert len(canary.sample_keys(SCOPE, T0, dropped[T0])) == canary.SHARDS
+    assert not canary.accepts(state, T0, WINDOW_MS)
+    assert canary.accepts(state, T0 + WINDOW_MS, WINDOW_MS)
+    # No samples for a while: the tick expires what fell out of reach of now.
+    assert canary.expire_windows(state, T0 + 3 * WINDOW_MS + 5, WINDOW_MS) == {
+        T0 + WINDOW_MS: ["brier|CANARY:v2"]}
+    assert list(state["windows"]) == [str(T0 + 2 * WINDOW_MS)]
+    assert canary.expire_windows(state, T0 + 3 * WINDOW_MS + 5, WINDOW_MS) == {}
+
+
+def brier(mean: float, n: int, seed: int) -> list[float]:
+    return list(np.random.default_rng(seed).uniform(mean - 0.001, mean + 0.001, n))
+
+
+def test_brier_0179_against_0181_is_eligible_and_matches_the_maths_core() -> None:
+    new, baseline = brier(0.179, 50, 1), brier(0.181, 50, 2)
+    evaluation = canary.evaluate({T0: {"brier": (new, baseline)}}, LEADING, 0.05, 30,
+                                 "mannwhitney", T0 + 10, WINDOW_MS, "v2")
+    expected = canary_verdict(new, baseline, "lower_is_better", 0.05, 30)
+    brier_verdict = evaluation["metrics"]["brier"]
+    assert evaluation["combined"] == "promote_eligible"
+    assert brier_verdict["verdict"] == "promote_eligible"
+    assert brier_verdict["delta"] == pytest.approx(-0.002, abs=3e-4)
+    assert brier_verdict["delta"] == expected.delta
+    assert brier_verdict["p_better"] == expected.p_better
+    assert (brier_verdict["n_canary"], brier_verdict["n_baseline"]) == (50, 50)
+    state = canary.new_state(SCOPE, 2)
+    assert canary.judge(state, evaluation) == []
+
+
+def test_too_few_samples_hold_and_the_previous_window_decides_until_enough() -> None:
+    good = (brier(0.179, 50, 3), brier(0.181, 50, 4))
+    few = (brier(0.3, 5, 5), brier(0.181, 5, 6))
+    evaluation = canary.evaluate({T0: {"brier": good}, T0 + WINDOW_MS: {"brier": few}},
+                                 LEADING, 0.05, 30, "mannwhitney", T0 + WINDOW_MS + 1,
+                                 WINDOW_MS, "v2")
+    assert evaluation["metrics"]["brier"]["window_start_ms"] == T0
+    assert evaluation["combined"] == "promote_eligible"
+    evaluation = canary.evaluate({T0 + WINDOW_MS: {"brier": few}}, LEADING, 0.05, 30,
+                                 "mannwhitney", T0 + WINDOW_MS + 1, WINDOW_MS, "v2")
+    assert evaluation["combined"] == "hold"
+    assert "not enough samples" in evaluation["metrics"]["brier"]["reason"]
+
+
+def test_worse_on_any_leading_metric_is_a_regression_alert_naming_the_metric() -> None:
+    leading = {"brier": "lower_is_better", "fill_ratio": "higher_is_better"}
+    samples = {T0: {"brier": (brier(0.179, 50, 7), brier(0.181, 50, 8)),
+                    "fill_ratio": (brier(0.5, 50, 9), brier(0.9, 50, 10))}}
+    evaluation = canary.evaluate(samples, leading, 0.05, 30, "mannwhitney", T0 + 5, WINDOW_MS,
+                                 "v2")
+    assert evaluation["combined"] == "regressed" and evaluation["regressed"] == ["fill_ratio"]
+    state = canary.new_state(SCOPE, 2)
+    [fired] = canary.judge(state, evaluation)
+    assert fired.status is AlertStatus.FIRING
+    assert fired.condition.reason_code == "RISK_CANARY_REGRESSION"
+    assert fired.condition.metric == "p_worse:fill_ratio"
+    assert fired.condition.value < 0.05 and fired.condition.threshold == 0.05
+    assert "fill_ratio regressed" in fired.condition.message
+    assert state["alert_evaluation"] is evaluation
+    assert canary.judge(state, evaluation) == [], "fires once"
+    calm = canary.evaluate({}, leading, 0.05, 30, "mannwhitney", T0 + 5, WINDOW_MS, "v2")
+    [resolved] = canary.judge(state, calm)
+    assert resolved.status is AlertStatus.RESOLVED

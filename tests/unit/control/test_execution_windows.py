@@ -1,0 +1,125 @@
+"""Execution figures of a scope from bucket sums: the same numbers the maths core computes
+from the list of fills, over tumbling and hopping windows; breach alerts fire once and
+resolve when the breaching fills age out."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streams.control import execution
+from streams.maths.execution import fill_ratio, slippage_error
+from streams.records import AlertStatus
+
+SCOPE = "market:m1"
+T0 = 1_790_000_080_000  # 40 s into a minute
+SPECS = execution.windows(60, 300, 60)
+BOUNDS = execution.Bounds(slippage_rmse_bps=10.0, slippage_mean_bps=None, fill_ratio_min=0.5,
+                          min_fills=5)
+BUCKET = execution.bucket_ms(SPECS)
+
+
+def fill(state: dict, at_ms: int, predicted: float | None = 1.0, realized: float | None = 1.5,
+         requested: float = 10.0, filled: float = 10.0, kind_fill: bool = True) -> None:
+    execution.observe(state, fill=kind_fill, event_time_ms=at_ms, requested=requested,
+                      filled=filled, predicted_bps=predicted, realized_bps=realized,
+                      bucket=BUCKET)
+
+
+def test_windows_and_bucket() -> None:
+    tumbling, hopping = SPECS
+    assert tumbling.bounds(T0) == (T0 - 40_000, T0 + 20_000)
+    assert hopping.bounds(T0) == (T0 + 20_000 - 300_000, T0 + 20_000)
+    assert BUCKET == 60_000
+    assert execution.bucket_ms(execution.windows(90, 300, 60)) == 30_000
+    with pytest.raises(ValueError, match="hop"):
+        execution.WindowSpec("bad", 1000, 2000)
+
+
+@given(st.lists(st.tuples(st.floats(-50, 50), st.floats(-50, 50), st.floats(0.1, 100),
+                          st.floats(0, 1)), min_size=1, max_size=60))
+@settings(max_examples=60, deadline=None)
+def test_figures_match_the_maths_core_on_the_same_fills(
+        fills: list[tuple[float, float, float, float]]) -> None:
+    state = execution.new_state(SCOPE, 0)
+    for i, (predicted, realized, requested, share) in enumerate(fills):
+        fill(state, T0 - i * 1000 % 30_000, predicted, realized, requested, requested * share)
+    figs = execution.figures(state, SPECS[1], T0)
+    expected = slippage_error([f[0] for f in fills], [f[1] for f in fills])
+    assert figs.fills == len(fills) and figs.slippage.count == expected.count
+    assert figs.slippage.mean_error_bps == pytest.approx(expected.mean_error_bps, rel=1e-9,
+                                                         abs=1e-9)
+    assert figs.slippage.rmse_bps == pytest.approx(expected.rmse_bps, rel=1e-9, abs=1e-9)
+    assert figs.slippage.rmse_bps >= abs(figs.slippage.mean_error_bps)
+    assert figs.fill_ratio == pytest.approx(
+        fill_ratio([f[2] * f[3] for f in fills], [f[2] for f in fills]), rel=1e-12)
+
+
+def test_intents_are_counted_but_not_in_the_ratio_and_slippage_needs_both_values() -> None:
+    state = execution.new_state(SCOPE, 0)
+    fill(state, T0, kind_fill=False, filled=0.0)
+    fill(state, T0, requested=10, filled=4, predicted=None)
+    fill(state, T0, requested=10, filled=6, predicted=2.0, realized=5.0)
+    figs = execution.figures(state, SPECS[0], T0)
+    assert (figs.intents, figs.fills, figs.fill_ratio) == (1, 2, 0.5)
+    assert figs.slippage.count == 1 and figs.slippage.mean_error_bps == 3.0
+
+
+def test_fills_outside_a_window_do_not_count_in_it() -> None:
+    state = execution.new_state(SCOPE, 0)
+    fill(state, T0 - 120_000, predicted=0, realized=100)  # two minutes ago: hopping only
+    fill(state, T0, predicted=0, realized=1)
+    tumbling = execution.figures(state, SPECS[0], T0)
+    hopping = execution.figures(state, SPECS[1], T0)
+    assert tumbling.fills == 1 and hopping.fills == 2
+
+
+def test_a_slippage_spike_fires_once_and_resolves_when_it_ages_out() -> None:
+    state = execution.new_state(SCOPE, 3)
+    for i in range(4):
+        fill(state, T0 + i, predicted=1.0, realized=41.0)
+    assert execution.evaluate(state, T0 + 10, SPECS, BOUNDS) == [], "below min_fills"
+    fill(state, T0 + 5, predicted=1.0, realized=41.0)
+    [fired] = execution.evaluate(state, T0 + 10, SPECS, BOUNDS)
+    condition = fired.condition
+    assert fired.status is AlertStatus.FIRING
+    assert condition.reason_code == "EXEC_SLIPPAGE_BREACH" and condition.scope == SCOPE
+    assert condition.subject == "tumbling" and condition.metric == "slippage_rmse_bps"
+    assert condition.value == pytest.approx(40.0) and condition.threshold == 10.0
+    assert condition.window_s == 60.0 and "5 fills" in condition.message
+    assert execution.evaluate(state, T0 + 20, SPECS, BOUNDS) == [], "fires once"
+    state = json.loads(json.dumps(state))  # state lives in a JSON table
+    # A minute later the tumbling window is clean, the hopping one still breaches.
+    assert execution.evaluate(state, T0 + 60_000, SPECS, BOUNDS) == []
+    [resolved] = execution.evaluate(state, T0 + 300_000, SPECS, BOUNDS)
+    assert resolved.status is AlertStatus.RESOLVED
+    assert resolved.fired_alert_id == fired.alert_id
+    assert state["buckets"] == {}, "aged-out buckets are forgotten"
+
+
+def test_mean_error_bound_and_fill_ratio_bound() -> None:
+    bounds = execution.Bounds(slippage_rmse_bps=None, slippage_mean_bps=2.0, fill_ratio_min=0.5,
+                              min_fills=3)
+    state = execution.new_state(SCOPE, 0)
+    for i in range(3):
+        fill(state, T0 + i, predicted=0.0, realized=-3.0, requested=10, filled=4)
+    transitions = execution.evaluate(state, T0 + 5, SPECS, bounds)
+    by_code = {t.condition.reason_code: t.condition for t in transitions}
+    assert by_code["EXEC_SLIPPAGE_BREACH"].metric == "slippage_mean_error_bps"
+    assert by_code["EXEC_SLIPPAGE_BREACH"].value == pytest.approx(-3.0)
+    assert by_code["EXEC_FILL_RATIO_LOW"].metric == "fill_ratio"
+    assert by_code["EXEC_FILL_RATIO_LOW"].value == pytest.approx(0.4)
+    assert by_code["EXEC_FILL_RATIO_LOW"].threshold == 0.5
+
+
+def test_the_alert_id_is_deterministic() -> None:
+    ids = []
+    for _ in range(2):
+        state = execution.new_state(SCOPE, 0)
+        for i in range(5):
+            fill(state, T0 + i, predicted=0.0, realized=50.0)
+        ids.append(execution.evaluate(state, T0 + 9, SPECS, BOUNDS)[0].alert_id)
+    assert ids[0] == ids[1]

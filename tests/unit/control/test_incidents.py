@@ -1,0 +1,215 @@
+"""The incident lifecycle, with plain values: grouping by dedup key, open → acknowledged →
+resolved, the timeline, re-delivery and precise refusals."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from streams.control import incidents
+from streams.control.incidents import (
+    ACKNOWLEDGED,
+    OPEN,
+    RESOLVED,
+    IncidentIdError,
+    dedup_key_of,
+    family_of,
+    new_key_state,
+    on_alert,
+    on_command,
+    on_pause,
+    resolved_alert_id,
+)
+
+KEY = "market:m1|staleness"
+
+
+def state() -> dict[str, Any]:
+    return new_key_state(KEY, "market:m1", "staleness")
+
+
+def fire(s: dict[str, Any], alert_id: str, at: int = 1000, severity: str = "CRITICAL",
+         code: str = "RISK_STALE_BOOK") -> tuple[dict[str, Any], incidents.Outcome]:
+    return on_alert(s, alert_id=alert_id, status="FIRING", reason_code=code, severity=severity,
+                    message="book last updated 4.6s ago", time_ms=at, source="agents.health")
+
+
+def clear(s: dict[str, Any], fired_id: str, at: int = 2000) -> tuple[dict[str, Any],
+                                                                     incidents.Outcome]:
+    return on_alert(s, alert_id=resolved_alert_id(fired_id), status="RESOLVED",
+                    reason_code="RISK_STALE_BOOK", severity="CRITICAL", message="fresh again",
+                    time_ms=at, source="agents.health")
+
+
+def command(s: dict[str, Any], action: str, incident: str, command_id: str = "c1",
+            at: int = 3000, actor: str = "alice") -> tuple[dict[str, Any], incidents.Outcome]:
+    return on_command(s, command_id=command_id, action=action, incident=incident, actor=actor,
+                      reason="looking", time_ms=at)
+
+
+def test_a_firing_alert_opens_an_incident_with_a_deterministic_id() -> None:
+    _, outcome = fire(state(), "alert-1")
+    assert outcome.decision == "opened" and outcome.audit
+    incident = outcome.incident
+    assert incident is not None and incident["state"] == OPEN
+    assert incident["incident_id"] == incidents.incident_id(KEY, "staleness", "alert-1")
+    assert incident["incident_id"].startswith("inc-staleness-")
+    assert incident["timeline"] == [{"time_ms": 1000, "ref": "alert-1",
+                                     "actor": "agents.health",
+                                     "what": "alert firing RISK_STALE_BOOK: book last "
+                                             "updated 4.6s ago"}]
+    assert outcome.before is None and outcome.after["state"] == OPEN
+    again, _ = fire(state(), "alert-1")
+    assert again["current"]["incident_id"] == incident["incident_id"]
+
+
+def test_redelivered_alert_changes_nothing() -> None:
+    s, _ = fire(state(), "alert-1")
+    s2, outcome = fire(s, "alert-1")
+    assert outcome.decision == "duplicate" and not outcome.changed
+    assert s2 == s
+
+
+def test_alerts_of_one_key_group_into_one_incident_and_severity_escalates() -> None:
+    s, opened = fire(state(), "alert-1", severity="WARNING", code="RISK_STALE_DATA")
+    s, added = fire(s, "alert-2", at=1500)
+    assert added.decision == "updated" and added.incident is not None
+    assert added.incident["incident_id"] == opened.incident["incident_id"]
+    assert added.incident["severity"] == "CRITICAL"
+    assert added.incident["firing"] == ["alert-1", "alert-2"]
+    assert not added.audit, "timeline growth is published, not audited"
+
+
+def test_resolved_alert_clears_its_firing_alert_but_not_the_incident() -> None:
+    s, _ = fire(state(), "alert-1")
+    s, outcome = clear(s, "alert-1")
+    incident = outcome.incident
+    assert incident is not None and incident["state"] == OPEN and incident["firing"] == []
+    assert [e["what"] for e in incident["timeline"]][1:] == [
+        "alert resolved RISK_STALE_BOOK: fresh again", "all alerts clear"]
+
+
+def test_a_resolved_alert_that_ends_no_firing_alert_is_ignored() -> None:
+    s, _ = fire(state(), "alert-1")
+    _, outcome = clear(s, "alert-other")
+    assert outcome.decision == "ignored" and not outcome.changed
+
+
+def test_acknowledge_then_resolve_with_who_and_when() -> None:
+    s, opened = fire(state(), "alert-1")
+    incident_id = opened.incident_id
+    s, acked = command(s, "ACK", incident_id, "c1", at=3000)
+    assert acked.decision == "acknowledged" and acked.audit
+    assert acked.before["state"] == OPEN and acked.after["state"] == ACKNOWLEDGED
+    assert acked.incident["acknowledged"] == {"actor": "alice", "time_ms": 3000,
+                                              "reason": "looking", "command_id": "c1"}
+    s, resolved = command(s, "RESOLVE", incident_id, "c2", at=4000, actor="bob")
+    assert resolved.decision == "resolved"
+    assert resolved.before["state"] == ACKNOWLEDGED and resolved.after["state"] == RESOLVED
+    timeline = resolved.incident["timeline"]
+    assert [(e["what"], e["actor"], e["time_ms"], e["ref"]) for e in timeline[1:]] == [
+        ("acknowledged: looking", "alice", 3000, "c1"),
+        ("resolved: looking (1 alert still firing)", "bob", 4000, "c2"),
+    ]
+
+
+def test_commands_are_idempotent_by_command_id() -> None:
+    s, opened = fire(state(), "alert-1")
+    s, _ = command(s, "ACK", opened.incident_id, "c1")
+    s2, again = command(s, "ACK", opened.incident_id, "c1")
+    assert again.decision == "duplicate" and not again.audit and s2 == s
+    _, other = command(s, "ACK", opened.incident_id, "c9")
+    assert other.decision == "noop" and "already acknowledged by alice" in other.detail
+
+
+def test_resolve_straight_from_open_and_again_is_a_noop() -> None:
+    s, opened = fire(state(), "alert-1")
+    s, resolved = command(s, "RESOLVE", opened.incident_id, "c1")
+    assert resolved.decision == "resolved"
+    _, again = command(s, "RESOLVE", opened.incident_id, "c2")
+    assert again.decision == "noop" and not again.changed
+    _, ack = command(s, "ACK", opened.incident_id, "c3")
+    assert ack.decision == "refused" and "resolved" in ack.detail
+
+
+def test_unknown_incident_is_refused_precisely() -> None:
+    s, _ = fire(state(), "alert-1")
+    _, outcome = command(s, "ACK", "inc-staleness-" + "0" * 24)
+    assert outcome.decision == "refused" and "unknown incident" in outcome.detail
+    _, none_yet = command(state(), "RESOLVE", "inc-staleness-" + "0" * 24)
+    assert none_yet.decision == "refused"
+
+
+def test_a_new_firing_alert_after_resolution_opens_a_new_incident() -> None:
+    s, first = fire(state(), "alert-1")
+    s, _ = command(s, "RESOLVE", first.incident_id, "c1")
+    s, second = fire(s, "alert-2", at=5000)
+    assert second.decision == "opened" and second.incident_id != first.incident_id
+    assert s["history"][-1] == {"incident_id": first.incident_id, "state": RESOLVED,
+                                "opened_ms": 1000, "updated_ms": 3000}
+    # Re-delivery of the first alert still opens nothing.
+    _, again = fire(s, "alert-1")
+    assert again.decision == "duplicate"
+    # A command about the old incident says what happened to it.
+    _, late = command(s, "ACK", first.incident_id, "c2")
+    assert late.decision == "refused" and second.incident_id in late.detail
+
+
+def test_pauses_join_the_incident_of_their_alert() -> None:
+    s, opened = fire(state(), "alert-1")
+    s, paused = on_pause(s, state_id="p1", paused=True, reason_code="RISK_STALE_BOOK",
+                         cause_id="alert-1", policy="AUTO_CLEAR", actor="agents.latches",
+                         time_ms=1001)
+    assert paused.decision == "updated" and paused.incident["paused"] is True
+    assert paused.incident["timeline"][-1] == {
+        "time_ms": 1001, "what": "scope paused (RISK_STALE_BOOK, AUTO_CLEAR)",
+        "actor": "agents.latches", "ref": "p1"}
+    s, _ = command(s, "RESOLVE", opened.incident_id, "c1")
+    # The auto-resume after the hold-down still lands on the (resolved) incident it ends.
+    s, resumed = on_pause(s, state_id="p2", paused=False, reason_code="RISK_STALE_BOOK",
+                          cause_id="alert-1", policy="AUTO_CLEAR", actor="agents.latches",
+                          time_ms=9000)
+    assert resumed.incident["state"] == RESOLVED and resumed.incident["paused"] is False
+    _, dup = on_pause(s, state_id="p2", paused=False, reason_code="RISK_STALE_BOOK",
+                      cause_id="alert-1", policy="AUTO_CLEAR", actor="x", time_ms=9000)
+    assert dup.decision == "duplicate"
+    _, unrelated = on_pause(s, state_id="p3", paused=True, reason_code="RISK_STALE_BOOK",
+                            cause_id="alert-zzz", policy="AUTO_CLEAR", actor="x", time_ms=9500)
+    assert unrelated.decision == "ignored"
+
+
+def test_timeline_is_bounded_and_keeps_the_opening_entry() -> None:
+    s, _ = fire(state(), "alert-0")
+    for i in range(1, 30):
+        s, outcome = fire(s, f"alert-{i}", at=1000 + i)
+        s, outcome = on_alert(s, alert_id=resolved_alert_id(f"alert-{i}"), status="RESOLVED",
+                              reason_code="RISK_STALE_BOOK", severity="CRITICAL", message="",
+                              time_ms=1000 + i, source="h")
+    s, outcome = fire(s, "alert-last", at=5000)
+    s, outcome = on_pause(s, state_id="p", paused=True, reason_code="RISK_STALE_BOOK",
+                          cause_id="alert-last", policy="AUTO_CLEAR", actor="l", time_ms=5001)
+    s, outcome = command(s, "ACK", s["current"]["incident_id"], "c")
+    s, outcome = on_alert(s, alert_id="alert-more", status="FIRING",
+                          reason_code="RISK_STALE_BOOK", severity="CRITICAL", message="",
+                          time_ms=6000, source="h", timeline_limit=10)
+    timeline = outcome.incident["timeline"]
+    assert len(timeline) == 10 and timeline[0]["ref"] == "alert-0"
+    assert timeline[-1]["ref"] == "alert-more"
+    assert outcome.incident["timeline_dropped"] > 0
+
+
+def test_incident_ids_name_their_family_and_dedup_key() -> None:
+    _, opened = fire(state(), "alert-1")
+    assert family_of(opened.incident_id) == "staleness"
+    assert dedup_key_of("market:m1", opened.incident_id) == KEY
+    for bad in ("", "inc-staleness", "inc-Staleness-" + "a" * 24, "alert-" + "a" * 24,
+                "inc-staleness-" + "g" * 24):
+        with pytest.raises(IncidentIdError, match="not an incident id"):
+            family_of(bad)
+
+
+def test_only_ack_and_resolve_are_incident_commands() -> None:
+    with pytest.raises(ValueError, match="not an incident command"):
+        on_command(state(), command_id="c", action="PAUSE", incident="x", actor="a",
+                   reason="", time_ms=0)

@@ -1,0 +1,250 @@
+"""The API's pure parts: precise 400s for malformed requests, scope filters, and the JSON
+views built from table state and output records."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from streams.control.incidents import resolved_alert_id
+from streams.records import (
+    AuditPayload,
+    IncidentPayload,
+    PauseState,
+    ReportEnvelope,
+    RolloutState,
+    TimelineEntry,
+)
+from streams.web import api
+from streams.web.api import REASON, ApiError, BodyField, ScopeFilter
+
+
+def error_of(call: Any, *args: Any) -> ApiError:
+    with pytest.raises(ApiError) as caught:
+        call(*args)
+    return caught.value
+
+
+# --- bodies ---------------------------------------------------------------------------
+
+STAGE = BodyField(required=True, choices=tuple(api.STAGES), max_length=16)
+
+
+def test_a_valid_body_is_parsed_and_trimmed() -> None:
+    body = api.parse_body(b'{"reason": " feed down ", "to_stage": "paper"}',
+                          {"reason": REASON, "to_stage": STAGE})
+    assert body == {"reason": "feed down", "to_stage": "PAPER"}
+
+
+@pytest.mark.parametrize(("raw", "message"), [
+    (b"", "body: expected a JSON object with 'reason', got an empty body"),
+    (b"{", "body is not valid JSON: Expecting property name enclosed in double quotes: "
+           "line 1 column 2 (char 1)"),
+    (b"[1]", "body: expected a JSON object with 'reason', got list"),
+    (b'{"reason": "x", "force": true}', "body: unknown field 'force' (allowed: reason)"),
+    (b"{}", "reason: required"),
+    (b'{"reason": "  "}', "reason: must not be empty"),
+    (b'{"reason": 3}', "reason: expected a string, got int"),
+    (b'{"reason": "' + b"x" * 501 + b'"}', "reason: at most 500 characters, got 501"),
+    (b"\xff\xfe", "body is not valid JSON"),
+])
+def test_malformed_bodies_are_400_with_a_precise_message(raw: bytes, message: str) -> None:
+    error = error_of(api.parse_body, raw, {"reason": REASON})
+    assert error.status == 400 and error.message.startswith(message)
+
+
+def test_a_stage_outside_the_ladder_is_named() -> None:
+    error = error_of(api.parse_body, b'{"reason": "x", "to_stage": "prod"}',
+                     {"reason": REASON, "to_stage": STAGE})
+    assert error.message == "to_stage: 'prod' is not one of replay, shadow, paper, canary, live"
+
+
+def test_idempotency_keys() -> None:
+    assert api.command_id("ticket-42:retry.1") == "ticket-42:retry.1"
+    assert api.command_id(None).startswith("api-")
+    assert api.command_id(None) != api.command_id(None)
+    for bad in ("", "a b", "x" * 129, "ü"):
+        assert error_of(api.command_id, bad).status == 400
+
+
+# --- path parameters ------------------------------------------------------------------
+
+
+def test_scopes_incident_ids_and_models_in_paths() -> None:
+    assert api.check_scope("bot:b1/market:m7") == "bot:b1/market:m7"
+    assert error_of(api.check_scope, "market:").message == \
+        "scope: scope 'market:': segment 'market:' is not kind:id"
+    assert "unknown scope kind 'desk'" in error_of(api.check_scope, "desk:d1").message
+    assert api.rollout_scope("m1") == "model:m1"
+    assert api.rollout_scope("strategy:s1") == "strategy:s1"
+    assert "not a model or strategy" in error_of(api.rollout_scope, "market:m1").message
+    assert "not a model or strategy" in error_of(api.rollout_scope, "model:a/market:b").message
+    assert "not an incident id" in error_of(api.incident_path_id, "INC-1").message
+
+
+def test_promotion_and_rollback_checks_against_the_current_stage() -> None:
+    paper = {"stage": "PAPER"}
+    api.check_promotion("model:m", paper, None)
+    api.check_promotion("model:m", paper, "CANARY")
+    api.check_promotion("model:m", None, "SHADOW")  # unknown here: the rollout agent decides
+    assert error_of(api.check_promotion, "model:m", paper, "SHADOW").status == 409
+    assert "already LIVE" in error_of(api.check_promotion, "model:m", {"stage": "LIVE"},
+                                      None).message
+    api.check_rollback("model:m", paper, "REPLAY")
+    assert error_of(api.check_rollback, "model:m", paper, "PAPER").status == 409
+    assert error_of(api.check_rollback, "model:m", None, "REPLAY").status == 404
+
+
+# --- query parameters -----------------------------------------------------------------
+
+
+def test_query_parameters_are_checked() -> None:
+    params = api.parse_query({"scope": "bot:b1", "state": "open,Acknowledged", "limit": "5"},
+                             ["scope", "state", "limit"])
+    assert params == {"scope": "bot:b1", "state": ["OPEN", "ACKNOWLEDGED"], "limit": 5}
+    assert error_of(api.parse_query, {"scoep": "x"}, ["scope"]).message == \
+        "unknown query parameter 'scoep' (allowed: scope)"
+    assert "state: CLOSED is not one of open, acknowledged, resolved" in error_of(
+        api.parse_query, {"state": "closed"}, ["state"]).message
+    assert "limit: expected an integer from 1 to 5000" in error_of(
+        api.parse_query, {"limit": "0"}, ["limit"]).message
+    assert "kind: 'desk' is not one of" in error_of(api.parse_query, {"kind": "desk"},
+                                                    ["kind"]).message
+    assert "paused: expected true or false" in error_of(api.parse_query, {"paused": "maybe"},
+                                                        ["paused"]).message
+    assert api.parse_query({"local": "true"}, [])["local"] is True
+
+
+def test_a_scope_filter_covers_what_a_pause_of_it_would_cover() -> None:
+    market = ScopeFilter("market:m7")
+    assert market.matches("market:m7") and market.matches("bot:b1/market:m7")
+    assert not market.matches("market:m70") and not market.matches("bot:b1")
+    assert ScopeFilter("global").matches("feed:x")
+    assert ScopeFilter(kind="bot").matches("bot:b1")
+    assert not ScopeFilter(kind="bot").matches("bot:b1/market:m7")
+
+
+# --- views of table state -------------------------------------------------------------
+
+HEALTH = [
+    ("market:m1", {"partition": 0, "heartbeat": None, "feeds": {
+        "book": {"last_event_ms": 1_000, "alert": {"alert_id": "alert-1"},
+                 "gaps": {"highest": 20, "outstanding": [11, 12], "lost": 3, "duplicates": 1,
+                          "reorders": 2, "count": 17}},
+        "registry": {"last_event_ms": 5_000, "alert": None, "gaps": None}}}),
+    ("bot:b1", {"partition": 1, "feeds": {},
+                "heartbeat": {"last_event_ms": 4_000, "interval_ms": 500, "alert": None}}),
+]
+
+
+def test_freshness_rows_carry_age_threshold_and_gap_counts() -> None:
+    rows = api.freshness_rows(HEALTH, 6_000, lambda scope, feed: 2.0 if feed == "book" else 10,
+                              ScopeFilter())
+    assert set(rows) == {"market:m1"}
+    book = rows["market:m1"]["feeds"]["book"]
+    assert book == {"last_event_ms": 1_000, "age_s": 5.0, "threshold_s": 2.0, "stale": True,
+                    "alert_id": "alert-1", "highest_sequence": 20, "missing": 5,
+                    "duplicates": 1, "reorders": 2, "count": 17}
+    assert rows["market:m1"]["feeds"]["registry"]["stale"] is False
+    assert rows["market:m1"]["stale"] and rows["market:m1"]["missing"] == 5
+    only_stale = api.freshness_rows(HEALTH, 6_000, lambda s, f: 2.0, ScopeFilter(), True)
+    assert set(only_stale["market:m1"]["feeds"]) == {"book"}
+    assert api.freshness_rows(HEALTH, 6_000, lambda s, f: 9.0, ScopeFilter(), True) == {}
+
+
+def test_heartbeat_rows() -> None:
+    rows = api.heartbeat_rows(HEALTH, 5_600, 3.0, ScopeFilter())
+    assert rows == {"bot:b1": {"last_event_ms": 4_000, "age_s": 1.6, "interval_ms": 500,
+                               "limit_s": 1.5, "healthy": False, "alert_id": None}}
+    assert api.heartbeat_rows(HEALTH, 5_600, 3.0, ScopeFilter("market:m1")) == {}
+
+
+def test_execution_and_drift_rows() -> None:
+    figures = {"tumbling": {"fill_ratio": 0.4, "fills": 30}}
+    execution = [
+        ("market:m1", {"partition": 0, "figures": figures, "last_event_ms": 9,
+                       "alerts": {"EXEC_FILL_RATIO_LOW": {"alert_id": "a1"},
+                                  "EXEC_SLIPPAGE_BREACH": None}}),
+        ("model:x#CANARY", {"partition": 0, "figures": {}, "alerts": {}}),
+    ]
+    rows = api.execution_rows(execution, ScopeFilter())
+    assert rows["market:m1"]["breaching"] == ["EXEC_FILL_RATIO_LOW"]
+    assert rows["market:m1"]["windows"] == figures
+    assert rows["model:x#CANARY"]["scope"] == "model:x" and rows["model:x#CANARY"][
+        "cohort"] == "CANARY"
+    assert set(api.execution_rows(execution, ScopeFilter("model:x"))) == {"model:x#CANARY"}
+    models = api.drift_rows(
+        [("model:x", {"evaluation": {"max_drift": 0.09, "healthy": True}, "alert": None})],
+        [("model:x", {"evaluation": {"combined": "hold", "metrics": {"brier": {"delta": -0.002}}},
+                      "alert": {"alert_id": "c1"}})], ScopeFilter())
+    assert models["model:x"]["drift"] == {"max_drift": 0.09, "healthy": True, "alert_id": None}
+    assert models["model:x"]["canary"]["metrics"]["brier"]["delta"] == -0.002
+    assert models["model:x"]["canary"]["alert_id"] == "c1"
+
+
+# --- views of output records ----------------------------------------------------------
+
+
+def incident_envelope(state: str, timeline: list[TimelineEntry]) -> ReportEnvelope:
+    return ReportEnvelope(
+        envelope_id="incident-v", source="agents.incidents", reason_code="RISK_STALE_BOOK",
+        severity="CRITICAL", scope="market:m1", dedup_key="market:m1|staleness",
+        observed_time_ms=9, event_time_ms=9, config_version="c",
+        payload=IncidentPayload(incident_id="inc-staleness-" + "a" * 24, state=state,
+                                reason_family="staleness", opened_time_ms=1,
+                                timeline=timeline))
+
+
+def test_incident_view_derives_who_acknowledged_and_what_still_fires() -> None:
+    timeline = [
+        TimelineEntry(time_ms=1, what="alert firing RISK_STALE_BOOK: x", actor="h", ref="a1"),
+        TimelineEntry(time_ms=2, what="scope paused (RISK_STALE_BOOK, AUTO_CLEAR)", actor="l",
+                      ref="p1"),
+        TimelineEntry(time_ms=3, what="alert firing RISK_STALE_BOOK: y", actor="h", ref="a2"),
+        TimelineEntry(time_ms=4, what="alert resolved RISK_STALE_BOOK: z", actor="h",
+                      ref=resolved_alert_id("a1")),
+        TimelineEntry(time_ms=5, what="acknowledged: on it", actor="operator:alice", ref="c1"),
+    ]
+    view = api.incident_view(incident_envelope("ACKNOWLEDGED", timeline))
+    assert view["state"] == "ACKNOWLEDGED" and view["acknowledged_by"] == "operator:alice"
+    assert view["acknowledged_ms"] == 5 and view["resolved_by"] is None
+    assert (view["alerts"], view["firing_alerts"], view["paused"]) == (2, 1, True)
+    assert view["updated_ms"] == 5 and len(view["timeline"]) == 5
+
+
+def test_selecting_incidents_puts_unresolved_and_severe_first() -> None:
+    def incident(i: str, state: str, severity: str, opened: int, scope: str = "market:m1"
+                 ) -> dict[str, Any]:
+        return {"incident_id": i, "state": state, "severity": severity, "opened_ms": opened,
+                "scope": scope}
+
+    everything = [incident("r", "RESOLVED", "CRITICAL", 9), incident("w", "OPEN", "WARNING", 8),
+                  incident("c", "ACKNOWLEDGED", "CRITICAL", 1),
+                  incident("n", "OPEN", "CRITICAL", 5, "bot:b1")]
+    assert [i["incident_id"] for i in api.select_incidents(everything, {})] == \
+        ["n", "c", "w", "r"]
+    assert [i["incident_id"] for i in api.select_incidents(
+        everything, {"state": ["OPEN"], "scope": "market:m1"})] == ["w"]
+    assert [i["incident_id"] for i in api.select_incidents(
+        everything, {"severity": ["CRITICAL"], "limit": 1})] == ["n"]
+
+
+def test_pause_rollout_and_audit_views() -> None:
+    pause = PauseState(scope="market:m1", paused=True, reason_code="RISK_STALE_BOOK",
+                       since_ms=1, cause_id="a", policy="AUTO_CLEAR", actor="x", updated_ms=2,
+                       state_id="p")
+    assert api.pause_view(pause)["policy"] == "AUTO_CLEAR"
+    rollout = RolloutState(scope="model:m", stage="PAPER", updated_ms=3)
+    assert api.rollout_view(rollout)["stage_index"] == 2
+    audit = ReportEnvelope(
+        envelope_id="audit-1", source="s", reason_code="GOV_OPERATOR_ACTION", severity="INFO",
+        scope="market:m1", dedup_key="market:m1|operator", observed_time_ms=5, event_time_ms=5,
+        config_version="c", payload=AuditPayload(
+            action="pause", actor="operator:alice", decision="paused",
+            before=json.dumps({"paused": False}), after="not json",
+            evidence={"command_id": "c1", "reason": "why"}))
+    view = api.audit_view(audit)
+    assert view["before"] == {"paused": False} and view["after"] == "not json"
+    assert view["evidence"]["reason"] == "why" and view["time_ms"] == 5

@@ -1,0 +1,61 @@
+"""The operator gauges: bounded labels (scope kinds, feeds, states), worst-case values."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry
+
+from streams.metrics import Metrics
+from streams.web import observe
+
+
+def sample(metrics: Metrics, name: str, **labels: str) -> float | None:
+    return metrics.registry.get_sample_value(name, labels)
+
+
+def test_gauges_aggregate_by_kind_and_never_label_a_market() -> None:
+    metrics = Metrics(CollectorRegistry())
+    health = [
+        (f"market:m{i}", {"partition": 0, "heartbeat": None, "feeds": {
+            "book": {"last_event_ms": 10_000 - i * 1000, "alert": None,
+                     "gaps": {"outstanding": [1] * i, "lost": 0}}}}) for i in range(5)
+    ] + [("bot:b1", {"partition": 0, "feeds": {},
+                     "heartbeat": {"last_event_ms": 8_000, "interval_ms": 500}})]
+    incidents = [{"state": "OPEN", "severity": "CRITICAL"}, {"state": "OPEN", "severity":
+                 "CRITICAL"}, {"state": "RESOLVED", "severity": "WARNING"}]
+    observe.refresh(
+        metrics, now_ms=10_000, scope_health=health, threshold_s=lambda s, f: 2.0,
+        miss_factor=3.0, pauses={"market:m1": {"paused": True}, "bot:b1": {"paused": False}},
+        incidents=incidents, rollout={"model:x": {"stage": "CANARY"}},
+        execution_state=[("market:m1", {"figures": {"tumbling": {
+            "fill_ratio": 0.5, "slippage_mean_error_bps": -3.0, "slippage_rmse_bps": 7.0}}}),
+            ("market:m2", {"figures": {"tumbling": {"fill_ratio": 0.9}}}),
+            ("model:x#CANARY", {"figures": {"tumbling": {"fill_ratio": 0.1}}})],
+        drift_state=[("model:x", {"evaluation": {"max_drift": 0.09}})],
+        canary_state=[("model:x", {"evaluation": {"metrics": {"brier": {"delta": -0.002}}}})],
+    )
+    assert sample(metrics, "polymon_feed_staleness_seconds", scope_kind="market",
+                  feed="book") == 4.0
+    assert sample(metrics, "polymon_feeds_stale", scope_kind="market", feed="book") == 2
+    assert sample(metrics, "polymon_feed_missing_sequence_numbers", scope_kind="market",
+                  feed="book") == 10
+    assert sample(metrics, "polymon_heartbeat_age_seconds", scope_kind="bot") == 2.0
+    assert sample(metrics, "polymon_heartbeats_missed", scope_kind="bot") == 1
+    assert sample(metrics, "polymon_incidents_open", state="OPEN", severity="CRITICAL") == 2
+    assert sample(metrics, "polymon_incidents_open", state="ACKNOWLEDGED",
+                  severity="WARNING") == 0
+    assert sample(metrics, "polymon_scopes_paused", scope_kind="market") == 1
+    assert sample(metrics, "polymon_rollout_stage", scope="model:x") == 3
+    assert sample(metrics, "polymon_fill_ratio", scope_kind="market", stat="min") == 0.5
+    assert sample(metrics, "polymon_fill_ratio", scope_kind="market", stat="mean") == 0.7
+    assert sample(metrics, "polymon_fill_ratio", scope_kind="model", stat="min") is None
+    assert sample(metrics, "polymon_slippage_error_bps", scope_kind="market",
+                  stat="abs_mean_max") == 3.0
+    assert sample(metrics, "polymon_drift_kl", model="model:x") == 0.09
+    assert sample(metrics, "polymon_canary_delta", model="model:x", metric="brier") == -0.002
+    text = metrics.render().decode()
+    assert "market:m1" not in text, "no series per market"
+
+    # A scrape after the scopes went away drops their series.
+    observe.refresh(metrics, now_ms=10_000, scope_health=[], threshold_s=lambda s, f: 2.0,
+                    miss_factor=3.0, pauses={}, incidents=[], rollout={})
+    assert sample(metrics, "polymon_feeds_stale", scope_kind="market", feed="book") is None
