@@ -43,6 +43,9 @@ app = faust.App(
     topic_partitions=settings.partitions or 4,
     topic_replication_factor=settings.replication_factor,
     producer_acks=-1,
+    # Batch outputs (alerts, audit, changelogs) instead of one request per message.
+    producer_linger_ms=5,
+    producer_max_batch_size=256 * 1024,
     consumer_auto_offset_reset="earliest",
     web_enabled=True,
     web_host=settings.web_host,

@@ -31,5 +31,5 @@ async def served(web, request):  # type: ignore[no-untyped-def]
 
 
 if __name__ == "__main__":
-    sys.argv = [sys.argv[0], "worker", "-l", "warning"]
+    sys.argv = [sys.argv[0], "worker", "-l", "warn"]
     app.main()

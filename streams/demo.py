@@ -54,12 +54,27 @@ MARKETS = ("m1", "m2", "m3", "m4")
 BOTS = {"b1": ("m1", "m2"), "b2": ("m3", "m4")}
 MODEL = "pricer"
 FEATURE_EDGES = [-3.0, -2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0, 3.0]
-TICK_S = 0.1
+TICK_S = 0.2
 
 # Settings the demo's workers run with: thresholds scaled to a one-minute run.
 DEMO_WORKER_SETTINGS: dict[str, Any] = {
     "evaluation_interval_s": 0.1,
     "stale_hold_down_s": 2.0,
+    "exec_evaluation_interval_s": 1.0,
+    "exec_tumbling_window_s": 5,
+    "exec_hopping_window_s": 10,
+    "exec_hop_s": 2,
+    "exec_min_fills": 10,
+    "exec_slippage_rmse_bound_bps": 10.0,
+    "drift_window_s": 10,
+    "drift_hop_s": 2,
+    "drift_min_samples": 30,
+    "canary_window_s": 10,
+    "canary_min_samples": 30,
+    "canary_evaluation_interval_s": 1.0,
+    # Evaluated every second on overlapping windows: a strict bar keeps repeated tests
+    # from flagging a healthy canary by chance.
+    "canary_alpha": 0.001,
 }
 
 
@@ -165,7 +180,7 @@ class SyntheticTradingSystem:
                 event_id=uuid.uuid4().hex, scope=scope, kind=HealthEventKind.DATA_UPDATE,
                 source="book-feed", event_time_ms=now, feed="book",
                 sequence=self._sequence[scope]))
-        if index % 5 == 0:
+        if index % 2 == 0:  # every 0.4 s, within the promised 500 ms
             for bot in BOTS:
                 if bot == "b2" and self.fault("bot stops heartbeating", fraction):
                     continue
@@ -260,6 +275,8 @@ def match_faults(faults: list[Fault], observed: Observed, started_ms: int) -> No
             if not isinstance(payload, AlertPayload):
                 continue
             at_s = (alert.observed_time_ms - started_ms) / 1000
+            if fault.injected_s is None or at_s < fault.injected_s - 0.5:
+                continue  # before the fault: not its detection
             if payload.status is AlertStatus.FIRING and fault.detected_s is None:
                 fault.detected_s = at_s
             elif payload.status is AlertStatus.RESOLVED and fault.detected_s is not None:
@@ -310,9 +327,13 @@ def run_demo(duration_s: float, seed: int, workers: int, keep_running: bool,
         console.print(f"[green]✓[/green] {workers} worker(s) ready — console: {first.url}/  "
                       f"metrics: {first.url}/metrics")
 
-        system = SyntheticTradingSystem(codecs, kafka_producer(broker.bootstrap), seed, faults)
+        producer = kafka_producer(broker.bootstrap, **{"log.connection.close": False})
+        system = SyntheticTradingSystem(codecs, producer, seed, faults)
         system._send("model.profiles", "scope", [system.profile()])
-        _send_command(system, f"model:{MODEL}", OpsAction.PROMOTE, "SHADOW")
+        with console.status("registering the canary model on the rollout ladder"):
+            _walk_ladder_to_canary(broker.bootstrap, codecs, system)
+        console.print(f"[green]✓[/green] model:{MODEL} v2 promoted replay → shadow → paper → "
+                      "canary")
         bad = list(garbage(5, seed=seed))
         send_all(system.producer, "health.events", [(b"market:m1", value) for value in bad])
 
@@ -354,6 +375,29 @@ def run_demo(duration_s: float, seed: int, workers: int, keep_running: bool,
             for worker in started_workers:
                 worker.stop()
             broker.stop()
+
+
+def _rollout_stage(bootstrap: str, codecs: Codecs) -> str | None:
+    stage = None
+    for message in read_topic(bootstrap, "control.rollout", True, None, idle_timeout_s=0.3):
+        record = codecs["RolloutState"].decode_record(message.value)
+        if isinstance(record, RolloutState) and record.scope == f"model:{MODEL}":
+            stage = record.stage.value
+    return stage
+
+
+def _walk_ladder_to_canary(bootstrap: str, codecs: Codecs,
+                           system: SyntheticTradingSystem) -> None:
+    """The model enters at REPLAY when its profile arrives; promote it step by step."""
+    for wanted, target in (("REPLAY", None), ("SHADOW", "SHADOW"), ("PAPER", "PAPER"),
+                           ("CANARY", "CANARY")):
+        if target is not None:
+            _send_command(system, f"model:{MODEL}", OpsAction.PROMOTE, target)
+        deadline = time.monotonic() + 30
+        while _rollout_stage(bootstrap, codecs) != wanted:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"model:{MODEL} did not reach {wanted} on control.rollout")
+            time.sleep(0.2)
 
 
 def _send_command(system: SyntheticTradingSystem, scope: str, action: OpsAction,

@@ -9,7 +9,7 @@ import hashlib
 import json
 import os
 import socket
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Literal
 
@@ -158,9 +158,14 @@ class Settings(BaseSettings):
 
     # --- execution, drift, canary, rollout ---
     input_partitioner: Literal["consistent", "murmur2"] = Field(
-        "consistent", description="how producers of the input topics map keys to partitions: "
-        "consistent = librdkafka's default (CRC-32; polymon's CLI, demo and tests), murmur2 = "
-        "the Java client's; re-keyed streams (fills by bot and by model) follow it",
+        "murmur2", description="how producers of the input topics map keys to partitions: "
+        "murmur2 = the Java client's, aiokafka's and polymon's own (librdkafka with "
+        "partitioner=murmur2_random); consistent = librdkafka's default (CRC-32). Re-keyed "
+        "streams (fills by bot and by model) follow it",
+    )
+    exec_evaluation_interval_s: float = Field(
+        5.0, gt=0, description="how often execution windows are re-evaluated without fills "
+        "(breaches resolve as bad fills age out)",
     )
     exec_tumbling_window_s: int = Field(
         300, gt=0, description="tumbling window of fill ratio and slippage error"
@@ -255,7 +260,7 @@ class Settings(BaseSettings):
         """The topic name as it exists on the broker (prefix applied)."""
         return f"{self.topic_prefix}{name}"
 
-    @property
+    @cached_property
     def config_version(self) -> str:
         """Short hash of the settings that shape decisions, stamped on every envelope."""
         decisive = self.model_dump(mode="json", exclude={"worker_id", "web_host", "web_port"})

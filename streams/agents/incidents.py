@@ -54,10 +54,12 @@ def _key_state(dedup_key: str, scope: str, family: str) -> dict[str, Any]:
     return entry["state"] if entry else lifecycle.new_key_state(dedup_key, scope, family)
 
 
-def _incident_envelope(incident: dict[str, Any], now_ms: int,
+def _incident_envelope(incident: dict[str, Any], cause_id: str, now_ms: int,
                        event_time_ms: int) -> ReportEnvelope:
+    """One version of an incident; its id derives from the input that caused it (an alert,
+    a pause change, a command), so it does not depend on the order inputs arrive in."""
     return ReportEnvelope(
-        envelope_id=derive_id("incident", incident["incident_id"], incident["version"]),
+        envelope_id=derive_id("incident", incident["incident_id"], cause_id),
         source=SOURCE, reason_code=incident["reason_code"], severity=incident["severity"],
         scope=incident["scope"], dedup_key=incident["dedup_key"], observed_time_ms=now_ms,
         event_time_ms=event_time_ms, config_version=settings.config_version,
@@ -70,14 +72,15 @@ def _incident_envelope(incident: dict[str, Any], now_ms: int,
 
 
 async def _decide(dedup_key: str, state: dict[str, Any], outcome: Outcome, partition: int,
-                  event_time_ms: int) -> None:
+                  cause_id: str, event_time_ms: int) -> None:
     """Keep the state, publish the incident if it changed, audit an opening."""
     store(incidents, dedup_key, {"partition": partition, "state": state}, partition)
     now_ms = clock.now_ms()
     if outcome.incident is not None:
         incident = outcome.incident
         await topics.incidents.send(key=incident["incident_id"].encode(),
-                                    value=_incident_envelope(incident, now_ms, event_time_ms))
+                                    value=_incident_envelope(incident, cause_id, now_ms,
+                                                             event_time_ms))
     if outcome.decision == "opened" and outcome.incident is not None:
         incident = outcome.incident
         await topics.audit.send(key=incident["scope"].encode(), value=audit_envelope(
@@ -106,7 +109,7 @@ async def on_alert(envelope: ReportEnvelope, message: InputMessage) -> None:
     )
     if outcome.decision != "duplicate":
         await _decide(envelope.dedup_key, state, outcome, message.partition,
-                      envelope.event_time_ms)
+                      envelope.envelope_id, envelope.event_time_ms)
 
 
 @app.agent(topics.alerts)
@@ -186,7 +189,7 @@ async def on_incident_input(envelope: ReportEnvelope, message: InputMessage) -> 
         )
         if outcome.decision not in ("duplicate", "ignored"):
             await _decide(envelope.dedup_key, state, outcome, message.partition,
-                          envelope.event_time_ms)
+                          evidence["state_id"], envelope.event_time_ms)
         return
     if payload.action not in ("ack", "resolve"):
         raise InvalidInput(f"unknown incident input action {payload.action!r}")
@@ -205,7 +208,7 @@ async def on_incident_input(envelope: ReportEnvelope, message: InputMessage) -> 
     if outcome.decision == "duplicate":
         return
     await _decide(envelope.dedup_key, state, outcome, message.partition,
-                  envelope.event_time_ms)
+                  command.command_id, envelope.event_time_ms)
     await publish_command_audit(command, outcome.decision, before=outcome.before,
                                 after=outcome.after, detail=outcome.detail,
                                 evidence={"incident_id": evidence["incident_id"]},

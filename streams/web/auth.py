@@ -46,6 +46,9 @@ def authenticate(authorization: str | None,
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
         raise AuthError(401, "Authorization header must be 'Bearer <token>'")
+    if not tokens:
+        raise AuthError(401, "this worker has no API tokens (POLYMON_API_TOKENS): operator "
+                             "actions through the API are disabled")
     found: ApiTokenSetting | None = None
     for known, grant in tokens.items():
         # Compare with every token in constant time: no early exit that leaks which.

@@ -15,6 +15,7 @@ Where answers come from:
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -37,6 +38,7 @@ from streams.web.openapi import openapi_document
 from streams.web.publish import CommandPublisher
 from streams.web.readmodel import COMPACTED, TAILED, ReadModel
 
+log = logging.getLogger(__name__)
 read_model = ReadModel(codecs, settings.audit_tail)
 publisher = CommandPublisher(topics.ops_commands, codecs["OpsCommand"],
                              settings.input_partitioner)
@@ -70,6 +72,9 @@ class ApiView(View):
             status, body, headers = exc.status, {"error": exc.message}, exc.headers
         except ApiError as exc:
             status, body = exc.status, {"error": exc.message}
+        except Exception as exc:  # a bug: say so as JSON, keep serving
+            log.exception("%s %s failed", request.method, request.path)
+            status, body = 500, {"error": f"internal error: {exc!r}"}
         metrics.api_requests.labels(request.method, self.route, str(status)).inc()
         if status >= 400:
             body = {**body, "status": status}

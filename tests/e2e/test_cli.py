@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -105,12 +106,18 @@ def test_consume_reports_undecodable_messages_and_goes_on(stack: Stack) -> None:
     assert "offset 0: magic byte is 106" in result.stderr and "1 undecodable" in result.stderr
 
 
-def test_demo_runs_end_to_end(tmp_path: Path) -> None:
-    result = polymon(None, "demo", "--events", "120", timeout=180,
-                     POLYMON_STATE_DIR=str(tmp_path))
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "dead-lettered: 5 of 5 garbage messages" in result.stdout
-    assert "demo OK" in result.stdout
+def test_demo_detects_every_scripted_fault(tmp_path: Path) -> None:
+    from streams.demo import scripted_faults
+
+    result = polymon(None, "demo", "--duration", "60", "--seed", "1", timeout=300,
+                     POLYMON_STATE_DIR=str(tmp_path), COLUMNS="200")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "every scripted fault was detected" in result.stdout
+    for fault in scripted_faults():  # each listed with its detection delay
+        row = next(line for line in result.stdout.splitlines() if fault.name in line)
+        assert fault.reason_code in row, row
+        assert len(re.findall(r"-?\d+\.\d+s", row)) >= 3, f"injected/detected/delay: {row}"
+    assert "stage CANARY" in result.stdout and "stage PAPER" in result.stdout
 
 
 def test_external_bootstrap_is_used_when_set(tmp_path: Path) -> None:

@@ -141,13 +141,24 @@ def test_refused_mutations_change_nothing_and_say_why(stack: Stack) -> None:
 
 def test_reads_can_require_a_token_and_the_console_and_spec_are_served(stack: Stack) -> None:
     stack.create_topics()
-    worker = stack.start_worker(api_tokens=TOKENS, api_read_requires_token=True)
+    worker = stack.start_worker(api_tokens=TOKENS, api_read_requires_token=True,
+                                api_command_wait_s=5.0)
     status, reply, _ = call(worker, "GET", "/api/incidents")
     assert status == 401
     status, reply, _ = call(worker, "GET", "/api/incidents", headers=bearer(VIEWER))
     assert status == 200 and reply["incidents"] == []
     # The admin token has no 'read' right: reads are a right like any other.
     assert call(worker, "GET", "/api/pauses", headers=bearer(ADMIN))[0] == 403
+    # Scopes may come percent-encoded (the console encodes model:m1 as model%3Am1); a
+    # promotion goes to the rollout agent, which refuses a model it has never seen.
+    status, reply, _ = call(worker, "GET", "/api/rollout/model%3Am1", headers=bearer(VIEWER))
+    assert (status, reply["error"]) == (404, "no rollout state for model:m1 on "
+                                             "control.rollout")
+    status, reply, _ = call(worker, "POST", "/api/rollout/model%3Am1/promote",
+                            b'{"reason": "try"}', bearer(ADMIN))
+    assert status == 202 and reply["scope"] == "model:m1", reply
+    assert reply["outcome"]["decision"] == "refused"
+    assert "unknown model" in reply["outcome"]["evidence"]["refused_because"]
     status, spec, _ = call(worker, "GET", "/api/openapi.json")
     assert status == 200 and "/api/incidents/{incident_id}/ack" in spec["paths"]
     assert spec["servers"] == [{"url": worker.url}]

@@ -28,6 +28,7 @@ from streams.records import (
     IncidentPayload,
     ReportEnvelope,
 )
+from streams.settings import Settings
 from tests.conftest import CODECS, Stack, wait_until
 
 pytestmark = pytest.mark.integration
@@ -214,8 +215,10 @@ def test_two_workers_route_commands_to_the_incident_owner_and_merge_views(
     members = wait_until(split, 30, what="two workers sharing the partitions")
     # Markets whose ACK (ops.commands, keyed by scope) and incident (keyed by dedup key)
     # live on different workers: the command must be re-keyed to reach the incident.
+    # (ops.commands: the input producers' partitioner; monitor.alerts: Faust's, murmur2.)
+    inputs = Settings.model_fields["input_partitioner"].default
     crossing = [f"market:x{i}" for i in range(60)
-                if owner(members, partition_for(f"market:x{i}".encode(), 4, "consistent"))
+                if owner(members, partition_for(f"market:x{i}".encode(), 4, inputs))
                 != owner(members, partition_for(f"market:x{i}|staleness".encode(), 4,
                                                 "murmur2"))][:4]
     assert len(crossing) == 4

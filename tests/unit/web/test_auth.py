@@ -37,7 +37,7 @@ def test_no_or_unknown_token_is_401(header: str | None, message: str) -> None:
 
 
 def test_no_tokens_configured_refuses_everyone() -> None:
-    with pytest.raises(AuthError) as caught:
+    with pytest.raises(AuthError, match="no API tokens") as caught:
         authenticate("Bearer alice-token-0123456789", {})
     assert caught.value.status == 401
 
