@@ -43,6 +43,12 @@ app = faust.App(
     topic_partitions=settings.partitions or 4,
     topic_replication_factor=settings.replication_factor,
     producer_acks=-1,
+    broker_session_timeout=settings.session_timeout_s,
+    broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
+    broker_rebalance_timeout=settings.rebalance_timeout_s,
+    # Static membership (KIP-345): a worker restarted under the same id takes its old
+    # place in the group at once instead of waiting for the dead member to time out.
+    consumer_group_instance_id=settings.worker_id,
     # Batch outputs (alerts, audit, changelogs) instead of one request per message.
     producer_linger_ms=5,
     producer_max_batch_size=256 * 1024,

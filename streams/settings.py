@@ -64,6 +64,14 @@ class Settings(BaseSettings):
     schema_registry_url: str | None = Field(
         None, description="Confluent Schema Registry URL; unset: ids from schemas/registry.json"
     )
+    session_timeout_s: float = Field(
+        10.0, gt=0, description="a worker that stops heartbeating to its group for this long "
+        "(e.g. killed) loses its partitions to the others",
+    )
+    rebalance_timeout_s: float = Field(
+        20.0, gt=0, description="how long a rebalance waits for members to rejoin (a dead "
+        "member holds a rebalance up to this long)",
+    )
     shutdown_timeout_s: float = Field(
         10.0, gt=0, description="a stopping worker is force-exited after this long"
     )
@@ -87,6 +95,14 @@ class Settings(BaseSettings):
         default_factory=dict,
         description="per scope kind or exact scope: {feed: threshold_s}, e.g. "
         '{"market:m7": {"book": 5}, "market": {"book": 3}}; exact scope wins',
+    )
+    catch_up_tolerance_s: float = Field(
+        1.0, gt=0, description="a partition whose unprocessed backlog is older than this is "
+        "catching up: its scopes are not judged stale until it has caught up",
+    )
+    catch_up_grace_s: float = Field(
+        5.0, ge=0, description="after a worker starts, a partition it has processed nothing "
+        "on yet is not judged stale for this long (its backlog comes first)",
     )
     stale_hold_down_s: float = Field(
         5.0, ge=0, description="a stale-data or heartbeat pause clears after the scope is "

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import faust
+from faust.types import TP
 
 from streams.agents.decoding import InvalidInput, for_each_record
 from streams.agents.ingest import summarize
@@ -64,8 +65,38 @@ async def _decide(state: dict[str, Any], scope: str, transitions: list[AlertTran
     await apply_alerts(scope, state["partition"], transitions, now_ms, SOURCE)
 
 
+# partition -> (offset, timestamp) of the last health event processed on it
+_progress: dict[int, tuple[int, int]] = {}
+
+
+_started_ms: int | None = None
+
+
+def catching_up(partition: int, now_ms: int) -> bool:
+    """True while fresh updates of the partition's scopes may still be waiting in its
+    backlog (after a restart, a rebalance or a stall), so silence proves nothing yet:
+    nothing processed on it since this worker started (for up to ``catch_up_grace_s``),
+    or an unprocessed backlog older than ``catch_up_tolerance_s``."""
+    global _started_ms
+    if settings.clock != "wall":
+        return False
+    _started_ms = _started_ms or now_ms
+    offset, stamp = _progress.get(partition, (-1, 0))
+    if offset < 0:
+        return now_ms - _started_ms < settings.catch_up_grace_s * 1000
+    try:
+        high = app.consumer.highwater(TP(topics.health_events.get_topic_name(), partition))
+    except Exception:  # not fetched yet
+        return False
+    if high is None or high <= offset + 1:
+        return False
+    return now_ms - stamp > settings.catch_up_tolerance_s * 1000
+
+
 async def on_health_event(record: HealthEvent, message: InputMessage) -> None:
     check_event_time(record.event_time_ms, clock.now_ms())
+    _progress[message.partition] = (message.offset,
+                                    message.timestamp_ms or record.event_time_ms)
     summarize(record, message)
     clock.observe(record.event_time_ms, f"{message.topic}/{message.partition}")
     now_ms = clock.now_ms()
@@ -81,8 +112,10 @@ async def on_health_event(record: HealthEvent, message: InputMessage) -> None:
         health.observe_heartbeat(state, record.event_time_ms, interval_ms)
     else:
         transitions += _observe_probe(record, message.partition, now_ms)
-    transitions += health.evaluate(state, record.scope, now_ms,
-                                   settings.staleness_threshold_s, settings.heartbeat_miss_factor)
+    if not catching_up(message.partition, now_ms):  # an old backlog event proves nothing
+        transitions += health.evaluate(state, record.scope, now_ms,
+                                       settings.staleness_threshold_s,
+                                       settings.heartbeat_miss_factor)
     await _decide(state, record.scope, transitions, now_ms)
     await event_time_advanced(now_ms)
 
@@ -108,7 +141,7 @@ async def watch_health(stream: faust.StreamT) -> None:
 async def evaluate_silence(now_ms: int) -> None:
     """Stale feeds and missed heartbeats, with no event needed: a dead feed sends nothing."""
     for scope, state in list(scope_health.items()):
-        if state is None:
+        if state is None or catching_up(state["partition"], now_ms):
             continue
         transitions = health.evaluate(state, scope, now_ms, settings.staleness_threshold_s,
                                       settings.heartbeat_miss_factor)

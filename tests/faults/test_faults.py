@@ -1,0 +1,156 @@
+"""Faults on the real broker with real workers: SIGKILL and restart, a dying worker in a
+group of two, a broker restart mid-stream, garbage in the stream."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from streams.broker import EmbeddedBroker
+from streams.records import AlertStatus, HealthEvent, HealthEventKind
+from streams.synthetic import garbage
+from tests.conftest import CODECS, Stack, wait_until
+from tests.integration.test_health_agents import FAST, Feeder, alerts, book, pauses_by_scope
+
+pytestmark = pytest.mark.faults
+
+RESILIENT = {**FAST, "session_timeout_s": 6.0, "rebalance_timeout_s": 10.0}
+
+
+def _firing_ids(stack: Stack, scope: str, reason_code: str) -> Counter[str]:
+    return Counter(a.envelope_id for a in alerts(stack) if a.scope == scope
+                   and a.reason_code == reason_code and a.payload.status is AlertStatus.FIRING)
+
+
+def test_sigkill_and_restart_keeps_state_and_ids(stack: Stack, soak_s: float) -> None:
+    stack.create_topics()
+    first = stack.start_worker("killed-1", **RESILIENT)
+    markets = [f"market:k{i}" for i in range(6)]
+    with Feeder(stack, lambda scope, seq: book(scope, seq)) as feeder:
+        feeder.live = set(markets)
+        time.sleep(1.0 + soak_s)
+        feeder.live = set(markets[1:])  # k0 goes stale before the crash
+        wait_until(lambda: pauses_by_scope(stack).get("market:k0"), 10, what="k0 paused")
+        first.kill()  # SIGKILL: no clean shutdown, no final commit
+        second = stack.start_worker("killed-1", wait=False, **RESILIENT)  # same identity
+        second.wait_ready(timeout_s=90)  # the dead member holds the group up to a timeout
+        feeder.live = set(markets[2:])  # k1 goes stale after the restart
+        wait_until(lambda: pauses_by_scope(stack).get("market:k1"), 30, what="k1 paused")
+        time.sleep(1.0)
+        pauses = pauses_by_scope(stack)
+        assert set(pauses) == {"market:k0", "market:k1"}, "only the stale markets are paused"
+    # The restarted worker recovered k0's state from the changelog: re-processing the
+    # events after the last commit re-publishes at most the same ids, never new ones.
+    assert len(_firing_ids(stack, "market:k0", "RISK_STALE_BOOK")) == 1
+    assert len({p.state_id for _, p in pauses["market:k0"] if p.paused}) == 1
+    assert len(_firing_ids(stack, "market:k1", "RISK_STALE_BOOK")) == 1
+    assert second.exit_code is None
+
+
+def test_when_one_of_two_workers_dies_the_other_takes_over(stack: Stack, soak_s: float) -> None:
+    stack.create_topics()
+    doomed = stack.start_worker("doomed", **RESILIENT)
+    survivor = stack.start_worker("survivor", **RESILIENT)
+    wait_until(lambda: survivor.get("/healthz")["assigned_partitions"]
+               < doomed.get("/healthz")["assigned_partitions"]
+               + survivor.get("/healthz")["assigned_partitions"], 30,
+               what="both workers own partitions")
+    markets = [f"market:d{i}" for i in range(8)]
+    with Feeder(stack, lambda scope, seq: book(scope, seq)) as feeder:
+        feeder.live = set(markets)
+        time.sleep(1.0 + soak_s)
+        doomed.kill()
+        time.sleep(RESILIENT["session_timeout_s"] + 4)  # the group notices, rebalances
+        feeder.live = set()  # every market goes stale: the survivor must catch all
+        found = wait_until(lambda: (p := pauses_by_scope(stack)) and len(p) == len(markets)
+                           and p, 40, what="every market paused by the survivor")
+    assert set(found) == set(markets)
+    assert all(len({p.state_id for _, p in h if p.paused}) == 1 for h in found.values())
+
+
+def test_broker_restart_mid_stream_loses_nothing(tmp_path: Path, soak_s: float) -> None:
+    broker = EmbeddedBroker(tmp_path / "broker").start()
+    stack = Stack(broker.bootstrap, "restart.", tmp_path)
+    try:
+        stack.create_topics()
+        worker = stack.start_worker(**{**RESILIENT, "staleness_thresholds_s": {
+            "book": 60.0, "default": 60.0}})
+        sent = {"market:r1": 0, "market:r2": 0}
+
+        def send_batch(count: int) -> None:
+            events = []
+            for scope in sent:
+                for _ in range(count):
+                    sent[scope] += 1
+                    events.append(book(scope, sent[scope]))
+            stack.send_records("health.events", events)
+
+        send_batch(50)
+        wait_until(lambda: worker.get("/api/scopes")["scopes"].get("market:r1", {})
+                   .get("last_sequence") == 50, 20, what="first batch processed")
+        broker.stop()
+        time.sleep(2.0 + soak_s)
+        broker = EmbeddedBroker(tmp_path / "broker", port=broker.port).start()
+        stack._producer = None  # a fresh producer for the restarted broker
+        send_batch(50)
+
+        def caught_up() -> bool:
+            scopes = worker.get("/api/scopes")["scopes"]
+            return all(scopes.get(s, {}).get("last_sequence") == n for s, n in sent.items())
+
+        wait_until(caught_up, 60, what="the worker reconnected and processed the rest")
+        # Every sequence number arrived (a transient gap filled by a late arrival is a
+        # reorder, which the broker restart may cause; an outstanding one is a loss).
+        freshness = worker.get("/api/freshness?local=true")
+        rows = freshness.get("scopes", freshness)
+        assert {scope: rows[scope]["missing"] for scope in sent} == dict.fromkeys(sent, 0)
+        assert worker.exit_code is None
+    finally:
+        stack.stop()
+        broker.stop()
+
+
+def _time_to_process(stack: Stack, valid: list[HealthEvent], bad: list[bytes]) -> float:
+    codec = CODECS["HealthEvent"]
+    messages = [(r.scope.encode(), codec.encode_record(r)) for r in valid]
+    for index, value in enumerate(bad):  # spread the garbage through the stream
+        messages.insert(index * 10, (b"market:g0", value))
+    worker = stack.start_worker(**FAST)
+    started = time.perf_counter()
+    stack.send_raw("health.events", messages)
+    wait_until(lambda: sum(s["events"] for s in worker.get("/api/scopes")["scopes"].values())
+               >= len(valid), 120, interval_s=0.05, what="every valid event processed")
+    return time.perf_counter() - started
+
+
+def test_ten_percent_garbage_is_dead_lettered_and_costs_little(
+        stack: Stack, broker: EmbeddedBroker, tmp_path: Path, soak_s: float) -> None:
+    count = 2000 + int(soak_s * 200)
+    now = int(time.time() * 1000)
+    valid = [HealthEvent(event_id=uuid.uuid4().hex, scope=f"market:g{i % 50}",
+                         kind=HealthEventKind.HEARTBEAT, source="t", event_time_ms=now,
+                         heartbeat_interval_ms=600_000) for i in range(count)]
+    bad = list(garbage(count // 10, seed=3))
+
+    clean = Stack(broker.bootstrap, stack.prefix + "clean.", tmp_path / "clean")
+    try:
+        clean.create_topics()
+        clean_s = _time_to_process(clean, valid, [])
+    finally:
+        clean.stop()
+    stack.create_topics()
+    dirty_s = _time_to_process(stack, valid, bad)
+
+    letters = wait_until(lambda: len(got := stack.read_records(
+        "monitor.deadletter", idle_timeout_s=1.0)) >= len(bad) and got, 30,
+        what="every garbage message dead-lettered")
+    assert len(letters) == len(bad)
+    assert Counter(letter.value for letter in letters) == Counter(bad)
+    ratio = clean_s / dirty_s
+    # A figure, not a timed assertion: printed for the issue note (-s shows it).
+    print(f"\nvalid throughput with 10% garbage: {count / dirty_s:.0f} events/s vs clean "
+          f"{count / clean_s:.0f} events/s (ratio {ratio:.2f})")
