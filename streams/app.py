@@ -46,9 +46,10 @@ app = faust.App(
     broker_session_timeout=settings.session_timeout_s,
     broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
     broker_rebalance_timeout=settings.rebalance_timeout_s,
-    # Static membership (KIP-345): a worker restarted under the same id takes its old
-    # place in the group at once instead of waiting for the dead member to time out.
-    consumer_group_instance_id=settings.worker_id,
+    # Static membership (KIP-345), opt-in: a worker restarted under the same stable id
+    # takes its old place at once, but a static member does not leave the group when it
+    # stops, so it suits stable ids (pod names), not the default host-pid.
+    consumer_group_instance_id=settings.worker_id if settings.static_membership else None,
     # Batch outputs (alerts, audit, changelogs) instead of one request per message.
     producer_linger_ms=5,
     producer_max_batch_size=256 * 1024,

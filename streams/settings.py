@@ -68,6 +68,10 @@ class Settings(BaseSettings):
         10.0, gt=0, description="a worker that stops heartbeating to its group for this long "
         "(e.g. killed) loses its partitions to the others",
     )
+    static_membership: bool = Field(
+        False, description="join the group as a static member with worker_id as instance id "
+        "(set with stable worker ids: a restart then reclaims its partitions at once)",
+    )
     rebalance_timeout_s: float = Field(
         20.0, gt=0, description="how long a rebalance waits for members to rejoin (a dead "
         "member holds a rebalance up to this long)",

@@ -22,7 +22,7 @@ from streams.agents.decoding import InvalidInput, for_each_record
 from streams.agents.health import check_event_time
 from streams.agents.latches import apply_alerts
 from streams.agents.outputs import store
-from streams.agents.ticks import event_time_advanced, every_tick
+from streams.agents.ticks import event_time_advanced, every
 from streams.app import app, clock, settings, topics
 from streams.codec import InputMessage
 from streams.control import canary
@@ -35,7 +35,6 @@ _json = faust.Schema(key_serializer="json", value_serializer="json")
 _partitions = topics.health_events.partitions
 canary_samples = app.Table("canary-samples", default=None, schema=_json, partitions=_partitions)
 canary_state = app.Table("canary-state", default=None, schema=_json, partitions=_partitions)
-_last_evaluation_ms = 0
 
 
 def forget(table: faust.Table, key: str, partition: int) -> None:
@@ -139,12 +138,8 @@ def owned_partitions() -> set[int]:
     return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == name}
 
 
-@every_tick
+@every(settings.canary_evaluation_interval_s)
 async def evaluate_canaries(now_ms: int) -> None:
-    global _last_evaluation_ms
-    if now_ms - _last_evaluation_ms < settings.canary_evaluation_interval_s * 1000:
-        return
-    _last_evaluation_ms = now_ms
     owned = owned_partitions()
     for scope, state in list(canary_state.items()):
         if not state or state["partition"] not in owned:

@@ -30,7 +30,7 @@ from streams.agents.decoding import InvalidInput, for_each_record
 from streams.agents.health import check_event_time
 from streams.agents.latches import apply_alerts
 from streams.agents.outputs import publish_alert, store
-from streams.agents.ticks import event_time_advanced, every_tick
+from streams.agents.ticks import event_time_advanced, every
 from streams.app import app, clock, settings, topics
 from streams.codec import InputMessage
 from streams.control import execution
@@ -145,18 +145,11 @@ def owned_partitions() -> set[int]:
     return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == name}
 
 
-_last_evaluation_ms = 0
-
-
-@every_tick
+@every(settings.exec_evaluation_interval_s)
 async def evaluate_execution(now_ms: int) -> None:
     """Windows move on without fills: breaches resolve when their fills age out. Windows
     are minutes long, so every ``exec_evaluation_interval_s`` is often enough (a full pass
     over every market and bot on every tick would cost more than the fills themselves)."""
-    global _last_evaluation_ms
-    if now_ms - _last_evaluation_ms < settings.exec_evaluation_interval_s * 1000:
-        return
-    _last_evaluation_ms = now_ms
     owned = owned_partitions()
     for key, state in list(execution_state.items()):
         if not state or state["partition"] not in owned or "#" in key:

@@ -21,6 +21,26 @@ def every_tick(callback: TickCallback) -> TickCallback:
     return callback
 
 
+def every(interval_s: float) -> Callable[[TickCallback], TickCallback]:
+    """Register a tick callback that runs at most once per ``interval_s`` of clock time:
+    for evaluations over long windows, where every tick would cost more than it finds."""
+
+    def register(callback: TickCallback) -> TickCallback:
+        last_ms: int | None = None
+
+        async def throttled(now_ms: int) -> None:
+            nonlocal last_ms
+            if last_ms is not None and now_ms - last_ms < interval_s * 1000:
+                return
+            last_ms = now_ms
+            await callback(now_ms)
+
+        _callbacks.append(throttled)
+        return callback
+
+    return register
+
+
 async def run_ticks(now_ms: int) -> None:
     for callback in _callbacks:
         await callback(now_ms)

@@ -28,7 +28,7 @@ def _firing_ids(stack: Stack, scope: str, reason_code: str) -> Counter[str]:
 
 def test_sigkill_and_restart_keeps_state_and_ids(stack: Stack, soak_s: float) -> None:
     stack.create_topics()
-    first = stack.start_worker("killed-1", **RESILIENT)
+    first = stack.start_worker("killed-1", static_membership=True, **RESILIENT)
     markets = [f"market:k{i}" for i in range(6)]
     with Feeder(stack, lambda scope, seq: book(scope, seq)) as feeder:
         feeder.live = set(markets)
@@ -36,7 +36,8 @@ def test_sigkill_and_restart_keeps_state_and_ids(stack: Stack, soak_s: float) ->
         feeder.live = set(markets[1:])  # k0 goes stale before the crash
         wait_until(lambda: pauses_by_scope(stack).get("market:k0"), 10, what="k0 paused")
         first.kill()  # SIGKILL: no clean shutdown, no final commit
-        second = stack.start_worker("killed-1", wait=False, **RESILIENT)  # same identity
+        second = stack.start_worker("killed-1", wait=False, static_membership=True,
+                                    **RESILIENT)  # same identity: reclaims its place
         second.wait_ready(timeout_s=90)  # the dead member holds the group up to a timeout
         feeder.live = set(markets[2:])  # k1 goes stale after the restart
         wait_until(lambda: pauses_by_scope(stack).get("market:k1"), 30, what="k1 paused")
