@@ -21,7 +21,7 @@ import faust
 from streams.agents.decoding import InvalidInput, for_each_record
 from streams.agents.health import check_event_time
 from streams.agents.latches import apply_alerts
-from streams.agents.outputs import store
+from streams.agents.outputs import owned_partitions, store
 from streams.agents.ticks import event_time_advanced, every
 from streams.app import app, clock, settings, topics
 from streams.codec import InputMessage
@@ -133,14 +133,9 @@ def _comparable(evaluation: dict[str, Any] | None) -> Any:
     return {k: v for k, v in evaluation.items() if k != "evaluated_ms"}
 
 
-def owned_partitions() -> set[int]:
-    name = topics.model_scores.get_topic_name()
-    return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == name}
-
-
 @every(settings.canary_evaluation_interval_s)
 async def evaluate_canaries(now_ms: int) -> None:
-    owned = owned_partitions()
+    owned = owned_partitions(topics.model_scores)
     for scope, state in list(canary_state.items()):
         if not state or state["partition"] not in owned:
             continue

@@ -29,7 +29,7 @@ from streams.agents import canary
 from streams.agents.decoding import InvalidInput, for_each_record
 from streams.agents.health import check_event_time
 from streams.agents.latches import apply_alerts
-from streams.agents.outputs import publish_alert, store
+from streams.agents.outputs import owned_partitions, publish_alert, store
 from streams.agents.ticks import event_time_advanced, every
 from streams.app import app, clock, settings, topics
 from streams.codec import InputMessage
@@ -139,18 +139,12 @@ async def watch_fills_by_scope(stream: faust.StreamT) -> None:
     await for_each_record(stream, "FillEvent", on_scoped_fill)
 
 
-def owned_partitions() -> set[int]:
-    """Partition numbers this worker actively owns (standby table data is not ours to act on)."""
-    name = topics.exec_fills.get_topic_name()
-    return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == name}
-
-
 @every(settings.exec_evaluation_interval_s)
 async def evaluate_execution(now_ms: int) -> None:
     """Windows move on without fills: breaches resolve when their fills age out. Windows
     are minutes long, so every ``exec_evaluation_interval_s`` is often enough (a full pass
     over every market and bot on every tick would cost more than the fills themselves)."""
-    owned = owned_partitions()
+    owned = owned_partitions(topics.exec_fills)
     for key, state in list(execution_state.items()):
         if not state or state["partition"] not in owned or "#" in key:
             continue

@@ -10,11 +10,18 @@ from typing import Any
 
 import faust
 
-from streams.app import settings, topics
+from streams.app import app, settings, topics
 from streams.control.alerts import AlertTransition
 from streams.control.pauses import PauseChange
 from streams.envelope import alert_envelope, audit_envelope
 from streams.records import AlertStatus, PauseState
+
+
+def owned_partitions(topic: faust.TopicT) -> set[int]:
+    """Partition numbers of ``topic`` this worker actively owns (standby table copies are
+    not ours to act on). Inputs are co-partitioned, so any input topic answers for all."""
+    name = topic.get_topic_name()
+    return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == name}
 
 
 def store(table: faust.Table, key: str, value: Any, partition: int) -> None:

@@ -29,7 +29,7 @@ import faust
 
 from streams.agents import canary, drift, health
 from streams.agents.commands import handles
-from streams.agents.outputs import store
+from streams.agents.outputs import owned_partitions, store
 from streams.agents.ticks import every_tick
 from streams.app import app, clock, settings, topics
 from streams.codec import InputMessage
@@ -185,15 +185,10 @@ def rollback_causes(scope: str) -> list[rollout.RollbackCause]:
     return causes
 
 
-def owned_partitions() -> set[int]:
-    name = topics.ops_commands.get_topic_name()
-    return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == name}
-
-
 @every_tick
 async def reconcile_rollouts(now_ms: int) -> None:
     """Register models whose profile arrived; roll back on drift or regression."""
-    owned = owned_partitions()
+    owned = owned_partitions(topics.ops_commands)
     for scope, profile in list(drift.drift_profiles.items()):
         if profile and profile["partition"] in owned:
             await register_from_profile(scope, now_ms)
