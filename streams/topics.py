@@ -25,6 +25,9 @@ class TopicSpec:
     partitions: int
     replication_factor: int
     about: str
+    # polymon's own plumbing (not a contract with other services): not in the
+    # ARCHITECTURE topic table, documented in the README instead
+    internal: bool = False
 
     @property
     def compacted(self) -> bool:
@@ -49,6 +52,7 @@ def load_topic_specs(path: Path = SPEC_PATH,
                 entry.get("replication_factor", defaults["replication_factor"])
             ),
             about=entry.get("about", ""),
+            internal=bool(entry.get("internal", False)),
         )
         if spec.cleanup not in {"delete", "compact"}:
             raise ValueError(f"{path}: topic {spec.name}: cleanup must be delete or compact")
