@@ -9,7 +9,9 @@ bytes instead of killing the stream; output topics encode with the Avro codecs.
 from __future__ import annotations
 
 import faust
+from faust.types import TransportT
 
+from streams.batching import BatchingTransport, install_idle_fetch_backoff
 from streams.clock import make_clock
 from streams.codec import Codecs, SchemaCatalog
 from streams.metrics import Metrics
@@ -17,6 +19,7 @@ from streams.settings import get_settings
 from streams.topics import load_topic_specs
 
 settings = get_settings()
+install_idle_fetch_backoff(settings.idle_fetch_backoff_s)
 catalog = SchemaCatalog(registry_url=settings.schema_registry_url)
 codecs = Codecs(catalog)
 codecs.register_with_faust()
@@ -33,7 +36,14 @@ def _broker_urls(bootstrap: str) -> list[str]:
     return [f"kafka://{server.strip()}" for server in bootstrap.split(",")]
 
 
-app = faust.App(
+class PolymonApp(faust.App):
+    """A Faust app whose consumer delivers input topics in batches (streams.batching)."""
+
+    def _new_transport(self) -> TransportT:
+        return BatchingTransport(self.conf.broker_consumer, self)
+
+
+app = PolymonApp(
     settings.group_id,
     broker=_broker_urls(settings.kafka_bootstrap),
     datadir=str(settings.state_dir / "workers" / settings.group_id / settings.worker_id),
@@ -54,6 +64,9 @@ app = faust.App(
     producer_linger_ms=5,
     producer_max_batch_size=256 * 1024,
     consumer_auto_offset_reset="earliest",
+    # Bounded fetch batches: big enough to amortise the per-batch work (changelog
+    # writes, acks), small enough that a batch is done well within the staleness bounds.
+    broker_max_poll_records=settings.max_poll_records,
     web_enabled=True,
     web_host=settings.web_host,
     web_port=settings.web_port,

@@ -166,7 +166,7 @@ def _count_until(read: Callable[[], int], expected: int, progress: Progress, pha
         if count >= expected:
             elapsed = time.perf_counter() - (first_at or time.perf_counter())
             return (count - first_count) / elapsed if elapsed > 0 else float("nan")
-        time.sleep(0.05)
+        time.sleep(0.25)  # each read is a /metrics scrape: keep the observer light
     raise TimeoutError(f"{phase}: only {read()} of {expected} events in {timeout_s}s")
 
 

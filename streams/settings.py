@@ -108,6 +108,17 @@ class Settings(BaseSettings):
         5.0, ge=0, description="after a worker starts, a partition it has processed nothing "
         "on yet is not judged stale for this long (its backlog comes first)",
     )
+    max_poll_records: int = Field(
+        2000, ge=1, description="records per fetched batch handed to the input agents",
+    )
+    idle_fetch_backoff_s: float = Field(
+        0.01, ge=0, description="a consumer whose fetch came back empty waits this long "
+        "before the next (brokers without long polling, like the embedded one); 0: off",
+    )
+    changelog_flush_interval_s: float = Field(
+        0.2, gt=0, description="table changes made outside a batch or a tick reach their "
+        "changelog within this interval",
+    )
     stale_hold_down_s: float = Field(
         5.0, ge=0, description="a stale-data or heartbeat pause clears after the scope is "
         "healthy again for this long",

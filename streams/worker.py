@@ -44,6 +44,12 @@ class BoundedStopWorker(faust.Worker):
         self.shutdown_timeout_s = shutdown_timeout_s
         super().__init__(*args, **kwargs)
 
+    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+        # Faust's terminal spinner sets the root logger to DEBUG so that it can spin on
+        # every record: every debug call of aiokafka then builds a LogRecord, a large
+        # share of the per-event cost. polymon logs at the level it was given instead.
+        self.spinner = None
+
     def _schedule_shutdown(self, signal_: signal.Signals) -> None:
         self._arm_watchdog()
         super()._schedule_shutdown(signal_)

@@ -18,10 +18,10 @@ from typing import Any
 
 import faust
 
-from streams.agents.decoding import InvalidInput, for_each_record
+from streams.agents.decoding import InvalidInput, consume
 from streams.agents.health import check_event_time
 from streams.agents.latches import apply_alerts
-from streams.agents.outputs import owned_partitions, store
+from streams.agents.outputs import forget, owned_partitions, store
 from streams.agents.ticks import event_time_advanced, every
 from streams.app import app, clock, settings, topics
 from streams.codec import InputMessage
@@ -36,11 +36,6 @@ _partitions = topics.health_events.partitions
 canary_samples = app.Table("canary-samples", default=None, schema=_json, partitions=_partitions)
 canary_state = app.Table("canary-state", default=None, schema=_json, partitions=_partitions)
 
-
-def forget(table: faust.Table, key: str, partition: int) -> None:
-    """Delete ``table[key]`` and tombstone it in the changelog (from a stream or a timer)."""
-    table.data.pop(key, None)
-    table.send_changelog(partition, key, None, value_serializer="raw")
 
 
 async def add_sample(scope: str, partition: int, metric: str, cohort: str,
@@ -99,9 +94,7 @@ async def observe_fill(scope: str, record: FillEvent, partition: int) -> None:
                          f"fill:{record.event_id}", value, record.event_time_ms)
 
 
-@app.agent(topics.model_scores)
-async def watch_scores(stream: faust.StreamT) -> None:
-    await for_each_record(stream, "ModelScore", on_score)
+consume(topics.model_scores, "ModelScore", on_score)
 
 
 def _values(scope: str, start: int, metric: str, tag: str) -> list[float]:

@@ -9,12 +9,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
-import faust
-
-from streams.agents.decoding import for_each_record
+from streams.agents.decoding import consume
 from streams.agents.latches import operator_command
 from streams.agents.operator_audit import audited_pause_command, publish_command_audit
-from streams.app import app, topics
+from streams.app import topics
 from streams.codec import InputMessage
 from streams.records import OpsAction, OpsCommand
 
@@ -51,6 +49,4 @@ async def dispatch(command: OpsCommand, message: InputMessage) -> None:
     await handler(command, message)
 
 
-@app.agent(topics.ops_commands)
-async def watch_commands(stream: faust.StreamT) -> None:
-    await for_each_record(stream, "OpsCommand", dispatch)
+consume(topics.ops_commands, "OpsCommand", dispatch)

@@ -5,13 +5,16 @@ dead-letter topic with its bytes and the reason, and the stream keeps going."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import faust
+from faust.types import TP
 
-from streams.app import codecs, metrics, settings, topics
-from streams.codec import InputMessage, dead_letter, decode_or_dead_letter
+from streams.agents.outputs import flush_changelogs
+from streams.app import app, codecs, metrics, settings, topics
+from streams.batching import ConsumedRecord, handle_batches
+from streams.codec import AvroCodec, InputMessage, dead_letter, decode_or_dead_letter
 from streams.records import DeadLetter, DeadLetterStage, Record
 
 log = logging.getLogger(__name__)
@@ -24,19 +27,6 @@ class InvalidInput(ValueError):
     time far outside the accepted skew): it is dead-lettered at the VALIDATE stage."""
 
 
-def input_message(event: faust.EventT) -> InputMessage:
-    message = event.message
-    timestamp = message.timestamp
-    return InputMessage(
-        topic=message.topic,
-        partition=message.partition,
-        offset=message.offset,
-        timestamp_ms=int(timestamp * 1000) if timestamp else None,
-        key=message.key,
-        value=message.value,
-    )
-
-
 async def publish_dead_letter(letter: DeadLetter) -> None:
     await topics.dead_letters.send(key=letter.source_topic.encode(), value=letter)
     metrics.dead_letters.labels(letter.source_topic, letter.stage.value).inc()
@@ -44,32 +34,52 @@ async def publish_dead_letter(letter: DeadLetter) -> None:
                 letter.source_offset, letter.stage.value, letter.error)
 
 
-async def for_each_record(stream: faust.StreamT, schema: str, handler: Handler) -> None:
-    """Run ``handler(record)`` for every valid record of ``stream``."""
+def consume(topic: faust.TopicT, schema: str, handler: Handler) -> None:
+    """Subscribe to ``topic`` and run ``handler(record, message)`` for every valid record,
+    in offset order per partition. The consumer hands over each fetched batch of a
+    partition at once (streams.batching); table changes made while handling it reach
+    their changelogs before its offsets are acknowledged."""
     codec = codecs[schema]
-    async for event in stream.events():
-        message = input_message(event)
-        record = decode_or_dead_letter(codec, message, settings.worker_id)
-        if isinstance(record, DeadLetter):
-            await publish_dead_letter(record)
-            continue
-        try:
-            outcome = handler(record, message)
-            if outcome is not None:
-                await outcome
-        except InvalidInput as exc:
-            await publish_dead_letter(
-                dead_letter(message, DeadLetterStage.VALIDATE, str(exc), settings.worker_id)
-            )
-            continue
-        except Exception as exc:  # a bug must not stop monitoring: keep the input, go on
-            log.exception("processing %s[%d]@%d failed", message.topic, message.partition,
-                          message.offset)
-            await publish_dead_letter(
-                dead_letter(message, DeadLetterStage.PROCESS, repr(exc), settings.worker_id)
-            )
-            continue
-        metrics.events_processed.labels(message.topic).inc()
+    processed = metrics.events_processed.labels(topic.get_topic_name())
+
+    async def on_batch(tp: TP, batch: Sequence[ConsumedRecord]) -> None:
+        count = 0
+        for record in batch:
+            message = InputMessage(topic=record.topic, partition=record.partition,
+                                   offset=record.offset, timestamp_ms=record.timestamp,
+                                   key=record.key, value=record.value)
+            if await _handle(codec, message, handler):
+                count += 1
+        await flush_changelogs()
+        processed.inc(count)
+
+    app.topics.add(topic)
+    handle_batches(topic.get_topic_name(), on_batch)
 
 
-__all__ = ["InvalidInput", "Record", "for_each_record", "publish_dead_letter"]
+async def _handle(codec: AvroCodec, message: InputMessage, handler: Handler) -> bool:
+    """True when ``handler`` took the record; otherwise it is dead-lettered."""
+    record = decode_or_dead_letter(codec, message, settings.worker_id)
+    if isinstance(record, DeadLetter):
+        await publish_dead_letter(record)
+        return False
+    try:
+        outcome = handler(record, message)
+        if outcome is not None:
+            await outcome
+    except InvalidInput as exc:
+        await publish_dead_letter(
+            dead_letter(message, DeadLetterStage.VALIDATE, str(exc), settings.worker_id)
+        )
+        return False
+    except Exception as exc:  # a bug must not stop monitoring: keep the input, go on
+        log.exception("processing %s[%d]@%d failed", message.topic, message.partition,
+                      message.offset)
+        await publish_dead_letter(
+            dead_letter(message, DeadLetterStage.PROCESS, repr(exc), settings.worker_id)
+        )
+        return False
+    return True
+
+
+__all__ = ["InvalidInput", "Record", "consume", "publish_dead_letter"]

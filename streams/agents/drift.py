@@ -21,10 +21,10 @@ from typing import Any
 
 import faust
 
-from streams.agents.decoding import InvalidInput, for_each_record
+from streams.agents.decoding import InvalidInput, consume
 from streams.agents.health import check_event_time
 from streams.agents.latches import apply_alerts
-from streams.agents.outputs import store
+from streams.agents.outputs import forget, store
 from streams.agents.ticks import event_time_advanced
 from streams.app import app, clock, settings, topics
 from streams.codec import InputMessage
@@ -41,11 +41,6 @@ drift_profiles = app.Table("drift-profiles", default=None, schema=_json, partiti
 drift_counts = app.Table("drift-counts", default=None, schema=_json, partitions=_partitions)
 drift_state = app.Table("drift-state", default=None, schema=_json, partitions=_partitions)
 
-
-def forget(table: faust.Table, key: str, partition: int) -> None:
-    """Delete ``table[key]`` and tombstone it in the changelog (from a stream or a timer)."""
-    table.data.pop(key, None)
-    table.send_changelog(partition, key, None, value_serializer="raw")
 
 
 def require_scope(scope: str) -> str:
@@ -106,11 +101,7 @@ async def _count_and_evaluate(record: FeatureSample, profile: dict[str, Any], st
     await apply_alerts(scope, partition, transitions, now_ms, SOURCE)
 
 
-@app.agent(topics.model_profiles)
-async def watch_profiles(stream: faust.StreamT) -> None:
-    await for_each_record(stream, "FeatureProfile", on_profile)
+consume(topics.model_profiles, "FeatureProfile", on_profile)
 
 
-@app.agent(topics.model_features)
-async def watch_features(stream: faust.StreamT) -> None:
-    await for_each_record(stream, "FeatureSample", on_features)
+consume(topics.model_features, "FeatureSample", on_features)

@@ -26,7 +26,7 @@ from typing import Any
 import faust
 
 from streams.agents import canary
-from streams.agents.decoding import InvalidInput, for_each_record
+from streams.agents.decoding import InvalidInput, consume
 from streams.agents.health import check_event_time
 from streams.agents.latches import apply_alerts
 from streams.agents.outputs import owned_partitions, publish_alert, store
@@ -129,14 +129,10 @@ async def on_scoped_fill(record: FillEvent, message: InputMessage) -> None:
     await canary.observe_fill(scope, record, message.partition)
 
 
-@app.agent(topics.exec_fills)
-async def watch_fills(stream: faust.StreamT) -> None:
-    await for_each_record(stream, "FillEvent", on_fill)
+consume(topics.exec_fills, "FillEvent", on_fill)
 
 
-@app.agent(fills_by_scope)
-async def watch_fills_by_scope(stream: faust.StreamT) -> None:
-    await for_each_record(stream, "FillEvent", on_scoped_fill)
+consume(fills_by_scope, "FillEvent", on_scoped_fill)
 
 
 @every(settings.exec_evaluation_interval_s)

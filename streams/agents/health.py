@@ -14,7 +14,7 @@ from typing import Any
 import faust
 from faust.types import TP
 
-from streams.agents.decoding import InvalidInput, for_each_record
+from streams.agents.decoding import InvalidInput, consume
 from streams.agents.ingest import summarize
 from streams.agents.latches import apply_alerts
 from streams.agents.outputs import store
@@ -132,9 +132,7 @@ def _observe_probe(record: HealthEvent, partition: int, now_ms: int) -> list[Ale
     return transitions
 
 
-@app.agent(topics.health_events)
-async def watch_health(stream: faust.StreamT) -> None:
-    await for_each_record(stream, "HealthEvent", on_health_event)
+consume(topics.health_events, "HealthEvent", on_health_event)
 
 
 @every_tick

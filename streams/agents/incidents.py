@@ -21,7 +21,7 @@ from typing import Any
 import faust
 
 from streams.agents.commands import handles
-from streams.agents.decoding import InvalidInput, for_each_record
+from streams.agents.decoding import InvalidInput, consume
 from streams.agents.operator_audit import publish_command_audit
 from streams.agents.outputs import store
 from streams.app import app, clock, settings, topics
@@ -112,9 +112,7 @@ async def on_alert(envelope: ReportEnvelope, message: InputMessage) -> None:
                       envelope.envelope_id, envelope.event_time_ms)
 
 
-@app.agent(topics.alerts)
-async def group_alerts(stream: faust.StreamT) -> None:
-    await for_each_record(stream, "ReportEnvelope", on_alert)
+consume(topics.alerts, "ReportEnvelope", on_alert)
 
 
 # --- re-keying: commands and pause changes to the partition of their dedup key ------
@@ -165,9 +163,7 @@ async def forward_pause(state: PauseState, message: InputMessage) -> None:
     await topics.incident_inputs.send(key=dedup_key.encode(), value=change)
 
 
-@app.agent(topics.pauses)
-async def rekey_pauses(stream: faust.StreamT) -> None:
-    await for_each_record(stream, "PauseState", forward_pause)
+consume(topics.pauses, "PauseState", forward_pause)
 
 
 # --- commands and pause changes, on the incident's partition -------------------------
@@ -215,6 +211,4 @@ async def on_incident_input(envelope: ReportEnvelope, message: InputMessage) -> 
                                 source=SOURCE)
 
 
-@app.agent(topics.incident_inputs)
-async def apply_incident_inputs(stream: faust.StreamT) -> None:
-    await for_each_record(stream, "ReportEnvelope", on_incident_input)
+consume(topics.incident_inputs, "ReportEnvelope", on_incident_input)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import faust
 
+from streams.agents.outputs import store
 from streams.app import app, topics
 from streams.codec import InputMessage
 from streams.records import HealthEvent
@@ -18,12 +19,12 @@ scope_summary = app.Table(
 
 def summarize(record: HealthEvent, message: InputMessage) -> None:
     previous = scope_summary.get(record.scope) or {"events": 0, "last_event_time_ms": 0}
-    scope_summary[record.scope] = {
+    store(scope_summary, record.scope, {
         "events": previous["events"] + 1,
         "last_kind": record.kind.value,
         "last_event_id": record.event_id,
         "last_event_time_ms": max(record.event_time_ms, previous["last_event_time_ms"]),
         "last_sequence": record.sequence,
         "source": record.source,
-    }
+    }, message.partition)
 

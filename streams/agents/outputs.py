@@ -6,6 +6,7 @@ way and every decision is audited."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import faust
@@ -24,11 +25,43 @@ def owned_partitions(topic: faust.TopicT) -> set[int]:
     return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == name}
 
 
+# (changelog topic, partition) -> {key: latest value} not yet sent to the changelog
+_unsent: dict[tuple[str, int], dict[str, Any]] = {}
+
+
 def store(table: faust.Table, key: str, value: Any, partition: int) -> None:
-    """Write ``table[key]`` and its changelog record to ``partition`` (the partition of
-    the input that owns the key), from a stream or a timer alike."""
+    """Write ``table[key]`` now, and its changelog record to ``partition`` (the partition
+    of the input that owns the key) at the next flush_changelogs(): a key changed many
+    times in one batch costs one changelog record, not one per event."""
     table.data[key] = value
-    table.send_changelog(partition, key, value)
+    _unsent.setdefault((table.changelog_topic.get_topic_name(), partition), {})[key] = value
+
+
+def forget(table: faust.Table, key: str, partition: int) -> None:
+    """Delete ``table[key]`` and tombstone it in the changelog at the next flush."""
+    table.data.pop(key, None)
+    _unsent.setdefault((table.changelog_topic.get_topic_name(), partition), {})[key] = None
+
+
+async def flush_changelogs() -> int:
+    """Hand every unsent table change to the producer (JSON, as the tables' schema reads
+    it back on recovery). Called before a batch's offsets are acknowledged and after
+    every tick, so a commit never covers a change its changelog has not got."""
+    sent = 0
+    while _unsent:
+        (topic, partition), changes = _unsent.popitem()
+        for key, value in changes.items():
+            encoded = None if value is None else json.dumps(value).encode()  # None: tombstone
+            await app.producer.send(topic, json.dumps(key).encode(), encoded, partition, None,
+                                    None)
+            sent += 1
+    return sent
+
+
+@app.timer(interval=settings.changelog_flush_interval_s)
+async def flush_changelogs_periodically() -> None:
+    """For changes made outside a batch or a tick (e.g. a table written on rebalance)."""
+    await flush_changelogs()
 
 
 async def publish_alert(transition: AlertTransition, source: str, now_ms: int) -> None:

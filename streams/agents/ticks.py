@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+from streams.agents.outputs import flush_changelogs
 from streams.app import app, clock, settings
 
 TickCallback = Callable[[int], Awaitable[None]]
@@ -44,6 +45,7 @@ def every(interval_s: float) -> Callable[[TickCallback], TickCallback]:
 async def run_ticks(now_ms: int) -> None:
     for callback in _callbacks:
         await callback(now_ms)
+    await flush_changelogs()
 
 
 async def event_time_advanced(now_ms: int) -> None:

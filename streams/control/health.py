@@ -36,8 +36,11 @@ def _tracker(state: dict[str, Any] | None) -> GapTracker:
     return GapTracker(**{**state, "outstanding": set(state["outstanding"])})
 
 
+_TRACKER_FIELDS = tuple(field.name for field in dataclasses.fields(GapTracker))
+
+
 def _tracker_state(tracker: GapTracker) -> dict[str, Any]:
-    state = dataclasses.asdict(tracker)
+    state = {name: getattr(tracker, name) for name in _TRACKER_FIELDS}
     state["outstanding"] = sorted(tracker.outstanding)
     return state
 
@@ -49,7 +52,14 @@ def observe_update(state: dict[str, Any], scope: str, feed: str, event_time_ms: 
     entry["last_event_ms"] = max(entry["last_event_ms"], event_time_ms)
     if sequence is None:
         return []
-    tracker = _tracker(entry["gaps"])
+    gaps = entry["gaps"]
+    if gaps is not None and gaps["highest"] is not None and sequence == gaps["highest"] + 1:
+        # the common case, in order: GapTracker.observe's first branch, without the
+        # round trip through the dataclass
+        gaps["highest"] = sequence
+        gaps["count"] += 1
+        return []
+    tracker = _tracker(gaps)
     highest_before = tracker.highest
     arrival = tracker.observe(sequence)
     entry["gaps"] = _tracker_state(tracker)
