@@ -18,6 +18,7 @@ and tests/integration exercise this path on a real broker.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
@@ -46,12 +47,22 @@ BatchHandler = Callable[[TP, Sequence[ConsumedRecord]], Awaitable[None]]
 YIELD_EVERY = 500
 # topic name -> handler of its batches
 _batch_handlers: dict[str, BatchHandler] = {}
+# awaited before handled offsets are acknowledged (polymon: flush table changelogs)
+_before_ack: Callable[[], Awaitable[Any]] | None = None
+_ack_interval_s = 0.2
 
 
 def handle_batches(topic_name: str, handler: BatchHandler) -> None:
     if topic_name in _batch_handlers:
         raise ValueError(f"topic {topic_name} already has a batch handler")
     _batch_handlers[topic_name] = handler
+
+
+def acknowledge_every(interval_s: float, before_ack: Callable[[], Awaitable[Any]]) -> None:
+    """Handled offsets are acknowledged every ``interval_s``, each time after
+    ``before_ack`` has been awaited."""
+    global _ack_interval_s, _before_ack
+    _ack_interval_s, _before_ack = interval_s, before_ack
 
 
 def batch_handler_for(topic_name: str) -> BatchHandler | None:
@@ -61,6 +72,16 @@ def batch_handler_for(topic_name: str) -> BatchHandler | None:
 class BatchingConsumer(faust_aiokafka.Consumer):
     """Faust's aiokafka consumer, delivering registered topics batch by batch."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._handled: dict[TP, list[int]] = {}  # handled offsets not yet acknowledged
+        self._last_ack = 0.0
+
+    async def on_partitions_revoked(self, revoked: set[TP]) -> None:
+        # what was handled is acknowledged before the commit that ends the generation
+        await self._maybe_ack_handled(force=True)
+        await super().on_partitions_revoked(revoked)
+
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - loop
         consumer_stopped = self._stopped.is_set
         fetcher_stopped = fetcher._stopped.is_set
@@ -68,6 +89,7 @@ class BatchingConsumer(faust_aiokafka.Consumer):
             while not (consumer_stopped() or fetcher_stopped()):
                 records, active_partitions = await self._wait_next_records(1.0)
                 await asyncio.sleep(0)
+                await self._maybe_ack_handled()
                 if not records or self.should_stop:
                     continue
                 generation = self.app.consumer_generation_id
@@ -114,10 +136,27 @@ class BatchingConsumer(faust_aiokafka.Consumer):
             chunk = records[first:first + YIELD_EVERY]
             await self._add_gaps(tp, chunk)
             await handler(tp, chunk)
-            self._ack_offsets(tp, [record.offset for record in chunk])
+            self._handled.setdefault(tp, []).extend(record.offset for record in chunk)
             self._read_offset[tp] = chunk[-1].offset
-            await self._maybe_commit()
+            await self._maybe_ack_handled()
             await asyncio.sleep(0)
+
+    async def _maybe_ack_handled(self, force: bool = False) -> None:
+        """Acknowledge handled offsets once per ``ack_interval_s``, after ``before_ack``
+        (the table changelog flush): a key changed by many events in that interval costs
+        one changelog record, and a commit never covers a change its changelog lacks."""
+        if not self._handled:
+            return
+        now = time.monotonic()
+        if not force and now - self._last_ack < _ack_interval_s:
+            return
+        self._last_ack = now
+        if _before_ack is not None:
+            await _before_ack()
+        handled, self._handled = self._handled, {}
+        for tp, offsets in handled.items():
+            self._ack_offsets(tp, offsets)
+        await self._maybe_commit()
 
     async def _add_gaps(self, tp: TP, chunk: Sequence[Any]) -> None:
         """Offsets that will never arrive (compaction, transaction markers) count as
@@ -186,7 +225,12 @@ def install_idle_fetch_backoff(backoff_s: float) -> None:
         # the response was empty
         if not any(TopicPartition(topic, partition) in self._records
                    for topic, partitions in request.topics for partition, *_ in partitions):
-            await asyncio.sleep(backoff_s)
+            try:
+                await asyncio.sleep(backoff_s)
+            except asyncio.CancelledError:
+                # as aiokafka's own fetch does: a cancelled fetch (close, unassignment)
+                # ends quietly, its result no longer of interest
+                return False
         return outcome
 
     fetch_with_idle_backoff.idle_backoff = backoff_s  # type: ignore[attr-defined]

@@ -16,13 +16,14 @@ import os
 import random
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streams.broker import EmbeddedBroker, free_port
 from streams.codec import Codecs, SchemaCatalog
@@ -60,6 +61,12 @@ class BenchReport:
     latency_samples: int
     latency_load_eps: float
     peak_rss_mb: float
+    soak_seconds: float = 0.0
+    soak_scopes: int = 0
+    soak_load_eps: float = 0.0
+    soak_rss_start_mb: float | None = None  # after the first tenth of the soak (warm-up)
+    soak_rss_end_mb: float | None = None
+    soak_rss_growth: float | None = None  # end / start - 1; "flat" is within 0.10
 
 
 def synthetic_mix(count: int, scopes: int, seed: int, start_ms: int) -> list[tuple[str, bytes,
@@ -129,20 +136,22 @@ def load(bootstrap: str, prefix: str, messages: list[tuple[str, bytes, bytes]],
 
 
 async def _raw_loop(bootstrap: str, prefix: str, expected: int) -> float:
-    consumer = AIOKafkaConsumer(*(prefix + t for t in INPUTS), bootstrap_servers=bootstrap,
-                                group_id=f"{prefix}raw-{uuid.uuid4().hex[:6]}",
-                                auto_offset_reset="earliest", enable_auto_commit=False,
-                                max_poll_records=10_000)
+    """A plain getmany loop over every partition, assigned (no group join), timed from
+    the first fetch to the last record."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                                auto_offset_reset="earliest", max_poll_records=10_000)
     await consumer.start()
     try:
+        await consumer.topics()  # metadata of every topic, for partitions_for_topic
+        partitions = [TopicPartition(prefix + topic, number) for topic in INPUTS
+                      for number in consumer.partitions_for_topic(prefix + topic) or ()]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
         seen = 0
-        started = None
+        started = time.perf_counter()
         while seen < expected:
             batches = await consumer.getmany(timeout_ms=1000, max_records=10_000)
-            if batches and started is None:
-                started = time.perf_counter()
             seen += sum(len(records) for records in batches.values())
-        assert started is not None
         return seen / (time.perf_counter() - started)
     finally:
         await consumer.stop()
@@ -166,7 +175,9 @@ def _count_until(read: Callable[[], int], expected: int, progress: Progress, pha
         if count >= expected:
             elapsed = time.perf_counter() - (first_at or time.perf_counter())
             return (count - first_count) / elapsed if elapsed > 0 else float("nan")
-        time.sleep(0.25)  # each read is a /metrics scrape: keep the observer light
+        # each read is a /metrics scrape: fast until the first event (to time the start),
+        # then light
+        time.sleep(0.25 if first_at is not None else 0.02)
     raise TimeoutError(f"{phase}: only {read()} of {expected} events in {timeout_s}s")
 
 
@@ -198,14 +209,50 @@ def _processed(worker: WorkerProcess) -> int:
     return int(total)
 
 
-def _peak_rss_mb(pid: int) -> float:
+def _rss_mb(pid: int, field: str = "VmRSS:") -> float:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(field):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
     return float("nan")
+
+
+def measure_soak(bootstrap: str, prefix: str, pid: int, scopes: int, rate_eps: int,
+                 duration_s: float, progress: Progress) -> tuple[float, float, float]:
+    """Steady book updates round-robin over ``scopes`` markets (every scope stays fresh
+    and keeps its state) for ``duration_s``; RSS of the worker after the warm-up tenth
+    and at the end. Returns (load events/s, start MB, end MB)."""
+    codecs = Codecs(SchemaCatalog())
+    encode = codecs["HealthEvent"].encode_record
+    producer = kafka_producer(bootstrap, **{"linger.ms": 20})
+    started = time.monotonic()
+    tick_s = 0.1
+    per_tick = max(1, int(rate_eps * tick_s))
+    sent, index, start_mb = 0, 0, float("nan")
+    while (now := time.monotonic()) - started < duration_s:
+        now_ms = int(time.time() * 1000)
+        batch = []
+        for _ in range(per_tick):
+            scope = f"market:soak{index % scopes}"
+            record = HealthEvent(event_id=f"s{index}", scope=scope,
+                                 kind=HealthEventKind.DATA_UPDATE, source="bench-soak",
+                                 event_time_ms=now_ms, feed="registry",
+                                 sequence=index // scopes + 1)
+            batch.append((scope.encode(), encode(record)))
+            index += 1
+        send_all(producer, prefix + "health.events", batch)
+        sent += len(batch)
+        if start_mb != start_mb and now - started >= duration_s / 10:  # nan: not yet taken
+            start_mb = _rss_mb(pid)
+        progress("soak", int(now - started), int(duration_s))
+        time.sleep(max(0.0, tick_s - (time.monotonic() - now)))
+    return sent / (time.monotonic() - started), start_mb, _rss_mb(pid)
+
+
+def _peak_rss_mb(pid: int) -> float:
+    return _rss_mb(pid, "VmHWM:")
 
 
 def measure_latency(bootstrap: str, prefix: str, rate_eps: int, duration_s: float,
@@ -216,6 +263,7 @@ def measure_latency(bootstrap: str, prefix: str, rate_eps: int, duration_s: floa
     producer = kafka_producer(bootstrap, **{"linger.ms": 5})
     stop_at: dict[str, float] = {}
     last_sent: dict[str, int] = {}
+    sequences: dict[str, int] = {}
     sent = 0
     started = time.monotonic()
     tick_s = 0.05
@@ -233,9 +281,10 @@ def measure_latency(bootstrap: str, prefix: str, rate_eps: int, duration_s: floa
             index += 1
             if scope in stop_at and now >= stop_at[scope]:
                 continue
+            sequences[scope] = sequences.get(scope, 0) + 1  # per feed, no gaps
             record = HealthEvent(event_id=f"l{index}", scope=scope,
                                  kind=HealthEventKind.DATA_UPDATE, source="bench",
-                                 event_time_ms=now_ms, feed="book", sequence=index)
+                                 event_time_ms=now_ms, feed="book", sequence=sequences[scope])
             batch.append((scope.encode(), codecs["HealthEvent"].encode_record(record)))
             last_sent[scope] = now_ms
         send_all(producer, prefix + "health.events", batch)
@@ -261,7 +310,8 @@ def _percentile(values: list[float], q: float) -> float | None:
 
 def run_bench(events: int, scopes: int, state_dir: Path, progress: Progress,
               latency_rate: int = 10_000, latency_s: float = 20.0, seed: int = 1,
-              timeout_s: float = 600.0) -> BenchReport:
+              timeout_s: float = 600.0, soak_s: float = 0.0, soak_scopes: int = 100_000,
+              soak_rate: int = 5_000) -> BenchReport:
     broker = EmbeddedBroker(state_dir / "bench-broker")
     worker: WorkerProcess | None = None
     try:
@@ -274,15 +324,34 @@ def run_bench(events: int, scopes: int, state_dir: Path, progress: Progress,
         progress("raw aiokafka", events, events)
         bare_eps = measure_faust_bare(broker.bootstrap, prefix, events, progress, timeout_s)
 
+        # The pipeline gets the same events in its own namespace, loaded once the worker
+        # is up (its start-up and recovery are not throughput); loading is far faster
+        # than processing, so the count still times the pipeline.
+        pipeline_prefix = prefix.replace("bench", "benchp", 1)
+        create_topics(admin_client(broker.bootstrap), load_topic_specs(), pipeline_prefix)
         worker = WorkerProcess(broker.bootstrap, state_dir / "bench-worker", "bench-worker",
-                               topic_prefix=prefix, log_level="warning")
+                               topic_prefix=pipeline_prefix, log_level="warning")
         worker.start().wait_ready(timeout_s=120)
+        loader = threading.Thread(target=load, args=(broker.bootstrap, pipeline_prefix,
+                                                     messages, lambda *_: None), daemon=True)
+        loader.start()
         pipeline_eps = _count_until(lambda: _processed(worker), events, progress, "pipeline",
                                     timeout_s)
+        loader.join()
+        prefix = pipeline_prefix
         latencies, latency_load = measure_latency(broker.bootstrap, prefix, latency_rate,
                                                   latency_s, 20, progress)
         assert worker.process is not None
         rss = _peak_rss_mb(worker.process.pid)
+        soak: dict[str, float | int | None] = {}
+        if soak_s > 0:
+            soak_eps, start_mb, end_mb = measure_soak(
+                broker.bootstrap, prefix, worker.process.pid, soak_scopes, soak_rate, soak_s,
+                progress)
+            soak = {"soak_seconds": soak_s, "soak_scopes": soak_scopes,
+                    "soak_load_eps": round(soak_eps), "soak_rss_start_mb": round(start_mb, 1),
+                    "soak_rss_end_mb": round(end_mb, 1),
+                    "soak_rss_growth": round(end_mb / start_mb - 1, 4)}
         return BenchReport(
             events=events, scopes=scopes, nproc=os.cpu_count() or 0, load_eps=round(load_eps),
             raw_eps=round(raw_eps), faust_bare_eps=round(bare_eps),
@@ -291,6 +360,7 @@ def run_bench(events: int, scopes: int, state_dir: Path, progress: Progress,
             latency_p50_ms=_percentile(latencies, 0.5),
             latency_p99_ms=_percentile(latencies, 0.99), latency_samples=len(latencies),
             latency_load_eps=round(latency_load), peak_rss_mb=round(rss, 1),
+            **soak,  # type: ignore[arg-type]
         )
     finally:
         if worker is not None:

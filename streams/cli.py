@@ -304,6 +304,12 @@ def bench(
     latency_rate: Annotated[int, typer.Option(help="events/s during the latency phase")]
     = 10_000,
     latency_seconds: Annotated[float, typer.Option(help="length of the latency phase")] = 20.0,
+    soak_seconds: Annotated[float, typer.Option(
+        min=0, help="memory soak after the other phases (0: none; the issue's check is 600)")]
+    = 0.0,
+    soak_scopes: Annotated[int, typer.Option(min=1, help="distinct scopes in the soak")]
+    = 100_000,
+    soak_rate: Annotated[int, typer.Option(min=1, help="events/s during the soak")] = 5_000,
 ) -> None:
     """Throughput of the pipeline vs a raw aiokafka loop and a bare Faust agent on the same
     data, detection latency under load and peak RSS, on a fresh embedded broker."""
@@ -325,7 +331,8 @@ def bench(
             progress.update(tasks[phase], completed=done, total=total)
 
         result = run_bench(events, scopes, settings.state_dir, advance, latency_rate,
-                           latency_seconds)
+                           latency_seconds, soak_s=soak_seconds, soak_scopes=soak_scopes,
+                           soak_rate=soak_rate)
     figures = asdict(result)
     for name, value in figures.items():
         out.print(f"{name:22} {value}", highlight=False)

@@ -44,7 +44,7 @@ async def add_sample(scope: str, partition: int, metric: str, cohort: str,
     """Offer one sample of a leading metric to the model's canary comparison."""
     if metric not in settings.canary_leading_metrics:
         return
-    stored = canary_state.get(scope)
+    stored = canary_state.data.get(scope)
     state = stored or canary.new_state(scope, partition)
     state["partition"] = partition
     start = canary.window_start(event_time_ms, WINDOW_MS)
@@ -53,7 +53,7 @@ async def add_sample(scope: str, partition: int, metric: str, cohort: str,
     tag = canary.cohort_tag(cohort, model_version)
     hashed = canary.sample_hash(sample_id)
     key = canary.samples_key(scope, start, metric, tag, hashed % canary.SHARDS)
-    entry, changed = canary.add_sample(canary_samples.get(key), hashed, value,
+    entry, changed = canary.add_sample(canary_samples.data.get(key), hashed, value,
                                        settings.canary_max_samples)
     if changed:
         store(canary_samples, key, entry, partition)
@@ -98,13 +98,14 @@ consume(topics.model_scores, "ModelScore", on_score)
 
 
 def _values(scope: str, start: int, metric: str, tag: str) -> list[float]:
-    return canary.values([canary_samples.get(canary.samples_key(scope, start, metric, tag, shard))
-                          for shard in range(canary.SHARDS)])
+    keys = (canary.samples_key(scope, start, metric, tag, shard)
+            for shard in range(canary.SHARDS))
+    return canary.values([canary_samples.data.get(key) for key in keys])
 
 
 def current_evaluation(scope: str, now_ms: int) -> dict[str, Any] | None:
     """The canary verdicts of ``scope`` at ``now_ms``, from the samples on this worker."""
-    state = canary_state.get(scope)
+    state = canary_state.data.get(scope)
     if not state:
         return None
     version = state["canary_version"]

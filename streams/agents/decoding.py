@@ -11,7 +11,6 @@ from typing import Any
 import faust
 from faust.types import TP
 
-from streams.agents.outputs import flush_changelogs
 from streams.app import app, codecs, metrics, settings, topics
 from streams.batching import ConsumedRecord, handle_batches
 from streams.codec import AvroCodec, InputMessage, dead_letter, decode_or_dead_letter
@@ -34,11 +33,13 @@ async def publish_dead_letter(letter: DeadLetter) -> None:
                 letter.source_offset, letter.stage.value, letter.error)
 
 
-def consume(topic: faust.TopicT, schema: str, handler: Handler) -> None:
+def consume(topic: faust.TopicT, schema: str, handler: Handler,
+            after_batch: Callable[[], Awaitable[None]] | None = None) -> None:
     """Subscribe to ``topic`` and run ``handler(record, message)`` for every valid record,
     in offset order per partition. The consumer hands over each fetched batch of a
     partition at once (streams.batching); table changes made while handling it reach
-    their changelogs before its offsets are acknowledged."""
+    their changelogs before its offsets are acknowledged (every
+    ``changelog_flush_interval_s``). ``after_batch`` runs once the batch is handled."""
     codec = codecs[schema]
     processed = metrics.events_processed.labels(topic.get_topic_name())
 
@@ -50,7 +51,8 @@ def consume(topic: faust.TopicT, schema: str, handler: Handler) -> None:
                                    key=record.key, value=record.value)
             if await _handle(codec, message, handler):
                 count += 1
-        await flush_changelogs()
+        if after_batch is not None:
+            await after_batch()
         processed.inc(count)
 
     app.topics.add(topic)

@@ -52,7 +52,7 @@ def require_scope(scope: str) -> str:
 
 async def on_profile(record: FeatureProfile, message: InputMessage) -> None:
     require_scope(record.scope)
-    if not drift.replaces(drift_profiles.get(record.scope), record.model_version,
+    if not drift.replaces(drift_profiles.data.get(record.scope), record.model_version,
                           record.created_time_ms):
         return
     profile = drift.new_profile(
@@ -66,7 +66,7 @@ async def on_features(record: FeatureSample, message: InputMessage) -> None:
     check_event_time(record.event_time_ms, clock.now_ms())
     clock.observe(record.event_time_ms, f"{message.topic}/{message.partition}")
     now_ms = clock.now_ms()
-    profile = drift_profiles.get(record.scope)
+    profile = drift_profiles.data.get(record.scope)
     window = drift.window_buckets(now_ms, WINDOW_MS, HOP_MS)
     start = drift.bucket_start(record.event_time_ms, HOP_MS)
     if profile is not None and start >= window[0]:
@@ -78,14 +78,15 @@ async def _count_and_evaluate(record: FeatureSample, profile: dict[str, Any], st
                               window: list[int], partition: int, now_ms: int) -> None:
     scope, version = record.scope, profile["model_version"]
     key = drift.counts_key(scope, version, start)
-    counts = drift_counts.get(key) or drift.new_counts(scope, partition, profile, start)
+    counts = drift_counts.data.get(key) or drift.new_counts(scope, partition, profile, start)
     drift.add_sample(counts, profile, record.features)
     store(drift_counts, key, counts, partition)
 
-    stored = drift_state.get(scope)
+    stored = drift_state.data.get(scope)
     state = stored or {**drift.new_state(scope, partition), "buckets": []}
     state["partition"] = partition
-    entries = [e for b in window if (e := drift_counts.get(drift.counts_key(scope, version, b)))]
+    keys = (drift.counts_key(scope, version, bucket) for bucket in window)
+    entries = [entry for key in keys if (entry := drift_counts.data.get(key))]
     transitions = drift.evaluate(state, profile, entries, now_ms, settings.drift_threshold,
                                  settings.drift_min_samples, settings.drift_window_s)
     kept = {key, *state["buckets"]}

@@ -54,7 +54,7 @@ def check_event_time(event_time_ms: int, now_ms: int) -> None:
 
 
 def _scope_state(scope: str, partition: int) -> dict[str, Any]:
-    state = scope_health.get(scope) or health.new_scope_state(partition)
+    state = scope_health.data.get(scope) or health.new_scope_state(partition)
     state["partition"] = partition
     return state
 
@@ -84,13 +84,13 @@ def catching_up(partition: int, now_ms: int) -> bool:
     offset, stamp = _progress.get(partition, (-1, 0))
     if offset < 0:
         return now_ms - _started_ms < settings.catch_up_grace_s * 1000
+    if now_ms - stamp <= settings.catch_up_tolerance_s * 1000:
+        return False  # processed something recent: whatever waits is not old yet
     try:
         high = app.consumer.highwater(TP(topics.health_events.get_topic_name(), partition))
     except Exception:  # not fetched yet
         return False
-    if high is None or high <= offset + 1:
-        return False
-    return now_ms - stamp > settings.catch_up_tolerance_s * 1000
+    return high is not None and high > offset + 1
 
 
 async def on_health_event(record: HealthEvent, message: InputMessage) -> None:
@@ -123,7 +123,7 @@ async def on_health_event(record: HealthEvent, message: InputMessage) -> None:
 def _observe_probe(record: HealthEvent, partition: int, now_ms: int) -> list[AlertTransition]:
     assert record.slo is not None and record.healthy is not None  # validated for SLO_PROBE
     key = f"{record.scope}|{record.slo}"
-    state = slo_windows.get(key) or health.new_slo_state(partition, record.scope, record.slo,
+    state = slo_windows.data.get(key) or health.new_slo_state(partition, record.scope, record.slo,
                                                          record.owner)
     transitions = health.observe_probe(
         state, record.event_time_ms, record.healthy, now_ms, settings.slo_target(record.slo),

@@ -50,7 +50,7 @@ incidents = app.Table(
 
 
 def _key_state(dedup_key: str, scope: str, family: str) -> dict[str, Any]:
-    entry = incidents.get(dedup_key)
+    entry = incidents.data.get(dedup_key)
     return entry["state"] if entry else lifecycle.new_key_state(dedup_key, scope, family)
 
 

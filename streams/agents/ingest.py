@@ -18,7 +18,7 @@ scope_summary = app.Table(
 
 
 def summarize(record: HealthEvent, message: InputMessage) -> None:
-    previous = scope_summary.get(record.scope) or {"events": 0, "last_event_time_ms": 0}
+    previous = scope_summary.data.get(record.scope) or {"events": 0, "last_event_time_ms": 0}
     store(scope_summary, record.scope, {
         "events": previous["events"] + 1,
         "last_kind": record.kind.value,

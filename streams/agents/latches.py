@@ -29,7 +29,7 @@ pause_latches = app.Table(
 
 
 def _latch(scope: str) -> dict[str, Any]:
-    entry = pause_latches.get(scope)
+    entry = pause_latches.data.get(scope)
     return entry["latch"] if entry else pauses.new_latch(scope)
 
 
@@ -40,6 +40,10 @@ def _hold_down_ms() -> int:
 async def apply_alerts(scope: str, partition: int, transitions: list[AlertTransition],
                        now_ms: int, source: str) -> None:
     """Publish alert transitions and apply the pausing ones to the scope's latch."""
+    if not transitions:  # the common case: only a hold-down can expire
+        entry = pause_latches.data.get(scope)
+        if not entry or not entry["latch"]["holds"]:
+            return
     latch = _latch(scope)
     changes: list[PauseChange] = []
     for transition in transitions:

@@ -36,7 +36,7 @@ async def publish_command_audit(command: OpsCommand, decision: str, *, before: A
 
 
 def _latch(scope: str) -> dict[str, Any] | None:
-    entry = pause_latches.get(scope)
+    entry = pause_latches.data.get(scope)
     return entry["latch"] if entry else None
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import faust
 
 from streams.app import app, settings, topics
+from streams.batching import acknowledge_every
 from streams.control.alerts import AlertTransition
 from streams.control.pauses import PauseChange
 from streams.envelope import alert_envelope, audit_envelope
@@ -56,6 +57,9 @@ async def flush_changelogs() -> int:
                                     None)
             sent += 1
     return sent
+
+
+acknowledge_every(settings.changelog_flush_interval_s, flush_changelogs)
 
 
 @app.timer(interval=settings.changelog_flush_interval_s)

@@ -48,7 +48,7 @@ _OWN_GATES = {"RISK_MODEL_DRIFT", "GOV_SLO_BURN"}
 
 
 def _entry(scope: str) -> dict[str, Any] | None:
-    stored = rollout_entries.get(scope)
+    stored = rollout_entries.data.get(scope)
     if not stored:
         return None
     return {"state": stored["state"], "commands": stored["commands"], "acted": stored["acted"]}
@@ -83,10 +83,10 @@ def open_critical_alerts(scope: str) -> dict[str, str]:
     """Active CRITICAL alerts of ``scope`` on this worker (alert id → reason code), other
     than drift and SLO burn: the stand-in for open critical incidents (see module doc)."""
     active: list[dict[str, Any]] = []
-    canary_state = canary.canary_state.get(scope)
+    canary_state = canary.canary_state.data.get(scope)
     if canary_state and canary_state["alert"]:
         active.append(canary_state["alert"])
-    scope_health = health.scope_health.get(scope)
+    scope_health = health.scope_health.data.get(scope)
     if scope_health:
         active += [feed["alert"] for feed in scope_health["feeds"].values() if feed["alert"]]
         beat = scope_health["heartbeat"]
@@ -106,7 +106,7 @@ def slo_burns(scope: str) -> dict[str, str]:
 
 def gates(scope: str, now_ms: int) -> rollout.Gates:
     return rollout.Gates(
-        drift=drift.drift_state.get(scope), canary=canary.current_evaluation(scope, now_ms),
+        drift=drift.drift_state.data.get(scope), canary=canary.current_evaluation(scope, now_ms),
         leading_metrics=list(settings.canary_leading_metrics),
         critical_alerts=open_critical_alerts(scope), slo_burns=slo_burns(scope),
     )
@@ -118,7 +118,7 @@ def gates(scope: str, now_ms: int) -> rollout.Gates:
 async def register_from_profile(scope: str, now_ms: int) -> None:
     """A model whose training profile is here enters the ladder (or re-enters it with a
     new version)."""
-    profile = drift.drift_profiles.get(scope)
+    profile = drift.drift_profiles.data.get(scope)
     if not profile:
         return
     entry, decision = rollout.register(
@@ -153,7 +153,7 @@ async def on_rollout_command(command: OpsCommand, message: InputMessage) -> None
 def rollback_causes(scope: str) -> list[rollout.RollbackCause]:
     """Active drift and canary regression alerts of ``scope``, with their evidence."""
     causes = []
-    drift_state = drift.drift_state.get(scope)
+    drift_state = drift.drift_state.data.get(scope)
     if drift_state and drift_state["alert"]:
         evaluation = drift_state["alert_evaluation"] or {}
         causes.append(rollout.RollbackCause(
@@ -165,7 +165,7 @@ def rollback_causes(scope: str) -> list[rollout.RollbackCause]:
                       "drift.threshold": str(evaluation.get("threshold")),
                       "drift.samples": str(evaluation.get("samples"))},
         ))
-    canary_state = canary.canary_state.get(scope)
+    canary_state = canary.canary_state.data.get(scope)
     if canary_state and canary_state["alert"]:
         evaluation = canary_state["alert_evaluation"] or {"metrics": {}, "regressed": []}
         regressed = evaluation["regressed"]

@@ -1,0 +1,39 @@
+"""`polymon bench` end to end, small: every phase runs and the report carries its figures.
+The figures themselves are measurements (see the README), not asserted here."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.test_cli import polymon
+
+pytestmark = pytest.mark.e2e
+
+REPORT_KEYS = {"pipeline_eps", "faust_bare_eps", "raw_eps", "ratio_to_raw", "latency_p50_ms",
+               "latency_p99_ms", "peak_rss_mb", "nproc", "soak_rss_start_mb",
+               "soak_rss_end_mb", "soak_rss_growth"}
+
+
+def test_bench_runs_every_phase_and_writes_the_report(tmp_path: Path) -> None:
+    report = tmp_path / "bench.json"
+    done = polymon(None, "bench", "--events", "4000", "--scopes", "300", "--latency-rate",
+                   "1000", "--latency-seconds", "6", "--soak-seconds", "6", "--soak-scopes",
+                   "2000", "--soak-rate", "1000", "--report", str(report), timeout=400,
+                   POLYMON_STATE_DIR=str(tmp_path / "state"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    figures = json.loads(report.read_text())
+    assert REPORT_KEYS <= set(figures)
+    assert figures["events"] == 4000 and figures["nproc"] >= 1
+    for name in ("pipeline_eps", "faust_bare_eps", "raw_eps", "peak_rss_mb"):
+        assert figures[name] > 0, name
+    assert math.isclose(figures["ratio_to_raw"], figures["pipeline_eps"] / figures["raw_eps"],
+                        rel_tol=0.01, abs_tol=1e-4)
+    # 20 markets go stale during the latency phase: each must be caught
+    assert figures["latency_samples"] == 20
+    assert figures["latency_p50_ms"] <= figures["latency_p99_ms"]
+    assert figures["soak_rss_start_mb"] > 0 and figures["soak_rss_end_mb"] > 0
+    assert "pipeline_eps" in done.stdout
