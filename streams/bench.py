@@ -224,8 +224,7 @@ def measure_soak(bootstrap: str, prefix: str, pid: int, scopes: int, rate_eps: i
     """Steady book updates round-robin over ``scopes`` markets (every scope stays fresh
     and keeps its state) for ``duration_s``; RSS of the worker after the warm-up tenth
     and at the end. Returns (load events/s, start MB, end MB)."""
-    codecs = Codecs(SchemaCatalog())
-    encode = codecs["HealthEvent"].encode_record
+    update = _book_updates(Codecs(SchemaCatalog()), "registry")
     producer = kafka_producer(bootstrap, **{"linger.ms": 20})
     started = time.monotonic()
     tick_s = 0.1
@@ -236,11 +235,8 @@ def measure_soak(bootstrap: str, prefix: str, pid: int, scopes: int, rate_eps: i
         batch = []
         for _ in range(per_tick):
             scope = f"market:soak{index % scopes}"
-            record = HealthEvent(event_id=f"s{index}", scope=scope,
-                                 kind=HealthEventKind.DATA_UPDATE, source="bench-soak",
-                                 event_time_ms=now_ms, feed="registry",
-                                 sequence=index // scopes + 1)
-            batch.append((scope.encode(), encode(record)))
+            batch.append((scope.encode(), update(f"s{index}", scope, now_ms,
+                                                 index // scopes + 1)))
             index += 1
         send_all(producer, prefix + "health.events", batch)
         sent += len(batch)
@@ -255,11 +251,27 @@ def _peak_rss_mb(pid: int) -> float:
     return _rss_mb(pid, "VmHWM:")
 
 
+def _book_updates(codecs: Codecs, feed: str) -> Callable[[str, str, int, int], bytes]:
+    """Encoder of DATA_UPDATE events for load generation: the validated record once, then
+    only the fields that change (fast enough to offer 10k+ events/s from one thread)."""
+    template = HealthEvent(event_id="template", scope="market:template",
+                           kind=HealthEventKind.DATA_UPDATE, source="bench", event_time_ms=0,
+                           feed=feed, sequence=1).to_avro()
+    encode = codecs["HealthEvent"].encode
+
+    def update(event_id: str, scope: str, event_time_ms: int, sequence: int) -> bytes:
+        return encode({**template, "event_id": event_id, "scope": scope,
+                       "event_time_ms": event_time_ms, "sequence": sequence})
+
+    return update
+
+
 def measure_latency(bootstrap: str, prefix: str, rate_eps: int, duration_s: float,
                     stale_markets: int, progress: Progress) -> tuple[list[float], float]:
     """Steady load at ``rate_eps``; ``stale_markets`` markets stop at known times.
     Latency = pause publication − (last update + threshold), per stale market."""
     codecs = Codecs(SchemaCatalog())
+    book_update = _book_updates(codecs, "book")
     producer = kafka_producer(bootstrap, **{"linger.ms": 5})
     stop_at: dict[str, float] = {}
     last_sent: dict[str, int] = {}
@@ -282,10 +294,8 @@ def measure_latency(bootstrap: str, prefix: str, rate_eps: int, duration_s: floa
             if scope in stop_at and now >= stop_at[scope]:
                 continue
             sequences[scope] = sequences.get(scope, 0) + 1  # per feed, no gaps
-            record = HealthEvent(event_id=f"l{index}", scope=scope,
-                                 kind=HealthEventKind.DATA_UPDATE, source="bench",
-                                 event_time_ms=now_ms, feed="book", sequence=sequences[scope])
-            batch.append((scope.encode(), codecs["HealthEvent"].encode_record(record)))
+            batch.append((scope.encode(), book_update(f"l{index}", scope, now_ms,
+                                                      sequences[scope])))
             last_sent[scope] = now_ms
         send_all(producer, prefix + "health.events", batch)
         sent += len(batch)

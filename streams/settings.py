@@ -88,7 +88,7 @@ class Settings(BaseSettings):
         "watermark (replay), so a replay reproduces the same decisions",
     )
     evaluation_interval_s: float = Field(
-        0.25, gt=0, description="how often timers look for stale feeds and missed heartbeats"
+        0.1, gt=0, description="how often timers look for stale feeds and missed heartbeats"
     )
     staleness_thresholds_s: dict[str, float] = Field(
         default_factory=lambda: {"book": 2.0, "registry": 10.0, "model": 86400.0,

@@ -52,7 +52,10 @@ def consume(topic: faust.TopicT, schema: str, handler: Handler,
             if await _handle(codec, message, handler):
                 count += 1
         if after_batch is not None:
-            await after_batch()
+            try:
+                await after_batch()
+            except Exception:  # a bug must not stop monitoring: the records are counted
+                log.exception("after a batch of %s[%d] failed", tp.topic, tp.partition)
         processed.inc(count)
 
     app.topics.add(topic)

@@ -18,11 +18,12 @@ from streams.agents.decoding import InvalidInput, consume
 from streams.agents.ingest import summarize
 from streams.agents.latches import apply_alerts
 from streams.agents.outputs import store
-from streams.agents.ticks import event_time_advanced, every_tick
+from streams.agents.ticks import event_time_advanced, every, every_tick
 from streams.app import app, clock, settings, topics
 from streams.codec import InputMessage
 from streams.control import health
 from streams.control.alerts import AlertTransition
+from streams.control.due import DueIndex
 from streams.maths.slo import DEFAULT_BURN_RULES, BurnRule
 from streams.records import HealthEvent, HealthEventKind
 
@@ -59,9 +60,16 @@ def _scope_state(scope: str, partition: int) -> dict[str, Any]:
     return state
 
 
+# When each scope can next go stale or miss a heartbeat with no event: the timer visits
+# only the scopes that are due, not every scope on every tick.
+_due: DueIndex[str] = DueIndex()
+_THRESHOLDS = (settings.staleness_threshold_s, settings.heartbeat_miss_factor)
+
+
 async def _decide(state: dict[str, Any], scope: str, transitions: list[AlertTransition],
                   now_ms: int) -> None:
     store(scope_health, scope, state, state["partition"])
+    _due.schedule(scope, health.next_change_ms(state, scope, *_THRESHOLDS))
     await apply_alerts(scope, state["partition"], transitions, now_ms, SOURCE)
 
 
@@ -112,10 +120,10 @@ async def on_health_event(record: HealthEvent, message: InputMessage) -> None:
         health.observe_heartbeat(state, record.event_time_ms, interval_ms)
     else:
         transitions += _observe_probe(record, message.partition, now_ms)
-    if not catching_up(message.partition, now_ms):  # an old backlog event proves nothing
-        transitions += health.evaluate(state, record.scope, now_ms,
-                                       settings.staleness_threshold_s,
-                                       settings.heartbeat_miss_factor)
+    # an old backlog event proves nothing; most events leave nothing to publish
+    if not catching_up(message.partition, now_ms) and health.needs_evaluation(
+            state, record.scope, now_ms, *_THRESHOLDS):
+        transitions += health.evaluate(state, record.scope, now_ms, *_THRESHOLDS)
     await _decide(state, record.scope, transitions, now_ms)
     await event_time_advanced(now_ms)
 
@@ -138,10 +146,24 @@ consume(topics.health_events, "HealthEvent", on_health_event)
 @every_tick
 async def evaluate_silence(now_ms: int) -> None:
     """Stale feeds and missed heartbeats, with no event needed: a dead feed sends nothing."""
-    for scope, state in list(scope_health.items()):
-        if state is None or catching_up(state["partition"], now_ms):
+    waiting = []
+    for scope in list(_due.pop_due(now_ms)):  # all first: evaluating reschedules
+        state = scope_health.data.get(scope)
+        if state is None:
             continue
-        transitions = health.evaluate(state, scope, now_ms, settings.staleness_threshold_s,
-                                      settings.heartbeat_miss_factor)
-        if transitions:
-            await _decide(state, scope, transitions, now_ms)
+        if catching_up(state["partition"], now_ms):
+            waiting.append((scope, state))
+            continue
+        transitions = health.evaluate(state, scope, now_ms, *_THRESHOLDS)
+        await _decide(state, scope, transitions, now_ms)
+    for scope, state in waiting:  # judged once the partition has caught up
+        _due.schedule(scope, health.next_change_ms(state, scope, *_THRESHOLDS))
+
+
+@every(1.0)
+async def index_recovered_scopes(now_ms: int) -> None:
+    """Scopes whose state came from the changelog (restart, rebalance) and has not been
+    touched by an event here yet."""
+    for scope, state in list(scope_health.data.items()):
+        if state is not None and scope not in _due:
+            _due.schedule(scope, health.next_change_ms(state, scope, *_THRESHOLDS))

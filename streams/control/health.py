@@ -125,6 +125,31 @@ def evaluate(state: dict[str, Any], scope: str, now_ms: int, threshold_s: Thresh
     return transitions
 
 
+def next_change_ms(state: dict[str, Any], scope: str, threshold_s: ThresholdFn,
+                   heartbeat_miss_factor: float) -> float | None:
+    """The earliest clock time at which :func:`evaluate` can fire with no new event: when
+    the first feed (or the heartbeat) that is not alerting yet turns stale. An alerting
+    one only resolves on an event. None: nothing can fire before the next event."""
+    due = [entry["last_event_ms"] + threshold_s(scope, feed) * 1000
+           for feed, entry in state["feeds"].items() if entry["alert"] is None]
+    beat = state["heartbeat"]
+    if beat is not None and beat["alert"] is None:
+        due.append(beat["last_event_ms"] + beat["interval_ms"] * heartbeat_miss_factor)
+    return min(due, default=None)
+
+
+def needs_evaluation(state: dict[str, Any], scope: str, now_ms: int, threshold_s: ThresholdFn,
+                     heartbeat_miss_factor: float) -> bool:
+    """Whether :func:`evaluate` at ``now_ms`` can publish anything: an alert is active
+    (an event may have resolved it) or a quiet feed or heartbeat is due."""
+    beat = state["heartbeat"]
+    if any(entry["alert"] is not None for entry in state["feeds"].values()) or (
+            beat is not None and beat["alert"] is not None):
+        return True
+    due = next_change_ms(state, scope, threshold_s, heartbeat_miss_factor)
+    return due is not None and now_ms >= due
+
+
 def new_slo_state(partition: int, scope: str, slo: str, owner: str | None) -> dict[str, Any]:
     return {"partition": partition, "scope": scope, "slo": slo, "owner": owner,
             "counts": windows.new_counts(), "alert": None}

@@ -471,3 +471,42 @@ def test_slo_state_keeps_working_after_json_round_trips() -> None:
     expected = run(restore=False)
     assert [t.status for t in expected] == [AlertStatus.FIRING, AlertStatus.RESOLVED]
     assert run(restore=True) == expected
+
+
+# --- the next time a silent scope can change ----------------------------------------------
+
+
+def test_next_change_is_when_the_first_quiet_feed_or_the_heartbeat_turns_stale() -> None:
+    state = stale_state("registry", T0)  # due at T0 + 10 s
+    health.observe_update(state, SCOPE, "book", T0 + 1_000, None)  # due at T0 + 3 s
+    assert health.next_change_ms(state, SCOPE, threshold, MISS_FACTOR) == T0 + 3_000
+    health.observe_heartbeat(state, T0, 500)  # missed after 3 x 0.5 s
+    assert health.next_change_ms(state, SCOPE, threshold, MISS_FACTOR) == T0 + 1_500
+
+
+def test_evaluate_changes_nothing_before_the_next_change() -> None:
+    state = stale_state("book", T0)
+    due = health.next_change_ms(state, SCOPE, threshold, MISS_FACTOR)
+    assert due is not None
+    assert health.evaluate(state, SCOPE, int(due), threshold, MISS_FACTOR) == []
+    assert health.evaluate(state, SCOPE, int(due) + 1, threshold, MISS_FACTOR) != []
+
+
+def test_an_alerting_feed_waits_for_an_event_not_the_clock() -> None:
+    state = stale_state("book", T0)
+    health.evaluate(state, SCOPE, T0 + 5_000, threshold, MISS_FACTOR)  # fires
+    assert health.next_change_ms(state, SCOPE, threshold, MISS_FACTOR) is None
+    assert health.next_change_ms(health.new_scope_state(0), SCOPE, threshold,
+                                 MISS_FACTOR) is None
+
+
+def test_evaluation_is_needed_only_when_it_can_publish() -> None:
+    state = stale_state("book", T0)
+    assert not health.needs_evaluation(state, SCOPE, T0 + 1_000, threshold, MISS_FACTOR)
+    assert health.needs_evaluation(state, SCOPE, T0 + 2_000, threshold, MISS_FACTOR)
+    health.evaluate(state, SCOPE, T0 + 5_000, threshold, MISS_FACTOR)  # fires
+    health.observe_update(state, SCOPE, "book", T0 + 5_000, None)  # fresh: may resolve
+    assert health.needs_evaluation(state, SCOPE, T0 + 5_000, threshold, MISS_FACTOR)
+    [resolved] = health.evaluate(state, SCOPE, T0 + 5_000, threshold, MISS_FACTOR)
+    assert resolved.status is AlertStatus.RESOLVED
+    assert not health.needs_evaluation(state, SCOPE, T0 + 5_000, threshold, MISS_FACTOR)

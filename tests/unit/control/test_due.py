@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from streams.control.due import DueIndex
+
+
+def test_yields_only_what_is_due_earliest_first() -> None:
+    index: DueIndex[str] = DueIndex()
+    index.schedule("b", 20)
+    index.schedule("a", 10)
+    index.schedule("c", 30)
+    assert list(index.pop_due(25)) == ["a", "b"]
+    assert "c" in index and "a" not in index and len(index) == 1
+
+
+def test_rescheduling_replaces_and_none_unschedules() -> None:
+    index: DueIndex[str] = DueIndex()
+    index.schedule("a", 10)
+    index.schedule("a", 50)
+    index.schedule("b", 10)
+    index.schedule("b", None)
+    assert list(index.pop_due(40)) == []
+    assert list(index.pop_due(50)) == ["a"]
+
+
+@given(st.lists(st.tuples(st.integers(0, 50), st.one_of(st.none(), st.integers(0, 3000))),
+                max_size=3000), st.integers(0, 3000))
+def test_matches_a_plain_dict_and_stays_bounded(steps: list[tuple[int, int | None]],
+                                                now: int) -> None:
+    index: DueIndex[int] = DueIndex()
+    expected: dict[int, int] = {}
+    for key, due in steps:
+        index.schedule(key, due)
+        if due is None:
+            expected.pop(key, None)
+        else:
+            expected[key] = due
+    assert len(index._heap) <= 2 * len(expected) + 1024 + 1
+    assert sorted(index.pop_due(now)) == sorted(k for k, due in expected.items() if due <= now)
