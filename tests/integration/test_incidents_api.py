@@ -255,7 +255,9 @@ def test_two_workers_route_commands_to_the_incident_owner_and_merge_views(
     status, reply = call(first, "POST", "/api/scopes/feed:shared/pause",
                          {"reason": "maintenance"}, ALICE)
     assert status == 202 and reply["outcome"]["decision"] == "paused", reply
-    assert second.get("/api/pauses?scope=feed:shared")["pauses"]["feed:shared"]["paused"]
+    # the other worker's read view follows control.pauses (eventually, not in the reply)
+    wait_until(lambda: second.get("/api/pauses?scope=feed:shared")["pauses"]
+               .get("feed:shared", {}).get("paused"), 5, what="the pause in the other view")
     metrics = first.get_text("/metrics")
     assert 'polymon_incidents_open{severity="CRITICAL",state="ACKNOWLEDGED"} 4.0' in metrics
     assert 'polymon_scopes_paused{scope_kind="feed"} 1.0' in metrics
