@@ -160,7 +160,7 @@ async def evaluate_silence(now_ms: int) -> None:
         _due.schedule(scope, health.next_change_ms(state, scope, *_THRESHOLDS))
 
 
-@every(1.0)
+@every(2.0)
 async def index_recovered_scopes(now_ms: int) -> None:
     """Scopes whose state came from the changelog (restart, rebalance) and has not been
     touched by an event here yet."""

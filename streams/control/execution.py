@@ -200,6 +200,8 @@ def evaluate(state: dict[str, Any], now_ms: int, specs: Sequence[WindowSpec],
     for code, check in ((SLIPPAGE_BREACH, _slippage_breach), (FILL_RATIO_LOW, _fill_ratio_breach)):
         breaches = [(figs, found) for figs in all_figures if (found := check(figs, bounds))]
         figs, found = breaches[0] if breaches else (all_figures[-1], None)
+        if (found is not None) == (state["alerts"].get(code) is not None):
+            continue  # no edge: step_alert would change nothing (skip building the message)
         metric, value, bound = found or _quiet(code, figs, bounds)
         condition = Condition(
             scope=state["scope"], subject=figs.window if found else "execution",

@@ -45,6 +45,10 @@ def fill_ratio(filled: ArrayLike, requested: ArrayLike) -> float | None:
     any order whose fill exceeds its request (an overfill cannot happen in a correct
     OMS, so it signals a data bug rather than a great fill rate).
     """
+    if (type(filled) in (int, float) and type(requested) in (int, float)
+            and math.isfinite(filled) and math.isfinite(requested)
+            and 0 <= filled <= requested):  # the scalar case of the agents, without numpy
+        return None if requested == 0 else min(1.0, filled / requested)
     filled_array = _as_finite_1d("filled", filled)
     requested_array = _as_finite_1d("requested", requested)
     if filled_array.shape != requested_array.shape:
