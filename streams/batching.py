@@ -65,10 +65,6 @@ def acknowledge_every(interval_s: float, before_ack: Callable[[], Awaitable[Any]
     _ack_interval_s, _before_ack = interval_s, before_ack
 
 
-def batch_handler_for(topic_name: str) -> BatchHandler | None:
-    return _batch_handlers.get(topic_name)
-
-
 class BatchingConsumer(faust_aiokafka.Consumer):
     """Faust's aiokafka consumer, delivering registered topics batch by batch."""
 
@@ -82,7 +78,7 @@ class BatchingConsumer(faust_aiokafka.Consumer):
         await self._maybe_ack_handled(force=True)
         await super().on_partitions_revoked(revoked)
 
-    async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - loop
+    async def _drain_messages(self, fetcher: Any) -> None:
         consumer_stopped = self._stopped.is_set
         fetcher_stopped = fetcher._stopped.is_set
         try:

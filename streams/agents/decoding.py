@@ -5,6 +5,8 @@ dead-letter topic with its bytes and the reason, and the stream keeps going."""
 from __future__ import annotations
 
 import logging
+import math
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -26,11 +28,26 @@ class InvalidInput(ValueError):
     time far outside the accepted skew): it is dead-lettered at the VALIDATE stage."""
 
 
+# A flood of bad input must not become a flood of log lines (formatting one costs more
+# than the dead letter): every letter is on the topic and counted in the metric; the log
+# shows the first per source topic and stage in each interval, and how many followed.
+DEAD_LETTER_LOG_INTERVAL_S = 10.0
+_logged: dict[tuple[str, str], tuple[float, int]] = {}  # -> (logged at, not logged since)
+
+
 async def publish_dead_letter(letter: DeadLetter) -> None:
     await topics.dead_letters.send(key=letter.source_topic.encode(), value=letter)
     metrics.dead_letters.labels(letter.source_topic, letter.stage.value).inc()
-    log.warning("dead-lettered %s[%d]@%d (%s): %s", letter.source_topic, letter.source_partition,
-                letter.source_offset, letter.stage.value, letter.error)
+    key = (letter.source_topic, letter.stage.value)
+    now = time.monotonic()
+    logged_at, quiet = _logged.get(key, (-math.inf, 0))
+    if now - logged_at < DEAD_LETTER_LOG_INTERVAL_S:
+        _logged[key] = (logged_at, quiet + 1)
+        return
+    _logged[key] = (now, 0)
+    log.warning("dead-lettered %s[%d]@%d (%s): %s%s", letter.source_topic,
+                letter.source_partition, letter.source_offset, letter.stage.value,
+                letter.error, f" (and {quiet} more since the last logged)" if quiet else "")
 
 
 def consume(topic: faust.TopicT, schema: str, handler: Handler,

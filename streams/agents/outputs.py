@@ -6,6 +6,7 @@ way and every decision is audited."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -28,6 +29,7 @@ def owned_partitions(topic: faust.TopicT) -> set[int]:
 
 # (changelog topic, partition) -> {key: latest value} not yet sent to the changelog
 _unsent: dict[tuple[str, int], dict[str, Any]] = {}
+_flushing = asyncio.Lock()
 
 
 def store(table: faust.Table, key: str, value: Any, partition: int) -> None:
@@ -46,16 +48,17 @@ def forget(table: faust.Table, key: str, partition: int) -> None:
 
 async def flush_changelogs() -> int:
     """Hand every unsent table change to the producer (JSON, as the tables' schema reads
-    it back on recovery). Called before a batch's offsets are acknowledged and after
-    every tick, so a commit never covers a change its changelog has not got."""
+    it back on recovery). Called before handled offsets are acknowledged and after every
+    tick, so a commit never covers a change its changelog has not got."""
     sent = 0
-    while _unsent:
-        (topic, partition), changes = _unsent.popitem()
-        for key, value in changes.items():
-            encoded = None if value is None else json.dumps(value).encode()  # None: tombstone
-            await app.producer.send(topic, json.dumps(key).encode(), encoded, partition, None,
-                                    None)
-            sent += 1
+    async with _flushing:  # a caller returns only when nothing popped is still unsent
+        while _unsent:
+            (topic, partition), changes = _unsent.popitem()
+            for key, value in changes.items():
+                encoded = None if value is None else json.dumps(value).encode()  # tombstone
+                await app.producer.send(topic, json.dumps(key).encode(), encoded, partition,
+                                        None, None)
+                sent += 1
     return sent
 
 
