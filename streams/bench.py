@@ -166,24 +166,29 @@ def measure_raw(bootstrap: str, prefix: str, expected: int) -> float:
     return asyncio.run(_raw_loop(bootstrap, prefix, expected))
 
 
-def _count_until(read: Callable[[], int], expected: int, progress: Progress, phase: str,
-                 timeout_s: float) -> float:
-    """events/s from the first counted event until ``expected`` are counted."""
+def _time_until_done(read: Callable[[], tuple[int, int]], expected: int, progress: Progress,
+                     phase: str, timeout_s: float, quiet_s: float) -> float:
+    """``expected`` events/s from the first processed event until the last change of the
+    total. ``read`` gives (expected events counted, everything processed); done when
+    every expected event is counted and the total stayed still for ``quiet_s``. Each
+    read is a /metrics scrape: fast until the first event (to time the start), then
+    light."""
     deadline = time.monotonic() + timeout_s
-    first_at = None
-    first_count = 0
+    first_at = last_change_at = None
+    last_total = 0
     while time.monotonic() < deadline:
-        count = read()
-        if count and first_at is None:
-            first_at, first_count = time.perf_counter(), count
-        progress(phase, count, expected)
-        if count >= expected:
-            elapsed = time.perf_counter() - (first_at or time.perf_counter())
-            return (count - first_count) / elapsed if elapsed > 0 else float("nan")
-        # each read is a /metrics scrape: fast until the first event (to time the start),
-        # then light
-        time.sleep(0.25 if first_at is not None else 0.02)
-    raise TimeoutError(f"{phase}: only {read()} of {expected} events in {timeout_s}s")
+        counted, total = read()
+        now = time.perf_counter()
+        if total and first_at is None:
+            first_at = now
+        if total != last_total:
+            last_total, last_change_at = total, now
+        progress(phase, counted, expected)
+        if counted >= expected and last_change_at is not None and now - last_change_at >= quiet_s:
+            assert first_at is not None
+            return expected / max(last_change_at - first_at, 1e-3)
+        time.sleep(0.5 if first_at is not None else 0.02)
+    raise TimeoutError(f"{phase}: only {read()[0]} of {expected} events in {timeout_s}s")
 
 
 def measure_faust_bare(bootstrap: str, prefix: str, expected: int, progress: Progress,
@@ -192,12 +197,13 @@ def measure_faust_bare(bootstrap: str, prefix: str, expected: int, progress: Pro
     process = subprocess.Popen([sys.executable, "-m", "streams.bench_bare", bootstrap, prefix,
                                 str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        def read() -> int:
+        def read() -> tuple[int, int]:
             try:
-                return int(http_json(f"http://127.0.0.1:{port}/count")[1]["count"])
+                count = int(http_json(f"http://127.0.0.1:{port}/count")[1]["count"])
             except (OSError, TypeError, KeyError, ValueError):
-                return 0
-        return _count_until(read, expected, progress, "faust bare", timeout_s)
+                count = 0
+            return count, count
+        return _time_until_done(read, expected, progress, "faust bare", timeout_s, quiet_s=0)
     finally:
         stop_process(process, 15)
 
@@ -223,25 +229,9 @@ def _processed(worker: WorkerProcess, prefix: str) -> tuple[int, int]:
 def measure_pipeline(worker: WorkerProcess, prefix: str, expected: int, progress: Progress,
                      timeout_s: float, quiet_s: float = 1.0) -> float:
     """Input events/s from the first processed event until the worker is done with them
-    and with the work they caused (re-keyed fills): nothing more processed for
-    ``quiet_s``, after every input event was."""
-    deadline = time.monotonic() + timeout_s
-    first_at = last_change_at = None
-    last_total = 0
-    while time.monotonic() < deadline:
-        loaded, total = _processed(worker, prefix)
-        now = time.perf_counter()
-        if total and first_at is None:
-            first_at = now
-        if total != last_total:
-            last_total, last_change_at = total, now
-        progress("pipeline", loaded, expected)
-        if loaded >= expected and last_change_at is not None and now - last_change_at >= quiet_s:
-            assert first_at is not None
-            return expected / max(last_change_at - first_at, 1e-3)
-        time.sleep(0.5 if first_at is not None else 0.02)
-    raise TimeoutError(f"pipeline: only {_processed(worker, prefix)[0]} of {expected} events "
-                       f"in {timeout_s}s")
+    and with the work they caused (re-keyed fills)."""
+    return _time_until_done(lambda: _processed(worker, prefix), expected, progress,
+                            "pipeline", timeout_s, quiet_s)
 
 
 def _rss_mb(pid: int, field: str = "VmRSS:") -> float:

@@ -37,7 +37,6 @@ canary_samples = app.Table("canary-samples", default=None, schema=_json, partiti
 canary_state = app.Table("canary-state", default=None, schema=_json, partitions=_partitions)
 
 
-
 async def add_sample(scope: str, partition: int, metric: str, cohort: str,
                      model_version: str | None, sample_id: str, value: float,
                      event_time_ms: int) -> None:

@@ -42,7 +42,6 @@ drift_counts = app.Table("drift-counts", default=None, schema=_json, partitions=
 drift_state = app.Table("drift-state", default=None, schema=_json, partitions=_partitions)
 
 
-
 def require_scope(scope: str) -> str:
     try:
         return validate_scope(scope)

@@ -66,10 +66,14 @@ _due: DueIndex[str] = DueIndex()
 _THRESHOLDS = (settings.staleness_threshold_s, settings.heartbeat_miss_factor)
 
 
+def _schedule(scope: str, state: dict[str, Any]) -> None:
+    _due.schedule(scope, health.next_change_ms(state, scope, *_THRESHOLDS))
+
+
 async def _decide(state: dict[str, Any], scope: str, transitions: list[AlertTransition],
                   now_ms: int) -> None:
     store(scope_health, scope, state, state["partition"])
-    _due.schedule(scope, health.next_change_ms(state, scope, *_THRESHOLDS))
+    _schedule(scope, state)
     await apply_alerts(scope, state["partition"], transitions, now_ms, SOURCE)
 
 
@@ -131,8 +135,8 @@ async def on_health_event(record: HealthEvent, message: InputMessage) -> None:
 def _observe_probe(record: HealthEvent, partition: int, now_ms: int) -> list[AlertTransition]:
     assert record.slo is not None and record.healthy is not None  # validated for SLO_PROBE
     key = f"{record.scope}|{record.slo}"
-    state = slo_windows.data.get(key) or health.new_slo_state(partition, record.scope, record.slo,
-                                                         record.owner)
+    state = slo_windows.data.get(key) or health.new_slo_state(partition, record.scope,
+                                                              record.slo, record.owner)
     transitions = health.observe_probe(
         state, record.event_time_ms, record.healthy, now_ms, settings.slo_target(record.slo),
         burn_rules, settings.slo_min_events, settings.slo_bucket_s * 1000)
@@ -157,7 +161,7 @@ async def evaluate_silence(now_ms: int) -> None:
         transitions = health.evaluate(state, scope, now_ms, *_THRESHOLDS)
         await _decide(state, scope, transitions, now_ms)
     for scope, state in waiting:  # judged once the partition has caught up
-        _due.schedule(scope, health.next_change_ms(state, scope, *_THRESHOLDS))
+        _schedule(scope, state)
 
 
 @every(2.0)
@@ -166,4 +170,4 @@ async def index_recovered_scopes(now_ms: int) -> None:
     touched by an event here yet."""
     for scope, state in list(scope_health.data.items()):
         if state is not None and scope not in _due:
-            _due.schedule(scope, health.next_change_ms(state, scope, *_THRESHOLDS))
+            _schedule(scope, state)
