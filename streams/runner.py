@@ -348,13 +348,15 @@ class PauseGuard:
         False if it is not within ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
         with self._changed:
-            while True:
-                if self._assess().ready:
-                    return True
+            while not self._assess().ready:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
                 self._changed.wait(min(remaining, 0.1))
+        # on_health hears of "ready" before the caller acts on it (the guard's thread may
+        # not have reported the change yet); reported once either way
+        self._report_health()
+        return True
 
     def __enter__(self) -> PauseGuard:
         return self.start()
