@@ -14,23 +14,32 @@ import argparse
 import itertools
 import logging
 import sys
+import threading
 import time
 
 from streams.records import PauseState
 from streams.runner import GuardStatus, PauseGuard
 
 DEFAULT_SCOPES = ["bot:b1/market:m7", "bot:b1/market:m9", "bot:b2/market:m8"]
+_printing = threading.Lock()
+
+
+def say(line: str) -> None:
+    """One whole line: the guard's callbacks run on its own thread, beside the orders."""
+    with _printing:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
 
 
 def on_change(scope: str, state: PauseState | None) -> None:
     # A real runner would cancel the scope's resting orders when it becomes paused.
     what = "deleted" if state is None else ("PAUSED" if state.paused else "resumed")
     reason = f" ({state.reason_code})" if state is not None and state.reason_code else ""
-    print(f"[pauses] {scope}: {what}{reason}", flush=True)
+    say(f"[pauses] {scope}: {what}{reason}")
 
 
 def on_health(status: GuardStatus) -> None:
-    print(f"[guard] {status.state.value}: {status.reason}", flush=True)
+    say(f"[guard] {status.state.value}: {status.reason}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,16 +64,16 @@ def main(argv: list[str] | None = None) -> int:
     with PauseGuard(args.bootstrap, topic_prefix=args.prefix, heartbeat_max_age_s=args.max_age,
                     on_change=on_change, on_health=on_health) as guard:
         if not guard.wait_ready(timeout=args.ready_timeout):
-            print(f"[guard] not ready after {args.ready_timeout:g}s, orders are held: "
-                  f"{guard.status().reason}", flush=True)
+            say(f"[guard] not ready after {args.ready_timeout:g}s, orders are held: "
+                f"{guard.status().reason}")
         attempts = range(1, args.orders + 1) if args.orders else itertools.count(1)
         try:
             for number, scope in zip(attempts, itertools.cycle(scopes), strict=False):
                 decision = guard.allowed(scope)  # from memory: no network call per order
                 if decision:
-                    print(f"order {number} {scope}: SENT", flush=True)
+                    say(f"order {number} {scope}: SENT")
                 else:
-                    print(f"order {number} {scope}: HELD, {decision.reason}", flush=True)
+                    say(f"order {number} {scope}: HELD, {decision.reason}")
                 time.sleep(args.interval)
         except KeyboardInterrupt:
             pass

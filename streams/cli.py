@@ -67,10 +67,11 @@ def broker(
         raise _fail(str(exc)) from exc
     out.print(f"Kafka broker ready at [bold]{embedded.bootstrap}[/bold] "
               f"(data: {embedded.data_dir})")
-    out.print(f"export POLYMON_KAFKA_BOOTSTRAP={embedded.bootstrap}", highlight=False)
-    sys.stdout.flush()
+    # before the address is printed: whoever waits for it may send SIGTERM at once
     signal.signal(signal.SIGTERM, _interrupt)
     try:
+        out.print(f"export POLYMON_KAFKA_BOOTSTRAP={embedded.bootstrap}", highlight=False)
+        sys.stdout.flush()
         assert embedded.process is not None
         embedded.process.wait()
         raise _fail(f"broker exited unexpectedly with code {embedded.process.returncode}")

@@ -203,7 +203,7 @@ def test_the_example_runner_sends_allowed_orders_and_holds_paused_ones(
     )
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    assert "[guard] ready: ready" in lines
+    assert "[guard] ready: ready" in lines, lines
     assert "[pauses] bot:b1: PAUSED (GOV_OPERATOR_PAUSE)" in lines
     assert any(line.startswith("order 1 bot:b1/market:m9: HELD, paused by parent bot:b1 (")
                for line in lines), lines
