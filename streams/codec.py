@@ -51,9 +51,29 @@ class SchemaEntry:
     def parsed(self) -> Any:
         return fastavro.parse_schema(self.definition)
 
+    @cached_property
+    def has_record_unions(self) -> bool:
+        """Whether a union in the schema may have more than one record branch (decoded
+        as (name, record) so the branch is known)."""
+        return _has_record_unions(self.definition)
+
     @property
     def full_name(self) -> str:
         return f"{self.definition.get('namespace', '')}.{self.name}".lstrip(".")
+
+
+_PRIMITIVES = {"null", "boolean", "int", "long", "float", "double", "bytes", "string"}
+
+
+def _has_record_unions(node: Any) -> bool:
+    if isinstance(node, list):  # a union; a branch named by reference may be a record
+        named = [b for b in node if (isinstance(b, dict) and b.get("type") == "record")
+                 or (isinstance(b, str) and b not in _PRIMITIVES)]
+        return len(named) > 1 or any(_has_record_unions(branch) for branch in node)
+    if isinstance(node, dict):
+        return any(_has_record_unions(value) for key, value in node.items()
+                   if key in ("type", "fields", "items", "values"))
+    return False
 
 
 class SchemaRegistryClient:
@@ -164,9 +184,12 @@ class AvroCodec:
         body = io.BytesIO(data)
         body.seek(_HEADER.size)
         try:
+            # our own schema needs no resolution; record names matter only in unions of
+            # several records (fastavro's per-call cost is most of the decode)
             datum = fastavro.schemaless_reader(
-                body, writer.parsed, self.entry.parsed,
-                return_record_name=True, return_record_name_override=True,
+                body, writer.parsed, None if writer is self.entry else self.entry.parsed,
+                return_record_name=self.entry.has_record_unions,
+                return_record_name_override=self.entry.has_record_unions,
             )
         except Exception as exc:  # fastavro raises many types on corrupt bodies
             raise CodecError(f"corrupt Avro body for {self.entry.name}: {exc!r}") from exc

@@ -3,6 +3,8 @@ several apps in one process never collide)."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
 
@@ -89,5 +91,14 @@ class Metrics:
             ["method", "route", "status"], registry=self.registry,
         )
 
-    def render(self) -> bytes:
+    # kept up to date as events are processed; every other series is computed from the
+    # tables on a scrape (streams/web/observe.py)
+    LIVE_SERIES = frozenset({"polymon_events_processed_total", "polymon_dead_letters_total",
+                             "polymon_worker_up"})
+
+    def render(self, names: Collection[str] = ()) -> bytes:
+        """The exposition text; only the series in ``names`` when given (Prometheus'
+        ``name[]`` query parameter)."""
+        if names:
+            return generate_latest(self.registry.restricted_registry(names))
         return generate_latest(self.registry)

@@ -4,6 +4,7 @@ dead-letter topic with its bytes and the reason, and the stream keeps going."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import time
@@ -13,9 +14,11 @@ from typing import Any
 import faust
 from faust.types import TP
 
+from streams.agents.outputs import enqueue, flush_outbox
 from streams.app import app, codecs, metrics, settings, topics
 from streams.batching import ConsumedRecord, handle_batches
 from streams.codec import AvroCodec, InputMessage, dead_letter, decode_or_dead_letter
+from streams.control.keying import partition_for
 from streams.records import DeadLetter, DeadLetterStage, Record
 
 log = logging.getLogger(__name__)
@@ -35,8 +38,20 @@ DEAD_LETTER_LOG_INTERVAL_S = 10.0
 _logged: dict[tuple[str, str], tuple[float, int]] = {}  # -> (logged at, not logged since)
 
 
+_DEAD_LETTER_TOPIC = topics.dead_letters.get_topic_name()
+
+
+@functools.lru_cache(maxsize=1024)
+def _dead_letter_partition(key: bytes) -> int:
+    return partition_for(key, topics.dead_letters.partitions or 1, settings.input_partitioner)
+
+
 async def publish_dead_letter(letter: DeadLetter) -> None:
-    await topics.dead_letters.send(key=letter.source_topic.encode(), value=letter)
+    """Queue the letter (Avro, keyed by its source topic) with the batch's other output:
+    it is sent before the batch's offsets are acknowledged, so no input is lost."""
+    key = letter.source_topic.encode()
+    enqueue(_DEAD_LETTER_TOPIC, _dead_letter_partition(key), key,
+            codecs["DeadLetter"].encode_record(letter))
     metrics.dead_letters.labels(letter.source_topic, letter.stage.value).inc()
     key = (letter.source_topic, letter.stage.value)
     now = time.monotonic()
@@ -73,6 +88,7 @@ def consume(topic: faust.TopicT, schema: str, handler: Handler,
                 await after_batch()
             except Exception:  # a bug must not stop monitoring: the records are counted
                 log.exception("after a batch of %s[%d] failed", tp.topic, tp.partition)
+        await flush_outbox()
         processed.inc(count)
 
     app.topics.add(topic)

@@ -30,7 +30,12 @@ from streams.agents import canary
 from streams.agents.decoding import InvalidInput, consume
 from streams.agents.health import check_event_time
 from streams.agents.latches import apply_alerts
-from streams.agents.outputs import owned_partitions, publish_alert, store
+from streams.agents.outputs import (
+    enqueue,
+    owned_partitions,
+    publish_alert,
+    store,
+)
 from streams.agents.ticks import event_time_advanced, every
 from streams.app import app, clock, settings, topics
 from streams.codec import InputMessage
@@ -58,6 +63,7 @@ fills_by_scope = app.topic(
     partitions=topics.exec_fills.partitions, key_type=bytes, key_serializer="raw",
     value_serializer="raw", internal=True, replicas=settings.replication_factor,
 )
+_REKEYED_TOPIC = fills_by_scope.get_topic_name()
 
 
 def _state(key: str, scope: str, partition: int) -> dict[str, Any]:
@@ -135,11 +141,8 @@ async def on_fill(record: FillEvent, message: InputMessage) -> None:
     now_ms = clock.now_ms()
     state = _observe(record.scope, record.scope, record, message.partition)
     await _observed(record.scope, state, now_ms)
-    for key in rekeyed:
-        partition = _rekeyed_partition(key)
-        # the fill's own bytes, straight to the producer (no per-message Faust wrapping)
-        await app.producer.send(fills_by_scope.get_topic_name(), key.encode(), message.value,
-                                partition, None, None)
+    for key in rekeyed:  # the fill's own bytes, sent with the batch
+        enqueue(_REKEYED_TOPIC, _rekeyed_partition(key), key.encode(), message.value)
     await event_time_advanced(now_ms)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterable
 from typing import Any
 
 import faust
@@ -46,19 +47,67 @@ def forget(table: faust.Table, key: str, partition: int) -> None:
     _unsent.setdefault((table.changelog_topic.get_topic_name(), partition), {})[key] = None
 
 
+async def send_raw(topic: str, partition: int,
+                   messages: Iterable[tuple[bytes | None, bytes | None]]) -> int:
+    """Hand encoded (key, value) messages for one partition to the producer in record
+    batches: one accumulator call per batch instead of one per message (Faust's send
+    wraps every message in its own bookkeeping). Returns how many were handed over."""
+    producer = app.producer._ensure_producer()  # the aiokafka producer Faust started
+    batch, count = producer.create_batch(), 0
+    for key, value in messages:
+        while batch.append(key=key, value=value, timestamp=None) is None:
+            if batch.record_count() == 0:  # larger than a whole batch: on its own
+                await producer.send(topic, value, key=key, partition=partition)
+                break
+            await producer.send_batch(batch, topic, partition=partition)
+            batch = producer.create_batch()
+        count += 1
+    if batch.record_count():
+        await producer.send_batch(batch, topic, partition=partition)
+    return count
+
+
+_encode_json = json.JSONEncoder(check_circular=False).encode
+# (topic, partition) -> encoded (key, value) messages queued by handlers, in order
+_outbox: dict[tuple[str, int], list[tuple[bytes | None, bytes | None]]] = {}
+
+
+def enqueue(topic: str, partition: int, key: bytes | None, value: bytes | None) -> None:
+    """Queue an encoded message for ``topic``/``partition``; it is handed to the producer
+    (in order, batched) at the next flush: after each input batch and before its offsets
+    are acknowledged, so a commit never covers a message that was not sent."""
+    _outbox.setdefault((topic, partition), []).append((key, value))
+
+
+async def _send_outbox() -> int:
+    sent = 0
+    while _outbox:
+        (topic, partition), messages = _outbox.popitem()
+        sent += await send_raw(topic, partition, messages)
+    return sent
+
+
+async def flush_outbox() -> int:
+    """Hand every queued message to the producer (after each input batch: re-keyed
+    input and dead letters go on at once; table changes wait for flush_changelogs)."""
+    async with _flushing:  # one flusher at a time keeps each partition's order
+        return await _send_outbox()
+
+
 async def flush_changelogs() -> int:
-    """Hand every unsent table change to the producer (JSON, as the tables' schema reads
-    it back on recovery). Called before handled offsets are acknowledged and after every
-    tick, so a commit never covers a change its changelog has not got."""
+    """Hand every queued message and every unsent table change to the producer (changes
+    as JSON, as the tables' schema reads them back on recovery). Called before handled
+    offsets are acknowledged and after every tick, so a commit never covers a change its
+    changelog has not got."""
     sent = 0
     async with _flushing:  # a caller returns only when nothing popped is still unsent
+        sent += await _send_outbox()
         while _unsent:
             (topic, partition), changes = _unsent.popitem()
-            for key, value in changes.items():
-                encoded = None if value is None else json.dumps(value).encode()  # tombstone
-                await app.producer.send(topic, json.dumps(key).encode(), encoded, partition,
-                                        None, None)
-                sent += 1
+            sent += await send_raw(topic, partition, (
+                (_encode_json(key).encode(),
+                 None if value is None else _encode_json(value).encode())  # None: tombstone
+                for key, value in changes.items()))
     return sent
 
 

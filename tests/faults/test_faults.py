@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from streams.bench import processing_seconds
 from streams.broker import EmbeddedBroker
 from streams.records import AlertStatus, HealthEvent, HealthEventKind
 from streams.synthetic import garbage
@@ -120,17 +121,27 @@ def test_broker_restart_mid_stream_loses_nothing(tmp_path: Path, soak_s: float) 
         broker.stop()
 
 
-def _time_to_process(stack: Stack, valid: list[HealthEvent], bad: list[bytes]) -> float:
+def _seconds_to_process(stack: Stack, valid: list[HealthEvent], bad: list[bytes]) -> float:
+    """A fresh worker on ``stack``'s fresh topics: seconds from its first processed
+    message until every message was processed or dead-lettered (its own counters);
+    every garbage message must be on the dead-letter topic with its bytes."""
+    stack.create_topics()
     codec = CODECS["HealthEvent"]
     messages = [(r.scope.encode(), codec.encode_record(r)) for r in valid]
     for index, value in enumerate(bad):  # spread the garbage through the stream
         messages.insert(index * 10, (b"market:g0", value))
     worker = stack.start_worker(**FAST)
-    started = time.perf_counter()
     stack.send_raw("health.events", messages)
-    wait_until(lambda: sum(s["events"] for s in worker.get("/api/scopes")["scopes"].values())
-               >= len(valid), 120, interval_s=0.05, what="every valid event processed")
-    return time.perf_counter() - started
+    seconds = processing_seconds(worker, stack.prefix, len(messages), lambda *_: None,
+                                 timeout_s=120, quiet_s=0.5, poll_s=0.02)
+    scopes = worker.get("/api/scopes")["scopes"]
+    assert sum(summary["events"] for summary in scopes.values()) == len(valid)
+    letters = wait_until(lambda: len(got := stack.read_records(
+        "monitor.deadletter", idle_timeout_s=1.0)) >= len(bad) and got, 30,
+        what="every garbage message dead-lettered") if bad else []
+    assert len(letters) == len(bad)
+    assert Counter(letter.value for letter in letters) == Counter(bad)
+    return seconds
 
 
 def test_ten_percent_garbage_is_dead_lettered_and_costs_little(
@@ -142,20 +153,18 @@ def test_ten_percent_garbage_is_dead_lettered_and_costs_little(
                          heartbeat_interval_ms=600_000) for i in range(count)]
     bad = list(garbage(count // 10, seed=3))
 
-    clean = Stack(broker.bootstrap, stack.prefix + "clean.", tmp_path / "clean")
-    try:
-        clean.create_topics()
-        clean_s = _time_to_process(clean, valid, [])
-    finally:
-        clean.stop()
-    stack.create_topics()
-    dirty_s = _time_to_process(stack, valid, bad)
-
-    letters = wait_until(lambda: len(got := stack.read_records(
-        "monitor.deadletter", idle_timeout_s=1.0)) >= len(bad) and got, 30,
-        what="every garbage message dead-lettered")
-    assert len(letters) == len(bad)
-    assert Counter(letter.value for letter in letters) == Counter(bad)
+    # Clean and dirty runs alternate on fresh workers and topics; the best of each is
+    # compared (a shared 2-core machine adds noise, never speed). Soak mode: 3 rounds.
+    timings: dict[str, list[float]] = {"clean": [], "dirty": []}
+    for round_number in range(3 if soak_s else 1):
+        for label, garbage_part in (("clean", []), ("dirty", bad)):
+            run = Stack(broker.bootstrap, f"{stack.prefix}{label}{round_number}.",
+                        tmp_path / f"{label}{round_number}")
+            try:
+                timings[label].append(_seconds_to_process(run, valid, garbage_part))
+            finally:
+                run.stop()
+    clean_s, dirty_s = min(timings["clean"]), min(timings["dirty"])
     ratio = clean_s / dirty_s
     # A figure, not a timed assertion: printed for the issue note (-s shows it).
     print(f"\nvalid throughput with 10% garbage: {count / dirty_s:.0f} events/s vs clean "
