@@ -244,7 +244,7 @@ def describe_validation_error(exc: PydanticValidationError) -> str:
     return "; ".join(parts)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # one per consumed message: not frozen, whose __init__ is slower
 class InputMessage:
     """What the dead-letter needs to know of a consumed message."""
 

@@ -85,6 +85,7 @@ def _observe(key: str, scope: str, record: FillEvent, partition: int) -> dict[st
 # windows' figures cost more than counting a fill). Under the event-time clock every
 # fill is evaluated as it comes, so a replay does not depend on fetch batch boundaries.
 _unevaluated: dict[str, dict[str, Any]] = {}
+_unfigured: dict[str, dict[str, Any]] = {}  # model cohorts: figures only, no alerts
 
 
 async def _observed(key: str, state: dict[str, Any], now_ms: int) -> None:
@@ -100,6 +101,10 @@ async def evaluate_batch() -> None:
     while _unevaluated:
         key, state = _unevaluated.popitem()
         await _decide(key, state, now_ms)
+    while _unfigured:
+        key, state = _unfigured.popitem()
+        execution.update_figures(state, now_ms, WINDOWS)
+        store(execution_state, key, state, state["partition"])
 
 
 @functools.lru_cache(maxsize=65536)
@@ -156,7 +161,10 @@ async def on_scoped_fill(record: FillEvent, message: InputMessage) -> None:
     # A model's fills: execution figures per cohort, and samples for the canary.
     key = f"{scope}#{record.cohort.value}"
     state = _observe(key, scope, record, message.partition)
-    execution.update_figures(state, now_ms, WINDOWS)  # figures only: cohorts do not alert
+    if settings.clock == "event":
+        execution.update_figures(state, now_ms, WINDOWS)  # figures only: cohorts do not alert
+    else:
+        _unfigured[key] = state
     store(execution_state, key, state, message.partition)
     await canary.observe_fill(scope, record, message.partition)
 

@@ -106,6 +106,8 @@ def catching_up(partition: int, now_ms: int) -> bool:
 
 
 async def on_health_event(record: HealthEvent, message: InputMessage) -> None:
+    global _started_ms
+    _started_ms = _started_ms or clock.now_ms()  # the catch-up grace runs from here
     check_event_time(record.event_time_ms, clock.now_ms())
     _progress[message.partition] = (message.offset,
                                     message.timestamp_ms or record.event_time_ms)
@@ -124,9 +126,9 @@ async def on_health_event(record: HealthEvent, message: InputMessage) -> None:
         health.observe_heartbeat(state, record.event_time_ms, interval_ms)
     else:
         transitions += _observe_probe(record, message.partition, now_ms)
-    # an old backlog event proves nothing; most events leave nothing to publish
-    if not catching_up(message.partition, now_ms) and health.needs_evaluation(
-            state, record.scope, now_ms, *_THRESHOLDS):
+    # most events leave nothing to publish; an old backlog event proves nothing
+    if health.needs_evaluation(state, record.scope, now_ms, *_THRESHOLDS) and not catching_up(
+            message.partition, now_ms):
         transitions += health.evaluate(state, record.scope, now_ms, *_THRESHOLDS)
     await _decide(state, record.scope, transitions, now_ms)
     await event_time_advanced(now_ms)

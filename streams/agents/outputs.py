@@ -97,8 +97,8 @@ async def flush_outbox() -> int:
 async def flush_changelogs() -> int:
     """Hand every queued message and every unsent table change to the producer (changes
     as JSON, as the tables' schema reads them back on recovery). Called before handled
-    offsets are acknowledged and after every tick, so a commit never covers a change its
-    changelog has not got."""
+    offsets are acknowledged (so a commit never covers a change its changelog has not
+    got) and every ``changelog_flush_interval_s``."""
     sent = 0
     async with _flushing:  # a caller returns only when nothing popped is still unsent
         sent += await _send_outbox()

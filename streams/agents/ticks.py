@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from streams.agents.outputs import flush_changelogs
 from streams.app import app, clock, settings
 
 TickCallback = Callable[[int], Awaitable[None]]
@@ -43,9 +42,10 @@ def every(interval_s: float) -> Callable[[TickCallback], TickCallback]:
 
 
 async def run_ticks(now_ms: int) -> None:
+    # table changes made here reach their changelogs with the next flush (every
+    # changelog_flush_interval_s, and before any offset is acknowledged)
     for callback in _callbacks:
         await callback(now_ms)
-    await flush_changelogs()
 
 
 async def event_time_advanced(now_ms: int) -> None:

@@ -10,6 +10,7 @@ from collections import Counter
 
 import pytest
 
+from streams.bench import COUNTERS_SCRAPE
 from streams.records import DeadLetterStage, HealthEvent
 from streams.synthetic import garbage, health_events
 from tests.conftest import CODECS, Stack, wait_until
@@ -69,9 +70,33 @@ def test_garbage_flood_loses_nothing(stack: Stack) -> None:
     metrics = worker.get_text("/metrics")
     assert f'polymon_dead_letters_total{{stage="DECODE",topic="{stack.topic("health.events")}"}} '\
         f"{float(GARBAGE)}" in metrics
+    # A scrape of the named live counters only (Prometheus' name[]): no operator views.
+    counters = worker.get_text(COUNTERS_SCRAPE)
+    assert f'polymon_dead_letters_total{{stage="DECODE",topic="{stack.topic("health.events")}"}} '\
+        f"{float(GARBAGE)}" in counters
+    assert "polymon_events_processed_total{" in counters
+    assert "polymon_feed_staleness_seconds" in metrics
+    assert "polymon_feed_staleness_seconds" not in counters
     late = HealthEvent(event_id="late", scope="market:late", kind="HEARTBEAT", source="t",
                        event_time_ms=start_ms)
     stack.send_records("health.events", [late])
     wait_until(lambda: "market:late" in worker.get("/api/scopes")["scopes"], 30,
                what="a new event after the flood")
+    assert worker.exit_code is None
+
+
+def test_a_message_larger_than_a_producer_batch_is_dead_lettered_whole(stack: Stack) -> None:
+    """Dead letters leave in record batches (256 KiB); one that does not fit in a batch
+    goes on its own, with every byte."""
+    stack.create_topics()
+    worker = stack.start_worker()
+    huge = b"\xff" + bytes(random.Random(3).randrange(256) for _ in range(400_000))
+    small = b"\x00\x00"
+    stack.send_raw("health.events", [(b"market:big", small), (b"market:big", huge),
+                                     (b"market:big", small)])
+    letters = wait_until(lambda: len(got := stack.read_records(
+        "monitor.deadletter", idle_timeout_s=1.0)) >= 3 and got, 30,
+        what="three dead letters")
+    assert [letter.value for letter in letters] == [small, huge, small]
+    assert [letter.source_offset for letter in letters] == [0, 1, 2]
     assert worker.exit_code is None

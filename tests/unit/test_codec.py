@@ -11,6 +11,7 @@ from streams.codec import (
     Codecs,
     InputMessage,
     SchemaCatalog,
+    SchemaEntry,
     SchemaRegistryError,
     decode_or_dead_letter,
 )
@@ -121,3 +122,15 @@ def test_schema_registry_ids_are_used_for_framing() -> None:
 def test_unreachable_schema_registry_is_a_clear_error() -> None:
     with pytest.raises(SchemaRegistryError, match=r"127\.0\.0\.1:9"):
         SchemaCatalog(registry_url="http://127.0.0.1:9")
+
+
+def test_record_names_are_decoded_only_for_unions_of_several_records() -> None:
+    catalog = SchemaCatalog()
+    assert [name for name in catalog.names() if catalog[name].has_record_unions] == [
+        "ReportEnvelope"]
+    by_reference = SchemaEntry("X", 1, {"type": "record", "name": "X", "fields": [
+        {"name": "payload", "type": ["null", "ns.A", "ns.B"]}]})
+    inline_one = SchemaEntry("Y", 2, {"type": "record", "name": "Y", "fields": [
+        {"name": "payload", "type": ["null", {"type": "record", "name": "A", "fields": []}]}]})
+    assert by_reference.has_record_unions
+    assert not inline_one.has_record_unions
