@@ -6,6 +6,7 @@ covers ``bot:b1/market:m7``.
 
 from __future__ import annotations
 
+import functools
 import re
 
 GLOBAL = "global"
@@ -36,6 +37,7 @@ def parse_scope(scope: str) -> tuple[tuple[str, str], ...]:
     return tuple(segments)
 
 
+@functools.lru_cache(maxsize=65536)  # every event names a scope; most scopes recur
 def validate_scope(scope: str) -> str:
     parse_scope(scope)
     return scope

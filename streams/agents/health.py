@@ -71,9 +71,14 @@ def _schedule(scope: str, state: dict[str, Any]) -> None:
 
 
 async def _decide(state: dict[str, Any], scope: str, transitions: list[AlertTransition],
-                  now_ms: int) -> None:
+                  now_ms: int, unchanged_due: float | None = None) -> None:
+    """Keep the state, schedule its next check and act on the transitions.
+    ``unchanged_due``: its next_change_ms, when nothing has changed it since."""
     store(scope_health, scope, state, state["partition"])
-    _schedule(scope, state)
+    if unchanged_due is None:
+        _schedule(scope, state)
+    else:
+        _due.schedule(scope, unchanged_due)
     await apply_alerts(scope, state["partition"], transitions, now_ms, SOURCE)
 
 
@@ -127,10 +132,12 @@ async def on_health_event(record: HealthEvent, message: InputMessage) -> None:
     else:
         transitions += _observe_probe(record, message.partition, now_ms)
     # most events leave nothing to publish; an old backlog event proves nothing
-    if health.needs_evaluation(state, record.scope, now_ms, *_THRESHOLDS) and not catching_up(
-            message.partition, now_ms):
+    due = health.next_change_ms(state, record.scope, *_THRESHOLDS)
+    if health.needs_evaluation(state, record.scope, now_ms, *_THRESHOLDS, due=due) and (
+            not catching_up(message.partition, now_ms)):
         transitions += health.evaluate(state, record.scope, now_ms, *_THRESHOLDS)
-    await _decide(state, record.scope, transitions, now_ms)
+        due = None  # the evaluation may have changed it
+    await _decide(state, record.scope, transitions, now_ms, unchanged_due=due)
     await event_time_advanced(now_ms)
 
 

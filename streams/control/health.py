@@ -138,15 +138,22 @@ def next_change_ms(state: dict[str, Any], scope: str, threshold_s: ThresholdFn,
     return min(due, default=None)
 
 
-def needs_evaluation(state: dict[str, Any], scope: str, now_ms: int, threshold_s: ThresholdFn,
-                     heartbeat_miss_factor: float) -> bool:
-    """Whether :func:`evaluate` at ``now_ms`` can publish anything: an alert is active
-    (an event may have resolved it) or a quiet feed or heartbeat is due."""
+def alerting(state: dict[str, Any]) -> bool:
+    """Whether a feed or the heartbeat of the scope has an active alert."""
     beat = state["heartbeat"]
-    if any(entry["alert"] is not None for entry in state["feeds"].values()) or (
-            beat is not None and beat["alert"] is not None):
+    return any(entry["alert"] is not None for entry in state["feeds"].values()) or (
+        beat is not None and beat["alert"] is not None)
+
+
+def needs_evaluation(state: dict[str, Any], scope: str, now_ms: int, threshold_s: ThresholdFn,
+                     heartbeat_miss_factor: float, due: float | None = None) -> bool:
+    """Whether :func:`evaluate` at ``now_ms`` can publish anything: an alert is active
+    (an event may have resolved it) or a quiet feed or heartbeat is due. ``due``: the
+    scope's :func:`next_change_ms`, when the caller has it already."""
+    if alerting(state):
         return True
-    due = next_change_ms(state, scope, threshold_s, heartbeat_miss_factor)
+    if due is None:
+        due = next_change_ms(state, scope, threshold_s, heartbeat_miss_factor)
     return due is not None and now_ms >= due
 
 
