@@ -80,10 +80,17 @@ def enqueue(topic: str, partition: int, key: bytes | None, value: bytes | None) 
 
 
 async def _send_outbox() -> int:
+    """Send what is queued (the caller holds ``_flushing``). What could not be handed
+    over goes back in front of anything queued since, for the next flush: nothing
+    queued is dropped, and an acknowledgement waits until it is sent."""
     sent = 0
     while _outbox:
-        (topic, partition), messages = _outbox.popitem()
-        sent += await send_raw(topic, partition, messages)
+        target, messages = _outbox.popitem()
+        try:
+            sent += await send_raw(*target, messages)
+        except BaseException:
+            _outbox[target] = messages + _outbox.get(target, [])  # resent: at-least-once
+            raise
     return sent
 
 
@@ -103,11 +110,15 @@ async def flush_changelogs() -> int:
     async with _flushing:  # a caller returns only when nothing popped is still unsent
         sent += await _send_outbox()
         while _unsent:
-            (topic, partition), changes = _unsent.popitem()
-            sent += await send_raw(topic, partition, (
-                (_encode_json(key).encode(),
-                 None if value is None else _encode_json(value).encode())  # None: tombstone
-                for key, value in changes.items()))
+            target, changes = _unsent.popitem()
+            try:
+                sent += await send_raw(*target, (
+                    (_encode_json(key).encode(),
+                     None if value is None else _encode_json(value).encode())  # tombstone
+                    for key, value in changes.items()))
+            except BaseException:  # kept for the next flush; newer values win
+                _unsent[target] = {**changes, **_unsent.get(target, {})}
+                raise
     return sent
 
 
