@@ -46,13 +46,18 @@ def _dead_letter_partition(key: bytes) -> int:
     return partition_for(key, topics.dead_letters.partitions or 1, settings.input_partitioner)
 
 
+@functools.lru_cache(maxsize=1024)
+def _dead_letter_counter(source_topic: str, stage: str) -> Any:
+    return metrics.dead_letters.labels(source_topic, stage)
+
+
 async def publish_dead_letter(letter: DeadLetter) -> None:
     """Queue the letter (Avro, keyed by its source topic) with the batch's other output:
     it is sent before the batch's offsets are acknowledged, so no input is lost."""
     key = letter.source_topic.encode()
     enqueue(_DEAD_LETTER_TOPIC, _dead_letter_partition(key), key,
             codecs["DeadLetter"].encode_record(letter))
-    metrics.dead_letters.labels(letter.source_topic, letter.stage.value).inc()
+    _dead_letter_counter(letter.source_topic, letter.stage.value).inc()
     key = (letter.source_topic, letter.stage.value)
     now = time.monotonic()
     logged_at, quiet = _logged.get(key, (-math.inf, 0))

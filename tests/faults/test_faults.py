@@ -122,16 +122,17 @@ def test_broker_restart_mid_stream_loses_nothing(tmp_path: Path, soak_s: float) 
 
 
 def _seconds_to_process(stack: Stack, valid: list[HealthEvent], bad: list[bytes]) -> float:
-    """A fresh worker on ``stack``'s fresh topics: seconds from its first processed
-    message until every message was processed or dead-lettered (its own counters);
-    every garbage message must be on the dead-letter topic with its bytes."""
+    """The messages as a backlog on ``stack``'s fresh topics, then a fresh worker:
+    seconds from its first processed message until every message was processed or
+    dead-lettered (its own counters); every garbage message must be on the dead-letter
+    topic with its bytes."""
     stack.create_topics()
     codec = CODECS["HealthEvent"]
     messages = [(r.scope.encode(), codec.encode_record(r)) for r in valid]
     for index, value in enumerate(bad):  # spread the garbage through the stream
         messages.insert(index * 10, (b"market:g0", value))
-    worker = stack.start_worker(**FAST)
-    stack.send_raw("health.events", messages)
+    stack.send_raw("health.events", messages)  # a backlog: the worker's pace alone is timed
+    worker = stack.start_worker(wait=False, **FAST)
     seconds = processing_seconds(worker, stack.prefix, len(messages), lambda *_: None,
                                  timeout_s=120, quiet_s=0.5, poll_s=0.02)
     scopes = worker.get("/api/scopes")["scopes"]
