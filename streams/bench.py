@@ -14,6 +14,7 @@ import asyncio
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import threading
@@ -370,7 +371,11 @@ def run_bench(events: int, scopes: int, state_dir: Path, progress: Progress,
               latency_rate: int = 10_000, latency_s: float = 20.0, seed: int = 1,
               timeout_s: float = 600.0, soak_s: float = 0.0, soak_scopes: int = 100_000,
               soak_rate: int = 5_000) -> BenchReport:
-    broker = EmbeddedBroker(state_dir / "bench-broker")
+    # The run's scratch (broker log segments: gigabytes after a soak) starts empty, so
+    # the broker starts fast and no earlier run is measured, and is deleted at the end.
+    scratch = state_dir / "bench"
+    shutil.rmtree(scratch, ignore_errors=True)
+    broker = EmbeddedBroker(scratch / "broker")
     worker: WorkerProcess | None = None
     try:
         broker.start()
@@ -389,7 +394,7 @@ def run_bench(events: int, scopes: int, state_dir: Path, progress: Progress,
         create_topics(admin_client(broker.bootstrap), load_topic_specs(), pipeline_prefix)
         # Throughput is the steady state: a backlog processed late must not turn into
         # thousands of stale-data alerts, so this worker's thresholds are out of reach.
-        worker = WorkerProcess(broker.bootstrap, state_dir / "bench-worker", "bench-worker",
+        worker = WorkerProcess(broker.bootstrap, scratch / "worker", "bench-worker",
                                topic_prefix=pipeline_prefix, log_level="warning",
                                **THROUGHPUT_SETTINGS)
         worker.start().wait_ready(timeout_s=120)
@@ -405,7 +410,7 @@ def run_bench(events: int, scopes: int, state_dir: Path, progress: Progress,
         # Detection latency and the soak: a fresh worker with the default thresholds.
         live_prefix = prefix.replace("bench", "benchl", 1)
         create_topics(admin_client(broker.bootstrap), load_topic_specs(), live_prefix)
-        worker = WorkerProcess(broker.bootstrap, state_dir / "bench-live", "bench-live",
+        worker = WorkerProcess(broker.bootstrap, scratch / "live", "bench-live",
                                topic_prefix=live_prefix, log_level="warning")
         worker.start().wait_ready(timeout_s=120)
         time.sleep(6.0)  # past the start-up grace in which silence proves nothing
@@ -436,6 +441,7 @@ def run_bench(events: int, scopes: int, state_dir: Path, progress: Progress,
         if worker is not None:
             worker.stop()
         broker.stop()
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def write_report(report: BenchReport, path: Path) -> None:

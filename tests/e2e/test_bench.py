@@ -20,6 +20,8 @@ REPORT_KEYS = {"pipeline_eps", "faust_bare_eps", "raw_eps", "ratio_to_raw", "lat
 
 def test_bench_runs_every_phase_and_writes_the_report(tmp_path: Path) -> None:
     report = tmp_path / "bench.json"
+    leftover = tmp_path / "state" / "bench" / "broker" / "from-an-earlier-run"
+    leftover.mkdir(parents=True)
     done = polymon(None, "bench", "--events", "4000", "--scopes", "300", "--latency-rate",
                    "1000", "--latency-seconds", "6", "--soak-seconds", "6", "--soak-scopes",
                    "2000", "--soak-rate", "1000", "--report", str(report), timeout=400,
@@ -37,3 +39,5 @@ def test_bench_runs_every_phase_and_writes_the_report(tmp_path: Path) -> None:
     assert figures["latency_p50_ms"] <= figures["latency_p99_ms"]
     assert figures["soak_rss_start_mb"] > 0 and figures["soak_rss_end_mb"] > 0
     assert "pipeline_eps" in done.stdout
+    # the run's broker data and worker dirs are scratch: gone, the earlier run's too
+    assert not (tmp_path / "state" / "bench").exists()
