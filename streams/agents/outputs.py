@@ -14,7 +14,7 @@ from typing import Any
 import faust
 
 from streams.app import app, settings, topics
-from streams.batching import acknowledge_every
+from streams.batching import YIELD_EVERY, acknowledge_every
 from streams.control.alerts import AlertTransition
 from streams.control.pauses import PauseChange
 from streams.envelope import alert_envelope, audit_envelope
@@ -55,6 +55,8 @@ async def send_raw(topic: str, partition: int,
     producer = app.producer._ensure_producer()  # the aiokafka producer Faust started
     batch, count = producer.create_batch(), 0
     for key, value in messages:
+        if count and count % YIELD_EVERY == 0:  # a second of changes is thousands: let
+            await asyncio.sleep(0)  # the staleness timer run between them
         while batch.append(key=key, value=value, timestamp=None) is None:
             if batch.record_count() == 0:  # larger than a whole batch: on its own
                 await producer.send(topic, value, key=key, partition=partition)
