@@ -18,7 +18,6 @@ from streams.agents.outputs import enqueue, flush_outbox
 from streams.app import app, codecs, metrics, settings, topics
 from streams.batching import ConsumedRecord, handle_batches
 from streams.codec import AvroCodec, InputMessage, dead_letter, decode_or_dead_letter
-from streams.control.keying import partition_for
 from streams.records import DeadLetter, DeadLetterStage, Record
 
 log = logging.getLogger(__name__)
@@ -38,14 +37,6 @@ DEAD_LETTER_LOG_INTERVAL_S = 10.0
 _logged: dict[tuple[str, str], tuple[float, int]] = {}  # -> (logged at, not logged since)
 
 
-_DEAD_LETTER_TOPIC = topics.dead_letters.get_topic_name()
-
-
-@functools.lru_cache(maxsize=1024)
-def _dead_letter_partition(key: bytes) -> int:
-    return partition_for(key, topics.dead_letters.partitions or 1, settings.input_partitioner)
-
-
 @functools.lru_cache(maxsize=1024)
 def _dead_letter_counter(source_topic: str, stage: str) -> Any:
     return metrics.dead_letters.labels(source_topic, stage)
@@ -54,17 +45,16 @@ def _dead_letter_counter(source_topic: str, stage: str) -> Any:
 async def publish_dead_letter(letter: DeadLetter) -> None:
     """Queue the letter (Avro, keyed by its source topic) with the batch's other output:
     it is sent before the batch's offsets are acknowledged, so no input is lost."""
-    key = letter.source_topic.encode()
-    enqueue(_DEAD_LETTER_TOPIC, _dead_letter_partition(key), key,
+    enqueue(topics.dead_letters, letter.source_topic.encode(),
             codecs["DeadLetter"].encode_record(letter))
     _dead_letter_counter(letter.source_topic, letter.stage.value).inc()
-    key = (letter.source_topic, letter.stage.value)
+    origin = (letter.source_topic, letter.stage.value)
     now = time.monotonic()
-    logged_at, quiet = _logged.get(key, (-math.inf, 0))
+    logged_at, quiet = _logged.get(origin, (-math.inf, 0))
     if now - logged_at < DEAD_LETTER_LOG_INTERVAL_S:
-        _logged[key] = (logged_at, quiet + 1)
+        _logged[origin] = (logged_at, quiet + 1)
         return
-    _logged[key] = (now, 0)
+    _logged[origin] = (now, 0)
     log.warning("dead-lettered %s[%d]@%d (%s): %s%s", letter.source_topic,
                 letter.source_partition, letter.source_offset, letter.stage.value,
                 letter.error, f" (and {quiet} more since the last logged)" if quiet else "")

@@ -21,7 +21,6 @@ Counts are at-least-once: a fill re-delivered after a crash is counted again.
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import faust
@@ -30,18 +29,12 @@ from streams.agents import canary
 from streams.agents.decoding import InvalidInput, consume
 from streams.agents.health import check_event_time
 from streams.agents.latches import apply_alerts
-from streams.agents.outputs import (
-    enqueue,
-    owned_partitions,
-    publish_alert,
-    store,
-)
+from streams.agents.outputs import enqueue, owned_partitions, publish_alert, store
 from streams.agents.ticks import event_time_advanced, every
 from streams.app import app, clock, settings, topics
 from streams.codec import InputMessage
 from streams.control import execution
 from streams.control.alerts import AlertTransition
-from streams.control.keying import partition_for
 from streams.records import FillEvent, FillKind
 from streams.scopes import ScopeError, validate_scope
 
@@ -63,7 +56,6 @@ fills_by_scope = app.topic(
     partitions=topics.exec_fills.partitions, key_type=bytes, key_serializer="raw",
     value_serializer="raw", internal=True, replicas=settings.replication_factor,
 )
-_REKEYED_TOPIC = fills_by_scope.get_topic_name()
 
 
 def _state(key: str, scope: str, partition: int) -> dict[str, Any]:
@@ -107,12 +99,6 @@ async def evaluate_batch() -> None:
         store(execution_state, key, state, state["partition"])
 
 
-@functools.lru_cache(maxsize=65536)
-def _rekeyed_partition(key: str) -> int:
-    return partition_for(key.encode(), fills_by_scope.partitions or 1,
-                         settings.input_partitioner)
-
-
 async def _decide(key: str, state: dict[str, Any], now_ms: int) -> None:
     transitions = execution.evaluate(state, now_ms, WINDOWS, BOUNDS)
     store(execution_state, key, state, state["partition"])
@@ -147,7 +133,7 @@ async def on_fill(record: FillEvent, message: InputMessage) -> None:
     state = _observe(record.scope, record.scope, record, message.partition)
     await _observed(record.scope, state, now_ms)
     for key in rekeyed:  # the fill's own bytes, sent with the batch
-        enqueue(_REKEYED_TOPIC, _rekeyed_partition(key), key.encode(), message.value)
+        enqueue(fills_by_scope, key.encode(), message.value)
     await event_time_advanced(now_ms)
 
 

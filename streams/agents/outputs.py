@@ -7,6 +7,7 @@ way and every decision is audited."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from collections.abc import Iterable
 from typing import Any
@@ -16,6 +17,7 @@ import faust
 from streams.app import app, settings, topics
 from streams.batching import YIELD_EVERY, acknowledge_every
 from streams.control.alerts import AlertTransition
+from streams.control.keying import partition_for
 from streams.control.pauses import PauseChange
 from streams.envelope import alert_envelope, audit_envelope
 from streams.records import AlertStatus, PauseState
@@ -74,11 +76,19 @@ _encode_json = json.JSONEncoder(check_circular=False).encode
 _outbox: dict[tuple[str, int], list[tuple[bytes | None, bytes | None]]] = {}
 
 
-def enqueue(topic: str, partition: int, key: bytes | None, value: bytes | None) -> None:
-    """Queue an encoded message for ``topic``/``partition``; it is handed to the producer
-    (in order, batched) at the next flush: after each input batch and before its offsets
-    are acknowledged, so a commit never covers a message that was not sent."""
-    _outbox.setdefault((topic, partition), []).append((key, value))
+@functools.lru_cache(maxsize=65536)
+def _partition_of(topic: faust.TopicT, key: bytes) -> int:
+    """The partition the input producers would pick for ``key`` (setting
+    ``input_partitioner``), so re-keyed messages meet the inputs keyed alike."""
+    return partition_for(key, topic.partitions or 1, settings.input_partitioner)
+
+
+def enqueue(topic: faust.TopicT, key: bytes, value: bytes | None) -> None:
+    """Queue an encoded message for ``topic``, on the partition of ``key``; it is handed
+    to the producer (in order, batched) at the next flush: after each input batch and
+    before its offsets are acknowledged, so a commit never covers a message not sent."""
+    target = (topic.get_topic_name(), _partition_of(topic, key))
+    _outbox.setdefault(target, []).append((key, value))
 
 
 async def _send_outbox() -> int:
