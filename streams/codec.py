@@ -10,6 +10,7 @@ RecordNameStrategy).
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import struct
@@ -19,7 +20,7 @@ import urllib.request
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import fastavro
 from fastavro.validation import ValidationError, validate
@@ -256,24 +257,29 @@ class InputMessage:
     value: bytes | None
 
 
-def decode_or_dead_letter(
-    codec: AvroCodec, message: InputMessage, worker_id: str
-) -> Record | DeadLetter:
-    """The decoded, validated record, or the DeadLetter to publish instead."""
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why an input message cannot be used: the dead-letter stage and a precise reason."""
+
+    stage: DeadLetterStage
+    error: str
+
+
+def decode_or_reject(codec: AvroCodec, data: bytes | None) -> Record | Rejection:
+    """The decoded, validated record, or why it is to be dead-lettered instead."""
     try:
-        return codec.decode_record(message.value)
+        return codec.decode_record(data)
     except CodecError as exc:
-        return dead_letter(message, DeadLetterStage.DECODE, str(exc), worker_id)
+        return Rejection(DeadLetterStage.DECODE, str(exc))
     except PydanticValidationError as exc:
-        return dead_letter(message, DeadLetterStage.VALIDATE, describe_validation_error(exc),
-                           worker_id)
+        return Rejection(DeadLetterStage.VALIDATE, describe_validation_error(exc))
 
 
 def dead_letter(
-    message: InputMessage, stage: DeadLetterStage, error: str, worker_id: str
+    message: InputMessage, stage: DeadLetterStage, error: str, worker_id: str,
+    dead_lettered_ms: int | None = None,
 ) -> DeadLetter:
     # every field comes typed from the consumed message and this code: no validation
-    # needed (a flood of garbage makes this path hot)
     return DeadLetter.model_construct(
         source_topic=message.topic,
         source_partition=message.partition,
@@ -284,5 +290,84 @@ def dead_letter(
         stage=stage,
         error=error,
         worker_id=worker_id,
-        dead_lettered_ms=int(time.time() * 1000),
+        dead_lettered_ms=int(time.time() * 1000) if dead_lettered_ms is None
+        else dead_lettered_ms,
     )
+
+
+def _zigzag(number: int) -> bytes:
+    """Avro int/long: zig-zag, then a little-endian base-128 varint."""
+    number = (number << 1) ^ (number >> 63)
+    out = bytearray()
+    while number > 0x7F:
+        out.append((number & 0x7F) | 0x80)
+        number >>= 7
+    out.append(number)
+    return bytes(out)
+
+
+_ZIGZAG_SMALL = [_zigzag(n) for n in range(64)]  # lengths and indexes are mostly small
+_NULL = _zigzag(0)  # union branch 0: null
+_PRESENT = _zigzag(1)  # union branch 1: the value
+
+
+def _long(number: int) -> bytes:
+    return _ZIGZAG_SMALL[number] if 0 <= number < 64 else _zigzag(number)
+
+
+# timestamps repeat: a producer's batch shares one, and letters written in the same ms
+_timestamp = functools.lru_cache(maxsize=256)(_zigzag)
+
+
+def _blob(data: bytes) -> bytes:
+    return _long(len(data)) + data
+
+
+@functools.lru_cache(maxsize=4096)  # topics, worker ids and most errors repeat
+def _text(text: str) -> bytes:
+    return _blob(text.encode())
+
+
+class DeadLetterWriter:
+    """Avro-encodes a dead letter straight from the consumed message: a flood of garbage
+    makes this path as hot as valid input, and building a DeadLetter record and handing
+    it to fastavro costs several times the work of writing its ten fields here. The
+    layout is checked against schemas/DeadLetter.avsc, so a schema change fails loudly
+    (and the unit tests compare every byte with fastavro's encoding)."""
+
+    LAYOUT: ClassVar[list[tuple[str, Any]]] = [
+        ("source_topic", "string"), ("source_partition", "int"), ("source_offset", "long"),
+        ("source_timestamp_ms", ["null", "long"]), ("key", ["null", "bytes"]),
+        ("value", ["null", "bytes"]), ("stage", "DeadLetterStage"), ("error", "string"),
+        ("worker_id", "string"), ("dead_lettered_ms", "long"),
+    ]
+
+    def __init__(self, entry: SchemaEntry) -> None:
+        fields = entry.definition["fields"]
+        layout = [(f["name"], f["type"]["name"] if isinstance(f["type"], dict) else f["type"])
+                  for f in fields]
+        if layout != self.LAYOUT:
+            raise SchemaRegistryError(
+                f"{entry.name} schema fields {layout} differ from the DeadLetterWriter layout "
+                f"{self.LAYOUT}: update streams/codec.py with the schema")
+        symbols = next(f["type"]["symbols"] for f in fields if f["name"] == "stage")
+        self._stage = {DeadLetterStage(symbol): _long(index)
+                       for index, symbol in enumerate(symbols)}
+        self._header = _HEADER.pack(MAGIC_BYTE, entry.schema_id)
+
+    def encode(self, message: InputMessage, stage: DeadLetterStage, error: str,
+               worker_id: str, dead_lettered_ms: int) -> bytes:
+        timestamp, key, value = message.timestamp_ms, message.key, message.value
+        return b"".join((
+            self._header,
+            _text(message.topic),
+            _long(message.partition),
+            _long(message.offset),
+            _NULL if timestamp is None else _PRESENT + _timestamp(timestamp),
+            _NULL if key is None else _PRESENT + _blob(key),
+            _NULL if value is None else _PRESENT + _blob(value),
+            self._stage[stage],
+            _text(error),
+            _text(worker_id),
+            _timestamp(dead_lettered_ms),
+        ))

@@ -17,8 +17,14 @@ from faust.types import TP
 from streams.agents.outputs import enqueue, flush_outbox
 from streams.app import app, codecs, metrics, settings, topics
 from streams.batching import ConsumedRecord, handle_batches
-from streams.codec import AvroCodec, InputMessage, dead_letter, decode_or_dead_letter
-from streams.records import DeadLetter, DeadLetterStage, Record
+from streams.codec import (
+    AvroCodec,
+    DeadLetterWriter,
+    InputMessage,
+    Rejection,
+    decode_or_reject,
+)
+from streams.records import DeadLetterStage, Record
 
 log = logging.getLogger(__name__)
 
@@ -42,22 +48,31 @@ def _dead_letter_counter(source_topic: str, stage: str) -> Any:
     return metrics.dead_letters.labels(source_topic, stage)
 
 
-async def publish_dead_letter(letter: DeadLetter) -> None:
-    """Queue the letter (Avro, keyed by its source topic) with the batch's other output:
-    it is sent before the batch's offsets are acknowledged, so no input is lost."""
-    enqueue(topics.dead_letters, letter.source_topic.encode(),
-            codecs["DeadLetter"].encode_record(letter))
-    _dead_letter_counter(letter.source_topic, letter.stage.value).inc()
-    origin = (letter.source_topic, letter.stage.value)
+_letters = DeadLetterWriter(codecs.catalog["DeadLetter"])
+
+
+@functools.lru_cache(maxsize=1024)
+def _topic_key(source_topic: str) -> bytes:
+    return source_topic.encode()
+
+
+def publish_dead_letter(message: InputMessage, stage: DeadLetterStage, error: str) -> None:
+    """Queue the message's dead letter (Avro, keyed by its source topic) with the batch's
+    other output: it is sent before the batch's offsets are acknowledged, so no input is
+    lost."""
+    enqueue(topics.dead_letters, _topic_key(message.topic), _letters.encode(
+        message, stage, error, settings.worker_id, int(time.time() * 1000)))
+    _dead_letter_counter(message.topic, stage.value).inc()
+    origin = (message.topic, stage.value)
     now = time.monotonic()
     logged_at, quiet = _logged.get(origin, (-math.inf, 0))
     if now - logged_at < DEAD_LETTER_LOG_INTERVAL_S:
         _logged[origin] = (logged_at, quiet + 1)
         return
     _logged[origin] = (now, 0)
-    log.warning("dead-lettered %s[%d]@%d (%s): %s%s", letter.source_topic,
-                letter.source_partition, letter.source_offset, letter.stage.value,
-                letter.error, f" (and {quiet} more since the last logged)" if quiet else "")
+    log.warning("dead-lettered %s[%d]@%d (%s): %s%s", message.topic, message.partition,
+                message.offset, stage.value, error,
+                f" (and {quiet} more since the last logged)" if quiet else "")
 
 
 def consume(topic: faust.TopicT, schema: str, handler: Handler,
@@ -92,25 +107,21 @@ def consume(topic: faust.TopicT, schema: str, handler: Handler,
 
 async def _handle(codec: AvroCodec, message: InputMessage, handler: Handler) -> bool:
     """True when ``handler`` took the record; otherwise it is dead-lettered."""
-    record = decode_or_dead_letter(codec, message, settings.worker_id)
-    if isinstance(record, DeadLetter):
-        await publish_dead_letter(record)
+    record = decode_or_reject(codec, message.value)
+    if isinstance(record, Rejection):
+        publish_dead_letter(message, record.stage, record.error)
         return False
     try:
         outcome = handler(record, message)
         if outcome is not None:
             await outcome
     except InvalidInput as exc:
-        await publish_dead_letter(
-            dead_letter(message, DeadLetterStage.VALIDATE, str(exc), settings.worker_id)
-        )
+        publish_dead_letter(message, DeadLetterStage.VALIDATE, str(exc))
         return False
     except Exception as exc:  # a bug must not stop monitoring: keep the input, go on
         log.exception("processing %s[%d]@%d failed", message.topic, message.partition,
                       message.offset)
-        await publish_dead_letter(
-            dead_letter(message, DeadLetterStage.PROCESS, repr(exc), settings.worker_id)
-        )
+        publish_dead_letter(message, DeadLetterStage.PROCESS, repr(exc))
         return False
     return True
 

@@ -9,11 +9,14 @@ import pytest
 from streams.codec import (
     CodecError,
     Codecs,
+    DeadLetterWriter,
     InputMessage,
+    Rejection,
     SchemaCatalog,
     SchemaEntry,
     SchemaRegistryError,
-    decode_or_dead_letter,
+    dead_letter,
+    decode_or_reject,
 )
 from streams.records import DeadLetter, DeadLetterStage, HealthEvent
 from tests.samples import SAMPLES
@@ -47,26 +50,55 @@ def test_trailing_bytes_are_an_error() -> None:
 
 def test_valid_message_decodes_to_its_record() -> None:
     record = SAMPLES["HealthEvent"][0]
-    assert decode_or_dead_letter(HEALTH, _message(HEALTH.encode_record(record)), "w") == record
+    assert decode_or_reject(HEALTH, HEALTH.encode_record(record)) == record
 
 
-def test_garbage_becomes_a_dead_letter_with_its_bytes_and_origin() -> None:
-    letter = decode_or_dead_letter(HEALTH, _message(b"garbage!"), "w9")
-    assert isinstance(letter, DeadLetter)
-    assert letter.stage is DeadLetterStage.DECODE
+def test_garbage_is_rejected_at_the_decode_stage() -> None:
+    rejection = decode_or_reject(HEALTH, b"garbage!")
+    assert isinstance(rejection, Rejection)
+    assert rejection.stage is DeadLetterStage.DECODE and "magic byte" in rejection.error
+
+
+def test_a_dead_letter_carries_the_bytes_and_origin() -> None:
+    letter = dead_letter(_message(b"garbage!"), DeadLetterStage.DECODE, "bad", "w9")
     assert (letter.source_topic, letter.source_partition, letter.source_offset) == (
         "health.events", 3, 17)
     assert letter.key == b"market:m7" and letter.value == b"garbage!"
-    assert "magic byte" in letter.error and letter.worker_id == "w9"
+    assert letter.error == "bad" and letter.worker_id == "w9"
 
 
-def test_valid_avro_with_invalid_content_is_a_validation_dead_letter() -> None:
+def test_valid_avro_with_invalid_content_is_rejected_at_the_validate_stage() -> None:
     datum = SAMPLES["HealthEvent"][0].to_avro() | {"scope": "planet:mars", "sequence": -3}
-    letter = decode_or_dead_letter(HEALTH, _message(HEALTH.encode(datum)), "w")
-    assert isinstance(letter, DeadLetter)
-    assert letter.stage is DeadLetterStage.VALIDATE
-    assert "scope" in letter.error and "unknown scope kind 'planet'" in letter.error
-    assert "sequence" in letter.error
+    rejection = decode_or_reject(HEALTH, HEALTH.encode(datum))
+    assert isinstance(rejection, Rejection)
+    assert rejection.stage is DeadLetterStage.VALIDATE
+    assert "scope" in rejection.error and "unknown scope kind 'planet'" in rejection.error
+    assert "sequence" in rejection.error
+
+
+@pytest.mark.parametrize("message", [
+    InputMessage("health.events", 3, 17, 1234, b"market:m7", b"garbage!"),
+    InputMessage("exec.fills", 0, 0, None, None, None),
+    InputMessage("t\u00e9", 63, 64, 2**62, b"", b"\x00" * 300),
+    InputMessage("model.scores", 2**31 - 1, 2**63 - 1, -1, b"k" * 70, bytes(range(256))),
+])
+@pytest.mark.parametrize("stage", list(DeadLetterStage))
+def test_dead_letter_writer_encodes_every_byte_as_fastavro_does(
+    message: InputMessage, stage: DeadLetterStage
+) -> None:
+    writer = DeadLetterWriter(CODECS.catalog["DeadLetter"])
+    error = "magic byte is 1, expected 0 \u2014 " + "x" * (stage.value == "PROCESS") * 200
+    encoded = writer.encode(message, stage, error, "worker-\u00f8", 1_700_000_000_123)
+    expected = dead_letter(message, stage, error, "worker-\u00f8", 1_700_000_000_123)
+    assert encoded == CODECS["DeadLetter"].encode_record(expected)
+    assert CODECS["DeadLetter"].decode_record(encoded) == expected
+
+
+def test_dead_letter_writer_refuses_a_schema_it_does_not_match() -> None:
+    entry = CODECS.catalog["DeadLetter"]
+    changed = {**entry.definition, "fields": entry.definition["fields"][:-1]}
+    with pytest.raises(SchemaRegistryError, match="differ from the DeadLetterWriter layout"):
+        DeadLetterWriter(SchemaEntry(entry.name, entry.schema_id, changed))
 
 
 def test_validate_names_the_field() -> None:
