@@ -60,6 +60,9 @@ class BenchReport:
     raw_eps: float
     faust_bare_eps: float
     pipeline_eps: float
+    # events per CPU second of the worker: what the pipeline costs, whatever the
+    # neighbours on a shared machine take from its wall clock
+    pipeline_eps_per_cpu: float
     ratio_to_raw: float
     ratio_to_faust_bare: float
     latency_p50_ms: float | None
@@ -167,27 +170,52 @@ def measure_raw(bootstrap: str, prefix: str, expected: int) -> float:
     return asyncio.run(_raw_loop(bootstrap, prefix, expected))
 
 
+@dataclass(frozen=True)
+class Span:
+    """How long processing took: wall seconds and, when measured, the CPU seconds the
+    process spent in them (on a shared machine the wall clock includes waiting for the
+    neighbours; the CPU time is what the work itself costs)."""
+
+    seconds: float
+    cpu_seconds: float | None = None
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (nan once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _time_until_done(read: Callable[[], tuple[int, int]], expected: int, progress: Progress,
-                     phase: str, timeout_s: float, quiet_s: float, poll_s: float = 0.5) -> float:
-    """Seconds from the first processed event until the last change of the total.
+                     phase: str, timeout_s: float, quiet_s: float, poll_s: float = 0.5,
+                     cpu: Callable[[], float] | None = None) -> Span:
+    """From the first processed event until the last change of the total.
     ``read`` gives (expected events counted, everything processed); done when every
     expected event is counted and the total stayed still for ``quiet_s``. Each read is a
     scrape of two counters: fast until the first event (to time the start), then every
-    ``poll_s`` (the resolution of the end)."""
+    ``poll_s`` (the resolution of the end). ``cpu``: the process's CPU seconds so far,
+    read at the same moments."""
     deadline = time.monotonic() + timeout_s
     first_at = last_change_at = None
+    first_cpu = last_change_cpu = None
     last_total = 0
     while time.monotonic() < deadline:
         counted, total = read()
         now = time.perf_counter()
+        cpu_now = cpu() if cpu is not None else None
         if total and first_at is None:
-            first_at = now
+            first_at, first_cpu = now, cpu_now
         if total != last_total:
-            last_total, last_change_at = total, now
+            last_total, last_change_at, last_change_cpu = total, now, cpu_now
         progress(phase, counted, expected)
         if counted >= expected and last_change_at is not None and now - last_change_at >= quiet_s:
             assert first_at is not None
-            return max(last_change_at - first_at, 1e-3)
+            cpu_spent = (None if first_cpu is None or last_change_cpu is None
+                         else max(last_change_cpu - first_cpu, 1e-3))
+            return Span(max(last_change_at - first_at, 1e-3), cpu_spent)
         time.sleep(poll_s if first_at is not None else 0.02)
     raise TimeoutError(f"{phase}: only {read()[0]} of {expected} events in {timeout_s}s")
 
@@ -205,7 +233,7 @@ def measure_faust_bare(bootstrap: str, prefix: str, expected: int, progress: Pro
                 count = 0
             return count, count
         return expected / _time_until_done(read, expected, progress, "faust bare", timeout_s,
-                                           quiet_s=0)
+                                           quiet_s=0).seconds
     finally:
         stop_process(process, 15)
 
@@ -233,20 +261,23 @@ def _processed(worker: WorkerProcess, prefix: str) -> tuple[int, int]:
     return int(loaded), int(everything)
 
 
-def processing_seconds(worker: WorkerProcess, prefix: str, expected: int, progress: Progress,
-                       timeout_s: float, quiet_s: float = 1.0, poll_s: float = 0.5) -> float:
-    """Seconds from the first processed input event until the worker is done with the
+def processing_span(worker: WorkerProcess, prefix: str, expected: int, progress: Progress,
+                    timeout_s: float, quiet_s: float = 1.0, poll_s: float = 0.5) -> Span:
+    """From the first processed input event until the worker is done with the
     ``expected`` events of the input topics (processed or dead-lettered) and with the
-    work they caused (re-keyed fills)."""
+    work they caused (re-keyed fills): wall seconds and the worker's CPU seconds."""
+    assert worker.process is not None, "the worker is not running"
+    pid = worker.process.pid
     return _time_until_done(lambda: _processed(worker, prefix), expected, progress,
-                            "pipeline", timeout_s, quiet_s, poll_s)
+                            "pipeline", timeout_s, quiet_s, poll_s, cpu=lambda: _cpu_seconds(pid))
 
 
 def measure_pipeline(worker: WorkerProcess, prefix: str, expected: int, progress: Progress,
-                     timeout_s: float, quiet_s: float = 1.0) -> float:
-    """Input events/s through the pipeline (see processing_seconds)."""
-    return expected / processing_seconds(worker, prefix, expected, progress, timeout_s,
-                                         quiet_s)
+                     timeout_s: float, quiet_s: float = 1.0) -> tuple[float, float]:
+    """Input events/s through the pipeline (see processing_span), and input events per
+    CPU second of the worker."""
+    span = processing_span(worker, prefix, expected, progress, timeout_s, quiet_s)
+    return expected / span.seconds, expected / (span.cpu_seconds or float("nan"))
 
 
 def _rss_mb(pid: int, field: str = "VmRSS:") -> float:
@@ -401,7 +432,8 @@ def run_bench(events: int, scopes: int, state_dir: Path, progress: Progress,
         loader = threading.Thread(target=load, args=(broker.bootstrap, pipeline_prefix,
                                                      messages, lambda *_: None), daemon=True)
         loader.start()
-        pipeline_eps = measure_pipeline(worker, pipeline_prefix, events, progress, timeout_s)
+        pipeline_eps, pipeline_eps_per_cpu = measure_pipeline(
+            worker, pipeline_prefix, events, progress, timeout_s)
         loader.join()
         assert worker.process is not None
         rss = _peak_rss_mb(worker.process.pid)
@@ -430,7 +462,8 @@ def run_bench(events: int, scopes: int, state_dir: Path, progress: Progress,
         return BenchReport(
             events=events, scopes=scopes, nproc=os.cpu_count() or 0, load_eps=round(load_eps),
             raw_eps=round(raw_eps), faust_bare_eps=round(bare_eps),
-            pipeline_eps=round(pipeline_eps), ratio_to_raw=round(pipeline_eps / raw_eps, 4),
+            pipeline_eps=round(pipeline_eps), pipeline_eps_per_cpu=round(pipeline_eps_per_cpu),
+            ratio_to_raw=round(pipeline_eps / raw_eps, 4),
             ratio_to_faust_bare=round(pipeline_eps / bare_eps, 3),
             latency_p50_ms=_percentile(latencies, 0.5),
             latency_p99_ms=_percentile(latencies, 0.99), latency_samples=len(latencies),

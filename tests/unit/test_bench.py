@@ -1,8 +1,11 @@
-"""The benchmark's pure helpers: load pacing and percentiles."""
+"""The benchmark's pure helpers: load pacing, percentiles, timing."""
 
 from __future__ import annotations
 
-from streams.bench import _owed, _percentile
+import math
+import os
+
+from streams.bench import _cpu_seconds, _owed, _percentile, _time_until_done
 
 
 def test_pacing_owes_what_the_rate_has_accrued() -> None:
@@ -22,3 +25,24 @@ def test_percentiles_pick_the_nearest_rank() -> None:
     assert _percentile(values, 0.5) == 51.0
     assert _percentile(values, 0.99) == 99.0
     assert _percentile([], 0.5) is None
+
+
+def test_processing_is_timed_from_the_first_event_to_the_last_change() -> None:
+    totals = iter([0, 0, 40, 80, 100, 100, 100])
+    cpu_readings = iter([1.0, 1.5, 2.0, 2.5, 3.0, 9.0, 9.0])
+
+    def read() -> tuple[int, int]:
+        total = next(totals)
+        return total, total
+
+    span = _time_until_done(read, 100, lambda *_: None, "t", timeout_s=10, quiet_s=0.0,
+                            poll_s=0.001, cpu=lambda: next(cpu_readings))
+    # CPU from the reading with the first event (2.0) to the one with the last (3.0):
+    # what the process spends after it is done is not the work's
+    assert span.cpu_seconds == 1.0
+    assert 0 < span.seconds < 1
+
+
+def test_cpu_seconds_of_this_process() -> None:
+    assert _cpu_seconds(os.getpid()) > 0
+    assert math.isnan(_cpu_seconds(2**22 + 12345))  # above pid_max: no such process
