@@ -81,6 +81,10 @@ class Metrics:
             "Rollout stage per model/strategy scope: 0 replay, 1 shadow, 2 paper, 3 canary, "
             "4 live", ["scope"], registry=self.registry,
         )
+        self.group_members_evicted = Counter(
+            "polymon_group_members_evicted_total", "dead consumer-group members made to leave",
+            registry=self.registry,
+        )
         self.operator_commands = Counter(
             "polymon_operator_commands_total",
             "Operator commands through the HTTP API, by action and outcome",
@@ -94,7 +98,7 @@ class Metrics:
     # kept up to date as events are processed; every other series is computed from the
     # tables on a scrape (streams/web/observe.py)
     LIVE_SERIES = frozenset({"polymon_events_processed_total", "polymon_dead_letters_total",
-                             "polymon_worker_up"})
+                             "polymon_worker_up", "polymon_group_members_evicted_total"})
 
     def render(self, names: Collection[str] = ()) -> bytes:
         """The exposition text; only the series in ``names`` when given (Prometheus'

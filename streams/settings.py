@@ -72,6 +72,14 @@ class Settings(BaseSettings):
         False, description="join the group as a static member with worker_id as instance id "
         "(set with stable worker ids: a restart then reclaims its partitions at once)",
     )
+    evict_dead_members: bool = Field(
+        True, description="make a group member that has not answered at its URL for "
+        "session_timeout_s leave the group, so the others take its partitions (for "
+        "brokers that never expire a dead member's session, like the embedded one)",
+    )
+    member_check_interval_s: float = Field(
+        2.0, gt=0, description="how often a worker checks that the group's members answer",
+    )
     rebalance_timeout_s: float = Field(
         20.0, gt=0, description="how long a rebalance waits for members to rejoin (a dead "
         "member holds a rebalance up to this long)",

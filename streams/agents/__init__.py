@@ -13,8 +13,9 @@ from streams.agents import (
     ingest,
     latches,
     liveness,
+    membership,
     rollout,
 )
 
 __all__ = ["canary", "commands", "drift", "execution", "health", "incidents", "ingest",
-           "latches", "liveness", "rollout"]
+           "latches", "liveness", "membership", "rollout"]

@@ -27,6 +27,7 @@ from faust.web import Request, Response, View
 from streams.agents import canary, drift, execution
 from streams.agents.health import scope_health
 from streams.agents.ingest import scope_summary
+from streams.agents.membership import own_member_id
 from streams.app import app, clock, codecs, metrics, settings, topic_specs, topics
 from streams.control.pauses import is_paused
 from streams.records import OpsAction, OpsCommand
@@ -129,7 +130,8 @@ class Health(View):
         ready = assigned > 0 and recovered and not app.rebalancing and read_view
         return self.json(
             {"worker_id": settings.worker_id, "ready": ready, "assigned_partitions": assigned,
-             "group": settings.group_id, "read_model_caught_up": read_view},
+             "group": settings.group_id, "group_member_id": own_member_id(),
+             "read_model_caught_up": read_view},
             status=200 if ready else 503,
         )
 
