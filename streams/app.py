@@ -71,6 +71,8 @@ app = PolymonApp(
     web_host=settings.web_host,
     web_port=settings.web_port,
     web_bind=settings.web_host,
+    # announced to the group: where the other workers send fan-out requests
+    canonical_url=settings.web_url or f"http://{settings.web_host}:{settings.web_port}",
     table_cleanup_interval=5.0,
     # In-memory tables rebuilt from their changelog topics: no local disk state to lose.
     store="memory://",

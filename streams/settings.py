@@ -55,6 +55,11 @@ class Settings(BaseSettings):
     worker_id: str = Field(default_factory=_default_worker_id)
     web_host: str = Field("127.0.0.1", description="address the worker's HTTP server binds")
     web_port: int = Field(6066, ge=0, le=65535, description="worker HTTP port (API, /metrics)")
+    web_url: str | None = Field(
+        None, description="the URL at which the other workers reach this one (fan-out of "
+        "list requests, member checks); unset: http://web_host:web_port, which is wrong "
+        "when web_host is 0.0.0.0",
+    )
     state_dir: Path = Field(Path(".state"), description="local state: broker data, worker dirs")
     replication_factor: int = Field(1, ge=1, description="replication factor for created topics")
     partitions: int | None = Field(

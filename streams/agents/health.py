@@ -84,23 +84,22 @@ async def _decide(state: dict[str, Any], scope: str, transitions: list[AlertTran
 
 # partition -> (offset, timestamp) of the last health event processed on it
 _progress: dict[int, tuple[int, int]] = {}
-
-
-_started_ms: int | None = None
+# partition -> when a partition with nothing processed on it was first judged here
+_untouched_since: dict[int, int] = {}
 
 
 def catching_up(partition: int, now_ms: int) -> bool:
     """True while fresh updates of the partition's scopes may still be waiting in its
-    backlog (after a restart, a rebalance or a stall), so silence proves nothing yet:
-    nothing processed on it since this worker started (for up to ``catch_up_grace_s``),
-    or an unprocessed backlog older than ``catch_up_tolerance_s``."""
-    global _started_ms
+    backlog (after a start, a rebalance or a stall), so silence proves nothing yet:
+    nothing processed on it since it was first judged here (for up to
+    ``catch_up_grace_s``: its state was just recovered, its backlog comes next), or an
+    unprocessed backlog older than ``catch_up_tolerance_s``."""
     if settings.clock != "wall":
         return False
-    _started_ms = _started_ms or now_ms
     offset, stamp = _progress.get(partition, (-1, 0))
     if offset < 0:
-        return now_ms - _started_ms < settings.catch_up_grace_s * 1000
+        since = _untouched_since.setdefault(partition, now_ms)
+        return now_ms - since < settings.catch_up_grace_s * 1000
     if now_ms - stamp <= settings.catch_up_tolerance_s * 1000:
         return False  # processed something recent: whatever waits is not old yet
     try:
@@ -110,9 +109,18 @@ def catching_up(partition: int, now_ms: int) -> bool:
     return high is not None and high > offset + 1
 
 
+@app.on_partitions_assigned.connect
+async def restart_catch_up_grace(sender: Any, assigned: set[TP], **kwargs: Any) -> None:
+    """A partition taken over from a dead worker comes with that worker's last state
+    and a backlog: its grace starts when it is first judged here, not when this worker
+    started (or it is paused at once for data that is only waiting to be read)."""
+    topic = topics.health_events.get_topic_name()
+    for tp in assigned:
+        if tp.topic == topic:
+            _untouched_since.pop(tp.partition, None)
+
+
 async def on_health_event(record: HealthEvent, message: InputMessage) -> None:
-    global _started_ms
-    _started_ms = _started_ms or clock.now_ms()  # the catch-up grace runs from here
     check_event_time(record.event_time_ms, clock.now_ms())
     _progress[message.partition] = (message.offset,
                                     message.timestamp_ms or record.event_time_ms)

@@ -84,7 +84,9 @@ def test_when_one_of_two_workers_dies_the_other_takes_over(stack: Stack, soak_s:
         found = wait_until(lambda: (p := pauses_by_scope(stack)) and len(p) == len(markets)
                            and p, 40, what="every market paused by the survivor")
     assert set(found) == set(markets)
-    assert all(len({p.state_id for _, p in h if p.paused}) == 1 for h in found.values())
+    history = {scope: [(p.paused, p.state_id[:8], p.reason_code, p.actor, t) for t, p in h]
+               for scope, h in found.items()}
+    assert all(len({p.state_id for _, p in h if p.paused}) == 1 for h in found.values()), history
     assert survivor.exit_code is None
 
 

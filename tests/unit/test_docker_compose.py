@@ -190,8 +190,10 @@ def test_workers_share_a_group_and_a_bootstrap_but_not_an_id(compose: dict[str, 
         assert len(values) == 1 and None not in values, f"workers differ on {key}: {values}"
     ids = [env.get("POLYMON_WORKER_ID") for env in envs]
     assert None not in ids and len(set(ids)) == len(ids), f"worker ids {ids}"
-    for env in envs:
+    for name, env in zip(WORKERS, envs, strict=True):
         assert env["POLYMON_WEB_HOST"] == "0.0.0.0"
+        # bound to every interface, so the URL the others use must be its own name
+        assert env["POLYMON_WEB_URL"] == f"http://{name}:{env['POLYMON_WEB_PORT']}"
         assert env["POLYMON_REPLICATION_FACTOR"] == "1"
 
 
