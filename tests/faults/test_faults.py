@@ -165,9 +165,9 @@ def test_ten_percent_garbage_is_dead_lettered_and_costs_little(
     bad = list(garbage(count // 10, seed=3))
 
     # Clean and dirty runs alternate on fresh workers and topics; the best of each is
-    # compared (a shared 2-core machine adds noise, never speed). Soak mode: 3 rounds.
+    # compared (a shared 2-core machine adds noise, never speed). Soak mode: 5 rounds.
     spans: dict[str, list[Span]] = {"clean": [], "dirty": []}
-    for round_number in range(3 if soak_s else 1):
+    for round_number in range(5 if soak_s else 1):
         for label, garbage_part in (("clean", []), ("dirty", bad)):
             run = Stack(broker.bootstrap, f"{stack.prefix}{label}{round_number}.",
                         tmp_path / f"{label}{round_number}")
