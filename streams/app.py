@@ -11,6 +11,7 @@ from __future__ import annotations
 import faust
 from faust.types import TransportT
 
+from streams import stores
 from streams.batching import BatchingTransport, install_idle_fetch_backoff
 from streams.clock import make_clock
 from streams.codec import Codecs, SchemaCatalog
@@ -75,7 +76,7 @@ app = PolymonApp(
     canonical_url=settings.web_url or f"http://{settings.web_host}:{settings.web_port}",
     table_cleanup_interval=5.0,
     # In-memory tables rebuilt from their changelog topics: no local disk state to lose.
-    store="memory://",
+    store=stores.register(),
 )
 
 

@@ -1,0 +1,24 @@
+"""The table store reads like a dict and keeps the rest of Faust's store."""
+
+from __future__ import annotations
+
+from faust.stores.memory import Store
+
+from streams import stores
+from streams.app import app
+from streams.stores import MemoryStore
+
+
+def test_reads_go_straight_to_the_rows() -> None:
+    store = MemoryStore("polymon-memory://", app, table=None, table_name="t")  # type: ignore[arg-type]
+    store["a"] = {"n": 1}
+    assert store.get("a") == {"n": 1}
+    assert store.get("missing") is None and store.get("missing", 7) == 7
+    assert "a" in store and "missing" not in store
+    assert isinstance(store, Store)  # recovery, revocation: Faust's own
+
+
+def test_the_app_tables_use_it() -> None:
+    assert str(app.conf.store) == f"{stores.SCHEME}:"
+    from streams.agents.health import scope_health
+    assert isinstance(scope_health.data, MemoryStore)
