@@ -105,6 +105,7 @@ async def evict_dead_members() -> None:
     if not settings.evict_dead_members:
         return
     client: AIOKafkaClient | None = None
+    failing = False
     try:
         while True:
             await asyncio.sleep(settings.member_check_interval_s)
@@ -114,10 +115,16 @@ async def evict_dead_members() -> None:
                                             client_id=f"{settings.worker_id}-membership")
                     await client.bootstrap()
                 await check_members(client)
+                if failing:
+                    log.info("group member checks work again")
+                failing = False
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the broker is away: the next round tries again
-                log.info("group member check failed: %r", exc)
+                if not failing:  # once per outage, not every round
+                    log.info("group member check failed (retrying every %gs): %r",
+                             settings.member_check_interval_s, exc)
+                failing = True
                 if client is not None:
                     await client.close()
                     client = None
