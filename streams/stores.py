@@ -3,8 +3,12 @@
 Agents read their state with ``table.data.get(key)`` on every event. Faust's store is a
 MutableMapping proxy whose ``get`` is the generic one (``self[key]`` through a
 ``__missing__`` check, a KeyError for every absent key): about 2 µs a lookup, several
-lookups an event. Here ``get`` and ``in`` go straight to the dict; everything else
-(changelog recovery, revocation, the rows themselves) is Faust's.
+lookups an event. Here ``get`` and ``in`` go straight to the dict.
+
+Agents write rows with ``put``/``drop`` (streams.agents.outputs.store/forget), which also
+note each key's partition the way Faust's changelog recovery does: after a rebalance
+Faust drops the rows of partitions this worker no longer owns, so it stops acting on
+scopes another worker now judges.
 """
 
 from __future__ import annotations
@@ -23,6 +27,14 @@ class MemoryStore(Store):
 
     def __contains__(self, key: object) -> bool:
         return key in self.data
+
+    def put(self, key: Any, value: Any, partition: int) -> None:
+        self.data[key] = value
+        self._key_partition[key] = partition
+
+    def drop(self, key: Any) -> None:
+        self.data.pop(key, None)
+        self._key_partition.pop(key, None)
 
 
 def register() -> str:

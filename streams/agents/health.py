@@ -17,7 +17,7 @@ from faust.types import TP
 from streams.agents.decoding import InvalidInput, consume
 from streams.agents.ingest import summarize
 from streams.agents.latches import apply_alerts
-from streams.agents.outputs import store
+from streams.agents.outputs import owned_partitions, store
 from streams.agents.ticks import event_time_advanced, every, every_tick
 from streams.app import app, clock, settings, topics
 from streams.codec import InputMessage
@@ -168,10 +168,12 @@ consume(topics.health_events, "HealthEvent", on_health_event)
 async def evaluate_silence(now_ms: int) -> None:
     """Stale feeds and missed heartbeats, with no event needed: a dead feed sends nothing."""
     waiting = []
-    for scope in list(_due.pop_due(now_ms)):  # all first: evaluating reschedules
+    due = list(_due.pop_due(now_ms))  # all first: evaluating reschedules
+    owned = owned_partitions(topics.health_events) if due else set()
+    for scope in due:
         state = scope_health.data.get(scope)
-        if state is None:
-            continue
+        if state is None or state["partition"] not in owned:
+            continue  # given up in a rebalance: its new owner judges it
         if catching_up(state["partition"], now_ms):
             waiting.append((scope, state))
             continue
@@ -185,6 +187,7 @@ async def evaluate_silence(now_ms: int) -> None:
 async def index_recovered_scopes(now_ms: int) -> None:
     """Scopes whose state came from the changelog (restart, rebalance) and has not been
     touched by an event here yet."""
+    owned = owned_partitions(topics.health_events)
     for scope, state in list(scope_health.data.items()):
-        if state is not None and scope not in _due:
+        if state is not None and scope not in _due and state["partition"] in owned:
             _schedule(scope, state)

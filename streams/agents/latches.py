@@ -12,7 +12,7 @@ from typing import Any
 
 import faust
 
-from streams.agents.outputs import publish_alert, publish_pause, store
+from streams.agents.outputs import owned_partitions, publish_alert, publish_pause, store
 from streams.agents.ticks import every_tick
 from streams.app import app, clock, settings, topics
 from streams.control import pauses
@@ -84,9 +84,13 @@ def paused_scopes() -> dict[str, bool]:
 @every_tick
 async def expire_hold_downs(now_ms: int) -> None:
     """Resume scopes whose AUTO_CLEAR holds have been clear for the hold-down period."""
+    owned: set[int] | None = None
     for scope, entry in list(pause_latches.items()):
         if not entry or not entry["latch"]["holds"]:
             continue
+        owned = owned_partitions(topics.health_events) if owned is None else owned
+        if entry["partition"] not in owned:
+            continue  # given up in a rebalance: its new owner clears it
         latch, change = pauses.expire(entry["latch"], now_ms, _hold_down_ms(), SOURCE)
         if change:
             store(pause_latches, scope, {"partition": entry["partition"], "latch": latch},

@@ -39,13 +39,13 @@ def store(table: faust.Table, key: str, value: Any, partition: int) -> None:
     """Write ``table[key]`` now, and its changelog record to ``partition`` (the partition
     of the input that owns the key) at the next flush_changelogs(): a key changed many
     times in one batch costs one changelog record, not one per event."""
-    table.data[key] = value
+    table.data.put(key, value, partition)
     _unsent.setdefault((table.changelog_topic.get_topic_name(), partition), {})[key] = value
 
 
 def forget(table: faust.Table, key: str, partition: int) -> None:
     """Delete ``table[key]`` and tombstone it in the changelog at the next flush."""
-    table.data.pop(key, None)
+    table.data.drop(key)
     _unsent.setdefault((table.changelog_topic.get_topic_name(), partition), {})[key] = None
 
 

@@ -90,6 +90,28 @@ def test_when_one_of_two_workers_dies_the_other_takes_over(stack: Stack, soak_s:
     assert survivor.exit_code is None
 
 
+def test_a_worker_that_gives_up_partitions_stops_judging_their_scopes(
+        stack: Stack, soak_s: float) -> None:
+    stack.create_topics()
+    first = stack.start_worker("first", **RESILIENT)
+    markets = [f"market:j{i}" for i in range(8)]
+    with Feeder(stack, lambda scope, seq: book(scope, seq)) as feeder:
+        feeder.live = set(markets)  # every market stays fresh throughout
+        time.sleep(2.0 + soak_s)  # the first worker holds state for all of them
+        second = stack.start_worker("second", **RESILIENT)  # takes half the partitions
+        wait_until(lambda: _owned(first) and _owned(second), 30,
+                   what="both workers own partitions")
+        time.sleep(6.0)  # three staleness thresholds after the hand-over
+        # The first worker no longer sees the updates of the partitions it gave up: had
+        # it kept judging their scopes, it would pause those live markets as stale.
+        assert pauses_by_scope(stack) == {}
+        # and the group's answer: every market judged once, by its owner, and fresh
+        view = first.get("/api/freshness")
+        assert view["complete"] and set(view["scopes"]) == set(markets)
+        assert not any(row["stale"] for row in view["scopes"].values())
+    assert first.exit_code is None and second.exit_code is None
+
+
 def test_broker_restart_mid_stream_loses_nothing(tmp_path: Path, soak_s: float) -> None:
     broker = EmbeddedBroker(tmp_path / "broker").start()
     stack = Stack(broker.bootstrap, "restart.", tmp_path)
