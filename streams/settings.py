@@ -118,8 +118,9 @@ class Settings(BaseSettings):
         "catching up: its scopes are not judged stale until it has caught up",
     )
     catch_up_grace_s: float = Field(
-        5.0, ge=0, description="after a worker starts, a partition it has processed nothing "
-        "on yet is not judged stale for this long (its backlog comes first)",
+        5.0, ge=0, description="a partition this worker has processed nothing on yet (it "
+        "just started, or took the partition over) is not judged stale for this long after "
+        "it is first judged here (its backlog comes first)",
     )
     max_poll_records: int = Field(
         2000, ge=1, description="records per fetched batch handed to the input agents",
