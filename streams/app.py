@@ -106,6 +106,7 @@ class Topics:
     ops_commands = _declare("ops.commands")
     alerts = _declare("monitor.alerts")
     incident_inputs = _declare("monitor.incident.inputs")
+    incident_scopes = _declare("monitor.incident.scopes")
     pauses = _declare("control.pauses")
     incidents = _declare("monitor.incidents")
     rollout = _declare("control.rollout")

@@ -78,9 +78,9 @@ async def _decide(dedup_key: str, state: dict[str, Any], outcome: Outcome, parti
     now_ms = clock.now_ms()
     if outcome.incident is not None:
         incident = outcome.incident
-        await topics.incidents.send(key=incident["incident_id"].encode(),
-                                    value=_incident_envelope(incident, cause_id, now_ms,
-                                                             event_time_ms))
+        version = _incident_envelope(incident, cause_id, now_ms, event_time_ms)
+        await topics.incidents.send(key=incident["incident_id"].encode(), value=version)
+        await topics.incident_scopes.send(key=incident["scope"].encode(), value=version)
     if outcome.decision == "opened" and outcome.incident is not None:
         incident = outcome.incident
         await topics.audit.send(key=incident["scope"].encode(), value=audit_envelope(
@@ -212,3 +212,34 @@ async def on_incident_input(envelope: ReportEnvelope, message: InputMessage) -> 
 
 
 consume(topics.incident_inputs, "ReportEnvelope", on_incident_input)
+
+
+# --- the read model per scope, on the scope's partition (the rollout gate reads it) ---
+
+scope_incidents = app.Table(
+    "scope-incidents", default=None, partitions=topics.health_events.partitions,
+    schema=faust.Schema(key_serializer="json", value_serializer="json"),
+)
+
+
+async def on_scope_incident(envelope: ReportEnvelope, message: InputMessage) -> None:
+    payload = envelope.payload
+    if not isinstance(payload, IncidentPayload):
+        raise InvalidInput(f"expected an IncidentPayload, got {type(payload).__name__}")
+    entry = scope_incidents.data.get(envelope.scope)
+    tracked = lifecycle.track_on_scope(
+        entry["open"] if entry else {}, incident_id=payload.incident_id,
+        state=payload.state.value, severity=envelope.severity.value,
+        reason_code=envelope.reason_code)
+    store(scope_incidents, envelope.scope, {"partition": message.partition, "open": tracked},
+          message.partition)
+
+
+consume(topics.incident_scopes, "ReportEnvelope", on_scope_incident)
+
+
+def open_critical_incidents(scope: str) -> dict[str, str]:
+    """The scope's unresolved CRITICAL incidents (incident id → reason code), on the
+    worker that owns the scope's partition."""
+    entry = scope_incidents.data.get(scope)
+    return lifecycle.critical_of(entry["open"]) if entry else {}

@@ -13,10 +13,12 @@ granted or refused, on audit.log with actor and evidence.
   Reconciling on the tick (rather than on the alert event) also catches an alert whose
   rollback a crash interrupted.
 
-Gate "no open critical incident": incidents (streams.agents.incidents) live on the
-partitions of their dedup keys, not of the scope, so they are not readable here. Until
-incident state is available per scope, an open critical incident is an active
-CRITICAL alert of the scope known on this worker (:func:`open_critical_alerts`).
+Gate "no open critical incident": incidents live on the partitions of their dedup keys;
+every version is also published keyed by scope (monitor.incident.scopes), and the
+scope's unresolved incidents are kept on its partition, here
+(streams.agents.incidents.open_critical_incidents). An operator resolves an incident
+before the scope moves up. A CRITICAL alert firing now blocks too
+(:func:`open_critical_alerts`): it is known here at once, before its incident is.
 Gate "SLOs met": no active GOV_SLO_BURN alert of the scope (the health agent's SLO
 state, same partition).
 """
@@ -27,7 +29,7 @@ from typing import Any
 
 import faust
 
-from streams.agents import canary, drift, health
+from streams.agents import canary, drift, health, incidents
 from streams.agents.commands import handles
 from streams.agents.outputs import owned_partitions, store
 from streams.agents.ticks import every_tick
@@ -81,7 +83,7 @@ async def _apply(scope: str, partition: int, entry: dict[str, Any] | None,
 
 def open_critical_alerts(scope: str) -> dict[str, str]:
     """Active CRITICAL alerts of ``scope`` on this worker (alert id → reason code), other
-    than drift and SLO burn: the stand-in for open critical incidents (see module doc)."""
+    than drift and SLO burn, which have gates of their own."""
     active: list[dict[str, Any]] = []
     canary_state = canary.canary_state.data.get(scope)
     if canary_state and canary_state["alert"]:
@@ -108,6 +110,7 @@ def gates(scope: str, now_ms: int) -> rollout.Gates:
     return rollout.Gates(
         drift=drift.drift_state.data.get(scope), canary=canary.current_evaluation(scope, now_ms),
         leading_metrics=list(settings.canary_leading_metrics),
+        critical_incidents=incidents.open_critical_incidents(scope),
         critical_alerts=open_critical_alerts(scope), slo_burns=slo_burns(scope),
     )
 

@@ -94,6 +94,24 @@ def summary(incident: dict[str, Any] | None) -> dict[str, Any] | None:
             "severity": incident["severity"], "firing": len(incident["firing"])}
 
 
+def track_on_scope(open_incidents: dict[str, dict[str, str]], *, incident_id: str, state: str,
+                   severity: str, reason_code: str) -> dict[str, dict[str, str]]:
+    """The scope's unresolved incidents (incident id → state, severity, reason code) after
+    one published version of one of its incidents: a resolved incident leaves the map.
+    Versions of one incident arrive in order, so the latest one is the truth."""
+    tracked = {key: value for key, value in open_incidents.items() if key != incident_id}
+    if state in ACTIVE_STATES:
+        tracked[incident_id] = {"state": state, "severity": severity,
+                                "reason_code": reason_code}
+    return tracked
+
+
+def critical_of(open_incidents: dict[str, dict[str, str]]) -> dict[str, str]:
+    """The unresolved CRITICAL incidents among ``open_incidents``: incident id → reason code."""
+    return {incident: entry["reason_code"] for incident, entry in open_incidents.items()
+            if entry["severity"] == "CRITICAL"}
+
+
 def _seen(state: dict[str, Any], input_id: str) -> bool:
     return input_id in state["seen"]
 

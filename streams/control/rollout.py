@@ -48,14 +48,18 @@ class Gates:
         evaluation) or None when the scope has no profile/evaluation yet.
     canary: the latest canary evaluation (per metric: verdict, delta, p-values, n) or None.
     leading_metrics: the metrics that must each be ``promote_eligible``.
-    critical_alerts: open critical alerts of the scope, alert id → reason code (the
-        stand-in for open critical incidents, see streams.agents.rollout).
+    critical_incidents: the scope's unresolved (open or acknowledged) CRITICAL incidents,
+        incident id → reason code, from the incident read model.
+    critical_alerts: CRITICAL alerts of the scope firing now, alert id → reason code,
+        other than those with a gate of their own (drift, SLO burn): caught at once, even
+        before their incident reaches the read model.
     slo_burns: active SLO burn alerts of the scope, SLO name → alert id.
     """
 
     drift: Mapping[str, Any] | None = None
     canary: Mapping[str, Any] | None = None
     leading_metrics: Sequence[str] = ()
+    critical_incidents: Mapping[str, str] = field(default_factory=dict)
     critical_alerts: Mapping[str, str] = field(default_factory=dict)
     slo_burns: Mapping[str, str] = field(default_factory=dict)
 
@@ -199,11 +203,13 @@ def check_gates(target: str, gates: Gates) -> tuple[list[str], dict[str, str]]:
     else:
         evidence["drift.status"] = "healthy" if evaluation else "not evaluated"
 
-    evidence["incidents.open"] = ",".join(
-        f"{code}:{alert_id}" for alert_id, code in sorted(gates.critical_alerts.items())) or "none"
+    evidence["incidents.open"] = _listed(gates.critical_incidents)
+    if gates.critical_incidents:
+        reasons.append(f"open critical incident on the scope "
+                       f"({_codes(gates.critical_incidents)}): resolve it first")
+    evidence["alerts.critical"] = _listed(gates.critical_alerts)
     if gates.critical_alerts:
-        codes = ", ".join(sorted(set(gates.critical_alerts.values())))
-        reasons.append(f"open critical incident on the scope ({codes})")
+        reasons.append(f"critical alert firing on the scope ({_codes(gates.critical_alerts)})")
 
     evidence["slo.burning"] = ",".join(sorted(gates.slo_burns)) or "none"
     if gates.slo_burns:
@@ -212,6 +218,15 @@ def check_gates(target: str, gates: Gates) -> tuple[list[str], dict[str, str]]:
     if target == RolloutStage.LIVE.value:
         reasons += _canary_gate(gates, evidence)
     return reasons, evidence
+
+
+def _listed(found: Mapping[str, str]) -> str:
+    """``reason code:id`` of each, or "none"."""
+    return ",".join(f"{code}:{ident}" for ident, code in sorted(found.items())) or "none"
+
+
+def _codes(found: Mapping[str, str]) -> str:
+    return ", ".join(sorted(set(found.values())))
 
 
 def _canary_gate(gates: Gates, evidence: dict[str, str]) -> list[str]:

@@ -20,6 +20,8 @@ from streams.records import (
     FeatureHistogram,
     FeatureProfile,
     FeatureSample,
+    HealthEvent,
+    HealthEventKind,
     ModelScore,
     OpsAction,
     OpsCommand,
@@ -245,3 +247,64 @@ def test_a_clearly_worse_canary_is_rolled_back_with_an_audit_naming_the_metric(
     assert "open critical incident on the scope (RISK_CANARY_REGRESSION)" in \
         refused.evidence["reason"]
     assert stages(stack, scope) == ["REPLAY", "SHADOW", "PAPER", "CANARY", "PAPER"]
+
+
+def heartbeat(scope: str, interval_ms: int) -> HealthEvent:
+    return HealthEvent(event_id=uuid.uuid4().hex, scope=scope, kind=HealthEventKind.HEARTBEAT,
+                       source="model-server", event_time_ms=now_ms(),
+                       heartbeat_interval_ms=interval_ms)
+
+
+def incident_versions(stack: Stack, scope: str) -> list[ReportEnvelope]:
+    return [e for e in stack.read_records("monitor.incidents", idle_timeout_s=0.5)
+            if e.scope == scope]
+
+
+def wait_for_scope_read_model(worker: WorkerProcess, stack: Stack) -> None:
+    """Every incident version re-keyed by scope has been taken in by the rollout's side."""
+    published = len(stack.read("monitor.incident.scopes", idle_timeout_s=0.5))
+    wait_until(lambda: processed(worker, stack, "monitor.incident.scopes") == published, 15,
+               what=f"{published} incident versions in the per-scope read model")
+
+
+def test_an_open_critical_incident_blocks_promotion_until_an_operator_resolves_it(
+        stack: Stack) -> None:
+    stack.create_topics()
+    worker = stack.start_worker(**SETTINGS)
+    scope = register(stack, "served")
+
+    # The model server misses its heartbeats (0.5 s x 3), then beats again: the alert
+    # resolves, the CRITICAL incident stays open until an operator resolves it.
+    stack.send_records("health.events", [heartbeat(scope, 500)])
+    opened = wait_until(lambda: [e for e in incident_versions(stack, scope)
+                                 if e.payload.state.value == "OPEN"], 15,
+                        what="the missed heartbeats' incident")[0]
+    incident_id = opened.payload.incident_id
+    assert (opened.reason_code, opened.severity.value) == ("GOV_HEARTBEAT_MISSED", "CRITICAL")
+    stack.send_records("health.events", [heartbeat(scope, 600_000)])
+    wait_until(lambda: any(e.payload.timeline[-1].what == "all alerts clear"
+                           for e in incident_versions(stack, scope)), 15,
+               what="the heartbeat alert resolved")
+    wait_for_scope_read_model(worker, stack)
+
+    refused_cmd = command(scope, OpsAction.PROMOTE, "SHADOW")
+    stack.send_records("ops.commands", [refused_cmd])
+    refused = audit_of(stack, refused_cmd)
+    assert refused.decision == "refused"
+    assert refused.evidence["reason"] == (
+        "open critical incident on the scope (GOV_HEARTBEAT_MISSED): resolve it first")
+    assert refused.evidence["incidents.open"] == f"GOV_HEARTBEAT_MISSED:{incident_id}"
+    assert refused.evidence["alerts.critical"] == "none"
+
+    resolve = command(scope, OpsAction.RESOLVE, incident_id)
+    stack.send_records("ops.commands", [resolve])
+    wait_until(lambda: incident_versions(stack, scope)[-1].payload.state.value == "RESOLVED",
+               15, what="the incident resolved")
+    wait_for_scope_read_model(worker, stack)
+
+    granted_cmd = command(scope, OpsAction.PROMOTE, "SHADOW")
+    stack.send_records("ops.commands", [granted_cmd])
+    granted = audit_of(stack, granted_cmd)
+    assert granted.decision == "granted", granted.evidence["reason"]
+    assert granted.evidence["incidents.open"] == "none"
+    assert stages(stack, scope) == ["REPLAY", "SHADOW"]

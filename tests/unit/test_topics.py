@@ -15,7 +15,7 @@ COMPACTED = {"model.profiles", "control.pauses", "monitor.incidents", "control.r
 def test_spec_declares_every_topic_with_its_cleanup_policy() -> None:
     specs = load_topic_specs()
     assert {name for name, spec in specs.items() if spec.compacted} == COMPACTED
-    assert len(specs) == 14
+    assert len(specs) == 15
     for spec in specs.values():
         assert spec.partitions >= 1 and spec.key and spec.schema
 
@@ -37,7 +37,7 @@ def test_spec_matches_the_architecture_topic_table() -> None:
 def test_internal_topics_are_documented_in_the_readme() -> None:
     readme = (SPEC_PATH.parents[1] / "README.md").read_text()
     internal = [spec.name for spec in load_topic_specs().values() if spec.internal]
-    assert internal == ["monitor.incident.inputs"]
+    assert internal == ["monitor.incident.inputs", "monitor.incident.scopes"]
     assert all(f"`{name}`" in readme for name in internal)
 
 

@@ -213,3 +213,42 @@ def test_only_ack_and_resolve_are_incident_commands() -> None:
     with pytest.raises(ValueError, match="not an incident command"):
         on_command(state(), command_id="c", action="PAUSE", incident="x", actor="a",
                    reason="", time_ms=0)
+
+
+# --- the read model per scope (the rollout gate's "no open critical incident") ---------
+
+
+def test_a_scope_tracks_its_unresolved_incidents_and_drops_resolved_ones() -> None:
+    tracked = incidents.track_on_scope({}, incident_id="inc-staleness-1", state="OPEN",
+                                       severity="CRITICAL", reason_code="RISK_STALE_BOOK")
+    tracked = incidents.track_on_scope(tracked, incident_id="inc-gaps-1", state="OPEN",
+                                       severity="WARNING", reason_code="GOV_DATA_GAP")
+    assert incidents.critical_of(tracked) == {"inc-staleness-1": "RISK_STALE_BOOK"}
+    acked = incidents.track_on_scope(tracked, incident_id="inc-staleness-1",
+                                     state="ACKNOWLEDGED", severity="CRITICAL",
+                                     reason_code="RISK_STALE_BOOK")
+    assert incidents.critical_of(acked) == {"inc-staleness-1": "RISK_STALE_BOOK"}, \
+        "acknowledged is still unresolved"
+    resolved = incidents.track_on_scope(acked, incident_id="inc-staleness-1",
+                                        state="RESOLVED", severity="CRITICAL",
+                                        reason_code="RISK_STALE_BOOK")
+    assert incidents.critical_of(resolved) == {}
+    assert set(resolved) == {"inc-gaps-1"}
+    assert incidents.critical_of(tracked) == {"inc-staleness-1": "RISK_STALE_BOOK"}, \
+        "the input map is not changed"
+
+
+def test_a_warning_incident_escalated_to_critical_counts() -> None:
+    tracked = incidents.track_on_scope({}, incident_id="inc-gaps-1", state="OPEN",
+                                       severity="WARNING", reason_code="GOV_DATA_GAP")
+    tracked = incidents.track_on_scope(tracked, incident_id="inc-gaps-1", state="OPEN",
+                                       severity="CRITICAL", reason_code="GOV_DATA_GAP")
+    assert incidents.critical_of(tracked) == {"inc-gaps-1": "GOV_DATA_GAP"}
+
+
+def test_a_redelivered_version_changes_nothing() -> None:
+    once = incidents.track_on_scope({}, incident_id="inc-canary-1", state="OPEN",
+                                    severity="CRITICAL", reason_code="RISK_CANARY_REGRESSION")
+    twice = incidents.track_on_scope(once, incident_id="inc-canary-1", state="OPEN",
+                                     severity="CRITICAL", reason_code="RISK_CANARY_REGRESSION")
+    assert once == twice

@@ -217,11 +217,29 @@ def test_no_drift_evaluation_yet_does_not_block() -> None:
 
 
 def test_an_open_critical_incident_blocks_promotion() -> None:
-    gates = Gates(critical_alerts={"alert-x": "GOV_HEARTBEAT_MISSED"})
+    gates = Gates(critical_incidents={"inc-heartbeat-1": "GOV_HEARTBEAT_MISSED"})
     _, decision = promote(registered(), "SHADOW", gates)
     assert not decision.granted
-    assert "open critical incident on the scope (GOV_HEARTBEAT_MISSED)" in decision.reason
-    assert decision.evidence["incidents.open"] == "GOV_HEARTBEAT_MISSED:alert-x"
+    assert decision.reason == ("open critical incident on the scope (GOV_HEARTBEAT_MISSED): "
+                               "resolve it first")
+    assert decision.evidence["incidents.open"] == "GOV_HEARTBEAT_MISSED:inc-heartbeat-1"
+    assert decision.evidence["alerts.critical"] == "none"
+
+
+def test_a_critical_alert_firing_blocks_promotion_before_its_incident_is_known() -> None:
+    gates = Gates(critical_alerts={"alert-x": "RISK_STALE_BOOK"})
+    _, decision = promote(registered(), "SHADOW", gates)
+    assert not decision.granted
+    assert decision.reason == "critical alert firing on the scope (RISK_STALE_BOOK)"
+    assert decision.evidence["alerts.critical"] == "RISK_STALE_BOOK:alert-x"
+    assert decision.evidence["incidents.open"] == "none"
+
+
+def test_no_incident_and_no_alert_is_evidence_too() -> None:
+    _, decision = promote(registered(), "SHADOW", Gates())
+    assert decision.granted
+    assert (decision.evidence["incidents.open"], decision.evidence["alerts.critical"]) == (
+        "none", "none")
 
 
 def test_slo_burn_blocks_promotion() -> None:
@@ -230,12 +248,13 @@ def test_slo_burn_blocks_promotion() -> None:
 
 
 def test_every_failing_gate_is_named() -> None:
-    gates = Gates(drift=DRIFTED, critical_alerts={"a": "RISK_CANARY_REGRESSION"},
+    gates = Gates(drift=DRIFTED, critical_incidents={"i": "RISK_CANARY_REGRESSION"},
+                  critical_alerts={"a": "RISK_CANARY_REGRESSION"},
                   slo_burns={"inference": "s"}, canary=None, leading_metrics=LEADING)
     _, decision = promote(at("CANARY"), "LIVE", gates)
     reasons = decision.reason.split("; ")
     assert [r.split(":")[0].split(" ")[0] for r in reasons] == [
-        "drift", "open", "SLOs", "canary", "canary"]
+        "drift", "open", "critical", "SLOs", "canary", "canary"]
 
 
 def test_canary_to_live_needs_every_leading_metric_eligible() -> None:
