@@ -190,6 +190,11 @@ class Settings(BaseSettings):
     incident_timeline_limit: int = Field(
         200, ge=10, description="timeline entries kept per incident (the opening one stays)"
     )
+    incident_retention_s: float = Field(
+        7 * 24 * 3600, ge=0, description="a resolved incident with no alert still firing is "
+        "kept this long after its last change, then tombstoned on the compacted "
+        "monitor.incidents (compaction drops it) and forgotten; 0: kept forever",
+    )
     ctl_url: str = Field(
         "http://127.0.0.1:6066", description="the worker `polymon ctl` talks to"
     )

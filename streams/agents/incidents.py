@@ -23,11 +23,13 @@ import faust
 from streams.agents.commands import handles
 from streams.agents.decoding import InvalidInput, consume
 from streams.agents.operator_audit import publish_command_audit
-from streams.agents.outputs import store
-from streams.app import app, clock, settings, topics
+from streams.agents.outputs import enqueue, forget, owned_partitions, send_raw, store
+from streams.agents.ticks import every
+from streams.app import app, clock, codecs, settings, topics
 from streams.codec import InputMessage
 from streams.control import incidents as lifecycle
 from streams.control.incidents import IncidentIdError, Outcome
+from streams.control.keying import partition_for
 from streams.envelope import audit_envelope, derive_id
 from streams.reason_codes import reason
 from streams.records import (
@@ -80,7 +82,10 @@ async def _decide(dedup_key: str, state: dict[str, Any], outcome: Outcome, parti
         incident = outcome.incident
         version = _incident_envelope(incident, cause_id, now_ms, event_time_ms)
         await topics.incidents.send(key=incident["incident_id"].encode(), value=version)
-        await topics.incident_scopes.send(key=incident["scope"].encode(), value=version)
+        # on the partition the input producers pick for the scope (not Faust's), where
+        # the scope's rollout state lives; sent with the batch's other output
+        enqueue(topics.incident_scopes, incident["scope"].encode(),
+                codecs["ReportEnvelope"].encode_record(version))
     if outcome.decision == "opened" and outcome.incident is not None:
         incident = outcome.incident
         await topics.audit.send(key=incident["scope"].encode(), value=audit_envelope(
@@ -212,6 +217,35 @@ async def on_incident_input(envelope: ReportEnvelope, message: InputMessage) -> 
 
 
 consume(topics.incident_inputs, "ReportEnvelope", on_incident_input)
+
+
+# --- retention: resolved incidents leave monitor.incidents and the table ------------
+
+# often enough that an incident outlives its retention by a quarter of it at most
+_SWEEP_S = min(60.0, max(0.5, settings.incident_retention_s / 4))
+
+
+@every(_SWEEP_S)
+async def expire_resolved_incidents(now_ms: int) -> None:
+    """A resolved incident past ``incident_retention_s`` gets a tombstone on the compacted
+    monitor.incidents (compaction drops it; the API's read view forgets it), and its key
+    leaves the table: neither grows with every incident ever opened."""
+    if not settings.incident_retention_s:
+        return
+    owned = owned_partitions(topics.alerts)
+    topic = topics.incidents.get_topic_name()
+    partitions = topics.incidents.partitions or 1
+    for dedup_key, entry in list(incidents.data.items()):
+        if not entry or entry["partition"] not in owned:
+            continue  # given up in a rebalance: its new owner sweeps it
+        expired = lifecycle.expired_incidents(entry["state"], now_ms,
+                                              settings.incident_retention_s * 1000)
+        if expired is None:
+            continue
+        for incident_id in expired:  # where Faust (aiokafka: murmur2) sent its versions
+            key = incident_id.encode()
+            await send_raw(topic, partition_for(key, partitions, "murmur2"), [(key, None)])
+        forget(incidents, dedup_key, entry["partition"])
 
 
 # --- the read model per scope, on the scope's partition (the rollout gate reads it) ---

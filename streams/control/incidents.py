@@ -112,6 +112,22 @@ def critical_of(open_incidents: dict[str, dict[str, str]]) -> dict[str, str]:
             if entry["severity"] == "CRITICAL"}
 
 
+def expired_incidents(state: dict[str, Any], now_ms: int,
+                      retention_ms: float) -> list[str] | None:
+    """Whether the key can be forgotten, and the incident ids to tombstone then (the current
+    incident and the earlier ones the key remembers): when its incident is resolved, no
+    alert of it still fires, and nothing has changed it for ``retention_ms``. None: keep.
+    A key that never opened an incident (only a stray resolved alert) goes at once."""
+    current = state["current"]
+    if current is None:
+        return [entry["incident_id"] for entry in state["history"]]
+    if current["state"] != RESOLVED or current["firing"]:
+        return None
+    if now_ms - current["updated_ms"] < retention_ms:
+        return None
+    return [*(entry["incident_id"] for entry in state["history"]), current["incident_id"]]
+
+
 def _seen(state: dict[str, Any], input_id: str) -> bool:
     return input_id in state["seen"]
 

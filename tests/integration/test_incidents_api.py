@@ -306,3 +306,42 @@ def test_polymon_ctl_pauses_resumes_and_reports_precisely(stack: Stack) -> None:
                  for e in audit_entries(stack) if e.payload.evidence.get("command_id")]
     assert decisions == [("pause", "paused", "runaway orders"), ("resume", "resumed", "fixed"),
                          ("resume", "noop", "again")]
+
+
+def test_a_resolved_incident_is_tombstoned_after_its_retention(stack: Stack) -> None:
+    stack.create_topics()
+    worker = stack.start_worker(**FAST, api_tokens=TOKENS, incident_retention_s=2.0)
+    scope = "bot:kept"
+    beat = dict(kind=HealthEventKind.HEARTBEAT, source="test-bot", scope=scope)
+    # Heartbeats missed (0.5 s x 3), then back for good: the alert fires and clears.
+    stack.send_records("health.events", [HealthEvent(
+        event_id=uuid.uuid4().hex, event_time_ms=now_ms(), heartbeat_interval_ms=500, **beat)])
+    opened = wait_until(lambda: incidents_of(worker, scope), 15, what="the incident")[0]
+    incident_id = opened["incident_id"]
+    stack.send_records("health.events", [HealthEvent(
+        event_id=uuid.uuid4().hex, event_time_ms=now_ms(), heartbeat_interval_ms=600_000,
+        **beat)])
+    wait_until(lambda: incidents_of(worker, scope)[0]["firing_alerts"] == 0, 15,
+               what="the alert cleared")
+    time.sleep(3.0)  # past the retention: an unresolved incident is kept all the same
+    assert [i["state"] for i in incidents_of(worker, scope)] == ["OPEN"]
+
+    status, resolved = call(worker, "POST", f"/api/incidents/{incident_id}/resolve",
+                            {"reason": "bot restarted"}, BOB)
+    assert status == 202 and resolved["outcome"]["decision"] == "resolved", resolved
+    resolved_at = time.monotonic()
+
+    def tombstones() -> list[Any]:
+        return [m for m in stack.read("monitor.incidents", idle_timeout_s=0.5)
+                if m.key == incident_id.encode() and m.value is None]
+
+    [tombstone] = wait_until(tombstones, 15, what="the incident's tombstone")
+    assert time.monotonic() - resolved_at >= 2.0, "not before its retention"
+    versions = [m for m in stack.read("monitor.incidents", idle_timeout_s=0.5)
+                if m.key == incident_id.encode() and m.value is not None]
+    assert len(versions) >= 3 and {m.partition for m in versions} == {tombstone.partition}, \
+        "on the partition of its versions, so compaction drops them"
+    assert versions[-1].offset < tombstone.offset
+    wait_until(lambda: incidents_of(worker, scope) == [], 10, what="the read view forgot it")
+    time.sleep(1.5)  # swept once more: one tombstone, the key is gone from the table
+    assert len(tombstones()) == 1

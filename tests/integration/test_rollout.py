@@ -271,7 +271,7 @@ def test_an_open_critical_incident_blocks_promotion_until_an_operator_resolves_i
         stack: Stack) -> None:
     stack.create_topics()
     worker = stack.start_worker(**SETTINGS)
-    scope = register(stack, "served")
+    scope = register(stack, "guarded")  # murmur2 and CRC-32 put it on different partitions
 
     # The model server misses its heartbeats (0.5 s x 3), then beats again: the alert
     # resolves, the CRITICAL incident stays open until an operator resolves it.
@@ -286,6 +286,10 @@ def test_an_open_critical_incident_blocks_promotion_until_an_operator_resolves_i
                            for e in incident_versions(stack, scope)), 15,
                what="the heartbeat alert resolved")
     wait_for_scope_read_model(worker, stack)
+    # co-partitioned with the scope's inputs, where its rollout state lives
+    [input_partition] = {m.partition for m in stack.read("health.events", idle_timeout_s=0.5)}
+    assert {m.partition for m in stack.read("monitor.incident.scopes", idle_timeout_s=0.5)
+            if m.key == scope.encode()} == {input_partition}
 
     refused_cmd = command(scope, OpsAction.PROMOTE, "SHADOW")
     stack.send_records("ops.commands", [refused_cmd])

@@ -252,3 +252,50 @@ def test_a_redelivered_version_changes_nothing() -> None:
     twice = incidents.track_on_scope(once, incident_id="inc-canary-1", state="OPEN",
                                      severity="CRITICAL", reason_code="RISK_CANARY_REGRESSION")
     assert once == twice
+
+
+# --- retention ------------------------------------------------------------------------
+
+DAY_MS = 24 * 3600 * 1000
+
+
+def test_an_open_or_acknowledged_incident_is_never_expired() -> None:
+    opened, outcome = fire(state(), "alert-1")
+    assert incidents.expired_incidents(opened, 1000 + 30 * DAY_MS, DAY_MS) is None
+    acked, _ = command(opened, "ACK", outcome.incident_id)
+    assert incidents.expired_incidents(acked, 1000 + 30 * DAY_MS, DAY_MS) is None
+
+
+def test_a_resolved_incident_expires_a_retention_after_its_last_change() -> None:
+    opened, first = fire(state(), "alert-1", at=1000)
+    cleared, _ = clear(opened, "alert-1", at=2000)
+    resolved, _ = command(cleared, "RESOLVE", first.incident_id, at=3000)
+    assert incidents.expired_incidents(resolved, 3000 + DAY_MS - 1, DAY_MS) is None
+    assert incidents.expired_incidents(resolved, 3000 + DAY_MS, DAY_MS) == [first.incident_id]
+
+
+def test_a_resolved_incident_with_an_alert_still_firing_is_kept() -> None:
+    opened, first = fire(state(), "alert-1")
+    resolved, _ = command(opened, "RESOLVE", first.incident_id)
+    assert resolved["current"]["firing"] == ["alert-1"]
+    assert incidents.expired_incidents(resolved, 30 * DAY_MS, DAY_MS) is None
+    cleared, _ = clear(resolved, "alert-1", at=5000)
+    assert incidents.expired_incidents(cleared, 5000 + DAY_MS, DAY_MS) == [first.incident_id]
+
+
+def test_expiry_names_the_earlier_incidents_the_key_remembers() -> None:
+    opened, first = fire(state(), "alert-1", at=1000)
+    s, _ = clear(opened, "alert-1", at=1500)
+    s, _ = command(s, "RESOLVE", first.incident_id, command_id="r1", at=2000)
+    s, second = fire(s, "alert-2", at=4000)
+    assert second.decision == "opened"
+    s, _ = clear(s, "alert-2", at=4500)
+    s, _ = command(s, "RESOLVE", second.incident_id, command_id="r2", at=5000)
+    assert incidents.expired_incidents(s, 5000 + DAY_MS, DAY_MS) == [
+        first.incident_id, second.incident_id]
+
+
+def test_a_key_that_never_opened_an_incident_goes_at_once() -> None:
+    stray, outcome = clear(state(), "alert-9")
+    assert outcome.decision == "ignored"
+    assert incidents.expired_incidents(stray, 0, DAY_MS) == []
