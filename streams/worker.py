@@ -3,6 +3,7 @@ shutdown, so after ``shutdown_timeout_s`` it is force-exited."""
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
@@ -67,6 +68,14 @@ class BoundedStopWorker(faust.Worker):
         timer.start()
 
 
+def tune_gc(thresholds: tuple[int, int, int]) -> None:
+    """Collect once, freeze what start-up made (modules, the app: never scanned again),
+    and collect the young generations less often (``gc_thresholds``)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*thresholds)
+
+
 def run_worker(settings: Settings) -> None:
     """Check topics, then run the worker until it is signalled."""
     ensure_topics_match(settings)
@@ -74,6 +83,7 @@ def run_worker(settings: Settings) -> None:
     from streams.app import app
 
     app.conf.datadir.mkdir(parents=True, exist_ok=True)
+    tune_gc(settings.gc_thresholds)
     worker = BoundedStopWorker(
         app,
         loglevel=settings.log_level,

@@ -265,8 +265,11 @@ async def on_scope_incident(envelope: ReportEnvelope, message: InputMessage) -> 
         entry["open"] if entry else {}, incident_id=payload.incident_id,
         state=payload.state.value, severity=envelope.severity.value,
         reason_code=envelope.reason_code)
-    store(scope_incidents, envelope.scope, {"partition": message.partition, "open": tracked},
-          message.partition)
+    if tracked:
+        store(scope_incidents, envelope.scope, {"partition": message.partition,
+                                                "open": tracked}, message.partition)
+    elif entry:  # nothing unresolved: no row kept for every scope that ever had one
+        forget(scope_incidents, envelope.scope, message.partition)
 
 
 consume(topics.incident_scopes, "ReportEnvelope", on_scope_incident)
