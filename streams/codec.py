@@ -212,7 +212,9 @@ class FaustAvroCodec(codecs.Codec):
         self.avro = codec
         super().__init__(**kwargs)
 
-    def _dumps(self, obj: Any) -> bytes:
+    def _dumps(self, obj: Any) -> bytes | None:
+        if obj is None:  # a tombstone: compaction drops the key's earlier values
+            return None
         if isinstance(obj, Record):
             return self.avro.encode_record(obj)
         return self.avro.encode(obj)

@@ -23,13 +23,12 @@ import faust
 from streams.agents.commands import handles
 from streams.agents.decoding import InvalidInput, consume
 from streams.agents.operator_audit import publish_command_audit
-from streams.agents.outputs import enqueue, forget, owned_partitions, send_raw, store
+from streams.agents.outputs import enqueue, forget, owned_partitions, store
 from streams.agents.ticks import every
 from streams.app import app, clock, codecs, settings, topics
 from streams.codec import InputMessage
 from streams.control import incidents as lifecycle
 from streams.control.incidents import IncidentIdError, Outcome
-from streams.control.keying import partition_for
 from streams.envelope import audit_envelope, derive_id
 from streams.reason_codes import reason
 from streams.records import (
@@ -233,8 +232,6 @@ async def expire_resolved_incidents(now_ms: int) -> None:
     if not settings.incident_retention_s:
         return
     owned = owned_partitions(topics.alerts)
-    topic = topics.incidents.get_topic_name()
-    partitions = topics.incidents.partitions or 1
     for dedup_key, entry in list(incidents.data.items()):
         if not entry or entry["partition"] not in owned:
             continue  # given up in a rebalance: its new owner sweeps it
@@ -242,9 +239,8 @@ async def expire_resolved_incidents(now_ms: int) -> None:
                                               settings.incident_retention_s * 1000)
         if expired is None:
             continue
-        for incident_id in expired:  # where Faust (aiokafka: murmur2) sent its versions
-            key = incident_id.encode()
-            await send_raw(topic, partition_for(key, partitions, "murmur2"), [(key, None)])
+        for incident_id in expired:  # sent as its versions were, so on their partition
+            await topics.incidents.send(key=incident_id.encode(), value=None)
         forget(incidents, dedup_key, entry["partition"])
 
 

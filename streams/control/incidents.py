@@ -96,13 +96,12 @@ def summary(incident: dict[str, Any] | None) -> dict[str, Any] | None:
 
 def track_on_scope(open_incidents: dict[str, dict[str, str]], *, incident_id: str, state: str,
                    severity: str, reason_code: str) -> dict[str, dict[str, str]]:
-    """The scope's unresolved incidents (incident id → state, severity, reason code) after
-    one published version of one of its incidents: a resolved incident leaves the map.
-    Versions of one incident arrive in order, so the latest one is the truth."""
+    """The scope's unresolved incidents (incident id → severity, reason code) after one
+    published version of one of its incidents (in ``state``): a resolved incident leaves
+    the map. Versions of one incident arrive in order, so the latest one is the truth."""
     tracked = {key: value for key, value in open_incidents.items() if key != incident_id}
     if state in ACTIVE_STATES:
-        tracked[incident_id] = {"state": state, "severity": severity,
-                                "reason_code": reason_code}
+        tracked[incident_id] = {"severity": severity, "reason_code": reason_code}
     return tracked
 
 
@@ -119,13 +118,13 @@ def expired_incidents(state: dict[str, Any], now_ms: int,
     alert of it still fires, and nothing has changed it for ``retention_ms``. None: keep.
     A key that never opened an incident (only a stray resolved alert) goes at once."""
     current = state["current"]
+    earlier = [entry["incident_id"] for entry in state["history"]]
     if current is None:
-        return [entry["incident_id"] for entry in state["history"]]
-    if current["state"] != RESOLVED or current["firing"]:
+        return earlier
+    if (current["state"] != RESOLVED or current["firing"]
+            or now_ms - current["updated_ms"] < retention_ms):
         return None
-    if now_ms - current["updated_ms"] < retention_ms:
-        return None
-    return [*(entry["incident_id"] for entry in state["history"]), current["incident_id"]]
+    return [*earlier, current["incident_id"]]
 
 
 def _seen(state: dict[str, Any], input_id: str) -> bool:

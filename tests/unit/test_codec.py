@@ -10,6 +10,7 @@ from streams.codec import (
     CodecError,
     Codecs,
     DeadLetterWriter,
+    FaustAvroCodec,
     InputMessage,
     Rejection,
     SchemaCatalog,
@@ -166,3 +167,10 @@ def test_record_names_are_decoded_only_for_unions_of_several_records() -> None:
         {"name": "payload", "type": ["null", {"type": "record", "name": "A", "fields": []}]}]})
     assert by_reference.has_record_unions
     assert not inline_one.has_record_unions
+
+
+def test_the_faust_codec_passes_a_tombstone_through() -> None:
+    faust_codec = FaustAvroCodec(HEALTH)
+    assert faust_codec.dumps(None) is None  # a null value: compaction drops the key
+    record = SAMPLES["HealthEvent"][0]
+    assert HEALTH.decode_record(faust_codec.dumps(record)) == record
