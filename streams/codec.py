@@ -169,7 +169,9 @@ class AvroCodec:
         except ValidationError as exc:
             raise CodecError(f"does not match schema {self.entry.name}: {exc}") from exc
 
-    def decode(self, data: bytes | None) -> dict[str, Any]:
+    def _writer_of(self, data: bytes | None) -> SchemaEntry:
+        """The schema ``data`` was written with, or CodecError saying why it is not one
+        of this record's."""
         if data is None:
             raise CodecError("value is null (tombstone), expected a record")
         if len(data) < _HEADER.size:
@@ -182,6 +184,12 @@ class AvroCodec:
             raise CodecError(f"unknown schema id {schema_id}")
         if writer.name != self.entry.name:
             raise CodecError(f"schema id {schema_id} is {writer.name}, expected {self.entry.name}")
+        return writer
+
+    def decode(self, data: bytes | None) -> dict[str, Any]:
+        # the common case, our own schema, costs one comparison of the header
+        writer = self.entry if data is not None and data.startswith(self._header) else (
+            self._writer_of(data))
         body = io.BytesIO(data)
         body.seek(_HEADER.size)
         try:

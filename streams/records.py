@@ -17,8 +17,9 @@ from streams.reason_codes import Severity
 from streams.scopes import validate_scope
 
 Scope = Annotated[str, AfterValidator(validate_scope)]
-NonNegativeLong = Annotated[int, Field(ge=0, le=2**63 - 1)]
-EpochMillis = Annotated[int, Field(ge=0, le=2**63 - 1)]
+MAX_LONG = 2**63 - 1  # Avro long
+NonNegativeLong = Annotated[int, Field(ge=0, le=MAX_LONG)]
+EpochMillis = Annotated[int, Field(ge=0, le=MAX_LONG)]
 
 
 class Record(BaseModel):
@@ -33,13 +34,46 @@ class Record(BaseModel):
 
     @classmethod
     def from_avro(cls, datum: dict[str, Any]) -> Record:
+        """The record of a datum decoded with this record's own schema. The datum is the
+        caller's no more: it may become the record's fields."""
         return cls.model_validate(datum)
+
+
+_object_setattr = object.__setattr__
+
+
+def _assemble(cls: type[Record], fields: dict[str, Any], names: set[str]) -> Any:
+    """The model ``cls.model_validate(fields)`` builds, for fields already checked
+    against every constraint of ``cls`` (enums already members) and ``names`` the set of
+    their names: the input records' hot path, where validation costs as much as the Avro
+    decode (pydantic's own model_construct is slower than validating). Records are
+    frozen, so pydantic never adds to a record's set of names, and one set serves every
+    record of the class (building one per record costs more than the rest of this)."""
+    record = cls.__new__(cls)
+    _object_setattr(record, "__dict__", fields)
+    _object_setattr(record, "__pydantic_fields_set__", names)
+    _object_setattr(record, "__pydantic_extra__", None)
+    _object_setattr(record, "__pydantic_private__", None)
+    return record
+
+
+def _valid_scope(scope: str) -> bool:
+    try:
+        validate_scope(scope)  # cached
+    except ValueError:
+        return False
+    return True
 
 
 def _finite(value: float | None) -> float | None:
     if value is not None and not math.isfinite(value):
         raise ValueError("must be a finite number")
     return value
+
+
+def _is_finite(value: float | None) -> bool:
+    """None or a finite number (NaN fails every comparison, so it is caught here too)."""
+    return value is None or -math.inf < value < math.inf
 
 
 class HealthEventKind(StrEnum):
@@ -49,6 +83,11 @@ class HealthEventKind(StrEnum):
 
 
 class HealthEvent(Record):
+    """Input records (this one, FillEvent, ModelScore, FeatureSample) check a decoded
+    datum against their constraints in plain Python and assemble the model; anything
+    that fails a check goes through pydantic, which accepts it or says precisely why
+    not. tests/unit/test_records.py checks that both ways agree."""
+
     AVRO_NAME = "HealthEvent"
     event_id: str = Field(min_length=1)
     scope: Scope
@@ -70,6 +109,25 @@ class HealthEvent(Record):
         if self.kind is HealthEventKind.SLO_PROBE and (not self.slo or self.healthy is None):
             raise ValueError("slo and healthy: required for an SLO_PROBE event")
         return self
+
+    @classmethod
+    def from_avro(cls, datum: dict[str, Any]) -> HealthEvent:
+        kind = _HEALTH_EVENT_KINDS.get(datum["kind"])
+        sequence, interval = datum["sequence"], datum["heartbeat_interval_ms"]
+        if (kind is None or len(datum) != len(_HEALTH_EVENT_FIELDS) or not datum["event_id"]
+                or not _valid_scope(datum["scope"]) or not 0 <= datum["event_time_ms"] <= MAX_LONG
+                or (sequence is not None and not 0 <= sequence <= MAX_LONG)
+                or (interval is not None and interval <= 0)
+                or (kind is HealthEventKind.DATA_UPDATE and not datum["feed"])
+                or (kind is HealthEventKind.SLO_PROBE
+                    and (not datum["slo"] or datum["healthy"] is None))):
+            return cls.model_validate(datum)
+        datum["kind"] = kind
+        return _assemble(cls, datum, _HEALTH_EVENT_FIELDS)
+
+
+_HEALTH_EVENT_KINDS = {kind.value: kind for kind in HealthEventKind}
+_HEALTH_EVENT_FIELDS = set(HealthEvent.model_fields)
 
 
 class FillKind(StrEnum):
@@ -117,6 +175,25 @@ class FillEvent(Record):
             )
         return self
 
+    @classmethod
+    def from_avro(cls, datum: dict[str, Any]) -> FillEvent:
+        kind, cohort = _FILL_KINDS.get(datum["kind"]), _COHORTS.get(datum["cohort"])
+        requested, filled = datum["requested_size"], datum["filled_size"]
+        if (kind is None or cohort is None or len(datum) != len(_FILL_EVENT_FIELDS)
+                or not datum["event_id"] or not datum["market"] or not datum["bot"]
+                or not 0 <= datum["event_time_ms"] <= MAX_LONG
+                or not 0 <= filled <= requested < math.inf
+                or not _is_finite(datum["predicted_slippage_bps"])
+                or not _is_finite(datum["realized_slippage_bps"])):
+            return cls.model_validate(datum)
+        datum["kind"], datum["cohort"] = kind, cohort
+        return _assemble(cls, datum, _FILL_EVENT_FIELDS)
+
+
+_FILL_KINDS = {kind.value: kind for kind in FillKind}
+_COHORTS = {cohort.value: cohort for cohort in Cohort}
+_FILL_EVENT_FIELDS = set(FillEvent.model_fields)
+
 
 class ModelScore(Record):
     AVRO_NAME = "ModelScore"
@@ -134,6 +211,20 @@ class ModelScore(Record):
     value: float = Field(allow_inf_nan=False)
     prediction_id: str
     event_time_ms: EpochMillis
+
+    @classmethod
+    def from_avro(cls, datum: dict[str, Any]) -> ModelScore:
+        cohort = _COHORTS.get(datum["cohort"])
+        if (cohort is None or len(datum) != len(_MODEL_SCORE_FIELDS) or not datum["event_id"]
+                or not datum["model"] or not datum["metric"]
+                or not -math.inf < datum["value"] < math.inf
+                or not 0 <= datum["event_time_ms"] <= MAX_LONG):
+            return cls.model_validate(datum)
+        datum["cohort"] = cohort
+        return _assemble(cls, datum, _MODEL_SCORE_FIELDS)
+
+
+_MODEL_SCORE_FIELDS = set(ModelScore.model_fields)
 
 
 class FeatureSample(Record):
@@ -157,6 +248,17 @@ class FeatureSample(Record):
             if not math.isfinite(value):
                 raise ValueError(f"feature {name!r} is {value}, not a finite number")
         return features
+
+    @classmethod
+    def from_avro(cls, datum: dict[str, Any]) -> FeatureSample:
+        if (len(datum) != len(_FEATURE_SAMPLE_FIELDS) or not datum["event_id"] or not datum["model"]
+                or not 0 <= datum["event_time_ms"] <= MAX_LONG
+                or not all(-math.inf < value < math.inf for value in datum["features"].values())):
+            return cls.model_validate(datum)
+        return _assemble(cls, datum, _FEATURE_SAMPLE_FIELDS)
+
+
+_FEATURE_SAMPLE_FIELDS = set(FeatureSample.model_fields)
 
 
 class FeatureHistogram(BaseModel):

@@ -4,13 +4,25 @@ record round-trips through the Avro codec."""
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Callable
 
 import fastavro
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
 from streams.codec import SCHEMA_DIR, Codecs, SchemaCatalog
-from streams.records import RECORD_TYPES, HealthEvent, ReportEnvelope
+from streams.records import (
+    RECORD_TYPES,
+    FeatureSample,
+    FillEvent,
+    HealthEvent,
+    ModelScore,
+    Record,
+    ReportEnvelope,
+)
 from streams.topics import load_topic_specs
 from tests.samples import SAMPLES, T0
 
@@ -111,3 +123,71 @@ def test_overfilled_order_is_rejected() -> None:
     fill = SAMPLES["FillEvent"][0].model_dump()
     with pytest.raises(ValidationError, match="exceeds requested_size"):
         type(SAMPLES["FillEvent"][0]).model_validate(fill | {"filled_size": 11.0})
+
+
+# Input records skip pydantic on their hot path (from_avro checks the decoded datum in
+# plain Python): for any datum Avro can decode, both ways must agree exactly.
+_texts = st.sampled_from(["", "x", "e1", "book"]) | st.text(max_size=4)
+_longs = st.sampled_from([-(2**63), -1, 0, 1, T0, 2**63 - 1]) | st.integers(-3, 3)
+_doubles = st.sampled_from([0.0, -0.0, 0.5, 1.0, 10.0, -1.0, math.nan, math.inf, -math.inf,
+                            1e308]) | st.floats()
+_scopes = st.sampled_from(["market:m1", "bot:b1/market:m7", "model:m-1", "global", "",
+                           "planet:mars", "market", "market:" + "x" * 129])
+_cohorts = st.sampled_from(["BASELINE", "CANARY", "BOGUS"])
+_DATUMS = {
+    HealthEvent: st.fixed_dictionaries({
+        "event_id": _texts, "scope": _scopes, "source": _texts, "event_time_ms": _longs,
+        "kind": st.sampled_from(["HEARTBEAT", "DATA_UPDATE", "SLO_PROBE", "BOGUS"]),
+        "feed": st.none() | _texts, "sequence": st.none() | _longs, "slo": st.none() | _texts,
+        "owner": st.none() | _texts, "healthy": st.none() | st.booleans(),
+        "heartbeat_interval_ms": st.none() | _longs,
+        "attributes": st.dictionaries(_texts, _texts, max_size=2),
+    }),
+    FillEvent: st.fixed_dictionaries({
+        "event_id": _texts, "market": _texts, "bot": _texts, "order_id": _texts,
+        "kind": st.sampled_from(["INTENT", "FILL", "BOGUS"]), "event_time_ms": _longs,
+        "requested_size": _doubles, "filled_size": _doubles,
+        "predicted_slippage_bps": st.none() | _doubles,
+        "realized_slippage_bps": st.none() | _doubles, "cohort": _cohorts,
+        "model": st.none() | _texts, "model_version": st.none() | _texts,
+    }),
+    ModelScore: st.fixed_dictionaries({
+        "event_id": _texts, "model": _texts, "model_version": _texts, "cohort": _cohorts,
+        "metric": _texts, "value": _doubles, "prediction_id": _texts, "event_time_ms": _longs,
+    }),
+    FeatureSample: st.fixed_dictionaries({
+        "event_id": _texts, "model": _texts, "model_version": _texts, "event_time_ms": _longs,
+        "features": st.dictionaries(_texts, _doubles, max_size=3),
+    }),
+}
+
+
+def _outcome(build: Callable[[dict], BaseModel], datum: dict) -> tuple:
+    try:
+        record = build(dict(datum))
+    except ValidationError as exc:
+        return ("rejected", [(error["loc"], error["msg"]) for error in exc.errors()])
+    # types too: a StrEnum member equals its string
+    return ("accepted", {name: (type(value), value) for name, value in record},
+            record.model_fields_set, record.model_dump(mode="json"))
+
+
+@pytest.mark.parametrize("model", list(_DATUMS), ids=lambda model: model.__name__)
+@given(data=st.data())
+@settings(max_examples=400, deadline=None)
+def test_input_records_hot_path_agrees_with_pydantic(model: type[Record], data) -> None:
+    datum = data.draw(_DATUMS[model])
+    assert _outcome(model.from_avro, datum) == _outcome(model.model_validate, datum)
+
+
+@pytest.mark.parametrize("model", list(_DATUMS), ids=lambda model: model.__name__)
+def test_valid_input_records_skip_pydantic(model: type[Record], monkeypatch) -> None:
+    for sample in SAMPLES[model.AVRO_NAME]:
+        datum = CODECS[model.AVRO_NAME].decode(CODECS[model.AVRO_NAME].encode_record(sample))
+        monkeypatch.setattr(model, "model_validate", _refuse)
+        assert model.from_avro(datum) == sample
+        monkeypatch.undo()
+
+
+def _refuse(datum: dict) -> None:
+    raise AssertionError(f"validated by pydantic: {datum}")
