@@ -9,6 +9,7 @@ same evaluation when nothing arrives, because a dead feed sends nothing.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import faust
@@ -63,7 +64,10 @@ def _scope_state(scope: str, partition: int) -> dict[str, Any]:
 # When each scope can next go stale or miss a heartbeat with no event: the timer visits
 # only the scopes that are due, not every scope on every tick.
 _due: DueIndex[str] = DueIndex()
-_THRESHOLDS = (settings.staleness_threshold_s, settings.heartbeat_miss_factor)
+# Every event asks for its feeds' thresholds (settings are fixed while a worker runs);
+# bounded, since scopes come and go over a worker's life
+_THRESHOLDS = (functools.lru_cache(maxsize=65536)(settings.staleness_threshold_s),
+               settings.heartbeat_miss_factor)
 
 
 def _schedule(scope: str, state: dict[str, Any]) -> None:

@@ -18,13 +18,15 @@ scope_summary = app.Table(
 
 
 def summarize(record: HealthEvent, message: InputMessage) -> None:
-    previous = scope_summary.data.get(record.scope) or {"events": 0, "last_event_time_ms": 0}
-    store(scope_summary, record.scope, {
-        "events": previous["events"] + 1,
-        "last_kind": record.kind.value,
-        "last_event_id": record.event_id,
-        "last_event_time_ms": max(record.event_time_ms, previous["last_event_time_ms"]),
-        "last_sequence": record.sequence,
-        "source": record.source,
-    }, message.partition)
+    summary = scope_summary.data.get(record.scope)
+    if summary is None:
+        summary = {"events": 0, "last_event_time_ms": 0}
+    # updated in place, like the agents' state: a summary is only read as a whole
+    summary["events"] += 1
+    summary["last_kind"] = record.kind.value
+    summary["last_event_id"] = record.event_id
+    summary["last_event_time_ms"] = max(record.event_time_ms, summary["last_event_time_ms"])
+    summary["last_sequence"] = record.sequence
+    summary["source"] = record.source
+    store(scope_summary, record.scope, summary, message.partition)
 

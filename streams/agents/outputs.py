@@ -35,18 +35,38 @@ _unsent: dict[tuple[str, int], dict[str, Any]] = {}
 _flushing = asyncio.Lock()
 
 
+# id(table) -> (table, its changelog topic name): stores are the hottest writes, and
+# Faust derives the name anew on every call (tables are not hashable)
+_changelogs: dict[int, tuple[faust.Table, str]] = {}
+
+
+def _changelog_of(table: faust.Table) -> str:
+    known = _changelogs.get(id(table))
+    if known is None or known[0] is not table:
+        known = _changelogs[id(table)] = (table, table.changelog_topic.get_topic_name())
+    return known[1]
+
+
+def _unsent_of(table: faust.Table, partition: int) -> dict[str, Any]:
+    target = (_changelog_of(table), partition)
+    changes = _unsent.get(target)
+    if changes is None:
+        changes = _unsent[target] = {}
+    return changes
+
+
 def store(table: faust.Table, key: str, value: Any, partition: int) -> None:
     """Write ``table[key]`` now, and its changelog record to ``partition`` (the partition
     of the input that owns the key) at the next flush_changelogs(): a key changed many
     times in one batch costs one changelog record, not one per event."""
     table.data.put(key, value, partition)
-    _unsent.setdefault((table.changelog_topic.get_topic_name(), partition), {})[key] = value
+    _unsent_of(table, partition)[key] = value
 
 
 def forget(table: faust.Table, key: str, partition: int) -> None:
     """Delete ``table[key]`` and tombstone it in the changelog at the next flush."""
     table.data.drop(key)
-    _unsent.setdefault((table.changelog_topic.get_topic_name(), partition), {})[key] = None
+    _unsent_of(table, partition)[key] = None
 
 
 async def send_raw(topic: str, partition: int,

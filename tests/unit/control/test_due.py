@@ -39,3 +39,45 @@ def test_matches_a_plain_dict_and_stays_bounded(steps: list[tuple[int, int | Non
             expected[key] = due
     assert len(index._heap) <= 2 * len(expected) + 1024 + 1
     assert sorted(index.pop_due(now)) == sorted(k for k, due in expected.items() if due <= now)
+
+
+def test_a_later_due_time_costs_no_heap_entry_and_is_kept() -> None:
+    index: DueIndex[str] = DueIndex()
+    index.schedule("a", 10)
+    for due in range(11, 1000):  # an event per second moves the deadline on
+        index.schedule("a", due)
+    assert len(index._heap) == 1
+    assert list(index.pop_due(500)) == []  # surfaced at 10, queued again at 999
+    assert "a" in index
+    assert list(index.pop_due(999)) == ["a"]
+    assert "a" not in index
+
+
+def test_keys_moved_later_are_still_yielded_earliest_first() -> None:
+    index: DueIndex[str] = DueIndex()
+    index.schedule("a", 10)
+    index.schedule("b", 20)
+    index.schedule("a", 30)
+    index.schedule("c", 25)
+    assert list(index.pop_due(40)) == ["b", "c", "a"]
+
+
+@given(st.lists(st.tuples(st.integers(0, 50), st.one_of(st.none(), st.integers(0, 3000))),
+                max_size=300), st.lists(st.integers(0, 3000), min_size=1, max_size=5))
+def test_pops_in_due_order_across_several_clock_times(
+        steps: list[tuple[int, int | None]], times: list[int]) -> None:
+    index: DueIndex[int] = DueIndex()
+    expected: dict[int, int] = {}
+    for key, due in steps:
+        index.schedule(key, due)
+        if due is None:
+            expected.pop(key, None)
+        else:
+            expected[key] = due
+    for now in sorted(times):
+        popped = list(index.pop_due(now))
+        assert popped == sorted(popped, key=lambda k: expected[k])
+        assert sorted(popped) == sorted(k for k, due in expected.items() if due <= now)
+        for key in popped:
+            del expected[key]
+    assert len(index) == len(expected)
