@@ -1,12 +1,16 @@
 from __future__ import annotations
 
+import collections
 import json
+import random
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
+import fastavro
 import pytest
 
 from streams.codec import (
+    AvroCodec,
     CodecError,
     Codecs,
     DeadLetterWriter,
@@ -174,3 +178,70 @@ def test_the_faust_codec_passes_a_tombstone_through() -> None:
     assert faust_codec.dumps(None) is None  # a null value: compaction drops the key
     record = SAMPLES["HealthEvent"][0]
     assert HEALTH.decode_record(faust_codec.dumps(record)) == record
+
+
+# The fast decoder (cavro) must answer exactly as fastavro does for any bytes: same
+# record, or the same CodecError (it falls back to fastavro for whatever it rejects).
+_FAST_SCHEMAS = [name for name in SAMPLES if not CODECS[name].entry.has_record_unions]
+
+
+def _fastavro_only(name: str) -> AvroCodec:
+    codec = AvroCodec(CODECS[name].entry, CODECS.catalog)
+    codec.__dict__["_fast"] = None  # the cached fast decoder: none
+    return codec
+
+
+def _decoded(codec: AvroCodec, data: bytes) -> tuple[str, object]:
+    try:
+        return ("record", codec.decode(data))
+    except CodecError as exc:
+        return ("error", str(exc))
+
+
+def _mutated(frame: bytes, rng: random.Random) -> bytes:
+    body = bytearray(frame)
+    for _ in range(rng.randint(1, 3)):
+        where = rng.randrange(5, len(body) + 1)
+        operation = rng.random()
+        if operation < 0.45 and where < len(body):
+            body[where] = rng.randrange(256)
+        elif operation < 0.65:
+            del body[where:]
+        elif operation < 0.85:
+            body.insert(where, rng.randrange(256))
+        else:
+            body += bytes(rng.randrange(256) for _ in range(rng.randint(1, 9)))
+    return bytes(body)
+
+
+@pytest.mark.parametrize("name", _FAST_SCHEMAS)
+def test_fast_decoder_answers_as_fastavro_for_any_bytes(name: str) -> None:
+    codec, reference = CODECS[name], _fastavro_only(name)
+    frames = [codec.encode_record(sample) for sample in SAMPLES[name]]
+    rng = random.Random(name)
+    outcomes = collections.Counter()
+    for _ in range(4000):
+        data = _mutated(rng.choice(frames), rng)
+        outcome = _decoded(codec, data)
+        assert outcome == _decoded(reference, data), data.hex()
+        outcomes[outcome[0]] += 1
+    assert outcomes["error"] > 0  # both ways were exercised
+    for frame in frames:
+        assert _decoded(codec, frame) == _decoded(reference, frame)
+
+
+@pytest.mark.parametrize("name", _FAST_SCHEMAS)
+def test_own_schema_frames_take_the_fast_decoder(name: str, monkeypatch) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("decoded by fastavro")
+
+    monkeypatch.setattr(fastavro, "schemaless_reader", refuse)
+    for sample in SAMPLES[name]:
+        assert CODECS[name].decode_record(CODECS[name].encode_record(sample)) == sample
+
+
+@pytest.mark.parametrize("extra", [b"\x00", b"\x00" * 8, b"x" * 20])
+def test_trailing_bytes_are_an_error_on_the_fast_path_too(extra: bytes) -> None:
+    frame = HEALTH.encode_record(SAMPLES["HealthEvent"][0])
+    with pytest.raises(CodecError, match=f"{len(extra)} trailing bytes"):
+        HEALTH.decode(frame + extra)
