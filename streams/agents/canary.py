@@ -39,8 +39,9 @@ canary_state = app.Table("canary-state", default=None, schema=_json, partitions=
 
 async def add_sample(scope: str, partition: int, metric: str, cohort: str,
                      model_version: str | None, sample_id: str, value: float,
-                     event_time_ms: int) -> None:
-    """Offer one sample of a leading metric to the model's canary comparison."""
+                     event_time_ms: int, hashed: int | None = None) -> None:
+    """Offer one sample of a leading metric to the model's canary comparison.
+    ``hashed``: canary.sample_hash(sample_id), when the caller has it already."""
     if metric not in settings.canary_leading_metrics:
         return
     stored = canary_state.data.get(scope)
@@ -50,15 +51,19 @@ async def add_sample(scope: str, partition: int, metric: str, cohort: str,
     if not canary.accepts(state, start, WINDOW_MS):
         return  # its window is no longer compared
     tag = canary.cohort_tag(cohort, model_version)
-    hashed = canary.sample_hash(sample_id)
+    if hashed is None:
+        hashed = canary.sample_hash(sample_id)
     key = canary.samples_key(scope, start, metric, tag, hashed % canary.SHARDS)
     entry, changed = canary.add_sample(canary_samples.data.get(key), hashed, value,
                                        settings.canary_max_samples)
     if changed:
         store(canary_samples, key, entry, partition)
-    before = (state["canary_version"], {k: list(v) for k, v in state["windows"].items()})
+    # what note_sample can change, but the time the canary was last seen
+    windows = state["windows"]
+    before = (state["canary_version"], len(windows), len(windows.get(str(start), ())))
     dropped = canary.note_sample(state, metric, tag, model_version, event_time_ms, start)
-    if stored is None or before != (state["canary_version"], state["windows"]):
+    if stored is None or dropped or before != (state["canary_version"], len(windows),
+                                               len(windows[str(start)])):
         store(canary_state, scope, state, partition)  # not once per sample: on changes
     for old_start, pairs in dropped.items():
         for old_key in canary.sample_keys(scope, old_start, pairs):
@@ -88,9 +93,11 @@ async def observe_fill(scope: str, record: FillEvent, partition: int) -> None:
                                                 - record.predicted_slippage_bps)
     if record.requested_size > 0:
         samples["fill_ratio"] = record.filled_size / record.requested_size
+    sample_id = f"fill:{record.event_id}"
+    hashed = canary.sample_hash(sample_id)  # one sample id for both metrics
     for metric, value in samples.items():
         await add_sample(scope, partition, metric, record.cohort.value, record.model_version,
-                         f"fill:{record.event_id}", value, record.event_time_ms)
+                         sample_id, value, record.event_time_ms, hashed)
 
 
 consume(topics.model_scores, "ModelScore", on_score)

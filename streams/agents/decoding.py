@@ -18,7 +18,6 @@ from streams.agents.outputs import enqueue, flush_outbox
 from streams.app import app, codecs, metrics, settings, topics
 from streams.batching import ConsumedRecord, handle_batches
 from streams.codec import (
-    AvroCodec,
     DeadLetterWriter,
     InputMessage,
     Rejection,
@@ -91,8 +90,24 @@ def consume(topic: faust.TopicT, schema: str, handler: Handler,
             message = InputMessage(topic=record.topic, partition=record.partition,
                                    offset=record.offset, timestamp_ms=record.timestamp,
                                    key=record.key, value=record.value)
-            if await _handle(codec, message, handler):
-                count += 1
+            decoded = decode_or_reject(codec, message.value)
+            if isinstance(decoded, Rejection):
+                publish_dead_letter(message, decoded.stage, decoded.error)
+                continue
+            # inline, not a helper coroutine: one per record would cost more than this
+            try:
+                outcome = handler(decoded, message)
+                if outcome is not None:
+                    await outcome
+            except InvalidInput as exc:
+                publish_dead_letter(message, DeadLetterStage.VALIDATE, str(exc))
+                continue
+            except Exception as exc:  # a bug must not stop monitoring: keep the input
+                log.exception("processing %s[%d]@%d failed", message.topic,
+                              message.partition, message.offset)
+                publish_dead_letter(message, DeadLetterStage.PROCESS, repr(exc))
+                continue
+            count += 1
         if after_batch is not None:
             try:
                 await after_batch()
@@ -103,27 +118,6 @@ def consume(topic: faust.TopicT, schema: str, handler: Handler,
 
     app.topics.add(topic)
     handle_batches(topic.get_topic_name(), on_batch)
-
-
-async def _handle(codec: AvroCodec, message: InputMessage, handler: Handler) -> bool:
-    """True when ``handler`` took the record; otherwise it is dead-lettered."""
-    record = decode_or_reject(codec, message.value)
-    if isinstance(record, Rejection):
-        publish_dead_letter(message, record.stage, record.error)
-        return False
-    try:
-        outcome = handler(record, message)
-        if outcome is not None:
-            await outcome
-    except InvalidInput as exc:
-        publish_dead_letter(message, DeadLetterStage.VALIDATE, str(exc))
-        return False
-    except Exception as exc:  # a bug must not stop monitoring: keep the input, go on
-        log.exception("processing %s[%d]@%d failed", message.topic, message.partition,
-                      message.offset)
-        publish_dead_letter(message, DeadLetterStage.PROCESS, repr(exc))
-        return False
-    return True
 
 
 __all__ = ["InvalidInput", "Record", "consume", "publish_dead_letter"]

@@ -96,12 +96,16 @@ def note_sample(state: dict[str, Any], metric: str, tag: str, model_version: str
     if tag != BASELINE and event_time_ms >= state["canary_seen_ms"]:
         state["canary_version"] = model_version or "-"
         state["canary_seen_ms"] = event_time_ms
-    pairs = state["windows"].setdefault(str(start_ms), [])
-    if f"{metric}|{tag}" not in pairs:
-        pairs.append(f"{metric}|{tag}")
+    windows = state["windows"]
+    pairs = windows.setdefault(str(start_ms), [])
+    pair = f"{metric}|{tag}"
+    if pair not in pairs:
+        pairs.append(pair)
         pairs.sort()
-    starts = sorted(int(s) for s in state["windows"])
-    return {start: state["windows"].pop(str(start)) for start in starts[:-2]}
+    if len(windows) <= 2:  # the common case: nothing fell out of reach
+        return {}
+    starts = sorted(int(s) for s in windows)
+    return {start: windows.pop(str(start)) for start in starts[:-2]}
 
 
 def expire_windows(state: dict[str, Any], now_ms: int,
