@@ -48,7 +48,9 @@ def _tracker_state(tracker: GapTracker) -> dict[str, Any]:
 def observe_update(state: dict[str, Any], scope: str, feed: str, event_time_ms: int,
                    sequence: int | None) -> list[AlertTransition]:
     """A DATA_UPDATE arrived: freshness moves on, the sequence is checked for gaps."""
-    entry = state["feeds"].setdefault(feed, {"last_event_ms": 0, "gaps": None, "alert": None})
+    entry = state["feeds"].get(feed)
+    if entry is None:
+        entry = state["feeds"][feed] = {"last_event_ms": 0, "gaps": None, "alert": None}
     entry["last_event_ms"] = max(entry["last_event_ms"], event_time_ms)
     if sequence is None:
         return []
