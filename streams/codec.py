@@ -176,19 +176,33 @@ class AvroCodec:
         except ValidationError as exc:
             raise CodecError(f"does not match schema {self.entry.name}: {exc}") from exc
 
+    def frame_error(self, data: bytes | None) -> str | None:
+        """Why ``data`` is not a frame of a schema of this record; None when it is one
+        (its body may still be corrupt). Said without raising: garbage is common input."""
+        if data is not None and data.startswith(self._header):
+            return None
+        if data is None:
+            return "value is null (tombstone), expected a record"
+        if len(data) < _HEADER.size:
+            return f"{len(data)} bytes is shorter than the 5-byte frame header"
+        magic, schema_id = _HEADER.unpack_from(data)
+        if magic != MAGIC_BYTE:
+            return f"magic byte is {magic}, expected {MAGIC_BYTE} (not Avro-framed)"
+        writer = self.catalog.by_id(schema_id)
+        if writer is None:
+            return f"unknown schema id {schema_id}"
+        if writer.name != self.entry.name:
+            return f"schema id {schema_id} is {writer.name}, expected {self.entry.name}"
+        return None
+
     def _writer_of(self, data: bytes) -> SchemaEntry:
         """The schema ``data`` was written with, or CodecError saying why it is not one
         of this record's."""
-        if len(data) < _HEADER.size:
-            raise CodecError(f"{len(data)} bytes is shorter than the 5-byte frame header")
-        magic, schema_id = _HEADER.unpack_from(data)
-        if magic != MAGIC_BYTE:
-            raise CodecError(f"magic byte is {magic}, expected {MAGIC_BYTE} (not Avro-framed)")
-        writer = self.catalog.by_id(schema_id)
-        if writer is None:
-            raise CodecError(f"unknown schema id {schema_id}")
-        if writer.name != self.entry.name:
-            raise CodecError(f"schema id {schema_id} is {writer.name}, expected {self.entry.name}")
+        error = self.frame_error(data)
+        if error is not None:
+            raise CodecError(error)
+        writer = self.catalog.by_id(_HEADER.unpack_from(data)[1])
+        assert writer is not None  # frame_error checked it
         return writer
 
     @cached_property
@@ -307,6 +321,9 @@ class Rejection:
 
 def decode_or_reject(codec: AvroCodec, data: bytes | None) -> Record | Rejection:
     """The decoded, validated record, or why it is to be dead-lettered instead."""
+    error = codec.frame_error(data)
+    if error is not None:
+        return Rejection(DeadLetterStage.DECODE, error)
     try:
         return codec.decode_record(data)
     except CodecError as exc:

@@ -143,6 +143,10 @@ class Settings(BaseSettings):
         1.0, gt=0, description="table changes reach their changelogs, and handled offsets "
         "are acknowledged, at most this often",
     )
+    outbox_linger_s: float = Field(
+        0.05, ge=0, description="queued re-keyed fills and dead letters are handed to the "
+        "producer once this long has passed since the last hand-over (0: after every batch)",
+    )
     stale_hold_down_s: float = Field(
         5.0, ge=0, description="a stale-data or heartbeat pause clears after the scope is "
         "healthy again for this long",

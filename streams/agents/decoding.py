@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -14,7 +13,7 @@ from typing import Any
 import faust
 from faust.types import TP
 
-from streams.agents.outputs import enqueue, flush_outbox
+from streams.agents.outputs import enqueue, flush_outbox_if_due
 from streams.app import app, codecs, metrics, settings, topics
 from streams.batching import ConsumedRecord, handle_batches
 from streams.codec import (
@@ -39,12 +38,13 @@ class InvalidInput(ValueError):
 # than the dead letter): every letter is on the topic and counted in the metric; the log
 # shows the first per source topic and stage in each interval, and how many followed.
 DEAD_LETTER_LOG_INTERVAL_S = 10.0
-_logged: dict[tuple[str, str], tuple[float, int]] = {}  # -> (logged at, not logged since)
+# (source topic, stage) -> [logged at, letters not logged since]
+_logged: dict[tuple[str, DeadLetterStage], list[float]] = {}
 
 
 @functools.lru_cache(maxsize=1024)
-def _dead_letter_counter(source_topic: str, stage: str) -> Any:
-    return metrics.dead_letters.labels(source_topic, stage)
+def _dead_letter_counter(source_topic: str, stage: DeadLetterStage) -> Any:
+    return metrics.dead_letters.labels(source_topic, stage.value)
 
 
 _letters = DeadLetterWriter(codecs.catalog["DeadLetter"])
@@ -61,14 +61,16 @@ def publish_dead_letter(message: InputMessage, stage: DeadLetterStage, error: st
     lost."""
     enqueue(topics.dead_letters, _topic_key(message.topic), _letters.encode(
         message, stage, error, settings.worker_id, int(time.time() * 1000)))
-    _dead_letter_counter(message.topic, stage.value).inc()
-    origin = (message.topic, stage.value)
+    _dead_letter_counter(message.topic, stage).inc()
+    # the log is throttled per origin (a flood of garbage makes this path hot)
+    origin = (message.topic, stage)
     now = time.monotonic()
-    logged_at, quiet = _logged.get(origin, (-math.inf, 0))
-    if now - logged_at < DEAD_LETTER_LOG_INTERVAL_S:
-        _logged[origin] = (logged_at, quiet + 1)
+    logged = _logged.get(origin)
+    if logged is not None and now - logged[0] < DEAD_LETTER_LOG_INTERVAL_S:
+        logged[1] += 1
         return
-    _logged[origin] = (now, 0)
+    quiet = int(logged[1]) if logged is not None else 0
+    _logged[origin] = [now, 0]
     log.warning("dead-lettered %s[%d]@%d (%s): %s%s", message.topic, message.partition,
                 message.offset, stage.value, error,
                 f" (and {quiet} more since the last logged)" if quiet else "")
@@ -113,7 +115,7 @@ def consume(topic: faust.TopicT, schema: str, handler: Handler,
                 await after_batch()
             except Exception:  # a bug must not stop monitoring: the records are counted
                 log.exception("after a batch of %s[%d] failed", tp.topic, tp.partition)
-        await flush_outbox()
+        await flush_outbox_if_due()
         processed.inc(count)
 
     app.topics.add(topic)
