@@ -172,6 +172,8 @@ async def evaluate_execution(now_ms: int) -> None:
             continue
         if not state["buckets"] and not any(state["alerts"].values()):
             continue
+        if execution.figures_current(state, now_ms, WINDOWS):
+            continue  # no window moved, no fill came: evaluating would change nothing
         transitions = execution.evaluate(state, now_ms, WINDOWS, BOUNDS)
         if transitions or not state["buckets"]:
             store(execution_state, key, state, state["partition"])

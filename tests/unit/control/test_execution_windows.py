@@ -123,3 +123,36 @@ def test_the_alert_id_is_deterministic() -> None:
             fill(state, T0 + i, predicted=0.0, realized=50.0)
         ids.append(execution.evaluate(state, T0 + 9, SPECS, BOUNDS)[0].alert_id)
     assert ids[0] == ids[1]
+
+
+def test_figures_are_current_until_a_fill_comes_or_a_window_moves() -> None:
+    state = execution.new_state(SCOPE, 0)
+    fill(state, T0 - 1000)
+    assert not execution.figures_current(state, T0, SPECS)  # never evaluated
+    execution.evaluate(state, T0, SPECS, BOUNDS)
+    assert execution.figures_current(state, T0, SPECS)
+    assert execution.figures_current(state, T0 + 19_999, SPECS)  # same hop: nothing moved
+    assert not execution.figures_current(state, T0 + 20_000, SPECS)  # the windows moved on
+    fill(state, T0 + 1000)
+    assert not execution.figures_current(state, T0 + 1000, SPECS)  # a fill came
+
+
+@given(st.lists(st.tuples(st.integers(0, 900_000), st.booleans()), min_size=1, max_size=40))
+@settings(max_examples=60, deadline=None)
+def test_skipping_current_figures_changes_nothing(steps: list[tuple[int, bool]]) -> None:
+    """Evaluating at every step, and evaluating only when figures are not current, give the
+    same figures, alerts and transitions: the tick may skip current scopes."""
+    always, skipping = execution.new_state(SCOPE, 0), execution.new_state(SCOPE, 0)
+    now = T0
+    for advance, with_fill in steps:
+        now += advance
+        for state in (always, skipping):
+            if with_fill:
+                fill(state, now - 500, realized=40.0, filled=2.0)  # breaches both bounds
+        evaluated = execution.evaluate(always, now, SPECS, BOUNDS)
+        skipped = ([] if execution.figures_current(skipping, now, SPECS)
+                   else execution.evaluate(skipping, now, SPECS, BOUNDS))
+        assert [(t.alert_id, t.status) for t in skipped] == [
+            (t.alert_id, t.status) for t in evaluated]
+        assert skipping["figures"] == always["figures"]
+        assert skipping["alerts"] == always["alerts"]
