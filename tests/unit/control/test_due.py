@@ -25,10 +25,8 @@ def test_rescheduling_replaces_and_none_unschedules() -> None:
     assert list(index.pop_due(50)) == ["a"]
 
 
-@given(st.lists(st.tuples(st.integers(0, 50), st.one_of(st.none(), st.integers(0, 3000))),
-                max_size=3000), st.integers(0, 3000))
-def test_matches_a_plain_dict_and_stays_bounded(steps: list[tuple[int, int | None]],
-                                                now: int) -> None:
+def _scheduled(steps: list[tuple[int, int | None]]) -> tuple[DueIndex[int], dict[int, int]]:
+    """An index after ``steps`` of (key, due), and the plain dict it must match."""
     index: DueIndex[int] = DueIndex()
     expected: dict[int, int] = {}
     for key, due in steps:
@@ -37,6 +35,14 @@ def test_matches_a_plain_dict_and_stays_bounded(steps: list[tuple[int, int | Non
             expected.pop(key, None)
         else:
             expected[key] = due
+    return index, expected
+
+
+@given(st.lists(st.tuples(st.integers(0, 50), st.one_of(st.none(), st.integers(0, 3000))),
+                max_size=3000), st.integers(0, 3000))
+def test_matches_a_plain_dict_and_stays_bounded(steps: list[tuple[int, int | None]],
+                                                now: int) -> None:
+    index, expected = _scheduled(steps)
     assert len(index._heap) <= 2 * len(expected) + 1024 + 1
     assert sorted(index.pop_due(now)) == sorted(k for k, due in expected.items() if due <= now)
 
@@ -66,14 +72,7 @@ def test_keys_moved_later_are_still_yielded_earliest_first() -> None:
                 max_size=300), st.lists(st.integers(0, 3000), min_size=1, max_size=5))
 def test_pops_in_due_order_across_several_clock_times(
         steps: list[tuple[int, int | None]], times: list[int]) -> None:
-    index: DueIndex[int] = DueIndex()
-    expected: dict[int, int] = {}
-    for key, due in steps:
-        index.schedule(key, due)
-        if due is None:
-            expected.pop(key, None)
-        else:
-            expected[key] = due
+    index, expected = _scheduled(steps)
     for now in sorted(times):
         popped = list(index.pop_due(now))
         assert popped == sorted(popped, key=lambda k: expected[k])
