@@ -176,11 +176,12 @@ class AvroCodec:
         except ValidationError as exc:
             raise CodecError(f"does not match schema {self.entry.name}: {exc}") from exc
 
-    def frame_error(self, data: bytes | None) -> str | None:
-        """Why ``data`` is not a frame of a schema of this record; None when it is one
-        (its body may still be corrupt). Said without raising: garbage is common input."""
+    def _writer_or_error(self, data: bytes | None) -> SchemaEntry | str:
+        """The schema ``data`` was written with, or why it is not a frame of a schema of
+        this record (its body may still be corrupt). Said without raising: garbage is
+        common input."""
         if data is not None and data.startswith(self._header):
-            return None
+            return self.entry
         if data is None:
             return "value is null (tombstone), expected a record"
         if len(data) < _HEADER.size:
@@ -193,17 +194,12 @@ class AvroCodec:
             return f"unknown schema id {schema_id}"
         if writer.name != self.entry.name:
             return f"schema id {schema_id} is {writer.name}, expected {self.entry.name}"
-        return None
-
-    def _writer_of(self, data: bytes) -> SchemaEntry:
-        """The schema ``data`` was written with, or CodecError saying why it is not one
-        of this record's."""
-        error = self.frame_error(data)
-        if error is not None:
-            raise CodecError(error)
-        writer = self.catalog.by_id(_HEADER.unpack_from(data)[1])
-        assert writer is not None  # frame_error checked it
         return writer
+
+    def frame_error(self, data: bytes | None) -> str | None:
+        """Why ``data`` is not a frame of a schema of this record; None when it is one."""
+        found = self._writer_or_error(data)
+        return found if isinstance(found, str) else None
 
     @cached_property
     def _fast(self) -> cavro.Schema | None:
@@ -221,19 +217,17 @@ class AvroCodec:
             ]}, options=_FAST_OPTIONS)
 
     def decode(self, data: bytes | None) -> dict[str, Any]:
-        if data is None:
-            raise CodecError("value is null (tombstone), expected a record")
-        if data.startswith(self._header):  # the common case: one comparison
-            writer = self.entry
-            if self._fast is not None:
-                try:
-                    framed = self._fast.binary_decode(data + _END_MARK)
-                except Exception:
-                    framed = None  # fastavro decides, and says why
-                if framed is not None and framed["end"] == _END_MARK:
-                    return framed["record"]  # type: ignore[no-any-return]
-        else:
-            writer = self._writer_of(data)
+        writer = self._writer_or_error(data)
+        if isinstance(writer, str):
+            raise CodecError(writer)
+        assert data is not None  # a frame
+        if writer is self.entry and self._fast is not None:  # the common case
+            try:
+                framed = self._fast.binary_decode(data + _END_MARK)
+            except Exception:
+                framed = None  # fastavro decides, and says why
+            if framed is not None and framed["end"] == _END_MARK:
+                return framed["record"]  # type: ignore[no-any-return]
         body = io.BytesIO(data)
         body.seek(_HEADER.size)
         try:

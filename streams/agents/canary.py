@@ -58,12 +58,9 @@ async def add_sample(scope: str, partition: int, metric: str, cohort: str,
                                        settings.canary_max_samples)
     if changed:
         store(canary_samples, key, entry, partition)
-    # what note_sample can change, but the time the canary was last seen
-    windows = state["windows"]
-    before = (state["canary_version"], len(windows), len(windows.get(str(start), ())))
-    dropped = canary.note_sample(state, metric, tag, model_version, event_time_ms, start)
-    if stored is None or dropped or before != (state["canary_version"], len(windows),
-                                               len(windows[str(start)])):
+    dropped, changed = canary.record_sample(state, metric, tag, model_version,
+                                            event_time_ms, start)
+    if stored is None or changed:
         store(canary_state, scope, state, partition)  # not once per sample: on changes
     for old_start, pairs in dropped.items():
         for old_key in canary.sample_keys(scope, old_start, pairs):

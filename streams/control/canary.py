@@ -108,6 +108,18 @@ def note_sample(state: dict[str, Any], metric: str, tag: str, model_version: str
     return {start: windows.pop(str(start)) for start in starts[:-2]}
 
 
+def record_sample(state: dict[str, Any], metric: str, tag: str, model_version: str | None,
+                  event_time_ms: int, start_ms: int) -> tuple[dict[int, list[str]], bool]:
+    """:func:`note_sample`, and whether what it changed is worth storing: the canary
+    version or the windows (not only the time the canary was last seen, which moves with
+    every canary sample)."""
+    windows = state["windows"]
+    before = (state["canary_version"], len(windows), len(windows.get(str(start_ms), ())))
+    dropped = note_sample(state, metric, tag, model_version, event_time_ms, start_ms)
+    after = (state["canary_version"], len(windows), len(windows[str(start_ms)]))
+    return dropped, bool(dropped) or before != after
+
+
 def expire_windows(state: dict[str, Any], now_ms: int,
                    window_ms: int) -> dict[int, list[str]]:
     """Windows older than the one before ``now_ms``'s (a model that stopped sending

@@ -130,30 +130,19 @@ def slippage_from_sums(count: int, error_sum: float, error_sq_sum: float) -> Sli
     return SlippageError(mean_error_bps=mean, rmse_bps=rmse, count=count)
 
 
-_EMPTY_TOTALS = (0, 0, 0.0, 0.0, 0, 0.0, 0.0)
-
-
-def _window_figures(cells: Sequence[tuple[int, list[Any]]], spec: WindowSpec, start: int,
-                    end: int) -> WindowFigures:
-    """Figures of the window [start, end) from (bucket start, cell) pairs in bucket order."""
-    inside = [cell for begin, cell in cells if start <= begin < end]
+def figures(state: dict[str, Any], spec: WindowSpec, now_ms: int) -> WindowFigures:
+    start, end = spec.bounds(now_ms)
+    cells = [cell for begin, cell in state["buckets"].items() if start <= int(begin) < end]
     # column sums in bucket order: the same additions, in the same order, as a running
     # total, at C speed (this runs for every scope on every evaluation)
-    totals = [sum(column) for column in zip(*inside, strict=True)] if inside else _EMPTY_TOTALS
+    totals = ([sum(column) for column in zip(*cells, strict=True)] if cells
+              else [0, 0, 0.0, 0.0, 0, 0.0, 0.0])
     ratio = fill_ratio(totals[_FILLED], totals[_REQUESTED]) if totals[_FILLS] else None
     return WindowFigures(
         window=spec.name, start_ms=start, size_s=spec.size_ms / 1000,
         intents=int(totals[_INTENTS]), fills=int(totals[_FILLS]), fill_ratio=ratio,
         slippage=slippage_from_sums(int(totals[_SLIPPED]), totals[_ERR], totals[_ERR_SQ]),
     )
-
-
-def _cells(state: dict[str, Any]) -> list[tuple[int, list[Any]]]:
-    return [(int(begin), cell) for begin, cell in state["buckets"].items()]
-
-
-def figures(state: dict[str, Any], spec: WindowSpec, now_ms: int) -> WindowFigures:
-    return _window_figures(_cells(state), spec, *spec.bounds(now_ms))
 
 
 def prune(state: dict[str, Any], now_ms: int, specs: Sequence[WindowSpec]) -> None:
@@ -177,20 +166,10 @@ def figures_current(state: dict[str, Any], now_ms: int, specs: Sequence[WindowSp
 def update_figures(state: dict[str, Any], now_ms: int,
                    specs: Sequence[WindowSpec]) -> list[WindowFigures]:
     """Prune, then compute and keep (under ``figures``) every window's figures."""
-    bounds = [spec.bounds(now_ms) for spec in specs]
-    oldest = min(start for start, _ in bounds)
-    buckets = state["buckets"]
-    cells = []
-    for begin, cell in list(buckets.items()):  # bucket starts parsed once
-        start = int(begin)
-        if start < oldest:
-            del buckets[begin]  # no window reaches it any more
-        else:
-            cells.append((start, cell))
-    all_figures = [_window_figures(cells, spec, start, end)
-                   for spec, (start, end) in zip(specs, bounds, strict=True)]
+    prune(state, now_ms, specs)
+    all_figures = [figures(state, spec, now_ms) for spec in specs]
     state["figures"] = {f.window: f.as_dict() for f in all_figures}
-    state["window_ends"] = [end for _, end in bounds]
+    state["window_ends"] = window_ends(now_ms, specs)
     return all_figures
 
 

@@ -41,6 +41,21 @@ def test_the_sample_is_bounded_deterministic_and_counts_a_redelivery_once() -> N
     assert not changed and len(again["kept"]) == 1
 
 
+def test_recording_a_sample_says_whether_the_state_is_worth_storing() -> None:
+    state = canary.new_state(SCOPE, 2)
+    assert canary.record_sample(state, "brier", "BASELINE", "v1", T0, T0) == ({}, True)
+    assert canary.record_sample(state, "brier", "BASELINE", "v1", T0 + 5, T0) == ({}, False)
+    # a new pair, a new canary version, a new window: each is a change
+    assert canary.record_sample(state, "fill_ratio", "BASELINE", "v1", T0, T0)[1]
+    assert canary.record_sample(state, "brier", "CANARY:v2", "v2", T0 + 6, T0)[1]
+    assert not canary.record_sample(state, "brier", "CANARY:v2", "v2", T0 + 7, T0)[1]
+    assert canary.record_sample(state, "brier", "BASELINE", "v1", T0 + WINDOW_MS,
+                                T0 + WINDOW_MS)[1]
+    dropped, changed = canary.record_sample(state, "brier", "BASELINE", "v1",
+                                            T0 + 2 * WINDOW_MS, T0 + 2 * WINDOW_MS)
+    assert changed and list(dropped) == [T0]
+
+
 def test_windows_out_of_reach_are_dropped() -> None:
     state = canary.new_state(SCOPE, 2)
     assert canary.note_sample(state, "brier", "BASELINE", "v1", T0, T0) == {}
