@@ -18,6 +18,7 @@ import struct
 import time
 import urllib.error
 import urllib.request
+from collections import OrderedDict
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -216,18 +217,29 @@ class AvroCodec:
                                          "size": len(_END_MARK)}},
             ]}, options=_FAST_OPTIONS)
 
+    def decode_own(self, data: bytes | None) -> dict[str, Any] | None:
+        """The datum of a frame of this record's own schema, read by cavro (the common
+        case, checked once); None when ``data`` is no such frame or cavro does not read
+        it: then :meth:`decode` (fastavro) decides, and says why."""
+        if data is None or not data.startswith(self._header) or self._fast is None:
+            return None
+        try:
+            framed = self._fast.binary_decode(data + _END_MARK)
+        except Exception:
+            return None
+        return framed["record"] if framed["end"] == _END_MARK else None  # type: ignore[no-any-return]
+
     def decode(self, data: bytes | None) -> dict[str, Any]:
+        datum = self.decode_own(data)
+        return datum if datum is not None else self.decode_by_writer(data)
+
+    def decode_by_writer(self, data: bytes | None) -> dict[str, Any]:
+        """fastavro, with the schema the frame names: what is not the common case (an
+        older schema version, whatever cavro does not read). CodecError says why not."""
         writer = self._writer_or_error(data)
         if isinstance(writer, str):
             raise CodecError(writer)
         assert data is not None  # a frame
-        if writer is self.entry and self._fast is not None:  # the common case
-            try:
-                framed = self._fast.binary_decode(data + _END_MARK)
-            except Exception:
-                framed = None  # fastavro decides, and says why
-            if framed is not None and framed["end"] == _END_MARK:
-                return framed["record"]  # type: ignore[no-any-return]
         body = io.BytesIO(data)
         body.seek(_HEADER.size)
         try:
@@ -315,15 +327,56 @@ class Rejection:
 
 def decode_or_reject(codec: AvroCodec, data: bytes | None) -> Record | Rejection:
     """The decoded, validated record, or why it is to be dead-lettered instead."""
-    error = codec.frame_error(data)
-    if error is not None:
-        return Rejection(DeadLetterStage.DECODE, error)
+    datum = codec.decode_own(data)
+    if datum is None:  # not the common case: garbage is told apart without raising
+        error = codec.frame_error(data)
+        if error is not None:
+            return Rejection(DeadLetterStage.DECODE, error)
     try:
-        return codec.decode_record(data)
+        if datum is None:
+            datum = codec.decode_by_writer(data)
+        return codec.record_type.from_avro(datum)
     except CodecError as exc:
         return Rejection(DeadLetterStage.DECODE, str(exc))
     except PydanticValidationError as exc:
         return Rejection(DeadLetterStage.VALIDATE, describe_validation_error(exc))
+
+
+class DecodedMemo:
+    """Records decoded here and sent on as the same bytes (a fill re-keyed for its bot
+    and model): when this worker consumes those bytes again, the record is taken from
+    here instead of being decoded and validated once more. Both are pure functions of
+    the bytes, so this changes no outcome. Bounded: entries whose bytes went to another
+    worker never come back and are the oldest when room is needed."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._records: OrderedDict[bytes, list[Any]] = OrderedDict()  # bytes -> [record, uses]
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def remember(self, data: bytes | None, record: Record, uses: int) -> None:
+        """``data`` decodes to ``record`` and is expected back ``uses`` times."""
+        if data is None or uses <= 0:
+            return
+        entry = self._records.get(data)
+        if entry is not None:  # the same bytes again (a redelivered message)
+            entry[1] += uses
+            return
+        if len(self._records) >= self.capacity:
+            self._records.popitem(last=False)
+        self._records[data] = [record, uses]
+
+    def take(self, data: bytes | None) -> Record | None:
+        """The record ``data`` decodes to, when remembered (one use is spent)."""
+        entry = self._records.get(data) if data is not None else None
+        if entry is None:
+            return None
+        entry[1] -= 1
+        if entry[1] <= 0:
+            del self._records[data]
+        return entry[0]  # type: ignore[no-any-return]
 
 
 def dead_letter(

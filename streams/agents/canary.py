@@ -19,7 +19,7 @@ from typing import Any
 import faust
 
 from streams.agents.decoding import InvalidInput, consume
-from streams.agents.health import check_event_time
+from streams.agents.health import check_event_time, observe_clock
 from streams.agents.latches import apply_alerts
 from streams.agents.outputs import forget, owned_partitions, store
 from streams.agents.ticks import event_time_advanced, every
@@ -73,7 +73,7 @@ async def on_score(record: ModelScore, message: InputMessage) -> None:
     except ScopeError as exc:
         raise InvalidInput(str(exc)) from None
     check_event_time(record.event_time_ms, clock.now_ms())
-    clock.observe(record.event_time_ms, f"{message.topic}/{message.partition}")
+    observe_clock(record.event_time_ms, message)
     await add_sample(record.scope, message.partition, record.metric, record.cohort.value,
                      record.model_version, f"score:{record.event_id}", record.value,
                      record.event_time_ms)

@@ -18,6 +18,7 @@ from streams.app import app, codecs, metrics, settings, topics
 from streams.batching import ConsumedRecord, handle_batches
 from streams.codec import (
     DeadLetterWriter,
+    DecodedMemo,
     InputMessage,
     Rejection,
     decode_or_reject,
@@ -77,28 +78,32 @@ def publish_dead_letter(message: InputMessage, stage: DeadLetterStage, error: st
 
 
 def consume(topic: faust.TopicT, schema: str, handler: Handler,
-            after_batch: Callable[[], Awaitable[None]] | None = None) -> None:
+            after_batch: Callable[[], Awaitable[None]] | None = None,
+            memo: DecodedMemo | None = None) -> None:
     """Subscribe to ``topic`` and run ``handler(record, message)`` for every valid record,
     in offset order per partition. The consumer hands over each fetched batch of a
     partition at once (streams.batching); table changes made while handling it reach
     their changelogs before its offsets are acknowledged (every
-    ``changelog_flush_interval_s``). ``after_batch`` runs once the batch is handled."""
+    ``changelog_flush_interval_s``). ``after_batch`` runs once the batch is handled.
+    ``memo``: records of bytes this worker decoded before (taken, not decoded again)."""
     codec = codecs[schema]
     processed = metrics.events_processed.labels(topic.get_topic_name())
 
     async def on_batch(tp: TP, batch: Sequence[ConsumedRecord]) -> None:
         count = 0
-        for record in batch:
-            message = InputMessage(topic=record.topic, partition=record.partition,
-                                   offset=record.offset, timestamp_ms=record.timestamp,
-                                   key=record.key, value=record.value)
-            decoded = decode_or_reject(codec, message.value)
-            if isinstance(decoded, Rejection):
-                publish_dead_letter(message, decoded.stage, decoded.error)
-                continue
+        for consumed in batch:
+            message = InputMessage(topic=consumed.topic, partition=consumed.partition,
+                                   offset=consumed.offset, timestamp_ms=consumed.timestamp,
+                                   key=consumed.key, value=consumed.value)
+            record = None if memo is None else memo.take(message.value)
+            if record is None:
+                record = decode_or_reject(codec, message.value)
+                if isinstance(record, Rejection):
+                    publish_dead_letter(message, record.stage, record.error)
+                    continue
             # inline, not a helper coroutine: one per record would cost more than this
             try:
-                outcome = handler(decoded, message)
+                outcome = handler(record, message)
                 if outcome is not None:
                     await outcome
             except InvalidInput as exc:

@@ -22,7 +22,7 @@ from typing import Any
 import faust
 
 from streams.agents.decoding import InvalidInput, consume
-from streams.agents.health import check_event_time
+from streams.agents.health import check_event_time, observe_clock
 from streams.agents.latches import apply_alerts
 from streams.agents.outputs import forget, store
 from streams.agents.ticks import event_time_advanced
@@ -63,7 +63,7 @@ async def on_profile(record: FeatureProfile, message: InputMessage) -> None:
 async def on_features(record: FeatureSample, message: InputMessage) -> None:
     require_scope(record.scope)
     check_event_time(record.event_time_ms, clock.now_ms())
-    clock.observe(record.event_time_ms, f"{message.topic}/{message.partition}")
+    observe_clock(record.event_time_ms, message)
     now_ms = clock.now_ms()
     profile = drift_profiles.data.get(record.scope)
     window = drift.window_buckets(now_ms, WINDOW_MS, HOP_MS)

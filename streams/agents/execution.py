@@ -27,12 +27,12 @@ import faust
 
 from streams.agents import canary
 from streams.agents.decoding import InvalidInput, consume
-from streams.agents.health import check_event_time
+from streams.agents.health import check_event_time, observe_clock
 from streams.agents.latches import apply_alerts
 from streams.agents.outputs import enqueue, owned_partitions, publish_alert, store
 from streams.agents.ticks import event_time_advanced, every
 from streams.app import app, clock, settings, topics
-from streams.codec import InputMessage
+from streams.codec import DecodedMemo, InputMessage
 from streams.control import execution
 from streams.control.alerts import AlertTransition
 from streams.records import FillEvent, FillKind
@@ -47,6 +47,7 @@ BOUNDS = execution.Bounds(
     slippage_mean_bps=settings.exec_slippage_mean_bound_bps,
     fill_ratio_min=settings.exec_fill_ratio_min, min_fills=settings.exec_min_fills,
 )
+REKEYED_MEMO_CAPACITY = 8192  # about 1 kB each
 _json = faust.Schema(key_serializer="json", value_serializer="json")
 # Per scope (market:<id>, bot:<id>, model:<id>#<COHORT>): bucket sums, figures, alerts.
 execution_state = app.Table("execution-state", default=None, schema=_json,
@@ -56,6 +57,12 @@ fills_by_scope = app.topic(
     partitions=topics.exec_fills.partitions, key_type=bytes, key_serializer="raw",
     value_serializer="raw", internal=True, replicas=settings.replication_factor,
 )
+
+
+# The fills this worker re-keyed, by their bytes: those that come back to this worker
+# (its bot's and model's partitions) are not decoded again. Bounded: a few seconds of
+# fills at full speed; the rest are decoded as usual.
+rekeyed_fills = DecodedMemo(capacity=REKEYED_MEMO_CAPACITY)
 
 
 def _state(key: str, scope: str, partition: int) -> dict[str, Any]:
@@ -128,12 +135,13 @@ def _rekeyed_scopes(record: FillEvent) -> list[str]:
 async def on_fill(record: FillEvent, message: InputMessage) -> None:
     check_event_time(record.event_time_ms, clock.now_ms())
     rekeyed = _rekeyed_scopes(record)
-    clock.observe(record.event_time_ms, f"{message.topic}/{message.partition}")
+    observe_clock(record.event_time_ms, message)
     now_ms = clock.now_ms()
     state = _observe(record.scope, record.scope, record, message.partition)
     await _observed(record.scope, state, now_ms)
     for key in rekeyed:  # the fill's own bytes, sent with the batch
         enqueue(fills_by_scope, key.encode(), message.value)
+    rekeyed_fills.remember(message.value, record, len(rekeyed))
     await event_time_advanced(now_ms)
 
 
@@ -158,7 +166,8 @@ async def on_scoped_fill(record: FillEvent, message: InputMessage) -> None:
 consume(topics.exec_fills, "FillEvent", on_fill, after_batch=evaluate_batch)
 
 
-consume(fills_by_scope, "FillEvent", on_scoped_fill, after_batch=evaluate_batch)
+consume(fills_by_scope, "FillEvent", on_scoped_fill, after_batch=evaluate_batch,
+        memo=rekeyed_fills)
 
 
 @every(settings.exec_evaluation_interval_s)

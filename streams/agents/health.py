@@ -10,6 +10,7 @@ same evaluation when nothing arrives, because a dead feed sends nothing.
 from __future__ import annotations
 
 import functools
+from collections.abc import Awaitable
 from typing import Any
 
 import faust
@@ -17,7 +18,7 @@ from faust.types import TP
 
 from streams.agents.decoding import InvalidInput, consume
 from streams.agents.ingest import summarize
-from streams.agents.latches import apply_alerts
+from streams.agents.latches import apply_alerts, holding
 from streams.agents.outputs import owned_partitions, store
 from streams.agents.ticks import event_time_advanced, every, every_tick
 from streams.app import app, clock, settings, topics
@@ -40,19 +41,31 @@ slo_windows = app.Table("slo-windows", default=None, schema=_json,
                         partitions=topics.health_events.partitions)
 
 
+# settings are fixed while a worker runs; these are read for every event
+_MAX_SKEW_MS = settings.max_event_skew_s * 1000
+_MAX_AGE_MS = settings.max_event_age_s * 1000
+_EVENT_CLOCK = settings.clock == "event"
+
+
 def check_event_time(event_time_ms: int, now_ms: int) -> None:
     if now_ms == 0:  # an event-time clock before its first event has no "now" yet
         return
-    if event_time_ms - now_ms > settings.max_event_skew_s * 1000:
+    if event_time_ms - now_ms > _MAX_SKEW_MS:
         raise InvalidInput(
             f"event_time_ms {event_time_ms} is {(event_time_ms - now_ms) / 1000:.1f}s in the "
             f"future (accepted skew {settings.max_event_skew_s:g}s)"
         )
-    if now_ms - event_time_ms > settings.max_event_age_s * 1000:
+    if now_ms - event_time_ms > _MAX_AGE_MS:
         raise InvalidInput(
             f"event_time_ms {event_time_ms} is {(now_ms - event_time_ms) / 1000:.0f}s old "
             f"(accepted age {settings.max_event_age_s:g}s)"
         )
+
+
+def observe_clock(event_time_ms: int, message: InputMessage) -> None:
+    """Tell the clock about a consumed event (only the event-time clock listens)."""
+    if _EVENT_CLOCK:
+        clock.observe(event_time_ms, f"{message.topic}/{message.partition}")
 
 
 def _scope_state(scope: str, partition: int) -> dict[str, Any]:
@@ -74,16 +87,27 @@ def _schedule(scope: str, state: dict[str, Any]) -> None:
     _due.schedule(scope, health.next_change_ms(state, scope, *_THRESHOLDS))
 
 
-async def _decide(state: dict[str, Any], scope: str, transitions: list[AlertTransition],
-                  now_ms: int, unchanged_due: float | None = None) -> None:
-    """Keep the state, schedule its next check and act on the transitions.
-    ``unchanged_due``: its next_change_ms, when nothing has changed it since."""
+def _keep(state: dict[str, Any], scope: str, unchanged_due: float | None = None) -> None:
+    """Keep the state and schedule its next check. ``unchanged_due``: its
+    next_change_ms, when nothing has changed it since."""
     store(scope_health, scope, state, state["partition"])
     if unchanged_due is None:
         _schedule(scope, state)
     else:
         _due.schedule(scope, unchanged_due)
+
+
+async def _decide(state: dict[str, Any], scope: str, transitions: list[AlertTransition],
+                  now_ms: int) -> None:
+    """Keep the state, schedule its next check and act on the transitions."""
+    _keep(state, scope)
     await apply_alerts(scope, state["partition"], transitions, now_ms, SOURCE)
+
+
+async def _act(scope: str, partition: int, transitions: list[AlertTransition],
+               now_ms: int) -> None:
+    await apply_alerts(scope, partition, transitions, now_ms, SOURCE)
+    await event_time_advanced(now_ms)
 
 
 # partition -> (offset, timestamp) of the last health event processed on it
@@ -124,18 +148,21 @@ async def restart_catch_up_grace(sender: Any, assigned: set[TP], **kwargs: Any) 
             _untouched_since.pop(tp.partition, None)
 
 
-async def on_health_event(record: HealthEvent, message: InputMessage) -> None:
+def on_health_event(record: HealthEvent, message: InputMessage) -> Awaitable[None] | None:
+    """Handle one event; what is left to await (publishing, event-time ticks) is
+    returned, None for most events (nothing to publish: no coroutine to run)."""
     check_event_time(record.event_time_ms, clock.now_ms())
     _progress[message.partition] = (message.offset,
                                     message.timestamp_ms or record.event_time_ms)
     summarize(record, message)
-    clock.observe(record.event_time_ms, f"{message.topic}/{message.partition}")
+    observe_clock(record.event_time_ms, message)
     now_ms = clock.now_ms()
-    state = _scope_state(record.scope, message.partition)
+    scope = record.scope
+    state = _scope_state(scope, message.partition)
     transitions: list[AlertTransition] = []
     if record.kind is HealthEventKind.DATA_UPDATE:
         assert record.feed is not None  # validated: DATA_UPDATE carries a feed
-        transitions += health.observe_update(state, record.scope, record.feed,
+        transitions += health.observe_update(state, scope, record.feed,
                                              record.event_time_ms, record.sequence)
     elif record.kind is HealthEventKind.HEARTBEAT:
         interval_ms = record.heartbeat_interval_ms or int(
@@ -144,13 +171,15 @@ async def on_health_event(record: HealthEvent, message: InputMessage) -> None:
     else:
         transitions += _observe_probe(record, message.partition, now_ms)
     # most events leave nothing to publish; an old backlog event proves nothing
-    due = health.next_change_ms(state, record.scope, *_THRESHOLDS)
-    if health.needs_evaluation(state, record.scope, now_ms, *_THRESHOLDS, due=due) and (
+    due = health.next_change_ms(state, scope, *_THRESHOLDS)
+    if health.needs_evaluation(state, scope, now_ms, *_THRESHOLDS, due=due) and (
             not catching_up(message.partition, now_ms)):
-        transitions += health.evaluate(state, record.scope, now_ms, *_THRESHOLDS)
+        transitions += health.evaluate(state, scope, now_ms, *_THRESHOLDS)
         due = None  # the evaluation may have changed it
-    await _decide(state, record.scope, transitions, now_ms, unchanged_due=due)
-    await event_time_advanced(now_ms)
+    _keep(state, scope, unchanged_due=due)
+    if transitions or _EVENT_CLOCK or holding(scope):
+        return _act(scope, message.partition, transitions, now_ms)
+    return None
 
 
 def _observe_probe(record: HealthEvent, partition: int, now_ms: int) -> list[AlertTransition]:

@@ -33,6 +33,13 @@ def _latch(scope: str) -> dict[str, Any]:
     return entry["latch"] if entry else pauses.new_latch(scope)
 
 
+def holding(scope: str) -> bool:
+    """Whether the scope's latch holds a pause (its hold-down can expire on any event);
+    when not, apply_alerts with no transitions does nothing."""
+    entry = pause_latches.data.get(scope)
+    return bool(entry and entry["latch"]["holds"])
+
+
 def _hold_down_ms() -> int:
     return int(settings.stale_hold_down_s * 1000)
 
@@ -40,10 +47,8 @@ def _hold_down_ms() -> int:
 async def apply_alerts(scope: str, partition: int, transitions: list[AlertTransition],
                        now_ms: int, source: str) -> None:
     """Publish alert transitions and apply the pausing ones to the scope's latch."""
-    if not transitions:  # the common case: only a hold-down can expire
-        entry = pause_latches.data.get(scope)
-        if not entry or not entry["latch"]["holds"]:
-            return
+    if not transitions and not holding(scope):  # the common case: nothing to do
+        return
     latch = _latch(scope)
     changes: list[PauseChange] = []
     for transition in transitions:

@@ -36,20 +36,21 @@ _unsent: dict[tuple[str, int], dict[str, Any]] = {}
 _flushing = asyncio.Lock()
 
 
-# id(table) -> (table, its changelog topic name): stores are the hottest writes, and
-# Faust derives the name anew on every call (tables are not hashable)
-_changelogs: dict[int, tuple[faust.Table, str]] = {}
+# id(table) -> (table, its store, its changelog topic name): stores are the hottest
+# writes, and Faust derives the name anew on every call (tables are not hashable)
+_sinks: dict[int, tuple[faust.Table, Any, str]] = {}
 
 
-def _changelog_of(table: faust.Table) -> str:
-    known = _changelogs.get(id(table))
+def _sink_of(table: faust.Table) -> tuple[faust.Table, Any, str]:
+    known = _sinks.get(id(table))
     if known is None or known[0] is not table:
-        known = _changelogs[id(table)] = (table, table.changelog_topic.get_topic_name())
-    return known[1]
+        known = _sinks[id(table)] = (table, table.data,
+                                     table.changelog_topic.get_topic_name())
+    return known
 
 
 def _unsent_of(table: faust.Table, partition: int) -> dict[str, Any]:
-    target = (_changelog_of(table), partition)
+    target = (_sink_of(table)[2], partition)
     changes = _unsent.get(target)
     if changes is None:
         changes = _unsent[target] = {}
@@ -60,8 +61,15 @@ def store(table: faust.Table, key: str, value: Any, partition: int) -> None:
     """Write ``table[key]`` now, and its changelog record to ``partition`` (the partition
     of the input that owns the key) at the next flush_changelogs(): a key changed many
     times in one batch costs one changelog record, not one per event."""
-    table.data.put(key, value, partition)
-    _unsent_of(table, partition)[key] = value
+    sink = _sinks.get(id(table))
+    if sink is None or sink[0] is not table:
+        sink = _sink_of(table)
+    sink[1].put(key, value, partition)
+    target = (sink[2], partition)
+    changes = _unsent.get(target)  # inline _unsent_of: this runs for every event
+    if changes is None:
+        changes = _unsent[target] = {}
+    changes[key] = value
 
 
 def forget(table: faust.Table, key: str, partition: int) -> None:

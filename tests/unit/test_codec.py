@@ -14,6 +14,7 @@ from streams.codec import (
     CodecError,
     Codecs,
     DeadLetterWriter,
+    DecodedMemo,
     FaustAvroCodec,
     InputMessage,
     Rejection,
@@ -224,6 +225,8 @@ def test_fast_decoder_answers_as_fastavro_for_any_bytes(name: str) -> None:
         data = _mutated(rng.choice(frames), rng)
         outcome = _decoded(codec, data)
         assert outcome == _decoded(reference, data), data.hex()
+        # the consume loop's way (fast path first, garbage told apart without raising)
+        assert decode_or_reject(codec, data) == decode_or_reject(reference, data), data.hex()
         outcomes[outcome[0]] += 1
     assert outcomes["error"] > 0  # both ways were exercised
     for frame in frames:
@@ -245,3 +248,31 @@ def test_trailing_bytes_are_an_error_on_the_fast_path_too(extra: bytes) -> None:
     frame = HEALTH.encode_record(SAMPLES["HealthEvent"][0])
     with pytest.raises(CodecError, match=f"{len(extra)} trailing bytes"):
         HEALTH.decode(frame + extra)
+
+
+def test_a_remembered_record_is_taken_as_often_as_it_was_sent_on() -> None:
+    record = SAMPLES["HealthEvent"][0]
+    frame = HEALTH.encode_record(record)
+    memo = DecodedMemo(capacity=4)
+    memo.remember(frame, record, uses=2)
+    assert memo.take(bytes(frame)) is record  # equal bytes, as they come back from Kafka
+    assert memo.take(frame) is record
+    assert memo.take(frame) is None  # both uses spent: decoded as usual
+    assert len(memo) == 0
+    memo.remember(frame, record, uses=1)
+    memo.remember(frame, record, uses=1)  # the same message again (redelivered)
+    assert [memo.take(frame), memo.take(frame), memo.take(frame)] == [record, record, None]
+    memo.remember(None, record, uses=1)  # a tombstone is never remembered
+    memo.remember(frame, record, uses=0)
+    assert memo.take(None) is None and len(memo) == 0
+
+
+def test_the_memo_forgets_the_oldest_records_first() -> None:
+    samples = SAMPLES["HealthEvent"][:3]
+    frames = [HEALTH.encode_record(sample) for sample in samples]
+    memo = DecodedMemo(capacity=2)
+    for frame, sample in zip(frames, samples, strict=True):
+        memo.remember(frame, sample, uses=1)
+    assert len(memo) == 2
+    assert memo.take(frames[0]) is None  # went first: its bytes are decoded as usual
+    assert memo.take(frames[1]) is samples[1] and memo.take(frames[2]) is samples[2]
