@@ -37,7 +37,7 @@ canary_samples = app.Table("canary-samples", default=None, schema=_json, partiti
 canary_state = app.Table("canary-state", default=None, schema=_json, partitions=_partitions)
 
 
-async def add_sample(scope: str, partition: int, metric: str, cohort: str,
+def add_sample(scope: str, partition: int, metric: str, cohort: str,
                      model_version: str | None, sample_id: str, value: float,
                      event_time_ms: int, hashed: int | None = None) -> None:
     """Offer one sample of a leading metric to the model's canary comparison.
@@ -74,13 +74,13 @@ async def on_score(record: ModelScore, message: InputMessage) -> None:
         raise InvalidInput(str(exc)) from None
     check_event_time(record.event_time_ms, clock.now_ms())
     observe_clock(record.event_time_ms, message)
-    await add_sample(record.scope, message.partition, record.metric, record.cohort.value,
-                     record.model_version, f"score:{record.event_id}", record.value,
-                     record.event_time_ms)
+    add_sample(record.scope, message.partition, record.metric, record.cohort.value,
+               record.model_version, f"score:{record.event_id}", record.value,
+               record.event_time_ms)
     await event_time_advanced(clock.now_ms())
 
 
-async def observe_fill(scope: str, record: FillEvent, partition: int) -> None:
+def observe_fill(scope: str, record: FillEvent, partition: int) -> None:
     """A fill of the model (already re-keyed to the model's partition)."""
     if record.kind is not FillKind.FILL:
         return
@@ -93,8 +93,8 @@ async def observe_fill(scope: str, record: FillEvent, partition: int) -> None:
     sample_id = f"fill:{record.event_id}"
     hashed = canary.sample_hash(sample_id)  # one sample id for both metrics
     for metric, value in samples.items():
-        await add_sample(scope, partition, metric, record.cohort.value, record.model_version,
-                         sample_id, value, record.event_time_ms, hashed)
+        add_sample(scope, partition, metric, record.cohort.value, record.model_version,
+                   sample_id, value, record.event_time_ms, hashed)
 
 
 consume(topics.model_scores, "ModelScore", on_score)

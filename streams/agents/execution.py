@@ -21,6 +21,7 @@ Counts are at-least-once: a fill re-delivered after a crash is counted again.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any
 
 import faust
@@ -30,7 +31,7 @@ from streams.agents.decoding import InvalidInput, consume
 from streams.agents.health import check_event_time, observe_clock
 from streams.agents.latches import apply_alerts
 from streams.agents.outputs import enqueue, owned_partitions, publish_alert, store
-from streams.agents.ticks import event_time_advanced, every
+from streams.agents.ticks import EVENT_CLOCK, event_time_advanced, every
 from streams.app import app, clock, settings, topics
 from streams.codec import DecodedMemo, InputMessage
 from streams.control import execution
@@ -87,12 +88,13 @@ _unevaluated: dict[str, dict[str, Any]] = {}
 _unfigured: dict[str, dict[str, Any]] = {}  # model cohorts: figures only, no alerts
 
 
-async def _observed(key: str, state: dict[str, Any], now_ms: int) -> None:
-    if settings.clock == "event":
-        await _decide(key, state, now_ms)
-    else:
-        store(execution_state, key, state, state["partition"])
-        _unevaluated[key] = state
+def _observed(key: str, state: dict[str, Any], now_ms: int) -> Awaitable[None] | None:
+    """What follows a fill counted into ``state``: what is left to await, if anything."""
+    if EVENT_CLOCK:
+        return _decide(key, state, now_ms)
+    store(execution_state, key, state, state["partition"])
+    _unevaluated[key] = state
+    return None
 
 
 async def evaluate_batch() -> None:
@@ -132,35 +134,48 @@ def _rekeyed_scopes(record: FillEvent) -> list[str]:
     return scopes
 
 
-async def on_fill(record: FillEvent, message: InputMessage) -> None:
+def on_fill(record: FillEvent, message: InputMessage) -> Awaitable[None] | None:
     check_event_time(record.event_time_ms, clock.now_ms())
     rekeyed = _rekeyed_scopes(record)
     observe_clock(record.event_time_ms, message)
     now_ms = clock.now_ms()
     state = _observe(record.scope, record.scope, record, message.partition)
-    await _observed(record.scope, state, now_ms)
+    pending = _observed(record.scope, state, now_ms)
+    if pending is not None:  # a replay: evaluated now, before the fill is sent on
+        return _forward_after(pending, record, message, rekeyed, now_ms)
+    _forward(record, message, rekeyed)
+    return None
+
+
+def _forward(record: FillEvent, message: InputMessage, rekeyed: list[str]) -> None:
     for key in rekeyed:  # the fill's own bytes, sent with the batch
         enqueue(fills_by_scope, key.encode(), message.value)
     rekeyed_fills.remember(message.value, record, len(rekeyed))
+
+
+async def _forward_after(pending: Awaitable[None], record: FillEvent, message: InputMessage,
+                         rekeyed: list[str], now_ms: int) -> None:
+    await pending
+    _forward(record, message, rekeyed)
     await event_time_advanced(now_ms)
 
 
-async def on_scoped_fill(record: FillEvent, message: InputMessage) -> None:
+def on_scoped_fill(record: FillEvent, message: InputMessage) -> Awaitable[None] | None:
     scope = (message.key or b"").decode()
     now_ms = clock.now_ms()
     if scope.startswith("bot:"):
         state = _observe(scope, scope, record, message.partition)
-        await _observed(scope, state, now_ms)
-        return
+        return _observed(scope, state, now_ms)
     # A model's fills: execution figures per cohort, and samples for the canary.
     key = f"{scope}#{record.cohort.value}"
     state = _observe(key, scope, record, message.partition)
-    if settings.clock == "event":
+    if EVENT_CLOCK:
         execution.update_figures(state, now_ms, WINDOWS)  # figures only: cohorts do not alert
     else:
         _unfigured[key] = state
     store(execution_state, key, state, message.partition)
-    await canary.observe_fill(scope, record, message.partition)
+    canary.observe_fill(scope, record, message.partition)
+    return None
 
 
 consume(topics.exec_fills, "FillEvent", on_fill, after_batch=evaluate_batch)

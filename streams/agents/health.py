@@ -20,7 +20,7 @@ from streams.agents.decoding import InvalidInput, consume
 from streams.agents.ingest import summarize
 from streams.agents.latches import apply_alerts, holding
 from streams.agents.outputs import owned_partitions, store
-from streams.agents.ticks import event_time_advanced, every, every_tick
+from streams.agents.ticks import EVENT_CLOCK, event_time_advanced, every, every_tick
 from streams.app import app, clock, settings, topics
 from streams.codec import InputMessage
 from streams.control import health
@@ -44,7 +44,6 @@ slo_windows = app.Table("slo-windows", default=None, schema=_json,
 # settings are fixed while a worker runs; these are read for every event
 _MAX_SKEW_MS = settings.max_event_skew_s * 1000
 _MAX_AGE_MS = settings.max_event_age_s * 1000
-_EVENT_CLOCK = settings.clock == "event"
 
 
 def check_event_time(event_time_ms: int, now_ms: int) -> None:
@@ -64,7 +63,7 @@ def check_event_time(event_time_ms: int, now_ms: int) -> None:
 
 def observe_clock(event_time_ms: int, message: InputMessage) -> None:
     """Tell the clock about a consumed event (only the event-time clock listens)."""
-    if _EVENT_CLOCK:
+    if EVENT_CLOCK:
         clock.observe(event_time_ms, f"{message.topic}/{message.partition}")
 
 
@@ -177,7 +176,7 @@ def on_health_event(record: HealthEvent, message: InputMessage) -> Awaitable[Non
         transitions += health.evaluate(state, scope, now_ms, *_THRESHOLDS)
         due = None  # the evaluation may have changed it
     _keep(state, scope, unchanged_due=due)
-    if transitions or _EVENT_CLOCK or holding(scope):
+    if transitions or EVENT_CLOCK or holding(scope):
         return _act(scope, message.partition, transitions, now_ms)
     return None
 

@@ -14,6 +14,7 @@ TickCallback = Callable[[int], Awaitable[None]]
 _callbacks: list[TickCallback] = []
 _next_tick_ms: int | None = None
 MAX_CATCH_UP_TICKS = 100_000  # a jump further than this skips ahead instead of looping
+EVENT_CLOCK = settings.clock == "event"  # fixed while a worker runs
 
 
 def every_tick(callback: TickCallback) -> TickCallback:
@@ -51,7 +52,7 @@ async def run_ticks(now_ms: int) -> None:
 async def event_time_advanced(now_ms: int) -> None:
     """Called by stream agents after the clock observed an event (event-time mode)."""
     global _next_tick_ms
-    if settings.clock != "event":
+    if not EVENT_CLOCK:
         return
     step = max(1, int(settings.evaluation_interval_s * 1000))
     if _next_tick_ms is None:
