@@ -150,12 +150,14 @@ async def restart_catch_up_grace(sender: Any, assigned: set[TP], **kwargs: Any) 
 def on_health_event(record: HealthEvent, message: InputMessage) -> Awaitable[None] | None:
     """Handle one event; what is left to await (publishing, event-time ticks) is
     returned, None for most events (nothing to publish: no coroutine to run)."""
-    check_event_time(record.event_time_ms, clock.now_ms())
+    now_ms = clock.now_ms()
+    check_event_time(record.event_time_ms, now_ms)
     _progress[message.partition] = (message.offset,
                                     message.timestamp_ms or record.event_time_ms)
     summarize(record, message)
-    observe_clock(record.event_time_ms, message)
-    now_ms = clock.now_ms()
+    if EVENT_CLOCK:  # the event may move it on
+        observe_clock(record.event_time_ms, message)
+        now_ms = clock.now_ms()
     scope = record.scope
     state = _scope_state(scope, message.partition)
     transitions: list[AlertTransition] = []

@@ -22,6 +22,7 @@ from streams.control.keying import partition_for
 from streams.control.pauses import PauseChange
 from streams.envelope import alert_envelope, audit_envelope
 from streams.records import AlertStatus, PauseState
+from streams.stores import MemoryStore
 
 
 def owned_partitions(topic: faust.TopicT) -> set[int]:
@@ -36,21 +37,23 @@ _unsent: dict[tuple[str, int], dict[str, Any]] = {}
 _flushing = asyncio.Lock()
 
 
-# id(table) -> (table, its store, its changelog topic name): stores are the hottest
-# writes, and Faust derives the name anew on every call (tables are not hashable)
-_sinks: dict[int, tuple[faust.Table, Any, str]] = {}
+# id(table) -> (table, its rows, its rows' partitions, its changelog topic name): stores
+# are the hottest writes, and Faust derives the name anew on every call (tables are not
+# hashable)
+_sinks: dict[int, tuple[faust.Table, dict[Any, Any], dict[Any, int], str]] = {}
 
 
-def _sink_of(table: faust.Table) -> tuple[faust.Table, Any, str]:
+def _sink_of(table: faust.Table) -> tuple[faust.Table, dict[Any, Any], dict[Any, int], str]:
     known = _sinks.get(id(table))
     if known is None or known[0] is not table:
-        known = _sinks[id(table)] = (table, table.data,
+        rows: MemoryStore = table.data
+        known = _sinks[id(table)] = (table, rows.rows, rows.key_partitions,
                                      table.changelog_topic.get_topic_name())
     return known
 
 
 def _unsent_of(table: faust.Table, partition: int) -> dict[str, Any]:
-    target = (_sink_of(table)[2], partition)
+    target = (_sink_of(table)[3], partition)
     changes = _unsent.get(target)
     if changes is None:
         changes = _unsent[target] = {}
@@ -64,9 +67,10 @@ def store(table: faust.Table, key: str, value: Any, partition: int) -> None:
     sink = _sinks.get(id(table))
     if sink is None or sink[0] is not table:
         sink = _sink_of(table)
-    sink[1].put(key, value, partition)
-    target = (sink[2], partition)
-    changes = _unsent.get(target)  # inline _unsent_of: this runs for every event
+    sink[1][key] = value  # MemoryStore.put, inline: this runs for every event
+    sink[2][key] = partition
+    target = (sink[3], partition)
+    changes = _unsent.get(target)
     if changes is None:
         changes = _unsent[target] = {}
     changes[key] = value
