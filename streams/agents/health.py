@@ -155,8 +155,8 @@ def on_health_event(record: HealthEvent, message: InputMessage) -> Awaitable[Non
     _progress[message.partition] = (message.offset,
                                     message.timestamp_ms or record.event_time_ms)
     summarize(record, message)
-    if EVENT_CLOCK:  # the event may move it on
-        observe_clock(record.event_time_ms, message)
+    observe_clock(record.event_time_ms, message)
+    if EVENT_CLOCK:  # the event may have moved it on
         now_ms = clock.now_ms()
     scope = record.scope
     state = _scope_state(scope, message.partition)
