@@ -1,0 +1,175 @@
+"""In-process benchmark of the agents' handlers: the `polymon bench` event mix through the
+real batch handlers (decode, validation, agent state, changelog bookkeeping, re-keyed
+fills handed back as the consumer would), without Kafka. What a change costs per event,
+measured without the broker's noise.
+
+Usage::
+
+    .venv/bin/python ops/bench_handlers.py [--events 100000] [--scopes 5000] [--rounds 3]
+                                           [--baseline REV]
+
+Prints CPU microseconds per input event, in all and per input topic (a topic's figure is
+per record of that topic; ``rekeyed`` is per re-keyed fill). Each run is a fresh process
+(fresh state, as a worker starts). With ``--baseline REV`` the runs alternate between a
+git worktree of REV and this checkout, and the ratio of the best runs is printed: the
+machine's speed drifts, alternating keeps the comparison fair.
+
+Staleness thresholds are out of reach (as in the bench's pipeline phase): the events are
+a minute old, and the benchmark measures the steady state, not an alert storm. A run
+fails if any record is dead-lettered.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+CHECKOUT = Path(__file__).resolve().parents[1]
+BATCH = 500  # records per handler call, as the consumer hands them over (YIELD_EVERY)
+
+
+class _Consumed:
+    """What a batch handler reads of a consumed record (aiokafka's ConsumerRecord)."""
+
+    __slots__ = ("key", "offset", "partition", "timestamp", "topic", "value")
+
+    def __init__(self, topic: str, offset: int, timestamp: int, key: bytes | None,
+                 value: bytes | None) -> None:
+        self.topic, self.partition, self.offset = topic, 0, offset
+        self.timestamp, self.key, self.value = timestamp, key, value
+
+
+async def _run_handlers(events: int, scopes: int) -> dict[str, Any]:
+    """One run, in this process (which imported the tree under test)."""
+    from faust.types import TP
+
+    from streams import agents, batching, bench, web  # noqa: F401  (registers the agents)
+    from streams.agents import decoding, outputs
+
+    async def keep_queued() -> int:  # the producer is not started: drained below
+        return 0
+
+    letters: list[str] = []
+
+    def refuse_letter(message: Any, stage: Any, error: str) -> None:
+        letters.append(f"{message.topic}@{message.offset} ({stage}): {error}")
+
+    decoding.flush_outbox_if_due = keep_queued  # type: ignore[assignment]
+    decoding.publish_dead_letter = refuse_letter  # type: ignore[assignment]
+    start_ms = int(time.time() * 1000) - 60_000
+    by_topic: dict[str, list[tuple[bytes, bytes]]] = {}
+    for topic, key, value in bench.synthetic_mix(events, scopes, 1, start_ms):
+        by_topic.setdefault(topic, []).append((key, value))
+    handlers = batching._batch_handlers
+    names = {topic: next(name for name in handlers if name.endswith(topic))
+             for topic in by_topic}
+    rekeyed = next(name for name in handlers if name.endswith("-repartition"))
+    spent = dict.fromkeys([*by_topic, "rekeyed"], 0.0)
+    counts = dict.fromkeys(spent, 0)
+    offsets = dict.fromkeys(spent, 0)
+
+    async def hand(label: str, name: str, items: list[tuple[bytes, bytes]]) -> None:
+        for first in range(0, len(items), BATCH):
+            chunk = [_Consumed(name, offsets[label] + i, start_ms, key, value)
+                     for i, (key, value) in enumerate(items[first:first + BATCH])]
+            offsets[label] += len(chunk)
+            began = time.process_time()
+            await handlers[name](TP(name, 0), chunk)
+            spent[label] += time.process_time() - began
+            counts[label] += len(chunk)
+
+    step = 4 * BATCH  # input events per round: every topic in proportion, then re-keyed
+    for first in range(0, events, step):
+        for topic, items in by_topic.items():
+            share = items[first * len(items) // events:(first + step) * len(items) // events]
+            await hand(topic, names[topic], share)
+        sent_on = [message for (topic, _), queued in list(outputs._outbox.items())
+                   if topic == rekeyed for message in queued]
+        outputs._outbox.clear()
+        await hand("rekeyed", rekeyed, sent_on)
+    if letters:
+        raise SystemExit(f"{len(letters)} records dead-lettered, e.g. {letters[0]}")
+    return {"us_per_event": sum(spent.values()) / events * 1e6,
+            "topics": {label: spent[label] / counts[label] * 1e6
+                       for label in spent if counts[label]}}
+
+
+def _child(tree: Path, events: int, scopes: int) -> None:
+    sys.path.insert(0, str(tree))
+    print(json.dumps(asyncio.run(_run_handlers(events, scopes))))
+
+
+def _run(tree: Path, events: int, scopes: int) -> dict[str, Any]:
+    """One run in a fresh process that imports ``tree``'s streams package."""
+    sys.path.insert(0, str(CHECKOUT))
+    from streams.bench import THROUGHPUT_SETTINGS
+    from streams.devstack import worker_env
+
+    env = worker_env("127.0.0.1:9", **THROUGHPUT_SETTINGS)  # nothing is sent: no broker
+    env["PYTHONPATH"] = str(tree)
+    done = subprocess.run(
+        [sys.executable, __file__, "--child", str(tree), "--events", str(events),
+         "--scopes", str(scopes)], env=env, cwd=tree, capture_output=True, text=True,
+        timeout=900)
+    if done.returncode != 0:
+        raise SystemExit(f"run in {tree} failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def _line(label: str, result: dict[str, Any]) -> str:
+    topics = ", ".join(f"{topic} {us:.1f}" for topic, us in result["topics"].items())
+    return f"{label:>13}: {result['us_per_event']:6.1f} µs per input event  ({topics})"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--scopes", type=int, default=5000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--baseline", metavar="REV", help="git revision to compare with")
+    parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.events < 4 * BATCH or args.scopes < 1 or args.rounds < 1:
+        parser.error("--events must be at least 2000, --scopes and --rounds at least 1")
+    if args.child:
+        _child(args.child, args.events, args.scopes)
+        return
+    with tempfile.TemporaryDirectory(prefix="bench-handlers-") as scratch:
+        trees = {"this": CHECKOUT}
+        if args.baseline:
+            base = Path(scratch) / "baseline"
+            added = subprocess.run(
+                ["git", "-C", str(CHECKOUT), "worktree", "add", "--detach", str(base),
+                 args.baseline], capture_output=True, text=True)
+            if added.returncode != 0:
+                parser.error(f"--baseline {args.baseline}: {added.stderr.strip()}")
+            trees = {"baseline": base, "this": CHECKOUT}
+        try:
+            best: dict[str, dict[str, Any]] = {}
+            for round_number in range(1, args.rounds + 1):
+                for label, tree in trees.items():
+                    result = _run(tree, args.events, args.scopes)
+                    print(_line(f"{label} {round_number}", result), flush=True)
+                    if label not in best or result["us_per_event"] < best[label]["us_per_event"]:
+                        best[label] = result
+            for label, result in best.items():
+                print(_line(f"best {label}", result))
+            if "baseline" in best:
+                ratio = best["baseline"]["us_per_event"] / best["this"]["us_per_event"]
+                print(f"this checkout is ×{ratio:.2f} the speed of {args.baseline} "
+                      f"(best of {args.rounds} alternating runs each)")
+        finally:
+            if args.baseline:
+                subprocess.run(["git", "-C", str(CHECKOUT), "worktree", "remove", "--force",
+                                str(Path(scratch) / "baseline")], capture_output=True)
+
+
+if __name__ == "__main__":
+    main()
