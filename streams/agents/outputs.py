@@ -46,8 +46,8 @@ _sinks: dict[int, tuple[faust.Table, dict[Any, Any], dict[Any, int], str]] = {}
 def _sink_of(table: faust.Table) -> tuple[faust.Table, dict[Any, Any], dict[Any, int], str]:
     known = _sinks.get(id(table))
     if known is None or known[0] is not table:
-        rows: MemoryStore = table.data
-        known = _sinks[id(table)] = (table, rows.rows, rows.key_partitions,
+        memory: MemoryStore = table.data
+        known = _sinks[id(table)] = (table, memory.rows, memory.key_partitions,
                                      table.changelog_topic.get_topic_name())
     return known
 
