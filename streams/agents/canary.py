@@ -38,8 +38,8 @@ canary_state = app.Table("canary-state", default=None, schema=_json, partitions=
 
 
 def add_sample(scope: str, partition: int, metric: str, cohort: str,
-                     model_version: str | None, sample_id: str, value: float,
-                     event_time_ms: int, hashed: int | None = None) -> None:
+               model_version: str | None, sample_id: str, value: float,
+               event_time_ms: int, hashed: int | None = None) -> None:
     """Offer one sample of a leading metric to the model's canary comparison.
     ``hashed``: canary.sample_hash(sample_id), when the caller has it already."""
     if metric not in settings.canary_leading_metrics:
