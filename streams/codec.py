@@ -177,7 +177,7 @@ class AvroCodec:
         except ValidationError as exc:
             raise CodecError(f"does not match schema {self.entry.name}: {exc}") from exc
 
-    def _writer_or_error(self, data: bytes | None) -> SchemaEntry | str:
+    def writer_of(self, data: bytes | None) -> SchemaEntry | str:
         """The schema ``data`` was written with, or why it is not a frame of a schema of
         this record (its body may still be corrupt). Said without raising: garbage is
         common input."""
@@ -196,11 +196,6 @@ class AvroCodec:
         if writer.name != self.entry.name:
             return f"schema id {schema_id} is {writer.name}, expected {self.entry.name}"
         return writer
-
-    def frame_error(self, data: bytes | None) -> str | None:
-        """Why ``data`` is not a frame of a schema of this record; None when it is one."""
-        found = self._writer_or_error(data)
-        return found if isinstance(found, str) else None
 
     @cached_property
     def _fast(self) -> cavro.Schema | None:
@@ -233,10 +228,13 @@ class AvroCodec:
         datum = self.decode_own(data)
         return datum if datum is not None else self.decode_by_writer(data)
 
-    def decode_by_writer(self, data: bytes | None) -> dict[str, Any]:
+    def decode_by_writer(self, data: bytes | None,
+                         writer: SchemaEntry | str | None = None) -> dict[str, Any]:
         """fastavro, with the schema the frame names: what is not the common case (an
-        older schema version, whatever cavro does not read). CodecError says why not."""
-        writer = self._writer_or_error(data)
+        older schema version, whatever cavro does not read). CodecError says why not.
+        ``writer``: :meth:`writer_of` the frame, when the caller has it already."""
+        if writer is None:
+            writer = self.writer_of(data)
         if isinstance(writer, str):
             raise CodecError(writer)
         assert data is not None  # a frame
@@ -328,13 +326,12 @@ class Rejection:
 def decode_or_reject(codec: AvroCodec, data: bytes | None) -> Record | Rejection:
     """The decoded, validated record, or why it is to be dead-lettered instead."""
     datum = codec.decode_own(data)
-    if datum is None:  # not the common case: garbage is told apart without raising
-        error = codec.frame_error(data)
-        if error is not None:
-            return Rejection(DeadLetterStage.DECODE, error)
     try:
-        if datum is None:
-            datum = codec.decode_by_writer(data)
+        if datum is None:  # not the common case: garbage is told apart without raising
+            writer = codec.writer_of(data)
+            if isinstance(writer, str):
+                return Rejection(DeadLetterStage.DECODE, writer)
+            datum = codec.decode_by_writer(data, writer)
         return codec.record_type.from_avro(datum)
     except CodecError as exc:
         return Rejection(DeadLetterStage.DECODE, str(exc))

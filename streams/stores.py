@@ -27,12 +27,8 @@ class MemoryStore(Store):
         # reads are the hottest calls: the dict's own get, no method in between (Faust's
         # memory store keeps its dicts for its whole life)
         self.get = self.data.get  # type: ignore[method-assign]
-        # what streams.agents.outputs.store writes to directly
-        self.rows: dict[Any, Any] = self.data  # type: ignore[assignment]
+        # written directly by streams.agents.outputs.store, with ``data``
         self.key_partitions: dict[Any, int] = self._key_partition  # type: ignore[assignment]
-
-    def get(self, key: Any, default: Any = None) -> Any:
-        return self.data.get(key, default)
 
     def __contains__(self, key: object) -> bool:
         return key in self.data

@@ -19,10 +19,10 @@ from typing import Any
 import faust
 
 from streams.agents.decoding import InvalidInput, consume
-from streams.agents.health import check_event_time, observe_clock
+from streams.agents.health import check_event_time
 from streams.agents.latches import apply_alerts
 from streams.agents.outputs import forget, owned_partitions, store
-from streams.agents.ticks import event_time_advanced, every
+from streams.agents.ticks import event_time_advanced, every, observe_clock
 from streams.app import app, clock, settings, topics
 from streams.codec import InputMessage
 from streams.control import canary

@@ -22,10 +22,10 @@ from typing import Any
 import faust
 
 from streams.agents.decoding import InvalidInput, consume
-from streams.agents.health import check_event_time, observe_clock
+from streams.agents.health import check_event_time
 from streams.agents.latches import apply_alerts
 from streams.agents.outputs import forget, store
-from streams.agents.ticks import event_time_advanced
+from streams.agents.ticks import event_time_advanced, observe_clock
 from streams.app import app, clock, settings, topics
 from streams.codec import InputMessage
 from streams.control import drift

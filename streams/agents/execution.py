@@ -28,10 +28,10 @@ import faust
 
 from streams.agents import canary
 from streams.agents.decoding import InvalidInput, consume
-from streams.agents.health import check_event_time, observe_clock
+from streams.agents.health import check_event_time
 from streams.agents.latches import apply_alerts
 from streams.agents.outputs import enqueue, owned_partitions, publish_alert, store
-from streams.agents.ticks import EVENT_CLOCK, event_time_advanced, every
+from streams.agents.ticks import EVENT_CLOCK, event_time_advanced, every, observe_clock
 from streams.app import app, clock, settings, topics
 from streams.codec import DecodedMemo, InputMessage
 from streams.control import execution

@@ -20,7 +20,13 @@ from streams.agents.decoding import InvalidInput, consume
 from streams.agents.ingest import summarize
 from streams.agents.latches import apply_alerts, holding
 from streams.agents.outputs import owned_partitions, store
-from streams.agents.ticks import EVENT_CLOCK, event_time_advanced, every, every_tick
+from streams.agents.ticks import (
+    EVENT_CLOCK,
+    event_time_advanced,
+    every,
+    every_tick,
+    observe_clock,
+)
 from streams.app import app, clock, settings, topics
 from streams.codec import InputMessage
 from streams.control import health
@@ -59,12 +65,6 @@ def check_event_time(event_time_ms: int, now_ms: int) -> None:
             f"event_time_ms {event_time_ms} is {(now_ms - event_time_ms) / 1000:.0f}s old "
             f"(accepted age {settings.max_event_age_s:g}s)"
         )
-
-
-def observe_clock(event_time_ms: int, message: InputMessage) -> None:
-    """Tell the clock about a consumed event (only the event-time clock listens)."""
-    if EVENT_CLOCK:
-        clock.observe(event_time_ms, f"{message.topic}/{message.partition}")
 
 
 def _scope_state(scope: str, partition: int) -> dict[str, Any]:

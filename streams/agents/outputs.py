@@ -39,7 +39,7 @@ _flushing = asyncio.Lock()
 
 # id(table) -> (table, its rows, its rows' partitions, its changelog topic name): stores
 # are the hottest writes, and Faust derives the name anew on every call (tables are not
-# hashable)
+# hashable). A plain tuple: a NamedTuple here measured a few % slower per event.
 _sinks: dict[int, tuple[faust.Table, dict[Any, Any], dict[Any, int], str]] = {}
 
 
@@ -47,7 +47,7 @@ def _sink_of(table: faust.Table) -> tuple[faust.Table, dict[Any, Any], dict[Any,
     known = _sinks.get(id(table))
     if known is None or known[0] is not table:
         memory: MemoryStore = table.data
-        known = _sinks[id(table)] = (table, memory.rows, memory.key_partitions,
+        known = _sinks[id(table)] = (table, memory.data, memory.key_partitions,
                                      table.changelog_topic.get_topic_name())
     return known
 

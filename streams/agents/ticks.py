@@ -9,12 +9,19 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from streams.app import app, clock, settings
+from streams.codec import InputMessage
 
 TickCallback = Callable[[int], Awaitable[None]]
 _callbacks: list[TickCallback] = []
 _next_tick_ms: int | None = None
 MAX_CATCH_UP_TICKS = 100_000  # a jump further than this skips ahead instead of looping
 EVENT_CLOCK = settings.clock == "event"  # fixed while a worker runs
+
+
+def observe_clock(event_time_ms: int, message: InputMessage) -> None:
+    """Tell the clock about a consumed event (only the event-time clock listens)."""
+    if EVENT_CLOCK:
+        clock.observe(event_time_ms, f"{message.topic}/{message.partition}")
 
 
 def every_tick(callback: TickCallback) -> TickCallback:

@@ -26,7 +26,7 @@ def test_the_app_tables_use_it() -> None:
 
 def test_reads_and_direct_writes_see_every_change_of_the_rows() -> None:
     store = MemoryStore("polymon-memory://", app, table=None, table_name="t")  # type: ignore[arg-type]
-    store.rows["a"] = {"n": 1}  # as streams.agents.outputs.store writes
+    store.data["a"] = {"n": 1}  # as streams.agents.outputs.store writes
     store.key_partitions["a"] = 3
     assert store.get("a") == {"n": 1} and store["a"] == {"n": 1}
     assert store._key_partition["a"] == 3  # Faust's rebalance bookkeeping sees it
@@ -34,4 +34,4 @@ def test_reads_and_direct_writes_see_every_change_of_the_rows() -> None:
     store.drop("a")
     assert store.get("a") is None and store.get("b") == 2
     store._clear()  # as Faust clears a table's rows
-    assert store.get("b") is None and not store.rows
+    assert store.get("b") is None and not store.data
