@@ -1,15 +1,17 @@
 """In-process benchmark of the agents' handlers: the `polymon bench` event mix through the
-real batch handlers (decode, validation, agent state, changelog bookkeeping, re-keyed
-fills handed back as the consumer would), without Kafka. What a change costs per event,
-measured without the broker's noise.
+real batch handlers (decode, validation, agent state, changelog records encoded as the
+flush does, re-keyed fills handed back as the consumer would), without Kafka. What a
+change costs per event, measured without the broker's noise.
 
 Usage::
 
     .venv/bin/python ops/bench_handlers.py [--events 100000] [--scopes 5000] [--rounds 3]
-                                           [--baseline REV]
+                                           [--flush-every 25000] [--baseline REV]
 
 Prints CPU microseconds per input event, in all and per input topic (a topic's figure is
-per record of that topic; ``rekeyed`` is per re-keyed fill). Each run is a fresh process
+per record of that topic; ``rekeyed`` is per re-keyed fill; ``changelogs`` per changelog
+record encoded, every ``--flush-every`` input events: how many a flush finds depends on
+how many events each scope gets between flushes). Each run is a fresh process
 (fresh state, as a worker starts). With ``--baseline REV`` the runs alternate between a
 git worktree of REV and this checkout, and the ratio of the best runs is printed: the
 machine's speed drifts, alternating keeps the comparison fair.
@@ -46,7 +48,7 @@ class _Consumed:
         self.timestamp, self.key, self.value = timestamp, key, value
 
 
-async def _run_handlers(events: int, scopes: int) -> dict[str, Any]:
+async def _run_handlers(events: int, scopes: int, flush_every: int) -> dict[str, Any]:
     """One run, in this process (which imported the tree under test)."""
     from faust.types import TP
 
@@ -71,9 +73,23 @@ async def _run_handlers(events: int, scopes: int) -> dict[str, Any]:
     names = {topic: next(name for name in handlers if name.endswith(topic))
              for topic in by_topic}
     rekeyed = next(name for name in handlers if name.endswith("-repartition"))
-    spent = dict.fromkeys([*by_topic, "rekeyed"], 0.0)
+    spent = dict.fromkeys([*by_topic, "rekeyed", "changelogs"], 0.0)
     counts = dict.fromkeys(spent, 0)
     offsets = dict.fromkeys(spent, 0)
+
+    # trees from before changelog_messages: the encoding flush_changelogs did inline
+    encoded = getattr(outputs, "changelog_messages", None) or (lambda changes: (
+        (outputs._encode_json(key).encode(),
+         None if value is None else outputs._encode_json(value).encode())
+        for key, value in changes.items()))
+
+    def encode_changelogs() -> None:
+        """What flush_changelogs does before handing the records to the producer."""
+        began = time.process_time()
+        while outputs._unsent:
+            _, changes = outputs._unsent.popitem()
+            counts["changelogs"] += sum(1 for _ in encoded(changes))
+        spent["changelogs"] += time.process_time() - began
 
     async def hand(label: str, name: str, items: list[tuple[bytes, bytes]]) -> None:
         for first in range(0, len(items), BATCH):
@@ -87,6 +103,8 @@ async def _run_handlers(events: int, scopes: int) -> dict[str, Any]:
 
     step = 4 * BATCH  # input events per round: every topic in proportion, then re-keyed
     for first in range(0, events, step):
+        if first and first % flush_every < step:
+            encode_changelogs()
         for topic, items in by_topic.items():
             share = items[first * len(items) // events:(first + step) * len(items) // events]
             await hand(topic, names[topic], share)
@@ -94,6 +112,7 @@ async def _run_handlers(events: int, scopes: int) -> dict[str, Any]:
                    if topic == rekeyed for message in queued]
         outputs._outbox.clear()
         await hand("rekeyed", rekeyed, sent_on)
+    encode_changelogs()
     if letters:
         raise SystemExit(f"{len(letters)} records dead-lettered, e.g. {letters[0]}")
     return {"us_per_event": sum(spent.values()) / events * 1e6,
@@ -101,12 +120,12 @@ async def _run_handlers(events: int, scopes: int) -> dict[str, Any]:
                        for label in spent if counts[label]}}
 
 
-def _child(tree: Path, events: int, scopes: int) -> None:
+def _child(tree: Path, events: int, scopes: int, flush_every: int) -> None:
     sys.path.insert(0, str(tree))
-    print(json.dumps(asyncio.run(_run_handlers(events, scopes))))
+    print(json.dumps(asyncio.run(_run_handlers(events, scopes, flush_every))))
 
 
-def _run(tree: Path, events: int, scopes: int) -> dict[str, Any]:
+def _run(tree: Path, events: int, scopes: int, flush_every: int) -> dict[str, Any]:
     """One run in a fresh process that imports ``tree``'s streams package."""
     sys.path.insert(0, str(CHECKOUT))
     from streams.bench import THROUGHPUT_SETTINGS
@@ -116,8 +135,8 @@ def _run(tree: Path, events: int, scopes: int) -> dict[str, Any]:
     env["PYTHONPATH"] = str(tree)
     done = subprocess.run(
         [sys.executable, __file__, "--child", str(tree), "--events", str(events),
-         "--scopes", str(scopes)], env=env, cwd=tree, capture_output=True, text=True,
-        timeout=900)
+         "--scopes", str(scopes), "--flush-every", str(flush_every)],
+        env=env, cwd=tree, capture_output=True, text=True, timeout=900)
     if done.returncode != 0:
         raise SystemExit(f"run in {tree} failed ({done.returncode}):\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
@@ -133,13 +152,18 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--scopes", type=int, default=5000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--flush-every", type=int, default=25_000, metavar="N",
+                        help="input events between changelog flushes (25,000: the 1 s "
+                        "changelog interval at 25k events/s)")
     parser.add_argument("--baseline", metavar="REV", help="git revision to compare with")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.events < 4 * BATCH or args.scopes < 1 or args.rounds < 1:
-        parser.error("--events must be at least 2000, --scopes and --rounds at least 1")
+    if (args.events < 4 * BATCH or args.scopes < 1 or args.rounds < 1
+            or args.flush_every < 1):
+        parser.error("--events must be at least 2000, --scopes, --rounds and --flush-every "
+                     "at least 1")
     if args.child:
-        _child(args.child, args.events, args.scopes)
+        _child(args.child, args.events, args.scopes, args.flush_every)
         return
     with tempfile.TemporaryDirectory(prefix="bench-handlers-") as scratch:
         trees = {"this": CHECKOUT}
@@ -155,7 +179,7 @@ def main() -> None:
             best: dict[str, dict[str, Any]] = {}
             for round_number in range(1, args.rounds + 1):
                 for label, tree in trees.items():
-                    result = _run(tree, args.events, args.scopes)
+                    result = _run(tree, args.events, args.scopes, args.flush_every)
                     print(_line(f"{label} {round_number}", result), flush=True)
                     if label not in best or result["us_per_event"] < best[label]["us_per_event"]:
                         best[label] = result

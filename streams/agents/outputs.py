@@ -10,7 +10,7 @@ import asyncio
 import functools
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import faust
@@ -166,6 +166,14 @@ async def flush_outbox_if_due() -> int:
     return 0
 
 
+def changelog_messages(changes: dict[str, Any]) -> Iterator[tuple[bytes, bytes | None]]:
+    """Table changes as changelog (key, value) messages: JSON, as the tables' schema
+    reads them back on recovery; a deleted key is a tombstone."""
+    for key, value in changes.items():
+        yield (_encode_json(key).encode(),
+               None if value is None else _encode_json(value).encode())
+
+
 async def flush_changelogs() -> int:
     """Hand every queued message and every unsent table change to the producer (changes
     as JSON, as the tables' schema reads them back on recovery). Called before handled
@@ -177,10 +185,7 @@ async def flush_changelogs() -> int:
         while _unsent:
             target, changes = _unsent.popitem()
             try:
-                sent += await send_raw(*target, (
-                    (_encode_json(key).encode(),
-                     None if value is None else _encode_json(value).encode())  # tombstone
-                    for key, value in changes.items()))
+                sent += await send_raw(*target, changelog_messages(changes))
             except BaseException:  # kept for the next flush; newer values win
                 _unsent[target] = {**changes, **_unsent.get(target, {})}
                 raise
