@@ -10,12 +10,11 @@ from streams.agents import (
     execution,
     health,
     incidents,
-    ingest,
     latches,
     liveness,
     membership,
     rollout,
 )
 
-__all__ = ["canary", "commands", "drift", "execution", "health", "incidents", "ingest",
-           "latches", "liveness", "membership", "rollout"]
+__all__ = ["canary", "commands", "drift", "execution", "health", "incidents", "latches",
+           "liveness", "membership", "rollout"]

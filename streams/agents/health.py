@@ -1,8 +1,8 @@
 """Health agents over health.events: freshness, gaps, heartbeats and SLO burn drive alerts
 and automatic scope pauses.
 
-Flow: decode → check the event time against the clock → update the scope's state
-(pure core: streams.control.health) → alert transitions → pause latch
+Flow: decode → check the event time against the clock → update the scope's state and
+summary (pure core: streams.control.health) → alert transitions → pause latch
 (streams.control.pauses) → publish alerts, pauses and audit entries. A timer runs the
 same evaluation when nothing arrives, because a dead feed sends nothing.
 """
@@ -17,7 +17,6 @@ import faust
 from faust.types import TP
 
 from streams.agents.decoding import InvalidInput, consume
-from streams.agents.ingest import summarize
 from streams.agents.latches import apply_alerts, holding
 from streams.agents.outputs import owned_partitions, store
 from streams.agents.ticks import (
@@ -154,12 +153,14 @@ def on_health_event(record: HealthEvent, message: InputMessage) -> Awaitable[Non
     check_event_time(record.event_time_ms, now_ms)
     _progress[message.partition] = (message.offset,
                                     message.timestamp_ms or record.event_time_ms)
-    summarize(record, message)
     observe_clock(record.event_time_ms, message)
     if EVENT_CLOCK:  # the event may have moved it on
         now_ms = clock.now_ms()
     scope = record.scope
     state = _scope_state(scope, message.partition)
+    # a StrEnum member is its value (what the summary shows, and what JSON keeps)
+    health.note_event(state, record.kind, record.event_id, record.event_time_ms,
+                      record.sequence, record.source)
     transitions: list[AlertTransition] = []
     if record.kind is HealthEventKind.DATA_UPDATE:
         assert record.feed is not None  # validated: DATA_UPDATE carries a feed

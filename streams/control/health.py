@@ -27,7 +27,24 @@ def stale_reason(feed: str) -> str:
 
 
 def new_scope_state(partition: int) -> dict[str, Any]:
-    return {"partition": partition, "feeds": {}, "heartbeat": None}
+    return {"partition": partition, "feeds": {}, "heartbeat": None, "summary": None}
+
+
+def note_event(state: dict[str, Any], kind: str, event_id: str, event_time_ms: int,
+               sequence: int | None, source: str) -> None:
+    """Count an event into the scope's summary: what it last reported, and how much (what
+    the API shows per scope). Kept in the scope's state: one table write and one
+    changelog record per scope, not two."""
+    summary = state.get("summary")  # absent in states kept before it lived here
+    if summary is None:
+        summary = state["summary"] = {"events": 0, "last_event_time_ms": 0}
+    summary["events"] += 1
+    summary["last_kind"] = kind
+    summary["last_event_id"] = event_id
+    if event_time_ms > summary["last_event_time_ms"]:
+        summary["last_event_time_ms"] = event_time_ms
+    summary["last_sequence"] = sequence
+    summary["source"] = source
 
 
 def _tracker(state: dict[str, Any] | None) -> GapTracker:

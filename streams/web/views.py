@@ -26,7 +26,6 @@ from faust.web import Request, Response, View
 
 from streams.agents import canary, drift, execution
 from streams.agents.health import scope_health
-from streams.agents.ingest import scope_summary
 from streams.agents.membership import own_member_id
 from streams.app import app, clock, codecs, metrics, settings, topic_specs, topics
 from streams.control.pauses import is_paused
@@ -184,8 +183,8 @@ class Scopes(ApiView):
         async def handler() -> Reply:
             prefix = request.query.get("scope", "")
             scopes: dict[str, Any] = {
-                scope: summary for scope, summary in scope_summary.items()
-                if summary is not None and scope.startswith(prefix)
+                scope: state["summary"] for scope, state in scope_health.items()
+                if state is not None and state.get("summary") and scope.startswith(prefix)
             }
             return {"worker_id": settings.worker_id, "scopes": scopes}
 

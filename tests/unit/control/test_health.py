@@ -510,3 +510,19 @@ def test_evaluation_is_needed_only_when_it_can_publish() -> None:
     [resolved] = health.evaluate(state, SCOPE, T0 + 5_000, threshold, MISS_FACTOR)
     assert resolved.status is AlertStatus.RESOLVED
     assert not health.needs_evaluation(state, SCOPE, T0 + 5_000, threshold, MISS_FACTOR)
+
+
+def test_the_summary_counts_events_and_keeps_the_latest_event_time() -> None:
+    state = health.new_scope_state(0)
+    health.note_event(state, "DATA_UPDATE", "e1", T0 + 500, 7, "feeder")
+    health.note_event(state, "HEARTBEAT", "e2", T0, None, "bot")  # late: time stays
+    state = json_round_trip(state)
+    assert state["summary"] == {"events": 2, "last_kind": "HEARTBEAT", "last_event_id": "e2",
+                                "last_event_time_ms": T0 + 500, "last_sequence": None,
+                                "source": "bot"}
+
+
+def test_a_state_kept_before_summaries_lived_in_it_starts_one() -> None:
+    state = {"partition": 0, "feeds": {}, "heartbeat": None}  # recovered from a changelog
+    health.note_event(state, "SLO_PROBE", "p1", T0, None, "prober")
+    assert state["summary"]["events"] == 1 and state["summary"]["last_kind"] == "SLO_PROBE"
