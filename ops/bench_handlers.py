@@ -52,8 +52,9 @@ async def _run_handlers(events: int, scopes: int, flush_every: int) -> dict[str,
     """One run, in this process (which imported the tree under test)."""
     from faust.types import TP
 
-    from streams import agents, batching, bench, web  # noqa: F401  (registers the agents)
+    from streams import agents, batching, bench, web, worker  # noqa: F401  (registers agents)
     from streams.agents import decoding, outputs
+    from streams.app import settings
 
     async def keep_queued() -> int:  # the producer is not started: drained below
         return 0
@@ -66,8 +67,10 @@ async def _run_handlers(events: int, scopes: int, flush_every: int) -> dict[str,
     decoding.flush_outbox_if_due = keep_queued  # type: ignore[assignment]
     decoding.publish_dead_letter = refuse_letter  # type: ignore[assignment]
     start_ms = int(time.time() * 1000) - 60_000
+    mix = bench.synthetic_mix(events, scopes, 1, start_ms)
+    worker.tune_gc(settings.gc_thresholds)  # as a worker starts
     by_topic: dict[str, list[tuple[bytes, bytes]]] = {}
-    for topic, key, value in bench.synthetic_mix(events, scopes, 1, start_ms):
+    for topic, key, value in mix:
         by_topic.setdefault(topic, []).append((key, value))
     handlers = batching._batch_handlers
     names = {topic: next(name for name in handlers if name.endswith(topic))
