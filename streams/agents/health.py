@@ -173,9 +173,8 @@ def on_health_event(record: HealthEvent, message: InputMessage) -> Awaitable[Non
     else:
         transitions += _observe_probe(record, message.partition, now_ms)
     # most events leave nothing to publish; an old backlog event proves nothing
-    due = health.next_change_ms(state, scope, *_THRESHOLDS)
-    if health.needs_evaluation(state, scope, now_ms, *_THRESHOLDS, due=due) and (
-            not catching_up(message.partition, now_ms)):
+    due_now, due = health.evaluation_due(state, scope, now_ms, *_THRESHOLDS)
+    if due_now and not catching_up(message.partition, now_ms):
         transitions += health.evaluate(state, scope, now_ms, *_THRESHOLDS)
         due = None  # the evaluation may have changed it
     _keep(state, scope, unchanged_due=due)

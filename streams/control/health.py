@@ -144,36 +144,46 @@ def evaluate(state: dict[str, Any], scope: str, now_ms: int, threshold_s: Thresh
     return transitions
 
 
+def next_change(state: dict[str, Any], scope: str, threshold_s: ThresholdFn,
+                heartbeat_miss_factor: float) -> tuple[float | None, bool]:
+    """(next change, alerting), in one pass over the scope's feeds. The next change is
+    the earliest clock time at which :func:`evaluate` can fire with no new event: when the
+    first feed (or the heartbeat) that is not alerting yet turns stale, None if nothing
+    can fire before the next event; an alerting one only resolves on an event. Alerting:
+    whether a feed or the heartbeat has an active alert."""
+    due = None
+    alerting = False
+    for feed, entry in state["feeds"].items():
+        if entry["alert"] is not None:
+            alerting = True
+            continue
+        stale_at = entry["last_event_ms"] + threshold_s(scope, feed) * 1000
+        if due is None or stale_at < due:
+            due = stale_at
+    beat = state["heartbeat"]
+    if beat is not None:
+        if beat["alert"] is not None:
+            alerting = True
+        else:
+            missed_at = beat["last_event_ms"] + beat["interval_ms"] * heartbeat_miss_factor
+            if due is None or missed_at < due:
+                due = missed_at
+    return due, alerting
+
+
 def next_change_ms(state: dict[str, Any], scope: str, threshold_s: ThresholdFn,
                    heartbeat_miss_factor: float) -> float | None:
-    """The earliest clock time at which :func:`evaluate` can fire with no new event: when
-    the first feed (or the heartbeat) that is not alerting yet turns stale. An alerting
-    one only resolves on an event. None: nothing can fire before the next event."""
-    due = [entry["last_event_ms"] + threshold_s(scope, feed) * 1000
-           for feed, entry in state["feeds"].items() if entry["alert"] is None]
-    beat = state["heartbeat"]
-    if beat is not None and beat["alert"] is None:
-        due.append(beat["last_event_ms"] + beat["interval_ms"] * heartbeat_miss_factor)
-    return min(due, default=None)
+    """When the scope can next change with no event (see :func:`next_change`)."""
+    return next_change(state, scope, threshold_s, heartbeat_miss_factor)[0]
 
 
-def alerting(state: dict[str, Any]) -> bool:
-    """Whether a feed or the heartbeat of the scope has an active alert."""
-    beat = state["heartbeat"]
-    return any(entry["alert"] is not None for entry in state["feeds"].values()) or (
-        beat is not None and beat["alert"] is not None)
-
-
-def needs_evaluation(state: dict[str, Any], scope: str, now_ms: int, threshold_s: ThresholdFn,
-                     heartbeat_miss_factor: float, due: float | None = None) -> bool:
-    """Whether :func:`evaluate` at ``now_ms`` can publish anything: an alert is active
-    (an event may have resolved it) or a quiet feed or heartbeat is due. ``due``: the
-    scope's :func:`next_change_ms`, when the caller has it already."""
-    if alerting(state):
-        return True
-    if due is None:
-        due = next_change_ms(state, scope, threshold_s, heartbeat_miss_factor)
-    return due is not None and now_ms >= due
+def evaluation_due(state: dict[str, Any], scope: str, now_ms: int, threshold_s: ThresholdFn,
+                   heartbeat_miss_factor: float) -> tuple[bool, float | None]:
+    """Whether :func:`evaluate` at ``now_ms`` can publish anything (an alert is active,
+    which an event may have resolved, or a quiet feed or heartbeat is due), and the
+    scope's :func:`next_change_ms`."""
+    due, alerting = next_change(state, scope, threshold_s, heartbeat_miss_factor)
+    return alerting or (due is not None and now_ms >= due), due
 
 
 def new_slo_state(partition: int, scope: str, slo: str, owner: str | None) -> dict[str, Any]:

@@ -500,16 +500,26 @@ def test_an_alerting_feed_waits_for_an_event_not_the_clock() -> None:
                                  MISS_FACTOR) is None
 
 
-def test_evaluation_is_needed_only_when_it_can_publish() -> None:
+def test_evaluation_is_due_only_when_it_can_publish() -> None:
     state = stale_state("book", T0)
-    assert not health.needs_evaluation(state, SCOPE, T0 + 1_000, threshold, MISS_FACTOR)
-    assert health.needs_evaluation(state, SCOPE, T0 + 2_000, threshold, MISS_FACTOR)
+    assert health.evaluation_due(state, SCOPE, T0 + 1_000, threshold, MISS_FACTOR) == (
+        False, T0 + 2_000)
+    assert health.evaluation_due(state, SCOPE, T0 + 2_000, threshold, MISS_FACTOR)[0]
     health.evaluate(state, SCOPE, T0 + 5_000, threshold, MISS_FACTOR)  # fires
     health.observe_update(state, SCOPE, "book", T0 + 5_000, None)  # fresh: may resolve
-    assert health.needs_evaluation(state, SCOPE, T0 + 5_000, threshold, MISS_FACTOR)
+    assert health.evaluation_due(state, SCOPE, T0 + 5_000, threshold, MISS_FACTOR) == (
+        True, None)  # alerting: nothing else can fire before the next event
     [resolved] = health.evaluate(state, SCOPE, T0 + 5_000, threshold, MISS_FACTOR)
     assert resolved.status is AlertStatus.RESOLVED
-    assert not health.needs_evaluation(state, SCOPE, T0 + 5_000, threshold, MISS_FACTOR)
+    assert not health.evaluation_due(state, SCOPE, T0 + 5_000, threshold, MISS_FACTOR)[0]
+
+
+def test_an_alerting_heartbeat_is_due_for_evaluation_and_a_quiet_feed_still_counts() -> None:
+    state = stale_state("book", T0)
+    health.observe_heartbeat(state, T0, 1_000)
+    health.evaluate(state, SCOPE, T0 + 1_500 + 3_000, threshold, MISS_FACTOR)  # both fire
+    health.observe_update(state, SCOPE, "registry", T0 + 4_000, None)  # quiet, due at +14 s
+    assert health.next_change(state, SCOPE, threshold, MISS_FACTOR) == (T0 + 14_000, True)
 
 
 def test_the_summary_counts_events_and_keeps_the_latest_event_time() -> None:
