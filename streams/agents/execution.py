@@ -21,6 +21,7 @@ Counts are at-least-once: a fill re-delivered after a crash is counted again.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable
 from typing import Any
 
@@ -33,6 +34,7 @@ from streams.agents.latches import apply_alerts
 from streams.agents.outputs import enqueue, owned_partitions, publish_alert, store
 from streams.agents.ticks import EVENT_CLOCK, event_time_advanced, every, observe_clock
 from streams.app import app, clock, settings, topics
+from streams.batching import YIELD_EVERY
 from streams.codec import DecodedMemo, InputMessage
 from streams.control import execution
 from streams.control.alerts import AlertTransition
@@ -82,8 +84,10 @@ def _observe(key: str, scope: str, record: FillEvent, partition: int) -> dict[st
 
 
 # Live, a scope is evaluated once per batch, after all its fills in the batch (the
-# windows' figures cost more than counting a fill). Under the event-time clock every
-# fill is evaluated as it comes, so a replay does not depend on fetch batch boundaries.
+# windows' figures cost more than counting a fill), and only when that can change an
+# alert; the figures of the others (shown by the API) are brought up to date by the
+# periodic pass. Under the event-time clock every fill is evaluated as it comes, so a
+# replay does not depend on fetch batch boundaries.
 _unevaluated: dict[str, dict[str, Any]] = {}
 _unfigured: dict[str, dict[str, Any]] = {}  # model cohorts: figures only, no alerts
 
@@ -109,6 +113,9 @@ async def evaluate_batch() -> None:
 
 
 async def _decide(key: str, state: dict[str, Any], now_ms: int) -> None:
+    if not execution.can_alert(state, BOUNDS):
+        store(execution_state, key, state, state["partition"])
+        return  # nothing to decide: its figures wait for evaluate_execution
     transitions = execution.evaluate(state, now_ms, WINDOWS, BOUNDS)
     store(execution_state, key, state, state["partition"])
     await _publish(state["scope"], state["partition"], transitions, now_ms)
@@ -187,11 +194,13 @@ consume(fills_by_scope, "FillEvent", on_scoped_fill, after_batch=evaluate_batch,
 
 @every(settings.exec_evaluation_interval_s)
 async def evaluate_execution(now_ms: int) -> None:
-    """Windows move on without fills: breaches resolve when their fills age out. Windows
-    are minutes long, so every ``exec_evaluation_interval_s`` is often enough (a full pass
-    over every market and bot on every tick would cost more than the fills themselves)."""
+    """Windows move on without fills: breaches resolve when their fills age out, and the
+    figures of scopes that could not alert are brought up to date. Windows are minutes
+    long, so every ``exec_evaluation_interval_s`` is often enough (a full pass over every
+    market and bot on every tick would cost more than the fills themselves)."""
     owned = owned_partitions(topics.exec_fills)
-    for key, state in list(execution_state.items()):
+    evaluated = 0
+    for key, state in list(execution_state.data.items()):
         if not state or state["partition"] not in owned or "#" in key:
             continue
         if not state["buckets"] and not any(state["alerts"].values()):
@@ -202,3 +211,6 @@ async def evaluate_execution(now_ms: int) -> None:
         if transitions or not state["buckets"]:
             store(execution_state, key, state, state["partition"])
             await _publish(state["scope"], state["partition"], transitions, now_ms)
+        evaluated += 1
+        if evaluated % YIELD_EVERY == 0:  # thousands of scopes: let the input flow between
+            await asyncio.sleep(0)

@@ -202,6 +202,16 @@ def _describe(figs: WindowFigures) -> str:
             f"fill ratio {ratio}, {slip_text}")
 
 
+def can_alert(state: dict[str, Any], bounds: Bounds) -> bool:
+    """Whether :func:`evaluate` can change an alert of the scope: one is active (it may
+    resolve), or the scope keeps at least ``min_fills`` fills (a window with fewer
+    breaches nothing, and a window's fills are among those kept). Far cheaper than the
+    figures: most markets fill too rarely to reach ``min_fills`` in a window."""
+    if any(state["alerts"].values()):
+        return True
+    return sum(cell[_FILLS] for cell in state["buckets"].values()) >= bounds.min_fills
+
+
 def evaluate(state: dict[str, Any], now_ms: int, specs: Sequence[WindowSpec],
              bounds: Bounds) -> list[AlertTransition]:
     """Figures of every window at ``now_ms`` and the alert transitions of the bounds.

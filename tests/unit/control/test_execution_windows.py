@@ -156,3 +156,38 @@ def test_skipping_current_figures_changes_nothing(steps: list[tuple[int, bool]])
             (t.alert_id, t.status) for t in evaluated]
         assert skipping["figures"] == always["figures"]
         assert skipping["alerts"] == always["alerts"]
+
+
+@given(st.lists(st.tuples(st.integers(0, 400_000), st.integers(0, 3), st.booleans()),
+                min_size=1, max_size=60))
+@settings(max_examples=80, deadline=None)
+def test_evaluating_only_scopes_that_can_alert_decides_the_same(
+        steps: list[tuple[int, int, bool]]) -> None:
+    """Evaluating after every step, and only when can_alert says an alert can change,
+    give the same alerts and transitions: scopes that cannot alert may wait for the
+    periodic pass."""
+    always, gated = execution.new_state(SCOPE, 0), execution.new_state(SCOPE, 0)
+    now = T0
+    for advance, fills, breaching in steps:
+        now += advance
+        for state in (always, gated):
+            for _ in range(fills):
+                fill(state, now - 500, realized=40.0 if breaching else 1.5)
+        evaluated = execution.evaluate(always, now, SPECS, BOUNDS)
+        decided = (execution.evaluate(gated, now, SPECS, BOUNDS)
+                   if execution.can_alert(gated, BOUNDS) else [])
+        assert [(t.alert_id, t.status) for t in decided] == [
+            (t.alert_id, t.status) for t in evaluated]
+        assert gated["alerts"] == always["alerts"]
+
+
+def test_a_scope_can_alert_with_min_fills_kept_or_an_alert_active() -> None:
+    state = execution.new_state(SCOPE, 0)
+    for _ in range(BOUNDS.min_fills - 1):
+        fill(state, T0)
+    assert not execution.can_alert(state, BOUNDS)
+    fill(state, T0 + 1, realized=40.0)
+    assert execution.can_alert(state, BOUNDS)
+    assert execution.evaluate(state, T0 + 2, SPECS, BOUNDS)  # fires
+    execution.prune(state, T0 + 3_600_000, SPECS)  # every fill aged out, the alert stays
+    assert not state["buckets"] and execution.can_alert(state, BOUNDS)
