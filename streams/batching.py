@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from aiokafka import TopicPartition
 from aiokafka.consumer.fetcher import Fetcher
@@ -29,19 +29,9 @@ from faust.types import TP
 from faust.types.tuples import ack_lock
 from mode.utils.futures import notify
 
+from streams.codec import InputMessage
 
-class ConsumedRecord(Protocol):
-    """What a batch handler reads of a consumed record (aiokafka's ConsumerRecord)."""
-
-    topic: str
-    partition: int
-    offset: int
-    timestamp: int | None
-    key: bytes | None
-    value: bytes | None
-
-
-BatchHandler = Callable[[TP, Sequence[ConsumedRecord]], Awaitable[None]]
+BatchHandler = Callable[[TP, Sequence[InputMessage]], Awaitable[None]]
 # A batch handler gives the event loop a turn at least this often, so that timers (the
 # staleness ticks) and the web server are not starved by a long batch.
 YIELD_EVERY = 500

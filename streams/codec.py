@@ -22,7 +22,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import cavro
 import fastavro
@@ -303,14 +303,27 @@ def describe_validation_error(exc: PydanticValidationError) -> str:
     return "; ".join(parts)
 
 
-@dataclass(slots=True)  # one per consumed message: not frozen, whose __init__ is slower
-class InputMessage:
-    """What the dead-letter needs to know of a consumed message."""
+class InputMessage(Protocol):
+    """What handlers and the dead-letter read of a consumed message: fields of a Kafka
+    client's consumer record. The batch consumer hands over aiokafka's own records
+    (a copy per message cost more than any field read from it)."""
 
     topic: str
     partition: int
     offset: int
-    timestamp_ms: int | None
+    timestamp: int | None  # ms since the Unix epoch
+    key: bytes | None
+    value: bytes | None
+
+
+@dataclass(slots=True)
+class ConsumedMessage:
+    """An InputMessage made here (tests, tools), not by a consumer."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int | None
     key: bytes | None
     value: bytes | None
 
@@ -385,7 +398,7 @@ def dead_letter(
         source_topic=message.topic,
         source_partition=message.partition,
         source_offset=message.offset,
-        source_timestamp_ms=message.timestamp_ms,
+        source_timestamp_ms=message.timestamp,
         key=message.key,
         value=message.value,
         stage=stage,
@@ -458,7 +471,7 @@ class DeadLetterWriter:
 
     def encode(self, message: InputMessage, stage: DeadLetterStage, error: str,
                worker_id: str, dead_lettered_ms: int) -> bytes:
-        timestamp, key, value = message.timestamp_ms, message.key, message.value
+        timestamp, key, value = message.timestamp, message.key, message.value
         return b"".join((
             self._header,
             _text(message.topic),

@@ -15,7 +15,7 @@ from faust.types import TP
 
 from streams.agents.outputs import enqueue, flush_outbox_if_due
 from streams.app import app, codecs, metrics, settings, topics
-from streams.batching import ConsumedRecord, handle_batches
+from streams.batching import handle_batches
 from streams.codec import (
     DeadLetterWriter,
     DecodedMemo,
@@ -89,7 +89,7 @@ def consume(topic: faust.TopicT, schema: str, handler: Handler,
     codec = codecs[schema]
     processed = metrics.events_processed.labels(topic.get_topic_name())
 
-    async def on_batch(tp: TP, batch: Sequence[ConsumedRecord]) -> None:
+    async def on_batch(tp: TP, batch: Sequence[InputMessage]) -> None:
         count = 0
         # Dead letters are published together once the records are handled: one now and
         # then between valid records made each cost ~25 µs more than in a row (measured
@@ -97,10 +97,7 @@ def consume(topic: faust.TopicT, schema: str, handler: Handler,
         # not at all when the same garbage came first), the rare path running cold.
         rejected: list[tuple[InputMessage, DeadLetterStage, str]] = []
         try:
-            for consumed in batch:
-                message = InputMessage(topic=consumed.topic, partition=consumed.partition,
-                                       offset=consumed.offset, timestamp_ms=consumed.timestamp,
-                                       key=consumed.key, value=consumed.value)
+            for message in batch:
                 record = None if memo is None else memo.take(message.value)
                 if record is None:
                     record = decode_or_reject(codec, message.value)

@@ -152,7 +152,7 @@ def on_health_event(record: HealthEvent, message: InputMessage) -> Awaitable[Non
     now_ms = clock.now_ms()
     check_event_time(record.event_time_ms, now_ms)
     _progress[message.partition] = (message.offset,
-                                    message.timestamp_ms or record.event_time_ms)
+                                    message.timestamp or record.event_time_ms)
     observe_clock(record.event_time_ms, message)
     if EVENT_CLOCK:  # the event may have moved it on
         now_ms = clock.now_ms()

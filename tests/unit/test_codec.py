@@ -13,6 +13,7 @@ from streams.codec import (
     AvroCodec,
     CodecError,
     Codecs,
+    ConsumedMessage,
     DeadLetterWriter,
     DecodedMemo,
     FaustAvroCodec,
@@ -32,7 +33,7 @@ HEALTH = CODECS["HealthEvent"]
 
 
 def _message(value: bytes | None) -> InputMessage:
-    return InputMessage("health.events", 3, 17, 1234, b"market:m7", value)
+    return ConsumedMessage("health.events", 3, 17, 1234, b"market:m7", value)
 
 
 @pytest.mark.parametrize(("data", "reason"), [
@@ -83,10 +84,10 @@ def test_valid_avro_with_invalid_content_is_rejected_at_the_validate_stage() -> 
 
 
 @pytest.mark.parametrize("message", [
-    InputMessage("health.events", 3, 17, 1234, b"market:m7", b"garbage!"),
-    InputMessage("exec.fills", 0, 0, None, None, None),
-    InputMessage("t\u00e9", 63, 64, 2**62, b"", b"\x00" * 300),
-    InputMessage("model.scores", 2**31 - 1, 2**63 - 1, -1, b"k" * 70, bytes(range(256))),
+    ConsumedMessage("health.events", 3, 17, 1234, b"market:m7", b"garbage!"),
+    ConsumedMessage("exec.fills", 0, 0, None, None, None),
+    ConsumedMessage("t\u00e9", 63, 64, 2**62, b"", b"\x00" * 300),
+    ConsumedMessage("model.scores", 2**31 - 1, 2**63 - 1, -1, b"k" * 70, bytes(range(256))),
 ])
 @pytest.mark.parametrize("stage", list(DeadLetterStage))
 def test_dead_letter_writer_encodes_every_byte_as_fastavro_does(
