@@ -39,6 +39,7 @@ _HEADER = struct.Struct(">bI")
 # after the record, it proves the record ended exactly at the frame's end. Random per
 # process, so no input can be made to fake it.
 _END_MARK = os.urandom(8)
+_END_FIELD = "polymon_end_mark"  # appended to a record's fields to read the mark after it
 _FAST_OPTIONS = cavro.Options(record_decodes_to_dict=True)
 
 
@@ -199,18 +200,17 @@ class AvroCodec:
 
     @cached_property
     def _fast(self) -> cavro.Schema | None:
-        """cavro, for frames of this record's own schema: header, record, end mark. None
-        for schemas whose unions hold several records (decoded with the branch name)."""
+        """cavro, for bodies of this record's own schema followed by the end mark: the
+        record's fields and one more, so that a body with bytes missing or left over is
+        told apart (the mark is not where it belongs). None for schemas whose unions hold
+        several records (decoded with the branch name)."""
         if self.entry.has_record_unions:
             return None
-        return cavro.Schema({
-            "type": "record", "name": "Framed", "namespace": "polymon.framing", "fields": [
-                {"name": "header", "type": {"type": "fixed", "name": "Header",
-                                            "size": _HEADER.size}},
-                {"name": "record", "type": self.entry.definition},
-                {"name": "end", "type": {"type": "fixed", "name": "End",
-                                         "size": len(_END_MARK)}},
-            ]}, options=_FAST_OPTIONS)
+        definition = self.entry.definition
+        return cavro.Schema({**definition, "fields": [*definition["fields"], {
+            "name": _END_FIELD, "type": {"type": "fixed", "name": "End",
+                                         "namespace": "polymon.framing",
+                                         "size": len(_END_MARK)}}]}, options=_FAST_OPTIONS)
 
     def decode_own(self, data: bytes | None) -> dict[str, Any] | None:
         """The datum of a frame of this record's own schema, read by cavro (the common
@@ -219,10 +219,10 @@ class AvroCodec:
         if data is None or not data.startswith(self._header) or self._fast is None:
             return None
         try:
-            framed = self._fast.binary_decode(data + _END_MARK)
+            datum = self._fast.binary_decode(data[_HEADER.size:] + _END_MARK)
         except Exception:
             return None
-        return framed["record"] if framed["end"] == _END_MARK else None  # type: ignore[no-any-return]
+        return datum if datum.pop(_END_FIELD) == _END_MARK else None  # type: ignore[no-any-return]
 
     def decode(self, data: bytes | None) -> dict[str, Any]:
         datum = self.decode_own(data)
