@@ -25,9 +25,10 @@ def test_it_prints_the_cost_per_event_of_every_topic() -> None:
     assert best, done.stdout
     assert float(best[1]) > 0
     figures = dict(part.rsplit(" ", 1) for part in best[2].split(", "))
-    # every input topic of the mix was handled, and the fills came back re-keyed
+    # every input topic of the mix was handled, the fills came back re-keyed, and the
+    # table changes were encoded as changelog records
     assert set(figures) == {"health.events", "exec.fills", "model.features",
-                            "model.scores", "rekeyed"}
+                            "model.scores", "rekeyed", "changelogs"}
     assert all(float(us) > 0 for us in figures.values())
 
 
@@ -35,6 +36,9 @@ def test_bad_arguments_are_refused_with_the_reason() -> None:
     done = bench_handlers("--events", "10")
     assert done.returncode == 2
     assert "--events must be at least 2000" in done.stderr
+    done = bench_handlers("--events", "2000", "--flush-every", "0")
+    assert done.returncode == 2
+    assert "--flush-every at least 1" in done.stderr
     done = bench_handlers("--events", "2000", "--baseline", "no-such-revision")
     assert done.returncode == 2
     assert "--baseline no-such-revision" in done.stderr
