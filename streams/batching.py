@@ -104,10 +104,10 @@ class BatchingConsumer(faust_aiokafka.Consumer):
         return (active_partitions is None or tp in active_partitions
                 or tp in self._buffered_partitions)
 
-    def _unread(self, tp: TP, batch: Sequence[Any]) -> list[Any]:
+    def _unread(self, tp: TP, batch: Sequence[Any]) -> Sequence[Any]:
         read_offset = self._read_offset[tp]
-        if read_offset is None:
-            return list(batch)
+        if read_offset is None or not batch or batch[0].offset >= read_offset:
+            return batch  # the common case: a partition's records come in offset order
         return [record for record in batch if record.offset >= read_offset]
 
     async def _deliver_batch(self, tp: TP, batch: Sequence[Any], handler: BatchHandler,
@@ -122,7 +122,10 @@ class BatchingConsumer(faust_aiokafka.Consumer):
             chunk = records[first:first + YIELD_EVERY]
             await self._add_gaps(tp, chunk)
             await handler(tp, chunk)
-            self._handled.setdefault(tp, []).extend(record.offset for record in chunk)
+            first, last = chunk[0].offset, chunk[-1].offset
+            self._handled.setdefault(tp, []).extend(
+                range(first, last + 1) if last - first + 1 == len(chunk)  # no gaps
+                else (record.offset for record in chunk))
             self._read_offset[tp] = chunk[-1].offset
             await self._maybe_ack_handled()
             await asyncio.sleep(0)
@@ -150,6 +153,8 @@ class BatchingConsumer(faust_aiokafka.Consumer):
         if not self.app.topics.acks_enabled_for(tp.topic):
             return
         previous = self._read_offset[tp]
+        if previous and chunk[-1].offset - previous == len(chunk):
+            return  # offsets previous+1 .. previous+len(chunk), in order: no gap
         for record in chunk:
             if previous and record.offset - previous > 1:
                 await self._add_gap(tp, previous + 1, record.offset)
