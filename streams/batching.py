@@ -116,17 +116,17 @@ class BatchingConsumer(faust_aiokafka.Consumer):
         if not records:
             return
         self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
-        for first in range(0, len(records), YIELD_EVERY):
+        for start in range(0, len(records), YIELD_EVERY):
             if not self._still_ours(tp, None, generation):
                 return
-            chunk = records[first:first + YIELD_EVERY]
+            chunk = records[start:start + YIELD_EVERY]
             await self._add_gaps(tp, chunk)
             await handler(tp, chunk)
-            first, last = chunk[0].offset, chunk[-1].offset
+            lowest, highest = chunk[0].offset, chunk[-1].offset
             self._handled.setdefault(tp, []).extend(
-                range(first, last + 1) if last - first + 1 == len(chunk)  # no gaps
+                range(lowest, highest + 1) if highest - lowest + 1 == len(chunk)  # no gaps
                 else (record.offset for record in chunk))
-            self._read_offset[tp] = chunk[-1].offset
+            self._read_offset[tp] = highest
             await self._maybe_ack_handled()
             await asyncio.sleep(0)
 

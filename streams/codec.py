@@ -35,9 +35,9 @@ from streams.records import RECORD_TYPES, DeadLetter, DeadLetterStage, Record
 SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
 MAGIC_BYTE = 0
 _HEADER = struct.Struct(">bI")
-# Appended to a frame before the fast decoder reads it (see AvroCodec._fast): read right
-# after the record, it proves the record ended exactly at the frame's end. Random per
-# process, so no input can be made to fake it.
+# Appended to a frame's body before the fast decoder reads it (see AvroCodec._fast): read
+# right after the record, it proves the record ended exactly at the frame's end. Random
+# per process, so no input can be made to fake it.
 _END_MARK = os.urandom(8)
 _END_FIELD = "polymon_end_mark"  # appended to a record's fields to read the mark after it
 _FAST_OPTIONS = cavro.Options(record_decodes_to_dict=True)
