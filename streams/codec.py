@@ -316,18 +316,6 @@ class InputMessage(Protocol):
     value: bytes | None
 
 
-@dataclass(slots=True)
-class ConsumedMessage:
-    """An InputMessage made here (tests, tools), not by a consumer."""
-
-    topic: str
-    partition: int
-    offset: int
-    timestamp: int | None
-    key: bytes | None
-    value: bytes | None
-
-
 @dataclass(frozen=True, slots=True)
 class Rejection:
     """Why an input message cannot be used: the dead-letter stage and a precise reason."""

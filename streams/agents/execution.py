@@ -113,12 +113,13 @@ async def evaluate_batch() -> None:
 
 
 async def _decide(key: str, state: dict[str, Any], now_ms: int) -> None:
-    if not execution.can_alert(state, BOUNDS):
-        store(execution_state, key, state, state["partition"])
-        return  # nothing to decide: its figures wait for evaluate_execution
-    transitions = execution.evaluate(state, now_ms, WINDOWS, BOUNDS)
+    # a scope that cannot alert has nothing to decide: its figures wait for
+    # evaluate_execution
+    transitions = (execution.evaluate(state, now_ms, WINDOWS, BOUNDS)
+                   if execution.can_alert(state, BOUNDS) else None)
     store(execution_state, key, state, state["partition"])
-    await _publish(state["scope"], state["partition"], transitions, now_ms)
+    if transitions is not None:
+        await _publish(state["scope"], state["partition"], transitions, now_ms)
 
 
 async def _publish(scope: str, partition: int, transitions: list[AlertTransition],

@@ -4,6 +4,7 @@ import collections
 import json
 import random
 import threading
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import fastavro
@@ -13,7 +14,6 @@ from streams.codec import (
     AvroCodec,
     CodecError,
     Codecs,
-    ConsumedMessage,
     DeadLetterWriter,
     DecodedMemo,
     FaustAvroCodec,
@@ -30,6 +30,18 @@ from tests.samples import SAMPLES
 
 CODECS = Codecs(SchemaCatalog())
 HEALTH = CODECS["HealthEvent"]
+
+
+@dataclass(slots=True)
+class ConsumedMessage:
+    """An InputMessage as a consumer hands it over (the fields of its records)."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int | None
+    key: bytes | None
+    value: bytes | None
 
 
 def _message(value: bytes | None) -> InputMessage:
