@@ -21,14 +21,20 @@ WORKDIR /src
 # non-editable install then ships them as package data. The smoke check runs from / so
 # it imports the installed package, not the copied source. (README.md is pyproject's
 # readme; the wildcard keeps the build working in a checkout without one.)
-COPY pyproject.toml README.md* ./
+# gcc builds the C decoder of input records (setup.py) and is removed in the same layer.
+COPY pyproject.toml setup.py README.md* ./
 COPY schemas/ schemas/
 COPY ops/topics.toml ops/topics.toml
 COPY streams/ streams/
-RUN pip install --no-cache-dir . \
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && pip install --no-cache-dir . \
+    && apt-get purge -y --auto-remove gcc libc6-dev \
+    && rm -rf /var/lib/apt/lists/* \
     && cd / \
     && polymon --help > /dev/null \
-    && python -c "from streams.topics import load_topic_specs; assert load_topic_specs()"
+    && python -c "from streams.topics import load_topic_specs; assert load_topic_specs()" \
+    && python -c "from streams import avrodecode; assert avrodecode.available(), avrodecode.status"
 
 # Run unprivileged; the state dir (worker data dirs) is the only place it writes.
 RUN groupadd --system polymon \

@@ -30,6 +30,7 @@ from fastavro.validation import ValidationError, validate
 from faust.serializers import codecs
 from pydantic import ValidationError as PydanticValidationError
 
+from streams import avrodecode
 from streams.records import RECORD_TYPES, DeadLetter, DeadLetterStage, Record
 
 SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
@@ -212,11 +213,24 @@ class AvroCodec:
                                          "namespace": "polymon.framing",
                                          "size": len(_END_MARK)}}]}, options=_FAST_OPTIONS)
 
+    @cached_property
+    def _program(self) -> avrodecode.Program | None:
+        """The C decoder's program for this record's own schema, when the extension is
+        built (else cavro decodes). None for schemas whose unions hold several records."""
+        if self.entry.has_record_unions:
+            return None
+        return avrodecode.compile_program(self.entry.definition)
+
     def decode_own(self, data: bytes | None) -> dict[str, Any] | None:
-        """The datum of a frame of this record's own schema, read by cavro (the common
-        case, checked once); None when ``data`` is no such frame or cavro does not read
-        it: then :meth:`decode` (fastavro) decides, and says why."""
-        if data is None or not data.startswith(self._header) or self._fast is None:
+        """The datum of a frame of this record's own schema, read by the C decoder or
+        cavro (the common case, checked once); None when ``data`` is no such frame or
+        they do not read it: then :meth:`decode` (fastavro) decides, and says why."""
+        if data is None or not data.startswith(self._header):
+            return None
+        program = self._program
+        if program is not None:
+            return avrodecode.decode(program, data, _HEADER.size)
+        if self._fast is None:
             return None
         try:
             datum = self._fast.binary_decode(data[_HEADER.size:] + _END_MARK)

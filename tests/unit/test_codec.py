@@ -10,6 +10,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import fastavro
 import pytest
 
+from streams import avrodecode
 from streams.codec import (
     AvroCodec,
     CodecError,
@@ -194,15 +195,27 @@ def test_the_faust_codec_passes_a_tombstone_through() -> None:
     assert HEALTH.decode_record(faust_codec.dumps(record)) == record
 
 
-# The fast decoder (cavro) must answer exactly as fastavro does for any bytes: same
-# record, or the same CodecError (it falls back to fastavro for whatever it rejects).
+# The fast decoders (C, and cavro where the C extension is not built) must answer
+# exactly as fastavro does for any bytes: same record, or the same CodecError (they fall
+# back to fastavro for whatever they reject).
 _FAST_SCHEMAS = [name for name in SAMPLES if not CODECS[name].entry.has_record_unions]
+_FAST_DECODERS = ["c", "cavro"]
+
+
+def _decoding_with(name: str, decoder: str | None) -> AvroCodec:
+    """A codec of ``name`` whose fast path is ``decoder`` ("c", "cavro"), or none."""
+    codec = AvroCodec(CODECS[name].entry, CODECS.catalog)
+    if decoder != "c":
+        codec.__dict__["_program"] = None  # the cached C program: none
+    if decoder != "cavro":
+        codec.__dict__["_fast"] = None  # the cached cavro schema: none
+    if decoder == "c":
+        assert codec._program is not None, f"the C decoder is not built: {avrodecode.status}"
+    return codec
 
 
 def _fastavro_only(name: str) -> AvroCodec:
-    codec = AvroCodec(CODECS[name].entry, CODECS.catalog)
-    codec.__dict__["_fast"] = None  # the cached fast decoder: none
-    return codec
+    return _decoding_with(name, None)
 
 
 def _decoded(codec: AvroCodec, data: bytes) -> tuple[str, object]:
@@ -228,9 +241,10 @@ def _mutated(frame: bytes, rng: random.Random) -> bytes:
     return bytes(body)
 
 
+@pytest.mark.parametrize("decoder", _FAST_DECODERS)
 @pytest.mark.parametrize("name", _FAST_SCHEMAS)
-def test_fast_decoder_answers_as_fastavro_for_any_bytes(name: str) -> None:
-    codec, reference = CODECS[name], _fastavro_only(name)
+def test_fast_decoder_answers_as_fastavro_for_any_bytes(name: str, decoder: str) -> None:
+    codec, reference = _decoding_with(name, decoder), _fastavro_only(name)
     frames = [codec.encode_record(sample) for sample in SAMPLES[name]]
     rng = random.Random(name)
     outcomes = collections.Counter()
@@ -246,21 +260,31 @@ def test_fast_decoder_answers_as_fastavro_for_any_bytes(name: str) -> None:
         assert _decoded(codec, frame) == _decoded(reference, frame)
 
 
+@pytest.mark.parametrize("decoder", _FAST_DECODERS)
 @pytest.mark.parametrize("name", _FAST_SCHEMAS)
-def test_own_schema_frames_take_the_fast_decoder(name: str, monkeypatch) -> None:
+def test_own_schema_frames_take_the_fast_decoder(name: str, decoder: str, monkeypatch) -> None:
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("decoded by fastavro")
 
     monkeypatch.setattr(fastavro, "schemaless_reader", refuse)
+    codec = _decoding_with(name, decoder)
     for sample in SAMPLES[name]:
-        assert CODECS[name].decode_record(CODECS[name].encode_record(sample)) == sample
+        assert codec.decode_record(codec.encode_record(sample)) == sample
 
 
+def test_input_records_are_decoded_in_c_when_it_is_built() -> None:
+    assert avrodecode.available(), avrodecode.status
+    for name in _FAST_SCHEMAS:
+        assert CODECS[name]._program is not None, name
+
+
+@pytest.mark.parametrize("decoder", _FAST_DECODERS)
 @pytest.mark.parametrize("extra", [b"\x00", b"\x00" * 8, b"x" * 20])
-def test_trailing_bytes_are_an_error_on_the_fast_path_too(extra: bytes) -> None:
-    frame = HEALTH.encode_record(SAMPLES["HealthEvent"][0])
+def test_trailing_bytes_are_an_error_on_the_fast_path_too(extra: bytes, decoder: str) -> None:
+    codec = _decoding_with("HealthEvent", decoder)
+    frame = codec.encode_record(SAMPLES["HealthEvent"][0])
     with pytest.raises(CodecError, match=f"{len(extra)} trailing bytes"):
-        HEALTH.decode(frame + extra)
+        codec.decode(frame + extra)
 
 
 def test_a_remembered_record_is_taken_as_often_as_it_was_sent_on() -> None:

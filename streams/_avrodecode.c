@@ -1,0 +1,303 @@
+/* Avro binary decoding of a record of a known schema into the dict fastavro makes.
+ *
+ * The schema comes as a "program" of nested tuples that streams/avrodecode.py compiles
+ * (see there for the opcodes). decode() walks it over the bytes and returns the datum,
+ * or None whenever the bytes are not exactly one well-formed record of the schema:
+ * truncated, bytes left over, a union index or enum index out of range, a string that
+ * is not UTF-8, a number out of its type's range, ... It never raises on input: None
+ * sends the caller to fastavro, which decides and says why. Every read is bounds-checked
+ * against the end of the buffer; the input is untrusted (garbage is common).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+
+#ifndef SOURCE_SHA256
+#define SOURCE_SHA256 "unknown"
+#endif
+
+enum {
+    OP_NULL = 0, OP_BOOLEAN = 1, OP_INT = 2, OP_LONG = 3, OP_FLOAT = 4, OP_DOUBLE = 5,
+    OP_BYTES = 6, OP_STRING = 7, OP_FIXED = 8, OP_ENUM = 9, OP_UNION = 10, OP_ARRAY = 11,
+    OP_MAP = 12, OP_RECORD = 13,
+};
+
+typedef struct {
+    const unsigned char *p;
+    const unsigned char *end;
+} Reader;
+
+/* A zig-zag varint (Avro int and long). 0 on success, -1 when malformed. */
+static int read_long(Reader *r, int64_t *out) {
+    uint64_t value = 0;
+    int shift = 0;
+    for (;;) {
+        if (r->p >= r->end) return -1;
+        unsigned char byte = *r->p++;
+        if (shift == 63 && byte > 1) return -1; /* more than 64 bits */
+        value |= (uint64_t)(byte & 0x7F) << shift;
+        if (!(byte & 0x80)) break;
+        shift += 7;
+        if (shift > 63) return -1;
+    }
+    *out = (int64_t)((value >> 1) ^ (0 - (value & 1)));
+    return 0;
+}
+
+/* A length (of bytes, a string): non-negative and within the buffer. */
+static int read_length(Reader *r, Py_ssize_t *out) {
+    int64_t length;
+    if (read_long(r, &length) < 0 || length < 0 || length > (int64_t)(r->end - r->p)) return -1;
+    *out = (Py_ssize_t)length;
+    return 0;
+}
+
+/* Decoding returns a new reference, or NULL: with an exception set for a Python error
+ * (out of memory, a bad program), without one for malformed input. */
+static PyObject *decode_op(PyObject *op, Reader *r);
+
+static long opcode_of(PyObject *op) {
+    if (!PyTuple_Check(op) || PyTuple_GET_SIZE(op) < 1) {
+        PyErr_SetString(PyExc_TypeError, "a program node is a tuple (opcode, ...)");
+        return -1;
+    }
+    return PyLong_AsLong(PyTuple_GET_ITEM(op, 0));
+}
+
+static PyObject *argument(PyObject *op, Py_ssize_t index) {
+    if (PyTuple_GET_SIZE(op) <= index) {
+        PyErr_SetString(PyExc_TypeError, "a program node lacks an argument");
+        return NULL;
+    }
+    return PyTuple_GET_ITEM(op, index);
+}
+
+static PyObject *decode_record(PyObject *op, Reader *r) {
+    PyObject *names = argument(op, 1), *fields = names ? argument(op, 2) : NULL;
+    if (fields == NULL) return NULL;
+    if (!PyTuple_Check(names) || !PyTuple_Check(fields)
+            || PyTuple_GET_SIZE(names) != PyTuple_GET_SIZE(fields)) {
+        PyErr_SetString(PyExc_TypeError, "a record node is (opcode, names, fields)");
+        return NULL;
+    }
+    PyObject *record = PyDict_New();
+    if (record == NULL) return NULL;
+    Py_ssize_t count = PyTuple_GET_SIZE(fields);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *value = decode_op(PyTuple_GET_ITEM(fields, i), r);
+        if (value == NULL) goto fail;
+        int failed = PyDict_SetItem(record, PyTuple_GET_ITEM(names, i), value);
+        Py_DECREF(value);
+        if (failed) goto fail;
+    }
+    return record;
+fail:
+    Py_DECREF(record);
+    return NULL;
+}
+
+/* The item count of the next block of an array or map (0 ends it). */
+static int read_block_count(Reader *r, int64_t *count) {
+    if (read_long(r, count) < 0) return -1;
+    if (*count < 0) {
+        int64_t size;
+        if (*count == INT64_MIN || read_long(r, &size) < 0 || size < 0) return -1;
+        *count = -*count;
+    }
+    /* every item of our schemas takes at least one byte: more items than bytes left is
+     * malformed (and a huge count must not be believed) */
+    if (*count > (int64_t)(r->end - r->p)) return -1;
+    return 0;
+}
+
+static PyObject *decode_array(PyObject *op, Reader *r) {
+    PyObject *items = argument(op, 1);
+    if (items == NULL) return NULL;
+    PyObject *list = PyList_New(0);
+    if (list == NULL) return NULL;
+    for (;;) {
+        int64_t count;
+        if (read_block_count(r, &count) < 0) goto fail;
+        if (count == 0) return list;
+        for (int64_t i = 0; i < count; i++) {
+            PyObject *item = decode_op(items, r);
+            if (item == NULL) goto fail;
+            int failed = PyList_Append(list, item);
+            Py_DECREF(item);
+            if (failed) goto fail;
+        }
+    }
+fail:
+    Py_DECREF(list);
+    return NULL;
+}
+
+static PyObject *decode_string(Reader *r) {
+    Py_ssize_t length;
+    if (read_length(r, &length) < 0) return NULL;
+    PyObject *text = PyUnicode_DecodeUTF8((const char *)r->p, length, NULL);
+    if (text == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) return NULL;
+        PyErr_Clear(); /* not UTF-8: malformed input, not an error of ours */
+        return NULL;
+    }
+    r->p += length;
+    return text;
+}
+
+static PyObject *decode_map(PyObject *op, Reader *r) {
+    PyObject *values = argument(op, 1);
+    if (values == NULL) return NULL;
+    PyObject *map = PyDict_New();
+    if (map == NULL) return NULL;
+    for (;;) {
+        int64_t count;
+        if (read_block_count(r, &count) < 0) goto fail;
+        if (count == 0) return map;
+        for (int64_t i = 0; i < count; i++) {
+            PyObject *key = decode_string(r);
+            if (key == NULL) goto fail;
+            PyObject *value = decode_op(values, r);
+            if (value == NULL) {
+                Py_DECREF(key);
+                goto fail;
+            }
+            int failed = PyDict_SetItem(map, key, value);
+            Py_DECREF(key);
+            Py_DECREF(value);
+            if (failed) goto fail;
+        }
+    }
+fail:
+    Py_DECREF(map);
+    return NULL;
+}
+
+static PyObject *pick(PyObject *op, Reader *r) {
+    /* union branch or enum symbol: the index-th item of the node's tuple */
+    PyObject *choices = argument(op, 1);
+    if (choices == NULL) return NULL;
+    if (!PyTuple_Check(choices)) {
+        PyErr_SetString(PyExc_TypeError, "a union or enum node is (opcode, tuple)");
+        return NULL;
+    }
+    int64_t index;
+    if (read_long(r, &index) < 0 || index < 0 || index >= PyTuple_GET_SIZE(choices)) return NULL;
+    return PyTuple_GET_ITEM(choices, (Py_ssize_t)index);
+}
+
+static PyObject *decode_op(PyObject *op, Reader *r) {
+    long opcode = opcode_of(op);
+    if (opcode == -1 && PyErr_Occurred()) return NULL;
+    switch (opcode) {
+    case OP_NULL:
+        Py_RETURN_NONE;
+    case OP_BOOLEAN:
+        if (r->p >= r->end || *r->p > 1) return NULL;
+        return PyBool_FromLong(*r->p++);
+    case OP_INT:
+    case OP_LONG: {
+        int64_t value;
+        if (read_long(r, &value) < 0) return NULL;
+        if (opcode == OP_INT && (value < INT32_MIN || value > INT32_MAX)) return NULL;
+        return PyLong_FromLongLong(value);
+    }
+    case OP_FLOAT:
+    case OP_DOUBLE: {
+        int size = opcode == OP_FLOAT ? 4 : 8;
+        if (r->end - r->p < size) return NULL;
+        double value = size == 4 ? PyFloat_Unpack4((const char *)r->p, 1)
+                                 : PyFloat_Unpack8((const char *)r->p, 1);
+        if (value == -1.0 && PyErr_Occurred()) return NULL;
+        r->p += size;
+        return PyFloat_FromDouble(value);
+    }
+    case OP_BYTES: {
+        Py_ssize_t length;
+        if (read_length(r, &length) < 0) return NULL;
+        PyObject *data = PyBytes_FromStringAndSize((const char *)r->p, length);
+        if (data != NULL) r->p += length;
+        return data;
+    }
+    case OP_STRING:
+        return decode_string(r);
+    case OP_FIXED: {
+        PyObject *size_object = argument(op, 1);
+        if (size_object == NULL) return NULL;
+        Py_ssize_t size = PyLong_AsSsize_t(size_object);
+        if (size == -1 && PyErr_Occurred()) return NULL;
+        if (size < 0 || size > r->end - r->p) return NULL;
+        PyObject *data = PyBytes_FromStringAndSize((const char *)r->p, size);
+        if (data != NULL) r->p += size;
+        return data;
+    }
+    case OP_ENUM: {
+        PyObject *symbol = pick(op, r);
+        Py_XINCREF(symbol);
+        return symbol;
+    }
+    case OP_UNION: {
+        PyObject *branch = pick(op, r);
+        return branch == NULL ? NULL : decode_op(branch, r);
+    }
+    case OP_ARRAY:
+        return decode_array(op, r);
+    case OP_MAP:
+        return decode_map(op, r);
+    case OP_RECORD:
+        return decode_record(op, r);
+    default:
+        PyErr_Format(PyExc_TypeError, "unknown opcode %ld", opcode);
+        return NULL;
+    }
+}
+
+static PyObject *decode(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "decode(program, data, start)");
+        return NULL;
+    }
+    PyObject *program = args[0], *data = args[1];
+    if (!PyBytes_Check(data)) {
+        PyErr_SetString(PyExc_TypeError, "decode: data must be bytes");
+        return NULL;
+    }
+    Py_ssize_t start = PyLong_AsSsize_t(args[2]);
+    if (start == -1 && PyErr_Occurred()) return NULL;
+    Py_ssize_t size = PyBytes_GET_SIZE(data);
+    if (start < 0 || start > size) Py_RETURN_NONE;
+    const unsigned char *base = (const unsigned char *)PyBytes_AS_STRING(data);
+    Reader reader = {base + start, base + size};
+    PyObject *datum = decode_op(program, &reader);
+    if (datum == NULL) {
+        if (PyErr_Occurred()) return NULL;
+        Py_RETURN_NONE;
+    }
+    if (reader.p != reader.end) { /* bytes left over: not one record */
+        Py_DECREF(datum);
+        Py_RETURN_NONE;
+    }
+    return datum;
+}
+
+static PyMethodDef methods[] = {
+    {"decode", (PyCFunction)(void (*)(void))decode, METH_FASTCALL,
+     "decode(program, data, start) -> the datum of data[start:], or None when those bytes "
+     "are not exactly one well-formed record of the program's schema."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_avrodecode",
+    "Avro binary decoding of known schemas (see streams/avrodecode.py).", -1, methods,
+};
+
+PyMODINIT_FUNC PyInit__avrodecode(void) {
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL) return NULL;
+    if (PyModule_AddStringConstant(m, "SOURCE_SHA256", SOURCE_SHA256) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
