@@ -17,7 +17,6 @@ import random
 import shutil
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -170,14 +169,36 @@ def measure_raw(bootstrap: str, prefix: str, expected: int) -> float:
     return asyncio.run(_raw_loop(bootstrap, prefix, expected))
 
 
+class BenchError(RuntimeError):
+    """A phase that could not be measured."""
+
+
 @dataclass(frozen=True)
 class Span:
     """How long processing took: wall seconds and, when measured, the CPU seconds the
     process spent in them (on a shared machine the wall clock includes waiting for the
-    neighbours; the CPU time is what the work itself costs)."""
+    neighbours; the CPU time is what the work itself costs), and how many events were
+    processed in them: those counted after the first reading that saw any (a backlog's
+    first events may be processed before that reading; they are not in the span)."""
 
     seconds: float
     cpu_seconds: float | None = None
+    events: int = 0
+
+    def timed(self, phase: str) -> Span:
+        """This span, when it holds events to time."""
+        if self.events <= 0:
+            raise BenchError(f"{phase}: every event was processed before the first reading "
+                             "of the counters: too few to time (run more --events)")
+        return self
+
+    @property
+    def events_per_second(self) -> float:
+        return self.events / self.seconds
+
+    @property
+    def events_per_cpu_second(self) -> float:
+        return self.events / (self.cpu_seconds or float("nan"))
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -201,13 +222,13 @@ def _time_until_done(read: Callable[[], tuple[int, int]], expected: int, progres
     deadline = time.monotonic() + timeout_s
     first_at = last_change_at = None
     first_cpu = last_change_cpu = None
-    last_total = 0
+    first_counted = last_total = 0
     while time.monotonic() < deadline:
         counted, total = read()
         now = time.perf_counter()
         cpu_now = cpu() if cpu is not None else None
         if total and first_at is None:
-            first_at, first_cpu = now, cpu_now
+            first_at, first_cpu, first_counted = now, cpu_now, counted
         if total != last_total:
             last_total, last_change_at, last_change_cpu = total, now, cpu_now
         progress(phase, counted, expected)
@@ -215,7 +236,8 @@ def _time_until_done(read: Callable[[], tuple[int, int]], expected: int, progres
             assert first_at is not None
             cpu_spent = (None if first_cpu is None or last_change_cpu is None
                          else max(last_change_cpu - first_cpu, 1e-3))
-            return Span(max(last_change_at - first_at, 1e-3), cpu_spent)
+            return Span(max(last_change_at - first_at, 1e-3), cpu_spent,
+                        counted - first_counted)
         time.sleep(poll_s if first_at is not None else 0.02)
     raise TimeoutError(f"{phase}: only {read()[0]} of {expected} events in {timeout_s}s")
 
@@ -232,8 +254,8 @@ def measure_faust_bare(bootstrap: str, prefix: str, expected: int, progress: Pro
             except (OSError, TypeError, KeyError, ValueError):
                 count = 0
             return count, count
-        return expected / _time_until_done(read, expected, progress, "faust bare", timeout_s,
-                                           quiet_s=0).seconds
+        return _time_until_done(read, expected, progress, "faust bare", timeout_s,
+                                quiet_s=0).timed("faust bare").events_per_second
     finally:
         stop_process(process, 15)
 
@@ -263,21 +285,31 @@ def _processed(worker: WorkerProcess, prefix: str) -> tuple[int, int]:
 
 def processing_span(worker: WorkerProcess, prefix: str, expected: int, progress: Progress,
                     timeout_s: float, quiet_s: float = 1.0, poll_s: float = 0.5) -> Span:
-    """From the first processed input event until the worker is done with the
-    ``expected`` events of the input topics (processed or dead-lettered) and with the
-    work they caused (re-keyed fills): wall seconds and the worker's CPU seconds."""
-    assert worker.process is not None, "the worker is not running"
-    pid = worker.process.pid
-    return _time_until_done(lambda: _processed(worker, prefix), expected, progress,
-                            "pipeline", timeout_s, quiet_s, poll_s, cpu=lambda: _cpu_seconds(pid))
+    """From the first reading that saw processed input events until the worker is done
+    with the ``expected`` events of the input topics (processed or dead-lettered) and
+    with the work they caused (re-keyed fills): wall seconds, the worker's CPU seconds,
+    and the input events processed in them. Reads from the moment the worker starts (a
+    backlog is consumed at once), and stops with its log when it exits."""
+    process = worker.process
+    assert process is not None, "the worker is not running"
+
+    def read() -> tuple[int, int]:
+        if process.poll() is not None:
+            raise BenchError(f"the worker exited ({process.returncode}) while processing:\n"
+                             f"{worker.log_tail()}")
+        return _processed(worker, prefix)
+
+    return _time_until_done(read, expected, progress, "pipeline", timeout_s, quiet_s, poll_s,
+                            cpu=lambda: _cpu_seconds(process.pid))
 
 
 def measure_pipeline(worker: WorkerProcess, prefix: str, expected: int, progress: Progress,
                      timeout_s: float, quiet_s: float = 1.0) -> tuple[float, float]:
     """Input events/s through the pipeline (see processing_span), and input events per
     CPU second of the worker."""
-    span = processing_span(worker, prefix, expected, progress, timeout_s, quiet_s)
-    return expected / span.seconds, expected / (span.cpu_seconds or float("nan"))
+    span = processing_span(worker, prefix, expected, progress, timeout_s, quiet_s,
+                           poll_s=0.1).timed("pipeline")
+    return span.events_per_second, span.events_per_cpu_second
 
 
 def _rss_mb(pid: int, field: str = "VmRSS:") -> float:
@@ -418,23 +450,20 @@ def run_bench(events: int, scopes: int, state_dir: Path, progress: Progress,
         progress("raw aiokafka", events, events)
         bare_eps = measure_faust_bare(broker.bootstrap, prefix, events, progress, timeout_s)
 
-        # The pipeline gets the same events in its own namespace, loaded once the worker
-        # is up (its start-up and recovery are not throughput); loading is far faster
-        # than processing, so the count still times the pipeline.
+        # The pipeline gets the same events in its own namespace, as a backlog like the
+        # two baselines: a fresh worker consumes it, timed from the first reading of its
+        # counters that saw events processed (start-up and recovery are not throughput).
         pipeline_prefix = prefix.replace("bench", "benchp", 1)
         create_topics(admin_client(broker.bootstrap), load_topic_specs(), pipeline_prefix)
+        load(broker.bootstrap, pipeline_prefix, messages, lambda *_: None)
         # Throughput is the steady state: a backlog processed late must not turn into
         # thousands of stale-data alerts, so this worker's thresholds are out of reach.
         worker = WorkerProcess(broker.bootstrap, scratch / "worker", "bench-worker",
                                topic_prefix=pipeline_prefix, log_level="warning",
                                **THROUGHPUT_SETTINGS)
-        worker.start().wait_ready(timeout_s=120)
-        loader = threading.Thread(target=load, args=(broker.bootstrap, pipeline_prefix,
-                                                     messages, lambda *_: None), daemon=True)
-        loader.start()
+        worker.start()
         pipeline_eps, pipeline_eps_per_cpu = measure_pipeline(
             worker, pipeline_prefix, events, progress, timeout_s)
-        loader.join()
         assert worker.process is not None
         rss = _peak_rss_mb(worker.process.pid)
         worker.stop()

@@ -319,7 +319,8 @@ def bench(
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from streams.bench import run_bench, write_report
+    from streams.bench import BenchError, run_bench, write_report
+    from streams.devstack import WorkerError
 
     settings = _settings()
     with Progress(TextColumn("{task.description:14}"), BarColumn(), MofNCompleteColumn(),
@@ -331,9 +332,12 @@ def bench(
                 tasks[phase] = progress.add_task(phase, total=total)
             progress.update(tasks[phase], completed=done, total=total)
 
-        result = run_bench(events, scopes, settings.state_dir, advance, latency_rate,
-                           latency_seconds, soak_s=soak_seconds, soak_scopes=soak_scopes,
-                           soak_rate=soak_rate)
+        try:
+            result = run_bench(events, scopes, settings.state_dir, advance, latency_rate,
+                               latency_seconds, soak_s=soak_seconds, soak_scopes=soak_scopes,
+                               soak_rate=soak_rate)
+        except (BenchError, WorkerError, TimeoutError) as exc:
+            raise _fail(f"bench: {exc}") from exc
     figures = asdict(result)
     for name, value in figures.items():
         out.print(f"{name:22} {value}", highlight=False)

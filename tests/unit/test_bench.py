@@ -5,7 +5,9 @@ from __future__ import annotations
 import math
 import os
 
-from streams.bench import _cpu_seconds, _owed, _percentile, _time_until_done
+import pytest
+
+from streams.bench import BenchError, _cpu_seconds, _owed, _percentile, _time_until_done
 
 
 def test_pacing_owes_what_the_rate_has_accrued() -> None:
@@ -41,6 +43,17 @@ def test_processing_is_timed_from_the_first_event_to_the_last_change() -> None:
     # what the process spends after it is done is not the work's
     assert span.cpu_seconds == 1.0
     assert 0 < span.seconds < 1
+    # the 40 events seen at the first reading were processed before the span began
+    assert span.events == 60
+    assert span.events_per_second == 60 / span.seconds
+
+
+def test_a_backlog_processed_before_the_first_reading_cannot_be_timed() -> None:
+    span = _time_until_done(lambda: (100, 100), 100, lambda *_: None, "t", timeout_s=10,
+                            quiet_s=0.0, poll_s=0.001)
+    assert span.events == 0
+    with pytest.raises(BenchError, match="too few to time"):
+        span.timed("pipeline")
 
 
 def test_cpu_seconds_of_this_process() -> None:
