@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streams import avrodecode
-from streams.codec import SCHEMA_DIR, _has_record_unions
+from streams.codec import SCHEMA_DIR, _has_record_unions, _zigzag
 from tests.samples import SAMPLES
 
 SCHEMAS = {path.stem: json.loads(path.read_text()) for path in sorted(SCHEMA_DIR.glob("*.avsc"))}
@@ -158,16 +158,6 @@ MAP_SCHEMA = {"type": "record", "name": "M",
               "fields": [{"name": "m", "type": {"type": "map", "values": "long"}}]}
 ARRAY_SCHEMA = {"type": "record", "name": "A",
                 "fields": [{"name": "a", "type": {"type": "array", "items": "string"}}]}
-
-
-def _zigzag(number: int) -> bytes:
-    number = (number << 1) ^ (number >> 63)
-    out = bytearray()
-    while number > 0x7F:
-        out.append((number & 0x7F) | 0x80)
-        number >>= 7
-    out.append(number)
-    return bytes(out)
 
 
 @pytest.mark.parametrize("number", [0, 1, -1, 63, -64, 64, INT_MAX, INT_MIN, LONG_MAX, LONG_MIN])
