@@ -1,4 +1,5 @@
-/* Avro binary decoding of a record of a known schema into the dict fastavro makes.
+/* Avro binary decoding of a record of a known schema into the dict fastavro makes (and
+ * the assembly of a pydantic model from checked fields: see assemble below).
  *
  * The schema comes as a "program" of nested tuples that streams/avrodecode.py compiles
  * (see there for the opcodes). decode() walks it over the bytes and returns the datum,
@@ -280,7 +281,38 @@ static PyObject *decode(PyObject *module, PyObject *const *args, Py_ssize_t narg
     return datum;
 }
 
+/* assemble(cls, fields, names): an instance of the pydantic model ``cls`` whose field
+ * values are the dict ``fields`` and whose set of given fields is ``names``, made as
+ * streams.records._assemble makes it (object.__new__, then object.__setattr__ of pydantic's
+ * four slots), without the four Python-level calls: the input records' hot path. */
+static PyObject *empty_tuple, *name_dict, *name_fields_set, *name_extra, *name_private;
+
+static PyObject *assemble(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3 || !PyType_Check(args[0]) || !PyDict_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "assemble(cls, fields: dict, names)");
+        return NULL;
+    }
+    PyTypeObject *type = (PyTypeObject *)args[0];
+    if (type->tp_new == NULL) {
+        PyErr_SetString(PyExc_TypeError, "assemble: cls cannot be instantiated");
+        return NULL;
+    }
+    PyObject *record = type->tp_new(type, empty_tuple, NULL);
+    if (record == NULL) return NULL;
+    if (PyObject_GenericSetAttr(record, name_dict, args[1]) < 0
+            || PyObject_GenericSetAttr(record, name_fields_set, args[2]) < 0
+            || PyObject_GenericSetAttr(record, name_extra, Py_None) < 0
+            || PyObject_GenericSetAttr(record, name_private, Py_None) < 0) {
+        Py_DECREF(record);
+        return NULL;
+    }
+    return record;
+}
+
 static PyMethodDef methods[] = {
+    {"assemble", (PyCFunction)(void (*)(void))assemble, METH_FASTCALL,
+     "assemble(cls, fields, names) -> the pydantic model cls with these field values and "
+     "this set of given fields, unvalidated (see streams.records._assemble)."},
     {"decode", (PyCFunction)(void (*)(void))decode, METH_FASTCALL,
      "decode(program, data, start) -> the datum of data[start:], or None when those bytes "
      "are not exactly one well-formed record of the program's schema."},
@@ -293,6 +325,13 @@ static struct PyModuleDef module = {
 };
 
 PyMODINIT_FUNC PyInit__avrodecode(void) {
+    empty_tuple = PyTuple_New(0);
+    name_dict = PyUnicode_InternFromString("__dict__");
+    name_fields_set = PyUnicode_InternFromString("__pydantic_fields_set__");
+    name_extra = PyUnicode_InternFromString("__pydantic_extra__");
+    name_private = PyUnicode_InternFromString("__pydantic_private__");
+    if (!empty_tuple || !name_dict || !name_fields_set || !name_extra || !name_private)
+        return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;
     if (PyModule_AddStringConstant(m, "SOURCE_SHA256", SOURCE_SHA256) < 0) {

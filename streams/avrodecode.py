@@ -3,7 +3,8 @@
 bytes. It returns the dict fastavro returns, or None for anything that is not exactly
 one well-formed record: the caller then lets fastavro decide and say why. About ten
 times faster than cavro on our records (ops/bench_decode.py); tests/unit/test_avrodecode.py
-fuzzes it against fastavro.
+fuzzes it against fastavro. The extension also assembles the input records' pydantic
+models from checked fields (``assemble``, used by streams/records.py).
 
 Without a C compiler the install goes on without the extension, and :func:`compile_program`
 returns None (cavro decodes instead). An extension built from another version of the

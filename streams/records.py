@@ -13,6 +13,7 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from streams import avrodecode
 from streams.reason_codes import Severity
 from streams.scopes import validate_scope
 
@@ -42,7 +43,7 @@ class Record(BaseModel):
 _object_setattr = object.__setattr__
 
 
-def _assemble(cls: type[Record], fields: dict[str, Any], names: set[str]) -> Any:
+def _assemble_in_python(cls: type[Record], fields: dict[str, Any], names: set[str]) -> Any:
     """The model ``cls.model_validate(fields)`` builds, for fields already checked
     against every constraint of ``cls`` (enums already members) and ``names`` the set of
     their names: the input records' hot path, where validation costs as much as the Avro
@@ -57,11 +58,26 @@ def _assemble(cls: type[Record], fields: dict[str, Any], names: set[str]) -> Any
     return record
 
 
+# the same in C (a quarter of the time), when the extension is built
+_assemble = (avrodecode.extension.assemble if avrodecode.extension is not None
+             else _assemble_in_python)
+
+# scopes found valid: a set lookup per event instead of a call (bounded as
+# validate_scope's own cache is)
+_VALID_SCOPES: set[str] = set()
+_VALID_SCOPES_KEPT = 65536
+
+
 def _valid_scope(scope: str) -> bool:
+    if scope in _VALID_SCOPES:
+        return True
     try:
-        validate_scope(scope)  # cached
+        validate_scope(scope)
     except ValueError:
         return False
+    if len(_VALID_SCOPES) >= _VALID_SCOPES_KEPT:
+        _VALID_SCOPES.clear()
+    _VALID_SCOPES.add(scope)
     return True
 
 
@@ -115,7 +131,8 @@ class HealthEvent(Record):
         kind = _HEALTH_EVENT_KINDS.get(datum["kind"])
         sequence, interval = datum["sequence"], datum["heartbeat_interval_ms"]
         if (kind is None or len(datum) != len(_HEALTH_EVENT_FIELDS) or not datum["event_id"]
-                or not _valid_scope(datum["scope"]) or not 0 <= datum["event_time_ms"] <= MAX_LONG
+                or (datum["scope"] not in _VALID_SCOPES and not _valid_scope(datum["scope"]))
+                or not 0 <= datum["event_time_ms"] <= MAX_LONG
                 or (sequence is not None and not 0 <= sequence <= MAX_LONG)
                 or (interval is not None and interval <= 0)
                 or (kind is HealthEventKind.DATA_UPDATE and not datum["feed"])

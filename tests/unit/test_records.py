@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
+from streams import avrodecode, records
 from streams.codec import SCHEMA_DIR, Codecs, SchemaCatalog
 from streams.records import (
     RECORD_TYPES,
@@ -172,12 +173,46 @@ def _outcome(build: Callable[[dict], BaseModel], datum: dict) -> tuple:
             record.model_fields_set, record.model_dump(mode="json"))
 
 
+# the model assembled in C (the extension) and in Python (without it)
+_ASSEMBLERS = {"c": records._assemble, "python": records._assemble_in_python}
+
+
+@pytest.mark.parametrize("assembler", list(_ASSEMBLERS))
 @pytest.mark.parametrize("model", list(_DATUMS), ids=lambda model: model.__name__)
 @given(data=st.data())
 @settings(max_examples=400, deadline=None)
-def test_input_records_hot_path_agrees_with_pydantic(model: type[Record], data) -> None:
+def test_input_records_hot_path_agrees_with_pydantic(model: type[Record], assembler: str,
+                                                     data) -> None:
     datum = data.draw(_DATUMS[model])
-    assert _outcome(model.from_avro, datum) == _outcome(model.model_validate, datum)
+    original, records._assemble = records._assemble, _ASSEMBLERS[assembler]
+    try:
+        assert _outcome(model.from_avro, datum) == _outcome(model.model_validate, datum)
+    finally:
+        records._assemble = original
+
+
+def test_assembled_records_are_pydantic_models_like_any_other() -> None:
+    assert records._assemble is not records._assemble_in_python, avrodecode.status
+    sample = SAMPLES["HealthEvent"][0]
+    for assemble in _ASSEMBLERS.values():
+        record = assemble(HealthEvent, dict(sample.__dict__), set(HealthEvent.model_fields))
+        assert record == sample and record.model_dump() == sample.model_dump()
+        assert record.model_copy(update={"source": "s2"}).source == "s2"
+        with pytest.raises(ValidationError):  # frozen
+            record.source = "s3"
+    with pytest.raises(TypeError):
+        records._assemble(HealthEvent, [("scope", "market:m1")], set())
+
+
+def test_scopes_found_valid_are_remembered_within_a_bound(monkeypatch) -> None:
+    monkeypatch.setattr(records, "_VALID_SCOPES", set())
+    monkeypatch.setattr(records, "_VALID_SCOPES_KEPT", 3)
+    assert not records._valid_scope("planet:mars")
+    assert not records._VALID_SCOPES
+    for number in range(5):
+        assert records._valid_scope(f"market:m{number}")
+        assert f"market:m{number}" in records._VALID_SCOPES
+        assert len(records._VALID_SCOPES) <= 3
 
 
 @pytest.mark.parametrize("model", list(_DATUMS), ids=lambda model: model.__name__)
