@@ -12,6 +12,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
+#include <string.h>
 
 #ifndef SOURCE_SHA256
 #define SOURCE_SHA256 "unknown"
@@ -253,18 +254,8 @@ static PyObject *decode_op(PyObject *op, Reader *r) {
     }
 }
 
-static PyObject *decode(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 3) {
-        PyErr_SetString(PyExc_TypeError, "decode(program, data, start)");
-        return NULL;
-    }
-    PyObject *program = args[0], *data = args[1];
-    if (!PyBytes_Check(data)) {
-        PyErr_SetString(PyExc_TypeError, "decode: data must be bytes");
-        return NULL;
-    }
-    Py_ssize_t start = PyLong_AsSsize_t(args[2]);
-    if (start == -1 && PyErr_Occurred()) return NULL;
+/* The datum of data[start:] (the whole of it), or None. */
+static PyObject *decode_from(PyObject *program, PyObject *data, Py_ssize_t start) {
     Py_ssize_t size = PyBytes_GET_SIZE(data);
     if (start < 0 || start > size) Py_RETURN_NONE;
     const unsigned char *base = (const unsigned char *)PyBytes_AS_STRING(data);
@@ -279,6 +270,37 @@ static PyObject *decode(PyObject *module, PyObject *const *args, Py_ssize_t narg
         Py_RETURN_NONE;
     }
     return datum;
+}
+
+static PyObject *decode(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "decode(program, data, start)");
+        return NULL;
+    }
+    if (!PyBytes_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "decode: data must be bytes");
+        return NULL;
+    }
+    Py_ssize_t start = PyLong_AsSsize_t(args[2]);
+    if (start == -1 && PyErr_Occurred()) return NULL;
+    return decode_from(args[0], args[1], start);
+}
+
+/* decode_frame(program, header, data): the datum of a frame that starts with ``header``
+ * (bytes), or None, for a frame without it too (or data that is not bytes: a tombstone's
+ * None). One call for what the codec's fast path checks on every input message. */
+static PyObject *decode_frame(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3 || !PyBytes_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "decode_frame(program, header: bytes, data)");
+        return NULL;
+    }
+    PyObject *header = args[1], *data = args[2];
+    if (!PyBytes_Check(data)) Py_RETURN_NONE;
+    Py_ssize_t length = PyBytes_GET_SIZE(header);
+    if (PyBytes_GET_SIZE(data) < length
+            || memcmp(PyBytes_AS_STRING(data), PyBytes_AS_STRING(header), (size_t)length) != 0)
+        Py_RETURN_NONE;
+    return decode_from(args[0], data, length);
 }
 
 /* assemble(cls, fields, names): an instance of the pydantic model ``cls`` whose field
@@ -310,6 +332,9 @@ static PyObject *assemble(PyObject *module, PyObject *const *args, Py_ssize_t na
 }
 
 static PyMethodDef methods[] = {
+    {"decode_frame", (PyCFunction)(void (*)(void))decode_frame, METH_FASTCALL,
+     "decode_frame(program, header, data) -> the datum of the frame's body when data "
+     "starts with header, else None (see decode)."},
     {"assemble", (PyCFunction)(void (*)(void))assemble, METH_FASTCALL,
      "assemble(cls, fields, names) -> the pydantic model cls with these field values and "
      "this set of given fields, unvalidated (see streams.records._assemble)."},

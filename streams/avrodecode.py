@@ -82,9 +82,12 @@ def _unavailable(program: Program, data: bytes, start: int) -> dict[str, Any] | 
 
 
 # decode(program, data, start): the datum of data[start:], or None when those bytes are
-# not exactly one well-formed record of the program's schema (the extension's own
-# function: a wrapper would cost a tenth of the decode)
+# not exactly one well-formed record of the program's schema; decode_frame(program,
+# header, data): the same for the body of a frame that starts with header, None for
+# anything else (None included). The extension's own functions: a wrapper would cost
+# a tenth of the decode.
 decode = extension.decode if extension is not None else _unavailable
+decode_frame = extension.decode_frame if extension is not None else _unavailable
 
 
 def _full_name(name: str, namespace: str) -> str:

@@ -225,12 +225,10 @@ class AvroCodec:
         """The datum of a frame of this record's own schema, read by the C decoder or
         cavro (the common case, checked once); None when ``data`` is no such frame or
         they do not read it: then :meth:`decode` (fastavro) decides, and says why."""
-        if data is None or not data.startswith(self._header):
-            return None
         program = self._program
         if program is not None:
-            return avrodecode.decode(program, data, _HEADER.size)
-        if self._fast is None:
+            return avrodecode.decode_frame(program, self._header, data)
+        if data is None or not data.startswith(self._header) or self._fast is None:
             return None
         try:
             datum = self._fast.binary_decode(data[_HEADER.size:] + _END_MARK)

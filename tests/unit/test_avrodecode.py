@@ -242,6 +242,17 @@ def test_floats_are_read_little_endian() -> None:
     assert avrodecode.decode(_program(schema), data[:-1], 0) is None
 
 
+def test_a_frame_is_decoded_after_its_header_and_anything_else_is_none() -> None:
+    program = _program(LONG_SCHEMA)
+    assert avrodecode.decode_frame(program, b"\x00head", b"\x00head" + _zigzag(-7)) == \
+        {"n": -7}
+    for data in (None, b"", b"\x00hea", b"\x00heax" + _zigzag(1), _zigzag(1),
+                 b"\x00head" + _zigzag(1) + b"\x00", bytearray(b"\x00head\x02")):
+        assert avrodecode.decode_frame(program, b"\x00head", data) is None, data
+    with pytest.raises(TypeError):
+        avrodecode.decode_frame(program, "not bytes", b"\x00head\x02")  # type: ignore[arg-type]
+
+
 def test_start_beyond_the_data_reads_nothing() -> None:
     program = _program(LONG_SCHEMA)
     assert avrodecode.decode(program, b"\x02", 5) is None
