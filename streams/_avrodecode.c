@@ -2,7 +2,8 @@
  * the assembly of a pydantic model from checked fields: see assemble below).
  *
  * The schema comes as a "program" of nested tuples that streams/avrodecode.py compiles
- * (see there for the opcodes). decode() walks it over the bytes and returns the datum,
+ * (see there for the opcodes). decode_frame() walks it over a frame's body and returns
+ * the datum,
  * or None whenever the bytes are not exactly one well-formed record of the schema:
  * truncated, bytes left over, a union index or enum index out of range, a string that
  * is not UTF-8, a number out of its type's range, ... It never raises on input: None
@@ -272,23 +273,10 @@ static PyObject *decode_from(PyObject *program, PyObject *data, Py_ssize_t start
     return datum;
 }
 
-static PyObject *decode(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 3) {
-        PyErr_SetString(PyExc_TypeError, "decode(program, data, start)");
-        return NULL;
-    }
-    if (!PyBytes_Check(args[1])) {
-        PyErr_SetString(PyExc_TypeError, "decode: data must be bytes");
-        return NULL;
-    }
-    Py_ssize_t start = PyLong_AsSsize_t(args[2]);
-    if (start == -1 && PyErr_Occurred()) return NULL;
-    return decode_from(args[0], args[1], start);
-}
-
-/* decode_frame(program, header, data): the datum of a frame that starts with ``header``
- * (bytes), or None, for a frame without it too (or data that is not bytes: a tombstone's
- * None). One call for what the codec's fast path checks on every input message. */
+/* decode_frame(program, header, data): the datum of the body of a frame that starts with
+ * ``header`` (bytes), or None: for a malformed body, a frame without the header, or data
+ * that is not bytes (a tombstone's None). One call for what the codec's fast path checks
+ * on every input message. */
 static PyObject *decode_frame(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 3 || !PyBytes_Check(args[1])) {
         PyErr_SetString(PyExc_TypeError, "decode_frame(program, header: bytes, data)");
@@ -334,13 +322,11 @@ static PyObject *assemble(PyObject *module, PyObject *const *args, Py_ssize_t na
 static PyMethodDef methods[] = {
     {"decode_frame", (PyCFunction)(void (*)(void))decode_frame, METH_FASTCALL,
      "decode_frame(program, header, data) -> the datum of the frame's body when data "
-     "starts with header, else None (see decode)."},
+     "starts with header and its body is exactly one well-formed record of the program's "
+     "schema, else None."},
     {"assemble", (PyCFunction)(void (*)(void))assemble, METH_FASTCALL,
      "assemble(cls, fields, names) -> the pydantic model cls with these field values and "
      "this set of given fields, unvalidated (see streams.records._assemble)."},
-    {"decode", (PyCFunction)(void (*)(void))decode, METH_FASTCALL,
-     "decode(program, data, start) -> the datum of data[start:], or None when those bytes "
-     "are not exactly one well-formed record of the program's schema."},
     {NULL, NULL, 0, NULL},
 };
 

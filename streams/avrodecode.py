@@ -77,16 +77,14 @@ def compile_program(schema: dict[str, Any]) -> Program | None:
         return None
 
 
-def _unavailable(program: Program, data: bytes, start: int) -> dict[str, Any] | None:
+def _unavailable(program: Program, header: bytes, data: bytes | None) -> dict[str, Any] | None:
     raise RuntimeError("no program is compiled without the extension")
 
 
-# decode(program, data, start): the datum of data[start:], or None when those bytes are
-# not exactly one well-formed record of the program's schema; decode_frame(program,
-# header, data): the same for the body of a frame that starts with header, None for
-# anything else (None included). The extension's own functions: a wrapper would cost
-# a tenth of the decode.
-decode = extension.decode if extension is not None else _unavailable
+# decode_frame(program, header, data): the datum of the body of a frame that starts with
+# header, or None when data is no such frame (None included) or its body is not exactly
+# one well-formed record of the program's schema. The extension's own function: a
+# wrapper would cost a tenth of the decode.
 decode_frame = extension.decode_frame if extension is not None else _unavailable
 
 

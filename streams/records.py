@@ -69,8 +69,8 @@ _VALID_SCOPES_KEPT = 65536
 
 
 def _valid_scope(scope: str) -> bool:
-    if scope in _VALID_SCOPES:
-        return True
+    """Whether ``scope`` is valid; valid ones join _VALID_SCOPES (the caller looks there
+    first)."""
     try:
         validate_scope(scope)
     except ValueError:
