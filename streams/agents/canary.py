@@ -14,6 +14,7 @@ for promotions to LIVE and rolls back on the regression alert.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import faust
@@ -31,18 +32,21 @@ from streams.scopes import ScopeError, validate_scope
 
 SOURCE = "agents.canary"
 WINDOW_MS = settings.canary_window_s * 1000
+_LEADING = frozenset(settings.canary_leading_metrics)  # fixed while a worker runs
 _json = faust.Schema(key_serializer="json", value_serializer="json")
 _partitions = topics.health_events.partitions
 canary_samples = app.Table("canary-samples", default=None, schema=_json, partitions=_partitions)
 canary_state = app.Table("canary-state", default=None, schema=_json, partitions=_partitions)
 
 
-def add_sample(scope: str, partition: int, metric: str, cohort: str,
-               model_version: str | None, sample_id: str, value: float,
-               event_time_ms: int, hashed: int | None = None) -> None:
-    """Offer one sample of a leading metric to the model's canary comparison.
+def add_samples(scope: str, partition: int, cohort: str, model_version: str | None,
+                sample_id: str, samples: Iterable[tuple[str, float]], event_time_ms: int,
+                hashed: int | None = None) -> None:
+    """Offer one sample's (metric, value) pairs of leading metrics to the model's canary
+    comparison (a fill has two: one pass over the model's state for both).
     ``hashed``: canary.sample_hash(sample_id), when the caller has it already."""
-    if metric not in settings.canary_leading_metrics:
+    samples = [(metric, value) for metric, value in samples if metric in _LEADING]
+    if not samples:
         return
     stored = canary_state.data.get(scope)
     state = stored or canary.new_state(scope, partition)
@@ -53,18 +57,22 @@ def add_sample(scope: str, partition: int, metric: str, cohort: str,
     tag = canary.cohort_tag(cohort, model_version)
     if hashed is None:
         hashed = canary.sample_hash(sample_id)
-    key = canary.samples_key(scope, start, metric, tag, hashed % canary.SHARDS)
-    entry, changed = canary.add_sample(canary_samples.data.get(key), hashed, value,
-                                       settings.canary_max_samples)
-    if changed:
-        store(canary_samples, key, entry, partition)
-    dropped, changed = canary.record_sample(state, metric, tag, model_version,
-                                            event_time_ms, start)
-    if stored is None or changed:
-        store(canary_state, scope, state, partition)  # not once per sample: on changes
-    for old_start, pairs in dropped.items():
-        for old_key in canary.sample_keys(scope, old_start, pairs):
-            forget(canary_samples, old_key, partition)
+    shard = hashed % canary.SHARDS
+    keep_state = stored is None  # not once per sample: on changes
+    for metric, value in samples:
+        key = canary.samples_key(scope, start, metric, tag, shard)
+        entry, changed = canary.add_sample(canary_samples.data.get(key), hashed, value,
+                                           settings.canary_max_samples)
+        if changed:
+            store(canary_samples, key, entry, partition)
+        dropped, changed = canary.record_sample(state, metric, tag, model_version,
+                                                event_time_ms, start)
+        keep_state = keep_state or changed
+        for old_start, pairs in dropped.items():
+            for old_key in canary.sample_keys(scope, old_start, pairs):
+                forget(canary_samples, old_key, partition)
+    if keep_state:
+        store(canary_state, scope, state, partition)
 
 
 async def on_score(record: ModelScore, message: InputMessage) -> None:
@@ -74,9 +82,9 @@ async def on_score(record: ModelScore, message: InputMessage) -> None:
         raise InvalidInput(str(exc)) from None
     check_event_time(record.event_time_ms, clock.now_ms())
     observe_clock(record.event_time_ms, message)
-    add_sample(record.scope, message.partition, record.metric, record.cohort.value,
-               record.model_version, f"score:{record.event_id}", record.value,
-               record.event_time_ms)
+    add_samples(record.scope, message.partition, record.cohort.value, record.model_version,
+                f"score:{record.event_id}", [(record.metric, record.value)],
+                record.event_time_ms)
     await event_time_advanced(clock.now_ms())
 
 
@@ -84,17 +92,14 @@ def observe_fill(scope: str, record: FillEvent, partition: int) -> None:
     """A fill of the model (already re-keyed to the model's partition)."""
     if record.kind is not FillKind.FILL:
         return
-    samples = {}
+    samples = []
     if record.predicted_slippage_bps is not None and record.realized_slippage_bps is not None:
-        samples["slippage_abs_error_bps"] = abs(record.realized_slippage_bps
-                                                - record.predicted_slippage_bps)
+        samples.append(("slippage_abs_error_bps", abs(record.realized_slippage_bps
+                                                      - record.predicted_slippage_bps)))
     if record.requested_size > 0:
-        samples["fill_ratio"] = record.filled_size / record.requested_size
-    sample_id = f"fill:{record.event_id}"
-    hashed = canary.sample_hash(sample_id)  # one sample id for both metrics
-    for metric, value in samples.items():
-        add_sample(scope, partition, metric, record.cohort.value, record.model_version,
-                   sample_id, value, record.event_time_ms, hashed)
+        samples.append(("fill_ratio", record.filled_size / record.requested_size))
+    add_samples(scope, partition, record.cohort.value, record.model_version,
+                f"fill:{record.event_id}", samples, record.event_time_ms)
 
 
 consume(topics.model_scores, "ModelScore", on_score)

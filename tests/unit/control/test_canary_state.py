@@ -7,6 +7,8 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from streams.control import canary
 from streams.maths.canary import canary_verdict
@@ -128,3 +130,33 @@ def test_worse_on_any_leading_metric_is_a_regression_alert_naming_the_metric() -
     calm = canary.evaluate({}, leading, 0.05, 30, "mannwhitney", T0 + 5, WINDOW_MS, "v2")
     [resolved] = canary.judge(state, calm)
     assert resolved.status is AlertStatus.RESOLVED
+
+
+def _record_sample_in_full(state: dict, metric: str, tag: str, version: str | None,
+                           event_time_ms: int, start_ms: int) -> tuple[dict, bool]:
+    """record_sample without its shortcut: note_sample, and what it changed."""
+    windows = state["windows"]
+    before = (state["canary_version"], len(windows), len(windows.get(str(start_ms), ())))
+    dropped = canary.note_sample(state, metric, tag, version, event_time_ms, start_ms)
+    after = (state["canary_version"], len(windows), len(windows[str(start_ms)]))
+    return dropped, bool(dropped) or before != after
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["brier", "fill_ratio"]),
+                          st.sampled_from(["BASELINE", "CANARY:v1", "CANARY:v2"]),
+                          st.integers(0, 4), st.integers(0, WINDOW_MS - 1)),
+                min_size=1, max_size=40))
+def test_recording_a_sample_agrees_with_noting_it_in_full(
+        samples: list[tuple[str, str, int, int]]) -> None:
+    """The shortcut for a baseline sample of a known pair changes nothing that noting it
+    would change, and says so (for the samples the agent records: those accepted)."""
+    quick, full = canary.new_state(SCOPE, 0), canary.new_state(SCOPE, 0)
+    for metric, tag, window, offset in samples:
+        start = T0 + window * WINDOW_MS
+        if not canary.accepts(full, start, WINDOW_MS):
+            continue
+        version = tag.partition(":")[2] or None
+        assert canary.record_sample(quick, metric, tag, version, start + offset, start) == \
+            _record_sample_in_full(full, metric, tag, version, start + offset, start)
+        assert quick == full
