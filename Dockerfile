@@ -21,7 +21,8 @@ WORKDIR /src
 # non-editable install then ships them as package data. The smoke check runs from / so
 # it imports the installed package, not the copied source. (README.md is pyproject's
 # readme; the wildcard keeps the build working in a checkout without one.)
-# gcc builds the C decoder of input records (setup.py) and is removed in the same layer.
+# gcc builds the compiled parts (setup.py: the C decoder of input records, and the hot
+# path's modules through Cython) and is removed in the same layer.
 COPY pyproject.toml setup.py README.md* ./
 COPY schemas/ schemas/
 COPY ops/topics.toml ops/topics.toml
@@ -34,7 +35,8 @@ RUN apt-get update \
     && cd / \
     && polymon --help > /dev/null \
     && python -c "from streams.topics import load_topic_specs; assert load_topic_specs()" \
-    && python -c "from streams import avrodecode; assert avrodecode.available(), avrodecode.status"
+    && python -c "from streams import avrodecode; assert avrodecode.available(), avrodecode.status" \
+    && python -c "from streams import compiled as c; m = c.read_manifest(); assert m and all(m.values()), m"
 
 # Run unprivileged; the state dir (worker data dirs) is the only place it writes.
 RUN groupadd --system polymon \

@@ -13,6 +13,7 @@ from typing import Any
 
 import faust
 
+from streams import compiled
 from streams.settings import Settings
 from streams.topics import admin_client, check_topics, load_topic_specs
 
@@ -84,6 +85,13 @@ def run_worker(settings: Settings) -> None:
 
     app.conf.datadir.mkdir(parents=True, exist_ok=True)
     tune_gc(settings.gc_thresholds)
+
+    @app.task
+    async def say_how_compiled() -> None:
+        running = compiled.status()
+        log.log(logging.INFO if all(running.values()) else logging.WARNING, "%s",
+                compiled.describe())
+
     worker = BoundedStopWorker(
         app,
         loglevel=settings.log_level,

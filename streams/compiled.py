@@ -1,0 +1,118 @@
+"""The hot path's modules, compiled with Cython when the package is built (setup.py),
+and the guard that keeps a stale build from being used.
+
+The .py files stay the source: Cython compiles them as they are (plain Python
+semantics, annotations not used as C types), and each runs as pure Python when it is
+not built (no compiler, no Cython) or when its build is not of the current source. The
+build writes ``_compiled.json`` next to the modules: each module's source digest, or
+null for one whose compilation failed. :func:`install` (run when ``streams`` is
+imported) puts a finder in front of Python's own, which loads the ``.py`` of any
+module listed here whose current source does not have that digest, so an edited
+module is never shadowed by the build of its older version (``./dev`` rebuilds).
+
+Stdlib only: setup.py loads this file to know what to compile, before polymon's
+dependencies are installed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import logging
+import sys
+from collections.abc import Mapping, Sequence
+from importlib.abc import MetaPathFinder
+from importlib.machinery import ModuleSpec
+from pathlib import Path
+from types import ModuleType
+
+log = logging.getLogger(__name__)
+
+# Each input event runs through these (measured: a worker's events per CPU second with
+# and without them compiled, README "Benchmarks").
+MODULES = (
+    "streams.agents.canary",
+    "streams.agents.decoding",
+    "streams.agents.execution",
+    "streams.agents.health",
+    "streams.agents.latches",
+    "streams.agents.outputs",
+    "streams.batching",
+    "streams.clock",
+    "streams.codec",
+    "streams.control.canary",
+    "streams.control.due",
+    "streams.control.execution",
+    "streams.control.health",
+)
+MANIFEST = "_compiled.json"
+ROOT = Path(__file__).resolve().parent  # the streams package
+
+
+def source_of(module: str, root: Path = ROOT) -> Path:
+    """The .py of ``module`` (streams.x.y) under the package directory ``root``."""
+    return root.joinpath(*module.split(".")[1:]).with_suffix(".py")
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+class StaleBuildFinder(MetaPathFinder):
+    """Loads the source of a listed module whose build, if any, is not of that source."""
+
+    def __init__(self, built: Mapping[str, str | None], root: Path = ROOT) -> None:
+        self.built = dict(built)  # module -> digest of the source it was built from
+        self.root = root
+        self.stale: list[str] = []
+
+    def find_spec(self, fullname: str, path: Sequence[str] | None = None,
+                  target: ModuleType | None = None) -> ModuleSpec | None:
+        if fullname not in MODULES:
+            return None
+        source = source_of(fullname, self.root)
+        if not source.exists():
+            return None  # an installed package without its sources: its build is it
+        if self.built.get(fullname) == digest(source):
+            return None  # current: Python's own finders load the build
+        self.stale.append(fullname)
+        return importlib.util.spec_from_file_location(fullname, source)
+
+
+def read_manifest(root: Path = ROOT) -> dict[str, str | None]:
+    try:
+        built = json.loads((root / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return {}
+    return built if isinstance(built, dict) else {}
+
+
+_finder: StaleBuildFinder | None = None
+
+
+def install() -> None:
+    """Put the guard in front of Python's finders (idempotent)."""
+    global _finder
+    if _finder is None:
+        _finder = StaleBuildFinder(read_manifest())
+        sys.meta_path.insert(0, _finder)
+
+
+def status() -> dict[str, bool]:
+    """Module -> whether it runs compiled (of those imported so far)."""
+    return {name: not str(getattr(sys.modules[name], "__file__", "")).endswith(".py")
+            for name in MODULES if name in sys.modules}
+
+
+def describe() -> str:
+    """One line for the worker's log: how many hot modules run compiled, and why not."""
+    running = status()
+    compiled = sum(running.values())
+    line = f"{compiled}/{len(running)} hot-path modules compiled"
+    if compiled < len(running):
+        stale = sorted(set(_finder.stale)) if _finder else []
+        line += (f"; not built from their current source: {', '.join(stale)} (./dev "
+                 "rebuilds them; or pip install -e .)" if stale
+                 else "; not built (no Cython or C compiler at install): pure Python, slower")
+    return line

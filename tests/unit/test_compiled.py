@@ -1,0 +1,82 @@
+"""The hot path's compiled modules: a build is used only for the source it was built
+from; an edited module runs from its source."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from streams import compiled
+
+MODULE = "streams.control.due"
+
+
+def _package(tmp_path: Path, text: str = "VALUE = 1\n") -> Path:
+    """A stand-in streams directory holding MODULE's source."""
+    source = compiled.source_of(MODULE, tmp_path)
+    source.parent.mkdir(parents=True)
+    source.write_text(text)
+    return source
+
+
+def test_a_module_built_from_its_current_source_is_left_to_pythons_finders(
+        tmp_path: Path) -> None:
+    source = _package(tmp_path)
+    finder = compiled.StaleBuildFinder({MODULE: compiled.digest(source)}, tmp_path)
+    assert finder.find_spec(MODULE) is None
+    assert finder.stale == []
+
+
+@pytest.mark.parametrize("built", [{MODULE: "0" * 64}, {MODULE: None}, {}],
+                         ids=["built-from-another-source", "build-failed", "never-built"])
+def test_a_module_edited_since_its_build_is_loaded_from_its_source(
+        tmp_path: Path, built: dict[str, str | None]) -> None:
+    source = _package(tmp_path, "VALUE = 2\n")
+    finder = compiled.StaleBuildFinder(built, tmp_path)
+    spec = finder.find_spec(MODULE)
+    assert spec is not None and spec.origin == str(source)
+    assert finder.stale == [MODULE]
+    module = importlib.util.module_from_spec(spec)
+    assert spec.loader is not None
+    spec.loader.exec_module(module)
+    assert module.VALUE == 2
+
+
+def test_modules_not_listed_and_packages_without_sources_are_not_its_business(
+        tmp_path: Path) -> None:
+    finder = compiled.StaleBuildFinder({}, tmp_path)
+    assert finder.find_spec("streams.settings") is None  # not compiled
+    assert finder.find_spec(MODULE) is None  # no source here: an installed build is it
+
+
+def test_the_manifest_is_read_as_written_and_a_broken_one_as_empty(tmp_path: Path) -> None:
+    (tmp_path / compiled.MANIFEST).write_text(json.dumps({MODULE: "ab", "x": None}))
+    assert compiled.read_manifest(tmp_path) == {MODULE: "ab", "x": None}
+    (tmp_path / compiled.MANIFEST).write_text("{not json")
+    assert compiled.read_manifest(tmp_path) == {}
+    assert compiled.read_manifest(tmp_path / "absent") == {}
+
+
+def test_every_listed_module_exists_and_the_guard_is_installed() -> None:
+    for name in compiled.MODULES:
+        assert compiled.source_of(name).is_file(), name
+    assert any(isinstance(finder, compiled.StaleBuildFinder) for finder in sys.meta_path)
+
+
+def test_this_install_runs_the_hot_path_compiled_when_it_was_built() -> None:
+    """After ./dev (pip install -e .) with Cython and a C compiler, as on this machine
+    kind and in CI, every hot-path module runs compiled and current."""
+    built = compiled.read_manifest()
+    if not any(built.values()):
+        pytest.skip("the hot path is not compiled in this install (no Cython or compiler)")
+    for name in compiled.MODULES:
+        importlib.import_module(name)
+    running = compiled.status()
+    assert running == dict.fromkeys(compiled.MODULES, True), compiled.describe()
+    assert compiled.describe() == f"{len(compiled.MODULES)}/{len(compiled.MODULES)} " \
+        "hot-path modules compiled"
