@@ -12,7 +12,11 @@ import faust
 from faust.types import TransportT
 
 from streams import stores
-from streams.batching import BatchingTransport, install_idle_fetch_backoff
+from streams.batching import (
+    BatchingTransport,
+    install_empty_assignment_rejoin,
+    install_idle_fetch_backoff,
+)
 from streams.clock import make_clock
 from streams.codec import Codecs, SchemaCatalog
 from streams.metrics import Metrics
@@ -21,6 +25,7 @@ from streams.topics import load_topic_specs
 
 settings = get_settings()
 install_idle_fetch_backoff(settings.idle_fetch_backoff_s)
+install_empty_assignment_rejoin()
 catalog = SchemaCatalog(registry_url=settings.schema_registry_url)
 codecs = Codecs(catalog)
 codecs.register_with_faust()

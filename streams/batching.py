@@ -18,11 +18,13 @@ and tests/integration exercise this path on a real broker.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from aiokafka import TopicPartition
+from aiokafka.consumer import group_coordinator
 from aiokafka.consumer.fetcher import Fetcher
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
@@ -30,6 +32,8 @@ from faust.types.tuples import ack_lock
 from mode.utils.futures import notify
 
 from streams.codec import InputMessage
+
+log = logging.getLogger(__name__)
 
 BatchHandler = Callable[[TP, Sequence[InputMessage]], Awaitable[None]]
 # A batch handler gives the event loop a turn at least this often, so that timers (the
@@ -226,3 +230,33 @@ def install_idle_fetch_backoff(backoff_s: float) -> None:
 
     fetch_with_idle_backoff.idle_backoff = backoff_s  # type: ignore[attr-defined]
     Fetcher._proc_fetch_request = fetch_with_idle_backoff  # type: ignore[method-assign]
+
+
+def rejoin_on_empty_assignment(
+        perform_group_join: Callable[[Any], Awaitable[tuple[str, bytes] | None]],
+) -> Callable[[Any], Awaitable[tuple[str, bytes] | None]]:
+    """``CoordinatorGroupRebalance.perform_group_join`` that answers None (join again,
+    after the retry backoff: aiokafka's path for a failed join or sync) when the group
+    coordinator's SyncGroup answer gives this member an empty assignment, instead of
+    handing the empty bytes to aiokafka, which cannot decode them and stops the
+    consumer (seen with the embedded broker when a member joined while the leader was
+    assigning; a Kafka coordinator does the same for a member the leader left out)."""
+
+    async def join(self: Any) -> tuple[str, bytes] | None:
+        assignment = await perform_group_join(self)
+        if assignment is not None and not assignment[1]:
+            log.warning("group %s: the coordinator gave this member an empty assignment; "
+                        "joining the group again", getattr(self, "group_id", "?"))
+            return None
+        return assignment
+
+    join.rejoins_on_empty = True  # type: ignore[attr-defined]
+    return join
+
+
+def install_empty_assignment_rejoin() -> None:
+    """Process-wide (every aiokafka consumer in a group); idempotent."""
+    rebalance = group_coordinator.CoordinatorGroupRebalance
+    if not getattr(rebalance.perform_group_join, "rejoins_on_empty", False):
+        rebalance.perform_group_join = rejoin_on_empty_assignment(  # type: ignore[method-assign]
+            rebalance.perform_group_join)
