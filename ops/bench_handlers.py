@@ -177,12 +177,12 @@ def main() -> None:
                  args.baseline], capture_output=True, text=True)
             if added.returncode != 0:
                 parser.error(f"--baseline {args.baseline}: {added.stderr.strip()}")
-            if (base / "setup.py").exists():  # its C decoder, as pip install builds it
-                print(f"building {args.baseline}'s C extension", file=sys.stderr, flush=True)
+            if (base / "setup.py").exists():  # its compiled parts, as pip install builds them
+                print(f"building {args.baseline}'s compiled parts", file=sys.stderr, flush=True)
                 built = subprocess.run([sys.executable, "setup.py", "-q", "build_ext",
                                         "--inplace"], cwd=base, capture_output=True, text=True)
                 if built.returncode != 0:
-                    raise SystemExit(f"building {args.baseline}'s extension failed:\n"
+                    raise SystemExit(f"building {args.baseline}'s compiled parts failed:\n"
                                      f"{built.stderr[-3000:]}")
             trees = {"baseline": base, "this": CHECKOUT}
         try:
