@@ -7,8 +7,9 @@ not built (no compiler, no Cython) or when its build is not of the current sourc
 build writes ``_compiled.json`` next to the modules: each module's source digest, or
 null for one whose compilation failed. :func:`install` (run when ``streams`` is
 imported) puts a finder in front of Python's own, which loads the ``.py`` of any
-module listed here whose current source does not have that digest, so an edited
-module is never shadowed by the build of its older version (``./dev`` rebuilds).
+streams module whose current source does not have the digest the manifest gives it
+(modules it does not name included), so an edited module is never shadowed by the
+build of its older version (``./dev`` rebuilds).
 
 Stdlib only: setup.py loads this file to know what to compile, before polymon's
 dependencies are installed.
@@ -45,6 +46,8 @@ MODULES = (
     "streams.control.due",
     "streams.control.execution",
     "streams.control.health",
+    "streams.control.keying",
+    "streams.agents.ticks",
 )
 MANIFEST = "_compiled.json"
 ROOT = Path(__file__).resolve().parent  # the streams package
@@ -60,23 +63,26 @@ def digest(path: Path) -> str:
 
 
 class StaleBuildFinder(MetaPathFinder):
-    """Loads the source of a listed module whose build, if any, is not of that source."""
+    """Loads the source of a streams module unless the manifest names that very source
+    (a module compiled once and listed no more may have left its build behind)."""
 
     def __init__(self, built: Mapping[str, str | None], root: Path = ROOT) -> None:
         self.built = dict(built)  # module -> digest of the source it was built from
         self.root = root
-        self.stale: list[str] = []
+        self.stale: list[str] = []  # listed modules loaded from their source
 
     def find_spec(self, fullname: str, path: Sequence[str] | None = None,
                   target: ModuleType | None = None) -> ModuleSpec | None:
-        if fullname not in MODULES:
+        if not fullname.startswith("streams."):
             return None
         source = source_of(fullname, self.root)
-        if not source.exists():
-            return None  # an installed package without its sources: its build is it
-        if self.built.get(fullname) == digest(source):
+        if not source.is_file():
+            return None  # a package, a C module, or an installed build without sources
+        built = self.built.get(fullname)
+        if built is not None and built == digest(source):
             return None  # current: Python's own finders load the build
-        self.stale.append(fullname)
+        if fullname in MODULES:
+            self.stale.append(fullname)
         return importlib.util.spec_from_file_location(fullname, source)
 
 

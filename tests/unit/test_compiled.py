@@ -47,11 +47,25 @@ def test_a_module_edited_since_its_build_is_loaded_from_its_source(
     assert module.VALUE == 2
 
 
-def test_modules_not_listed_and_packages_without_sources_are_not_its_business(
+def test_a_module_compiled_once_and_listed_no_more_is_loaded_from_its_source(
+        tmp_path: Path) -> None:
+    """Its build may still lie next to it: only the manifest's digest lets a build run."""
+    source = tmp_path / "settings.py"
+    source.write_text("VALUE = 3\n")
+    finder = compiled.StaleBuildFinder({MODULE: None}, tmp_path)
+    spec = finder.find_spec("streams.settings")
+    assert spec is not None and spec.origin == str(source)
+    assert finder.stale == []  # not one of the hot path's: nothing to warn about
+
+
+def test_packages_c_modules_and_installs_without_sources_are_left_alone(
         tmp_path: Path) -> None:
     finder = compiled.StaleBuildFinder({}, tmp_path)
-    assert finder.find_spec("streams.settings") is None  # not compiled
     assert finder.find_spec(MODULE) is None  # no source here: an installed build is it
+    (tmp_path / "agents").mkdir()
+    assert finder.find_spec("streams.agents") is None  # a package
+    assert finder.find_spec("streams._avrodecode") is None  # C, checked by avrodecode
+    assert finder.find_spec("json") is None  # not polymon's
 
 
 def test_the_manifest_is_read_as_written_and_a_broken_one_as_empty(tmp_path: Path) -> None:
