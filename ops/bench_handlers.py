@@ -7,6 +7,7 @@ Usage::
 
     .venv/bin/python ops/bench_handlers.py [--events 100000] [--scopes 5000] [--rounds 3]
                                            [--flush-every 25000] [--baseline REV]
+                                           [--instructions]
 
 Prints CPU microseconds per input event, in all and per input topic (a topic's figure is
 per record of that topic; ``rekeyed`` is per re-keyed fill; ``changelogs`` per changelog
@@ -14,7 +15,10 @@ record encoded, every ``--flush-every`` input events: how many a flush finds dep
 how many events each scope gets between flushes). Each run is a fresh process
 (fresh state, as a worker starts). With ``--baseline REV`` the runs alternate between a
 git worktree of REV and this checkout, and the ratio of the best runs is printed: the
-machine's speed drifts, alternating keeps the comparison fair.
+machine's speed drifts, alternating keeps the comparison fair. With ``--instructions``
+the handlers' instructions per input event are counted under valgrind instead
+(deterministic, so one run per tree: on a shared machine whose speed moves by tens of
+per cent within an hour, the way to see a change of a few per cent).
 
 Staleness thresholds are out of reach (as in the bench's pipeline phase): the events are
 a minute old, and the benchmark measures the steady state, not an alert storm. A run
@@ -25,11 +29,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
 import json
+import os
+import re
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,8 +57,10 @@ class _Consumed:
         self.timestamp, self.key, self.value = timestamp, key, value
 
 
-async def _run_handlers(events: int, scopes: int, flush_every: int) -> dict[str, Any]:
-    """One run, in this process (which imported the tree under test)."""
+async def _run_handlers(events: int, scopes: int, flush_every: int,
+                        handle: bool = True) -> dict[str, Any]:
+    """One run, in this process (which imported the tree under test). ``handle=False``:
+    everything but handling the events (what --instructions subtracts)."""
     from faust.types import TP
 
     from streams import agents, batching, bench, web, worker  # noqa: F401  (registers agents)
@@ -72,6 +83,8 @@ async def _run_handlers(events: int, scopes: int, flush_every: int) -> dict[str,
     by_topic: dict[str, list[tuple[bytes, bytes]]] = {}
     for topic, key, value in mix:
         by_topic.setdefault(topic, []).append((key, value))
+    if not handle:
+        return {}
     handlers = batching._batch_handlers
     names = {topic: next(name for name in handlers if name.endswith(topic))
              for topic in by_topic}
@@ -123,31 +136,78 @@ async def _run_handlers(events: int, scopes: int, flush_every: int) -> dict[str,
                        for label in spent if counts[label]}}
 
 
-def _child(tree: Path, events: int, scopes: int, flush_every: int) -> None:
+def _child(tree: Path, events: int, scopes: int, flush_every: int, handle: bool) -> None:
     sys.path.insert(0, str(tree))
-    print(json.dumps(asyncio.run(_run_handlers(events, scopes, flush_every))))
+    print(json.dumps(asyncio.run(_run_handlers(events, scopes, flush_every, handle))))
 
 
-def _run(tree: Path, events: int, scopes: int, flush_every: int) -> dict[str, Any]:
-    """One run in a fresh process that imports ``tree``'s streams package."""
+def _child_run(tree: Path, events: int, scopes: int, flush_every: int, handle: bool = True,
+               under: Sequence[str] = ()) -> subprocess.CompletedProcess[str]:
+    """One run in a fresh process that imports ``tree``'s streams package (``under``: a
+    command that runs it, e.g. valgrind)."""
     sys.path.insert(0, str(CHECKOUT))
     from streams.bench import THROUGHPUT_SETTINGS
     from streams.devstack import worker_env
 
     env = worker_env("127.0.0.1:9", **THROUGHPUT_SETTINGS)  # nothing is sent: no broker
     env["PYTHONPATH"] = str(tree)
+    env["PYTHONHASHSEED"] = "0"  # the same dict and set orders: the same instructions
     done = subprocess.run(
-        [sys.executable, __file__, "--child", str(tree), "--events", str(events),
-         "--scopes", str(scopes), "--flush-every", str(flush_every)],
-        env=env, cwd=tree, capture_output=True, text=True, timeout=900)
+        [*under, sys.executable, __file__, "--child", str(tree), "--events", str(events),
+         "--scopes", str(scopes), "--flush-every", str(flush_every),
+         *([] if handle else ["--mix-only"])],
+        env=env, cwd=tree, capture_output=True, text=True, timeout=1800)
     if done.returncode != 0:
         raise SystemExit(f"run in {tree} failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    return done
+
+
+def _run(tree: Path, events: int, scopes: int, flush_every: int) -> dict[str, Any]:
+    done = _child_run(tree, events, scopes, flush_every)
     return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+CACHEGRIND = ("valgrind", "--tool=cachegrind", "--cache-sim=no",
+              "--cachegrind-out-file=/dev/null")
+WARM_UP = 4 * BATCH  # events of the shorter run: start-up and first scopes, subtracted
+
+
+def _instructions(tree: Path, events: int, scopes: int, flush_every: int) -> float:
+    """Instructions per input event of the handlers, counted by valgrind: the same as a
+    timing on a quiet machine, the same on a busy one. Four runs: the mix handled with
+    ``WARM_UP`` and with ``WARM_UP + events`` events, and the same two without handling
+    (imports, building and encoding the mix); the difference of the differences is what
+    ``events`` events cost the handlers."""
+    runs = [(count, handle) for handle in (True, False)
+            for count in (WARM_UP, WARM_UP + events)]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        done = list(pool.map(lambda run: _child_run(tree, run[0], scopes, flush_every,
+                                                    run[1], CACHEGRIND), runs))
+    counted = []
+    for run in done:
+        found = re.search(r"I\s+refs:\s+([\d,]+)", run.stderr)
+        if found is None:
+            raise SystemExit(f"valgrind printed no instruction count:\n{run.stderr[-3000:]}")
+        counted.append(int(found[1].replace(",", "")))
+    short, long, short_mix, long_mix = counted
+    return ((long - short) - (long_mix - short_mix)) / events
 
 
 def _line(label: str, result: dict[str, Any]) -> str:
     topics = ", ".join(f"{topic} {us:.1f}" for topic, us in result["topics"].items())
     return f"{label:>13}: {result['us_per_event']:6.1f} µs per input event  ({topics})"
+
+
+def _count_instructions(trees: dict[str, Path], args: argparse.Namespace) -> None:
+    counted = {}
+    for label, tree in trees.items():
+        print(f"{label}: counting with valgrind (4 runs, a few minutes)", file=sys.stderr,
+              flush=True)
+        counted[label] = _instructions(tree, args.events, args.scopes, args.flush_every)
+        print(f"{label:>13}: {counted[label]:,.0f} instructions per input event", flush=True)
+    if "baseline" in counted:
+        print(f"this checkout runs ×{counted['baseline'] / counted['this']:.3f} fewer "
+              f"instructions per input event than {args.baseline}")
 
 
 def main() -> None:
@@ -159,14 +219,21 @@ def main() -> None:
                         help="input events between changelog flushes (25,000: the 1 s "
                         "changelog interval at 25k events/s)")
     parser.add_argument("--baseline", metavar="REV", help="git revision to compare with")
+    parser.add_argument("--instructions", action="store_true",
+                        help="count the handlers' instructions per input event with valgrind "
+                        "instead of timing them (deterministic: for a noisy machine; "
+                        "about 50× slower, --rounds unused)")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--mix-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if (args.events < 4 * BATCH or args.scopes < 1 or args.rounds < 1
             or args.flush_every < 1):
         parser.error("--events must be at least 2000, --scopes, --rounds and --flush-every "
                      "at least 1")
+    if args.instructions and shutil.which("valgrind") is None:
+        parser.error("--instructions needs valgrind on PATH (Debian: apt-get install valgrind)")
     if args.child:
-        _child(args.child, args.events, args.scopes, args.flush_every)
+        _child(args.child, args.events, args.scopes, args.flush_every, not args.mix_only)
         return
     with tempfile.TemporaryDirectory(prefix="bench-handlers-") as scratch:
         trees = {"this": CHECKOUT}
@@ -186,6 +253,9 @@ def main() -> None:
                                      f"{built.stderr[-3000:]}")
             trees = {"baseline": base, "this": CHECKOUT}
         try:
+            if args.instructions:
+                _count_instructions(trees, args)
+                return
             best: dict[str, dict[str, Any]] = {}
             for round_number in range(1, args.rounds + 1):
                 for label, tree in trees.items():
