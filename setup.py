@@ -63,6 +63,7 @@ if cythonize is not None and os.environ.get("POLYMON_PURE_PYTHON") != "1":
             except Exception as exc:
                 print(f"warning: {name} runs as pure Python: Cython failed: {exc}")
 
+
 class BuildExt(build_ext):
     """Builds in parallel, and writes the manifest of the hot-path modules built."""
 
@@ -74,6 +75,7 @@ class BuildExt(build_ext):
     def run(self) -> None:
         self.built: dict[str, str | None] = dict.fromkeys(compiled.MODULES)
         super().run()
+        # next to the modules built: in place (editable) or in the wheel's tree
         manifest = Path(self.get_ext_fullpath("streams._manifest")).with_name(
             compiled.MANIFEST)
         manifest.parent.mkdir(parents=True, exist_ok=True)

@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
-import logging
 import sys
 from collections.abc import Mapping, Sequence
 from importlib.abc import MetaPathFinder
@@ -28,10 +27,8 @@ from importlib.machinery import ModuleSpec
 from pathlib import Path
 from types import ModuleType
 
-log = logging.getLogger(__name__)
-
-# Each input event runs through these (measured: a worker's events per CPU second with
-# and without them compiled, README "Benchmarks").
+# Each input event runs through these (compiled, the handlers run about 12 % fewer
+# instructions per event: README "Benchmark").
 MODULES = (
     "streams.agents.canary",
     "streams.agents.decoding",
