@@ -10,7 +10,6 @@ installs without them and runs as pure Python, slower.
   (streams/compiled.py).
 """
 
-import hashlib
 import importlib.util
 import json
 import os
@@ -21,18 +20,18 @@ from setuptools.command.build_ext import build_ext
 
 HERE = Path(__file__).parent
 SOURCE = "streams/_avrodecode.c"
-DIGEST = hashlib.sha256((HERE / SOURCE).read_bytes()).hexdigest()
-extensions = [Extension(
-    "streams._avrodecode", [SOURCE], optional=True,
-    define_macros=[("SOURCE_SHA256", f'"{DIGEST}"')],
-    extra_compile_args=["-O2"],
-)]
 
 # streams/compiled.py is stdlib only: loaded by path, without the package's dependencies
 _spec = importlib.util.spec_from_file_location("polymon_compiled", HERE / "streams/compiled.py")
 assert _spec is not None and _spec.loader is not None
 compiled = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(compiled)
+
+extensions = [Extension(
+    "streams._avrodecode", [SOURCE], optional=True,
+    define_macros=[("SOURCE_SHA256", f'"{compiled.digest(HERE / SOURCE)}"')],
+    extra_compile_args=["-O2"],
+)]
 sources = {name: compiled.source_of(name, HERE / "streams") for name in compiled.MODULES}
 digests = {name: compiled.digest(path) for name, path in sources.items()}
 

@@ -32,7 +32,6 @@ from streams.scopes import ScopeError, validate_scope
 
 SOURCE = "agents.canary"
 WINDOW_MS = settings.canary_window_s * 1000
-_LEADING = frozenset(settings.canary_leading_metrics)  # fixed while a worker runs
 _json = faust.Schema(key_serializer="json", value_serializer="json")
 _partitions = topics.health_events.partitions
 canary_samples = app.Table("canary-samples", default=None, schema=_json, partitions=_partitions)
@@ -40,12 +39,12 @@ canary_state = app.Table("canary-state", default=None, schema=_json, partitions=
 
 
 def add_samples(scope: str, partition: int, cohort: str, model_version: str | None,
-                sample_id: str, samples: Iterable[tuple[str, float]], event_time_ms: int,
-                hashed: int | None = None) -> None:
+                sample_id: str, samples: Iterable[tuple[str, float]],
+                event_time_ms: int) -> None:
     """Offer one sample's (metric, value) pairs of leading metrics to the model's canary
-    comparison (a fill has two: one pass over the model's state for both).
-    ``hashed``: canary.sample_hash(sample_id), when the caller has it already."""
-    samples = [(metric, value) for metric, value in samples if metric in _LEADING]
+    comparison (a fill has two: one pass over the model's state for both)."""
+    leading = settings.canary_leading_metrics
+    samples = [(metric, value) for metric, value in samples if metric in leading]
     if not samples:
         return
     stored = canary_state.data.get(scope)
@@ -55,8 +54,7 @@ def add_samples(scope: str, partition: int, cohort: str, model_version: str | No
     if not canary.accepts(state, start, WINDOW_MS):
         return  # its window is no longer compared
     tag = canary.cohort_tag(cohort, model_version)
-    if hashed is None:
-        hashed = canary.sample_hash(sample_id)
+    hashed = canary.sample_hash(sample_id)  # one for all the sample's metrics
     shard = hashed % canary.SHARDS
     keep_state = stored is None  # not once per sample: on changes
     for metric, value in samples:
