@@ -14,6 +14,7 @@ import functools
 import io
 import json
 import os
+import re
 import struct
 import time
 import urllib.error
@@ -36,6 +37,7 @@ from streams.records import RECORD_TYPES, DeadLetter, DeadLetterStage, Record
 SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
 MAGIC_BYTE = 0
 _HEADER = struct.Struct(">bI")
+_OBJECT_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 # Appended to a frame's body before the fast decoder reads it (see AvroCodec._fast): read
 # right after the record, it proves the record ended exactly at the frame's end. Random
 # per process, so no input can be made to fake it.
@@ -261,7 +263,10 @@ class AvroCodec:
                 return_record_name_override=self.entry.has_record_unions,
             )
         except Exception as exc:  # fastavro raises many types on corrupt bodies
-            raise CodecError(f"corrupt Avro body for {self.entry.name}: {exc!r}") from exc
+            # fastavro's messages name the buffer object ("from <_io.BytesIO object at
+            # 0x...>"): without the address, the same bytes always get the same reason
+            reason = _OBJECT_ADDRESS.sub("", repr(exc))
+            raise CodecError(f"corrupt Avro body for {self.entry.name}: {reason}") from exc
         if body.tell() != len(data):
             raise CodecError(
                 f"{len(data) - body.tell()} trailing bytes after the {self.entry.name} record"
