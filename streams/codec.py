@@ -19,7 +19,6 @@ import struct
 import time
 import urllib.error
 import urllib.request
-from collections import OrderedDict
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -355,43 +354,6 @@ def decode_or_reject(codec: AvroCodec, data: bytes | None) -> Record | Rejection
         return Rejection(DeadLetterStage.DECODE, str(exc))
     except PydanticValidationError as exc:
         return Rejection(DeadLetterStage.VALIDATE, describe_validation_error(exc))
-
-
-class DecodedMemo:
-    """Records decoded here and sent on as the same bytes (a fill re-keyed for its bot
-    and model): when this worker consumes those bytes again, the record is taken from
-    here instead of being decoded and validated once more. Both are pure functions of
-    the bytes, so this changes no outcome. Bounded: entries whose bytes went to another
-    worker never come back and are the oldest when room is needed."""
-
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self._records: OrderedDict[bytes, list[Any]] = OrderedDict()  # bytes -> [record, uses]
-
-    def __len__(self) -> int:
-        return len(self._records)
-
-    def remember(self, data: bytes | None, record: Record, uses: int) -> None:
-        """``data`` decodes to ``record`` and is expected back ``uses`` times."""
-        if data is None or uses <= 0:
-            return
-        entry = self._records.get(data)
-        if entry is not None:  # the same bytes again (a redelivered message)
-            entry[1] += uses
-            return
-        if len(self._records) >= self.capacity:
-            self._records.popitem(last=False)
-        self._records[data] = [record, uses]
-
-    def take(self, data: bytes | None) -> Record | None:
-        """The record ``data`` decodes to, when remembered (one use is spent)."""
-        entry = self._records.get(data) if data is not None else None
-        if entry is None:
-            return None
-        entry[1] -= 1
-        if entry[1] <= 0:
-            del self._records[data]
-        return entry[0]  # type: ignore[no-any-return]
 
 
 def dead_letter(

@@ -212,6 +212,54 @@ _COHORTS = {cohort.value: cohort for cohort in Cohort}
 _FILL_EVENT_FIELDS = set(FillEvent.model_fields)
 
 
+class FillBucket(BaseModel):
+    """The fills of one time bucket (and a model's cohort), summed as
+    streams.control.execution counts them into a scope's bucket cell."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    start_ms: EpochMillis
+    cohort: Cohort | None = None
+    last_event_ms: EpochMillis
+    intents: NonNegativeLong
+    fills: NonNegativeLong
+    requested: float = Field(ge=0, allow_inf_nan=False)
+    filled: float = Field(ge=0, allow_inf_nan=False)
+    slipped: NonNegativeLong
+    error_sum: float = Field(allow_inf_nan=False)
+    error_sq_sum: float = Field(ge=0, allow_inf_nan=False)
+
+
+class FillSamples(BaseModel):
+    """A model's canary samples from the FILLs of one cohort and model version, one per
+    FILL, column by column; NaN marks a value the FILL does not carry."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    cohort: Cohort
+    model_version: str | None = None
+    event_ids: list[str]
+    event_times_ms: list[EpochMillis]
+    slippage_abs_error_bps: list[float]
+    fill_ratios: list[float]
+
+    @model_validator(mode="after")
+    def _columns_align(self) -> FillSamples:
+        lengths = {len(self.event_ids), len(self.event_times_ms),
+                   len(self.slippage_abs_error_bps), len(self.fill_ratios)}
+        if len(lengths) != 1:
+            raise ValueError(f"sample columns differ in length: {sorted(lengths)}")
+        return self
+
+
+class ScopedFills(Record):
+    """What one batch of exec.fills brings one bot or model (the internal re-keyed topic):
+    one message per scope and batch instead of the fill re-keyed once per fill."""
+
+    AVRO_NAME = "ScopedFills"
+    scope: Scope
+    buckets: list[FillBucket]
+    samples: list[FillSamples]
+
+
 class ModelScore(Record):
     AVRO_NAME = "ModelScore"
 
@@ -506,6 +554,6 @@ RECORD_TYPES: dict[str, type[Record]] = {
     cls.AVRO_NAME: cls
     for cls in (
         HealthEvent, FillEvent, ModelScore, FeatureSample, FeatureProfile, OpsCommand,
-        ReportEnvelope, PauseState, RolloutState, MonitorHeartbeat, DeadLetter,
+        ReportEnvelope, PauseState, RolloutState, MonitorHeartbeat, DeadLetter, ScopedFills,
     )
 }

@@ -9,7 +9,9 @@ from streams.records import (
     FeatureHistogram,
     FeatureProfile,
     FeatureSample,
+    FillBucket,
     FillEvent,
+    FillSamples,
     HealthEvent,
     IncidentPayload,
     ModelScore,
@@ -20,6 +22,7 @@ from streams.records import (
     ReportEnvelope,
     RolloutState,
     RolloutTransition,
+    ScopedFills,
     TimelineEntry,
 )
 
@@ -49,6 +52,21 @@ SAMPLES: dict[str, list[Record]] = {
                   event_time_ms=T0, requested_size=10.0, filled_size=7.5,
                   predicted_slippage_bps=3.0, realized_slippage_bps=4.25, cohort="CANARY",
                   model="m", model_version="v2"),
+    ],
+    "ScopedFills": [
+        ScopedFills(scope="bot:b1", buckets=[
+            FillBucket(start_ms=T0, last_event_ms=T0 + 40, intents=1, fills=2, requested=20.0,
+                       filled=17.5, slipped=2, error_sum=1.25, error_sq_sum=1.5625)],
+            samples=[]),
+        ScopedFills(scope="model:m", buckets=[
+            FillBucket(start_ms=T0, cohort="CANARY", last_event_ms=T0, intents=0, fills=1,
+                       requested=10.0, filled=7.5, slipped=1, error_sum=1.25,
+                       error_sq_sum=1.5625)],
+            samples=[FillSamples(cohort="CANARY", model_version="v2", event_ids=["f1", "f2"],
+                                 event_times_ms=[T0, T0 + 5],
+                                 slippage_abs_error_bps=[1.25, 0.5], fill_ratios=[0.75, 1.0]),
+                     FillSamples(cohort="BASELINE", event_ids=["f3"], event_times_ms=[T0],
+                                 slippage_abs_error_bps=[0.0], fill_ratios=[0.5])]),
     ],
     "ModelScore": [
         ModelScore(event_id="s1", model="pricer", model_version="v2", cohort="CANARY",

@@ -1,7 +1,7 @@
 """Canary agent: per model, canary against baseline on every leading metric over one
 fixed window, from model.scores (e.g. Brier per prediction) and from the model's fills
-(re-keyed by streams.agents.execution: |realized − predicted| slippage per fill,
-filled/requested per order).
+(collected per input batch and re-keyed by streams.agents.execution: |realized − predicted|
+slippage per fill, filled/requested per order).
 
 Flow per sample: check the event time → keep it in the window's bounded sample (pure
 core: streams.control.canary; bottom-k by id hash, so re-deliveries count once) →
@@ -14,6 +14,7 @@ for promotions to LIVE and rolls back on the regression alert.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -27,7 +28,7 @@ from streams.agents.ticks import event_time_advanced, every, observe_clock
 from streams.app import app, clock, settings, topics
 from streams.codec import InputMessage
 from streams.control import canary
-from streams.records import FillEvent, FillKind, ModelScore
+from streams.records import ModelScore, ScopedFills
 from streams.scopes import ScopeError, validate_scope
 
 SOURCE = "agents.canary"
@@ -86,18 +87,21 @@ async def on_score(record: ModelScore, message: InputMessage) -> None:
     await event_time_advanced(clock.now_ms())
 
 
-def observe_fill(scope: str, record: FillEvent, partition: int) -> None:
-    """A fill of the model (already re-keyed to the model's partition)."""
-    if record.kind is not FillKind.FILL:
-        return
-    samples = []
-    if record.predicted_slippage_bps is not None and record.realized_slippage_bps is not None:
-        samples.append(("slippage_abs_error_bps", abs(record.realized_slippage_bps
-                                                      - record.predicted_slippage_bps)))
-    if record.requested_size > 0:
-        samples.append(("fill_ratio", record.filled_size / record.requested_size))
-    add_samples(scope, partition, record.cohort.value, record.model_version,
-                f"fill:{record.event_id}", samples, record.event_time_ms)
+def add_fill_samples(scope: str, partition: int, fills: ScopedFills) -> None:
+    """The canary samples of a model's fills (re-keyed to the model's partition in a
+    ScopedFills per input batch; see streams.agents.execution)."""
+    for group in fills.samples:
+        cohort, version = group.cohort.value, group.model_version
+        for event_id, time_ms, slippage, ratio in zip(
+                group.event_ids, group.event_times_ms, group.slippage_abs_error_bps,
+                group.fill_ratios, strict=True):
+            samples = []
+            if not math.isnan(slippage):  # NaN: the fill does not carry it
+                samples.append(("slippage_abs_error_bps", slippage))
+            if not math.isnan(ratio):
+                samples.append(("fill_ratio", ratio))
+            add_samples(scope, partition, cohort, version, f"fill:{event_id}", samples,
+                        time_ms)
 
 
 consume(topics.model_scores, "ModelScore", on_score)

@@ -18,7 +18,6 @@ from streams.app import app, codecs, metrics, settings, topics
 from streams.batching import handle_batches
 from streams.codec import (
     DeadLetterWriter,
-    DecodedMemo,
     InputMessage,
     Rejection,
     decode_or_reject,
@@ -78,14 +77,12 @@ def publish_dead_letter(message: InputMessage, stage: DeadLetterStage, error: st
 
 
 def consume(topic: faust.TopicT, schema: str, handler: Handler,
-            after_batch: Callable[[], Awaitable[None]] | None = None,
-            memo: DecodedMemo | None = None) -> None:
+            after_batch: Callable[[], Awaitable[None]] | None = None) -> None:
     """Subscribe to ``topic`` and run ``handler(record, message)`` for every valid record,
     in offset order per partition. The consumer hands over each fetched batch of a
     partition at once (streams.batching); table changes made while handling it reach
     their changelogs before its offsets are acknowledged (every
-    ``changelog_flush_interval_s``). ``after_batch`` runs once the batch is handled.
-    ``memo``: records of bytes this worker decoded before (taken, not decoded again)."""
+    ``changelog_flush_interval_s``). ``after_batch`` runs once the batch is handled."""
     codec = codecs[schema]
     processed = metrics.events_processed.labels(topic.get_topic_name())
 
@@ -98,12 +95,10 @@ def consume(topic: faust.TopicT, schema: str, handler: Handler,
         rejected: list[tuple[InputMessage, DeadLetterStage, str]] = []
         try:
             for message in batch:
-                record = None if memo is None else memo.take(message.value)
-                if record is None:
-                    record = decode_or_reject(codec, message.value)
-                    if isinstance(record, Rejection):
-                        rejected.append((message, record.stage, record.error))
-                        continue
+                record = decode_or_reject(codec, message.value)
+                if isinstance(record, Rejection):
+                    rejected.append((message, record.stage, record.error))
+                    continue
                 # inline, not a helper coroutine: one per record would cost more than this
                 try:
                     outcome = handler(record, message)

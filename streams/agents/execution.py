@@ -4,19 +4,22 @@ scope kinds in ``exec_pause_scope_kinds``, pause the scope through its latch.
 
 Keying. exec.fills is keyed by market, so a market's figures (and its pause latch) live
 on the partition of the fill. A bot trades many markets, and a model's canary lives on
-the model's partition, so every fill is also re-keyed onto an internal topic,
+the model's partition, so the fills are also re-keyed onto an internal topic,
 ``<group>-exec.fills-by-scope-repartition`` (declared by Faust, like table changelogs;
-same partition count as the inputs): once under ``bot:<id>``, and once under
-``model:<id>`` when the fill names a model. It is sent to the partition the input
+same partition count as the inputs): the fills of each input batch are summed per bot
+(``bot:<id>``) and per model (``model:<id>``, when the fill names one; with the canary
+samples of its FILLs) into one ScopedFills per scope, sent to the partition the input
 producers would pick for that key (streams.control.keying, setting
 ``input_partitioner``), so a bot's execution figures, heartbeats and pause latch meet on
-one worker, and a model's fill samples meet its scores, drift and rollout state.
+one worker, and a model's fill samples meet its scores, drift and rollout state. One
+message per bot and batch, not one per fill: a bot's fills come from every market.
 
 Flow per fill: decode → check the event time → market figures (pure core:
-streams.control.execution) → alerts/pauses → forward re-keyed. Per re-keyed fill: bot
-figures → alerts/pauses, or the model's cohort figures and canary samples. A clock tick
-re-evaluates every scope so alerts resolve when breaching fills age out of the windows.
-Counts are at-least-once: a fill re-delivered after a crash is counted again.
+streams.control.execution) → alerts/pauses → into its bot's and model's digests; after
+the batch, the digests are sent on. Per ScopedFills: the bot's figures → alerts/pauses,
+or the model's cohort figures and canary samples. A clock tick re-evaluates every scope
+so alerts resolve when breaching fills age out of the windows. Counts are
+at-least-once: a fill re-delivered after a crash is counted again.
 """
 
 from __future__ import annotations
@@ -33,12 +36,13 @@ from streams.agents.health import check_event_time
 from streams.agents.latches import apply_alerts
 from streams.agents.outputs import enqueue, owned_partitions, publish_alert, store
 from streams.agents.ticks import EVENT_CLOCK, event_time_advanced, every, observe_clock
-from streams.app import app, clock, settings, topics
+from streams.app import app, clock, codecs, settings, topics
 from streams.batching import YIELD_EVERY
-from streams.codec import DecodedMemo, InputMessage
+from streams.codec import InputMessage
 from streams.control import execution
 from streams.control.alerts import AlertTransition
-from streams.records import FillEvent, FillKind
+from streams.control.canary import fill_samples
+from streams.records import FillEvent, FillKind, ScopedFills
 from streams.scopes import ScopeError, validate_scope
 
 SOURCE = "agents.execution"
@@ -50,7 +54,6 @@ BOUNDS = execution.Bounds(
     slippage_mean_bps=settings.exec_slippage_mean_bound_bps,
     fill_ratio_min=settings.exec_fill_ratio_min, min_fills=settings.exec_min_fills,
 )
-REKEYED_MEMO_CAPACITY = 8192  # about 1 kB each
 _json = faust.Schema(key_serializer="json", value_serializer="json")
 # Per scope (market:<id>, bot:<id>, model:<id>#<COHORT>): bucket sums, figures, alerts.
 execution_state = app.Table("execution-state", default=None, schema=_json,
@@ -61,11 +64,7 @@ fills_by_scope = app.topic(
     value_serializer="raw", internal=True, replicas=settings.replication_factor,
 )
 
-
-# The fills this worker re-keyed, by their bytes: those that come back to this worker
-# (its bot's and model's partitions) are not decoded again. Bounded: a few seconds of
-# fills at full speed; the rest are decoded as usual.
-rekeyed_fills = DecodedMemo(capacity=REKEYED_MEMO_CAPACITY)
+_scoped_fills = codecs["ScopedFills"]
 
 
 def _state(key: str, scope: str, partition: int) -> dict[str, Any]:
@@ -149,48 +148,96 @@ def on_fill(record: FillEvent, message: InputMessage) -> Awaitable[None] | None:
     now_ms = clock.now_ms()
     state = _observe(record.scope, record.scope, record, message.partition)
     pending = _observed(record.scope, state, now_ms)
-    if pending is not None:  # a replay: evaluated now, before the fill is sent on
-        return _forward_after(pending, record, message, rekeyed, now_ms)
-    _forward(record, message, rekeyed)
+    if pending is not None:  # a replay: evaluated now, then sent on at once
+        return _forward_after(pending, record, rekeyed, now_ms)
+    _collect(record, rekeyed)
     return None
 
 
-def _forward(record: FillEvent, message: InputMessage, rekeyed: list[str]) -> None:
-    for key in rekeyed:  # the fill's own bytes, sent with the batch
-        enqueue(fills_by_scope, key.encode(), message.value)
-    rekeyed_fills.remember(message.value, record, len(rekeyed))
+# scope (bot:, model:) -> the fills of the batch in hand bound for it
+_digests: dict[str, execution.FillDigest] = {}
 
 
-async def _forward_after(pending: Awaitable[None], record: FillEvent, message: InputMessage,
-                         rekeyed: list[str], now_ms: int) -> None:
+def _collect(record: FillEvent, rekeyed: list[str]) -> None:
+    """Count the fill into its bot's and model's digests (sent after the batch)."""
+    fill = record.kind is FillKind.FILL
+    time_ms, cohort = record.event_time_ms, record.cohort.value
+    sizes_and_slippage = (record.requested_size, record.filled_size,
+                          record.predicted_slippage_bps, record.realized_slippage_bps)
+    for scope in rekeyed:
+        digest = _digests.get(scope)
+        if digest is None:
+            digest = _digests[scope] = execution.FillDigest(scope)
+        if not scope.startswith("model:"):
+            digest.add(None, time_ms, BUCKET_MS, fill, *sizes_and_slippage)
+            continue
+        digest.add(cohort, time_ms, BUCKET_MS, fill, *sizes_and_slippage)
+        if fill:
+            digest.add_sample(record.event_id, cohort, record.model_version, time_ms,
+                              *fill_samples(*sizes_and_slippage))
+
+
+def send_digests() -> None:
+    """Queue one ScopedFills per bot and model with fills in the batch: sent with the
+    batch's other output, before its offsets are acknowledged."""
+    while _digests:
+        scope, digest = _digests.popitem()
+        enqueue(fills_by_scope, scope.encode(), _scoped_fills.encode(digest.datum()))
+
+
+async def _forward_after(pending: Awaitable[None], record: FillEvent, rekeyed: list[str],
+                         now_ms: int) -> None:
     await pending
-    _forward(record, message, rekeyed)
+    # under the event-time clock each fill goes on alone: a replay's figures and alerts
+    # do not depend on where fetch batches happened to end
+    _collect(record, rekeyed)
+    send_digests()
     await event_time_advanced(now_ms)
 
 
-def on_scoped_fill(record: FillEvent, message: InputMessage) -> Awaitable[None] | None:
-    scope = (message.key or b"").decode()
+async def after_fills() -> None:
+    send_digests()
+    await evaluate_batch()
+
+
+def on_scoped_fills(record: ScopedFills, message: InputMessage) -> Awaitable[None] | None:
+    scope = record.scope
+    model = scope.startswith("model:")
+    if model and any(bucket.cohort is None for bucket in record.buckets):
+        raise InvalidInput(f"{scope}: a model's fill bucket without a cohort")
     now_ms = clock.now_ms()
-    if scope.startswith("bot:"):
-        state = _observe(scope, scope, record, message.partition)
-        return _observed(scope, state, now_ms)
-    # A model's fills: execution figures per cohort, and samples for the canary.
-    key = f"{scope}#{record.cohort.value}"
-    state = _observe(key, scope, record, message.partition)
-    if EVENT_CLOCK:
-        execution.update_figures(state, now_ms, WINDOWS)  # figures only: cohorts do not alert
-    else:
-        _unfigured[key] = state
-    store(execution_state, key, state, message.partition)
-    canary.observe_fill(scope, record, message.partition)
-    return None
+    pending = []
+    for bucket in record.buckets:
+        key = f"{scope}#{bucket.cohort.value}" if model else scope
+        state = _state(key, scope, message.partition)
+        execution.merge(state, bucket.start_ms,
+                        [getattr(bucket, name) for name in execution.BUCKET_FIELDS],
+                        bucket.last_event_ms, BUCKET_MS)
+        if not model:
+            outcome = _observed(key, state, now_ms)
+            if outcome is not None:
+                pending.append(outcome)
+            continue
+        # a model's fills: execution figures per cohort (they do not alert)
+        if EVENT_CLOCK:
+            execution.update_figures(state, now_ms, WINDOWS)
+        else:
+            _unfigured[key] = state
+        store(execution_state, key, state, message.partition)
+    if model:
+        canary.add_fill_samples(scope, message.partition, record)
+    return _in_turn(pending) if pending else None
 
 
-consume(topics.exec_fills, "FillEvent", on_fill, after_batch=evaluate_batch)
+async def _in_turn(pending: list[Awaitable[None]]) -> None:
+    for outcome in pending:
+        await outcome
 
 
-consume(fills_by_scope, "FillEvent", on_scoped_fill, after_batch=evaluate_batch,
-        memo=rekeyed_fills)
+consume(topics.exec_fills, "FillEvent", on_fill, after_batch=after_fills)
+
+
+consume(fills_by_scope, "ScopedFills", on_scoped_fills, after_batch=evaluate_batch)
 
 
 @every(settings.exec_evaluation_interval_s)

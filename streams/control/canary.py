@@ -54,6 +54,16 @@ def shard_capacity(capacity: int) -> int:
     return -(-capacity // SHARDS)
 
 
+def fill_samples(requested: float, filled: float, predicted_bps: float | None,
+                 realized_bps: float | None) -> tuple[float | None, float | None]:
+    """A FILL's samples of the leading metrics ``slippage_abs_error_bps`` (|realized −
+    predicted|) and ``fill_ratio`` (filled/requested), each None when the fill does not
+    carry it."""
+    slippage = (abs(realized_bps - predicted_bps)
+                if predicted_bps is not None and realized_bps is not None else None)
+    return slippage, (filled / requested if requested > 0 else None)
+
+
 def add_sample(entry: dict[str, Any] | None, hashed: int, value: float,
                capacity: int) -> tuple[dict[str, Any], bool]:
     """Offer one sample to a shard's bottom-k reservoir: (the entry, whether it changed)."""

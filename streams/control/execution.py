@@ -99,14 +99,13 @@ def new_state(scope: str, partition: int) -> dict[str, Any]:
             "alerts": {SLIPPAGE_BREACH: None, FILL_RATIO_LOW: None}, "figures": {}}
 
 
-def observe(state: dict[str, Any], *, fill: bool, event_time_ms: int, requested: float,
-            filled: float, predicted_bps: float | None, realized_bps: float | None,
-            bucket: int) -> None:
-    """Count one INTENT (``fill=False``) or FILL event into its time bucket."""
-    start = str(event_time_ms - event_time_ms % bucket)
-    cell = state["buckets"].setdefault(start, [0, 0, 0.0, 0.0, 0, 0.0, 0.0])
-    state["last_event_ms"] = max(state["last_event_ms"], event_time_ms)
-    state["window_ends"] = None  # the kept figures no longer count this fill
+def new_cell() -> list[Any]:
+    return [0, 0, 0.0, 0.0, 0, 0.0, 0.0]
+
+
+def count(cell: list[Any], *, fill: bool, requested: float, filled: float,
+          predicted_bps: float | None, realized_bps: float | None) -> None:
+    """Count one INTENT (``fill=False``) or FILL event into a bucket cell."""
     if not fill:
         cell[_INTENTS] += 1
         return
@@ -118,6 +117,97 @@ def observe(state: dict[str, Any], *, fill: bool, event_time_ms: int, requested:
         cell[_SLIPPED] += 1
         cell[_ERR] += error
         cell[_ERR_SQ] += error * error
+
+
+def observe(state: dict[str, Any], *, fill: bool, event_time_ms: int, requested: float,
+            filled: float, predicted_bps: float | None, realized_bps: float | None,
+            bucket: int) -> None:
+    """Count one INTENT (``fill=False``) or FILL event into its time bucket."""
+    start = str(event_time_ms - event_time_ms % bucket)
+    cell = state["buckets"].get(start)
+    if cell is None:
+        cell = state["buckets"][start] = new_cell()
+    state["last_event_ms"] = max(state["last_event_ms"], event_time_ms)
+    state["window_ends"] = None  # the kept figures no longer count this fill
+    count(cell, fill=fill, requested=requested, filled=filled, predicted_bps=predicted_bps,
+          realized_bps=realized_bps)
+
+
+def merge(state: dict[str, Any], start_ms: int, cell: Sequence[Any], last_event_ms: int,
+          bucket: int) -> None:
+    """Add a bucket cell summed elsewhere (a :class:`FillDigest`'s) into the state: the
+    same figures as counting its fills here one by one (up to the order of the
+    floating-point additions). ``start_ms`` is put on this scope's bucket grid."""
+    start = str(start_ms - start_ms % bucket)
+    mine = state["buckets"].get(start)
+    if mine is None:
+        state["buckets"][start] = [*cell]
+    else:
+        for column, value in enumerate(cell):
+            mine[column] += value
+    state["last_event_ms"] = max(state["last_event_ms"], last_event_ms)
+    state["window_ends"] = None
+
+
+class FillDigest:
+    """The fills of one input batch bound for one bot or model scope: bucket cells per
+    (cohort, bucket start) with the latest event time summed into each, and a model's
+    canary samples column by column (what a ScopedFills record carries). One message
+    per scope and batch replaces one re-keyed copy per fill: a bot trades thousands of
+    markets, so its fills arrive from every partition at the rate of them all."""
+
+    __slots__ = ("cells", "samples", "scope")
+
+    def __init__(self, scope: str) -> None:
+        self.scope = scope
+        self.cells: dict[tuple[str | None, int], list[Any]] = {}  # -> [*cell, last event]
+        # (cohort, model version) -> the columns of its FillSamples
+        self.samples: dict[tuple[str, str | None], tuple[list[Any], ...]] = {}
+
+    def add(self, cohort: str | None, event_time_ms: int, bucket: int, fill: bool,
+            requested: float, filled: float, predicted_bps: float | None,
+            realized_bps: float | None) -> None:
+        """Count one INTENT (``fill=False``) or FILL event (as :func:`count`)."""
+        start = event_time_ms - event_time_ms % bucket
+        entry = self.cells.get((cohort, start))
+        if entry is None:
+            entry = self.cells[(cohort, start)] = [*new_cell(), event_time_ms]
+        elif event_time_ms > entry[-1]:
+            entry[-1] = event_time_ms
+        count(entry, fill=fill, requested=requested, filled=filled,
+              predicted_bps=predicted_bps, realized_bps=realized_bps)
+
+    def add_sample(self, event_id: str, cohort: str, model_version: str | None,
+                   event_time_ms: int, slippage_abs_error_bps: float | None,
+                   fill_ratio: float | None) -> None:
+        """A FILL's canary samples (:func:`streams.control.canary.fill_samples`)."""
+        columns = self.samples.get((cohort, model_version))
+        if columns is None:
+            columns = self.samples[(cohort, model_version)] = ([], [], [], [])
+        ids, times, slippage, ratios = columns
+        ids.append(event_id)
+        times.append(event_time_ms)
+        slippage.append(math.nan if slippage_abs_error_bps is None else slippage_abs_error_bps)
+        ratios.append(math.nan if fill_ratio is None else fill_ratio)
+
+    def datum(self) -> dict[str, Any]:
+        """The ScopedFills datum (Avro field names)."""
+        return {
+            "scope": self.scope,
+            "buckets": [{"start_ms": start, "cohort": cohort, "last_event_ms": entry[-1],
+                         **dict(zip(BUCKET_FIELDS, entry[:-1], strict=True))}
+                        for (cohort, start), entry in self.cells.items()],
+            "samples": [{"cohort": cohort, "model_version": version, "event_ids": ids,
+                         "event_times_ms": times, "slippage_abs_error_bps": slippage,
+                         "fill_ratios": ratios}
+                        for (cohort, version), (ids, times, slippage, ratios)
+                        in self.samples.items()],
+        }
+
+
+# a bucket cell's columns, as ScopedFills' FillBucket names them
+BUCKET_FIELDS = ("intents", "fills", "requested", "filled", "slipped", "error_sum",
+                 "error_sq_sum")
 
 
 def slippage_from_sums(count: int, error_sum: float, error_sq_sum: float) -> SlippageError | None:

@@ -1,12 +1,14 @@
 """Execution agents on the real broker with a real worker: a slippage spike on one market
 raises the breach for that market (and the bot that traded it) only, pauses them, and
 the figures are the maths core's on the same fills; re-keyed fills land on the partition
-their bot's own events use."""
+their bot's own events use; a model's fills reach its cohorts' figures and its canary."""
 
 from __future__ import annotations
 
+import json
 import re
 import time
+import urllib.request
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -16,6 +18,7 @@ import pytest
 from streams.maths.execution import slippage_error
 from streams.records import (
     AlertStatus,
+    Cohort,
     FillEvent,
     FillKind,
     HealthEvent,
@@ -66,10 +69,13 @@ def pauses(stack: Stack) -> list[PauseState]:
     return stack.read_records("control.pauses", idle_timeout_s=0.5)
 
 
-def test_a_slippage_spike_on_one_market_breaches_that_market_only(stack: Stack) -> None:
+@pytest.mark.parametrize("clock", ["wall", "event"])
+def test_a_slippage_spike_on_one_market_breaches_that_market_only(stack: Stack,
+                                                                  clock: str) -> None:
+    """Under either clock (the event-time clock of a replay sends each fill on alone)."""
     _clear_of_midnight()
     stack.create_topics()
-    worker = stack.start_worker(**SETTINGS)
+    worker = stack.start_worker(**SETTINGS, clock=clock)
     rng = np.random.default_rng(7)
 
     def normal(market: str, bot: str, n: int) -> list[FillEvent]:
@@ -144,3 +150,74 @@ def test_fills_rekeyed_by_bot_land_on_the_partition_of_the_bots_own_events(
     by_bot = {m.key.decode(): m.partition for m in rekeyed}
     assert by_bot == heartbeat_partition
     assert len(set(by_bot.values())) > 1, "the bots spread over partitions"
+
+
+def test_a_models_fills_reach_its_cohort_figures_and_its_canary_samples(stack: Stack) -> None:
+    """Fills of one model from many markets (so from every partition, re-keyed in digests
+    to the model's): per cohort, the execution figures of exactly those fills, and one
+    canary sample per FILL of each leading metric, with the maths core's values."""
+    _clear_of_midnight()
+    stack.create_topics()
+    worker = stack.start_worker(**SETTINGS, canary_evaluation_interval_s=0.2,
+                                canary_min_samples=5, canary_leading_metrics={
+                                    "slippage_abs_error_bps": "lower_is_better",
+                                    "fill_ratio": "higher_is_better"})
+    rng = np.random.default_rng(11)
+    fills = {cohort: [FillEvent(
+        event_id=uuid.uuid4().hex, market=f"m{i % 9}", bot="b1", kind=FillKind.FILL,
+        order_id=uuid.uuid4().hex, event_time_ms=now_ms(), requested_size=10.0,
+        filled_size=float(rng.uniform(2, 10)), predicted_slippage_bps=float(p),
+        realized_slippage_bps=float(p + rng.normal(0, 2)), cohort=cohort, model="pricer",
+        model_version="v1" if cohort is Cohort.BASELINE else "v2")
+        for i, p in enumerate(rng.uniform(1, 5, n))]
+        for cohort, n in ((Cohort.BASELINE, 40), (Cohort.CANARY, 25))}
+    intents = [FillEvent(event_id=uuid.uuid4().hex, market="m1", bot="b1", kind=FillKind.INTENT,
+                         order_id=uuid.uuid4().hex, event_time_ms=now_ms(), requested_size=5.0,
+                         filled_size=0.0, model="pricer", model_version="v2",
+                         cohort=Cohort.CANARY) for _ in range(3)]
+    stack.send_records("exec.fills", fills[Cohort.BASELINE] + fills[Cohort.CANARY] + intents)
+
+    def get(path: str) -> dict:
+        with urllib.request.urlopen(f"{worker.url}{path}", timeout=15) as response:
+            return json.loads(response.read())
+
+    def cohorts() -> dict:
+        rows = get("/api/execution?scope=model:pricer")["scopes"]
+        done = {key: row for key, row in rows.items()
+                if row["windows"] and row["windows"]["tumbling"]["fills"]
+                + row["windows"]["tumbling"]["intents"]
+                == len(fills[Cohort(row["cohort"])]) + 3 * (row["cohort"] == "CANARY")}
+        return len(done) == 2 and done
+
+    rows = wait_until(cohorts, 30, what="both cohorts' figures over all their fills")
+    for cohort, sent in fills.items():
+        window = rows[f"model:pricer#{cohort.value}"]["windows"]["tumbling"]
+        expected = slippage_error([f.predicted_slippage_bps for f in sent],
+                                  [f.realized_slippage_bps for f in sent])
+        assert window["fills"] == len(sent)
+        assert window["intents"] == (3 if cohort is Cohort.CANARY else 0)
+        assert window["slippage_rmse_bps"] == pytest.approx(expected.rmse_bps, rel=1e-9)
+        assert window["slippage_mean_error_bps"] == pytest.approx(expected.mean_error_bps,
+                                                                  rel=1e-9)
+        assert window["fill_ratio"] == pytest.approx(
+            sum(f.filled_size for f in sent) / sum(f.requested_size for f in sent), rel=1e-9)
+
+    def canary() -> dict:
+        found = get("/api/drift?scope=model:pricer")
+        metrics = (found["models"].get("model:pricer") or {}).get("canary") or {}
+        slippage = (metrics.get("metrics") or {}).get("slippage_abs_error_bps") or {}
+        return slippage.get("n_canary") == 25 and slippage.get("n_baseline") == 40 and metrics
+
+    evaluation = wait_until(canary, 30, what="the canary comparing all 25 against all 40")
+    assert evaluation["canary_version"] == "v2"
+    for metric, value_of in (
+            ("slippage_abs_error_bps",
+             lambda f: abs(f.realized_slippage_bps - f.predicted_slippage_bps)),
+            ("fill_ratio", lambda f: f.filled_size / f.requested_size)):
+        figures = evaluation["metrics"][metric]
+        assert (figures["n_canary"], figures["n_baseline"]) == (25, 40), metric
+        assert figures["mean_canary"] == pytest.approx(
+            np.mean([value_of(f) for f in fills[Cohort.CANARY]]), rel=1e-9)
+        assert figures["mean_baseline"] == pytest.approx(
+            np.mean([value_of(f) for f in fills[Cohort.BASELINE]]), rel=1e-9)
+    assert worker.exit_code is None

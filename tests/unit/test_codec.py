@@ -16,7 +16,6 @@ from streams.codec import (
     CodecError,
     Codecs,
     DeadLetterWriter,
-    DecodedMemo,
     FaustAvroCodec,
     InputMessage,
     Rejection,
@@ -300,29 +299,3 @@ def test_trailing_bytes_are_an_error_on_the_fast_path_too(extra: bytes, decoder:
         codec.decode(frame + extra)
 
 
-def test_a_remembered_record_is_taken_as_often_as_it_was_sent_on() -> None:
-    record = SAMPLES["HealthEvent"][0]
-    frame = HEALTH.encode_record(record)
-    memo = DecodedMemo(capacity=4)
-    memo.remember(frame, record, uses=2)
-    assert memo.take(bytes(frame)) is record  # equal bytes, as they come back from Kafka
-    assert memo.take(frame) is record
-    assert memo.take(frame) is None  # both uses spent: decoded as usual
-    assert len(memo) == 0
-    memo.remember(frame, record, uses=1)
-    memo.remember(frame, record, uses=1)  # the same message again (redelivered)
-    assert [memo.take(frame), memo.take(frame), memo.take(frame)] == [record, record, None]
-    memo.remember(None, record, uses=1)  # a tombstone is never remembered
-    memo.remember(frame, record, uses=0)
-    assert memo.take(None) is None and len(memo) == 0
-
-
-def test_the_memo_forgets_the_oldest_records_first() -> None:
-    samples = SAMPLES["HealthEvent"][:3]
-    frames = [HEALTH.encode_record(sample) for sample in samples]
-    memo = DecodedMemo(capacity=2)
-    for frame, sample in zip(frames, samples, strict=True):
-        memo.remember(frame, sample, uses=1)
-    assert len(memo) == 2
-    assert memo.take(frames[0]) is None  # went first: its bytes are decoded as usual
-    assert memo.take(frames[1]) is samples[1] and memo.take(frames[2]) is samples[2]

@@ -160,3 +160,9 @@ def test_recording_a_sample_agrees_with_noting_it_in_full(
         assert canary.record_sample(quick, metric, tag, version, start + offset, start) == \
             _record_sample_in_full(full, metric, tag, version, start + offset, start)
         assert quick == full
+
+
+def test_a_fills_samples_are_its_absolute_slippage_error_and_fill_ratio() -> None:
+    assert canary.fill_samples(10.0, 7.5, 3.0, 1.0) == (2.0, 0.75)
+    assert canary.fill_samples(10.0, 10.0, None, 1.0) == (None, 1.0)
+    assert canary.fill_samples(0.0, 0.0, 1.0, 1.5) == (0.5, None)  # nothing requested

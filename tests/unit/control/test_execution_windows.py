@@ -5,6 +5,7 @@ resolve when the breaching fills age out."""
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 from hypothesis import given, settings
@@ -191,3 +192,77 @@ def test_a_scope_can_alert_with_min_fills_kept_or_an_alert_active() -> None:
     assert execution.evaluate(state, T0 + 2, SPECS, BOUNDS)  # fires
     execution.prune(state, T0 + 3_600_000, SPECS)  # every fill aged out, the alert stays
     assert not state["buckets"] and execution.can_alert(state, BOUNDS)
+
+
+_fills = st.lists(st.tuples(
+    st.integers(0, 400_000),  # ms after T0: several buckets
+    st.booleans(),  # FILL (else INTENT)
+    st.floats(0, 100),  # requested
+    st.floats(0, 1),  # filled, as a share of requested
+    st.one_of(st.none(), st.floats(-50, 50)),  # predicted slippage
+    st.one_of(st.none(), st.floats(-50, 50)),  # realized slippage
+), max_size=40)
+
+
+@given(_fills, st.integers(1, 5))
+@settings(max_examples=200, deadline=None)
+def test_digests_merged_give_the_figures_of_the_fills_counted_one_by_one(
+        fills: list[tuple], batches: int) -> None:
+    """A bot's fills summed per batch (FillDigest, sent as ScopedFills) and merged into its
+    state: the same buckets, figures and alerts as observing every fill in the state."""
+    one_by_one = execution.new_state("bot:b1", 0)
+    merged = execution.new_state("bot:b1", 0)
+    size = -(-len(fills) // batches) or 1
+    for first in range(0, len(fills), size):
+        digest = execution.FillDigest("bot:b1")
+        for at, kind_fill, requested, share, predicted, realized in fills[first:first + size]:
+            fill(one_by_one, T0 + at, predicted, realized, requested, requested * share,
+                 kind_fill)
+            digest.add(None, T0 + at, BUCKET, kind_fill, requested, requested * share,
+                       predicted, realized)
+        for bucket in digest.datum()["buckets"]:
+            execution.merge(merged, bucket["start_ms"],
+                            [bucket[name] for name in execution.BUCKET_FIELDS],
+                            bucket["last_event_ms"], BUCKET)
+    assert merged["last_event_ms"] == one_by_one["last_event_ms"]
+    assert merged["buckets"].keys() == one_by_one["buckets"].keys()
+    for start, cell in one_by_one["buckets"].items():
+        assert merged["buckets"][start] == pytest.approx(cell, rel=1e-9, abs=1e-6)
+    now = T0 + 400_000
+    judged = [execution.evaluate(state, now, SPECS, BOUNDS) for state in (one_by_one, merged)]
+    assert [t.status for t in judged[0]] == [t.status for t in judged[1]]
+    assert merged["alerts"].keys() == one_by_one["alerts"].keys()
+
+
+def test_a_digest_keeps_cohorts_apart_and_its_samples_in_columns() -> None:
+    digest = execution.FillDigest("model:m")
+    digest.add("BASELINE", T0, BUCKET, True, 10.0, 5.0, 1.0, 2.0)
+    digest.add("CANARY", T0 + 1, BUCKET, True, 10.0, 10.0, None, None)
+    digest.add("BASELINE", T0 + 2, BUCKET, False, 0.0, 0.0, None, None)
+    digest.add_sample("f1", "BASELINE", None, T0, 1.0, 0.5)
+    digest.add_sample("f2", "CANARY", "v2", T0 + 1, None, 1.0)
+    digest.add_sample("f3", "BASELINE", None, T0 + 2, 0.25, None)
+    datum = digest.datum()
+    by_cohort = {bucket["cohort"]: bucket for bucket in datum["buckets"]}
+    assert by_cohort["BASELINE"] == {
+        "start_ms": T0 - T0 % BUCKET, "cohort": "BASELINE", "last_event_ms": T0 + 2,
+        "intents": 1, "fills": 1, "requested": 10.0, "filled": 5.0, "slipped": 1,
+        "error_sum": 1.0, "error_sq_sum": 1.0}
+    assert by_cohort["CANARY"]["fills"] == 1 and by_cohort["CANARY"]["slipped"] == 0
+    baseline, canary = datum["samples"]  # per cohort and version, columns aligned
+    assert (baseline["cohort"], baseline["model_version"], baseline["event_ids"],
+            baseline["event_times_ms"], baseline["slippage_abs_error_bps"],
+            baseline["fill_ratios"][0]) == ("BASELINE", None, ["f1", "f3"], [T0, T0 + 2],
+                                            [1.0, 0.25], 0.5)
+    assert math.isnan(baseline["fill_ratios"][1])  # not carried
+    assert (canary["cohort"], canary["model_version"], canary["event_ids"],
+            canary["fill_ratios"]) == ("CANARY", "v2", ["f2"], [1.0])
+    assert math.isnan(canary["slippage_abs_error_bps"][0])
+
+
+def test_a_merged_bucket_lands_on_the_receivers_grid() -> None:
+    state = execution.new_state("bot:b1", 0)
+    execution.merge(state, T0 + 5, [1, 2, 20.0, 10.0, 1, 0.5, 0.25], T0 + 5, BUCKET)
+    execution.merge(state, T0 - T0 % BUCKET, [0, 1, 10.0, 10.0, 0, 0.0, 0.0], T0, BUCKET)
+    assert state["buckets"] == {str(T0 - T0 % BUCKET): [1, 3, 30.0, 20.0, 1, 0.5, 0.25]}
+    assert state["last_event_ms"] == T0 + 5 and state["window_ends"] is None
