@@ -103,9 +103,10 @@ def new_cell() -> list[Any]:
     return [0, 0, 0.0, 0.0, 0, 0.0, 0.0]
 
 
-def count(cell: list[Any], *, fill: bool, requested: float, filled: float,
+def count(cell: list[Any], fill: bool, requested: float, filled: float,
           predicted_bps: float | None, realized_bps: float | None) -> None:
-    """Count one INTENT (``fill=False``) or FILL event into a bucket cell."""
+    """Count one INTENT (``fill=False``) or FILL event into a bucket cell (positional
+    arguments: it runs for every fill, once per scope, and keywords cost more)."""
     if not fill:
         cell[_INTENTS] += 1
         return
@@ -129,8 +130,7 @@ def observe(state: dict[str, Any], *, fill: bool, event_time_ms: int, requested:
         cell = state["buckets"][start] = new_cell()
     state["last_event_ms"] = max(state["last_event_ms"], event_time_ms)
     state["window_ends"] = None  # the kept figures no longer count this fill
-    count(cell, fill=fill, requested=requested, filled=filled, predicted_bps=predicted_bps,
-          realized_bps=realized_bps)
+    count(cell, fill, requested, filled, predicted_bps, realized_bps)
 
 
 def merge(state: dict[str, Any], start_ms: int, cell: Sequence[Any], last_event_ms: int,
@@ -174,8 +174,7 @@ class FillDigest:
             entry = self.cells[(cohort, start)] = [*new_cell(), event_time_ms]
         elif event_time_ms > entry[-1]:
             entry[-1] = event_time_ms
-        count(entry, fill=fill, requested=requested, filled=filled,
-              predicted_bps=predicted_bps, realized_bps=realized_bps)
+        count(entry, fill, requested, filled, predicted_bps, realized_bps)
 
     def add_sample(self, event_id: str, cohort: str, model_version: str | None,
                    event_time_ms: int, slippage_abs_error_bps: float | None,
