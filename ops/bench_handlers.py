@@ -21,8 +21,9 @@ the handlers' instructions per input event are counted under valgrind instead
 per cent within an hour, the way to see a change of a few per cent).
 
 Staleness thresholds are out of reach (as in the bench's pipeline phase): the events are
-a minute old, and the benchmark measures the steady state, not an alert storm. A run
-fails if any record is dead-lettered.
+a minute old, and the benchmark measures the steady state, not an alert storm. The
+agents' clock stands still (half way through the current hour), so a run does the same
+work however long it takes. A run fails if any record is dead-lettered.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import concurrent.futures
+import gc
 import json
 import os
 import re
@@ -58,9 +60,10 @@ class _Consumed:
 
 
 async def _run_handlers(events: int, scopes: int, flush_every: int,
-                        handle: bool = True) -> dict[str, Any]:
+                        handle: bool = True, collect: bool = True) -> dict[str, Any]:
     """One run, in this process (which imported the tree under test). ``handle=False``:
-    everything but handling the events (what --instructions subtracts)."""
+    everything but handling the events (what --instructions subtracts). ``collect=False``:
+    no garbage collection once the mix is built (see _instructions)."""
     from faust.types import TP
 
     from streams import agents, batching, bench, web, worker  # noqa: F401  (registers agents)
@@ -77,12 +80,24 @@ async def _run_handlers(events: int, scopes: int, flush_every: int,
 
     decoding.flush_outbox_if_due = keep_queued  # type: ignore[assignment]
     decoding.publish_dead_letter = refuse_letter  # type: ignore[assignment]
-    start_ms = int(time.time() * 1000) - 60_000
+    # The agents' clock stands still, half way through the current hour: the handlers
+    # do the same work whenever and however slowly (valgrind) they run. A clock that
+    # moved on took windows (minutes, the canary's hour) past their ends at different
+    # points of different runs: the same code counted up to 4 % apart.
+    hour_ms = 3_600_000
+    now_ms = int(time.time() * 1000)
+    frozen_ms = now_ms - now_ms % hour_ms + hour_ms // 2
+    from streams import clock
+
+    clock._time_ns = lambda: frozen_ms * 1_000_000  # type: ignore[attr-defined]
+    start_ms = frozen_ms - 60_000  # a minute of event time before now, in one minute
     mix = bench.synthetic_mix(events, scopes, 1, start_ms)
     worker.tune_gc(settings.gc_thresholds)  # as a worker starts
     by_topic: dict[str, list[tuple[bytes, bytes]]] = {}
     for topic, key, value in mix:
         by_topic.setdefault(topic, []).append((key, value))
+    if not collect:
+        gc.disable()
     if not handle:
         return {}
     handlers = batching._batch_handlers
@@ -136,15 +151,17 @@ async def _run_handlers(events: int, scopes: int, flush_every: int,
                        for label in spent if counts[label]}}
 
 
-def _child(tree: Path, events: int, scopes: int, flush_every: int, handle: bool) -> None:
+def _child(tree: Path, events: int, scopes: int, flush_every: int, handle: bool,
+           collect: bool) -> None:
     sys.path.insert(0, str(tree))
-    print(json.dumps(asyncio.run(_run_handlers(events, scopes, flush_every, handle))))
+    print(json.dumps(asyncio.run(_run_handlers(events, scopes, flush_every, handle, collect))))
 
 
 def _child_run(tree: Path, events: int, scopes: int, flush_every: int, handle: bool = True,
-               under: Sequence[str] = ()) -> subprocess.CompletedProcess[str]:
+               under: Sequence[str] = (), collect: bool = True,
+               ) -> subprocess.CompletedProcess[str]:
     """One run in a fresh process that imports ``tree``'s streams package (``under``: a
-    command that runs it, e.g. valgrind)."""
+    command that runs it, e.g. valgrind; ``collect=False``: no garbage collection)."""
     sys.path.insert(0, str(CHECKOUT))
     from streams.bench import THROUGHPUT_SETTINGS
     from streams.devstack import worker_env
@@ -155,7 +172,7 @@ def _child_run(tree: Path, events: int, scopes: int, flush_every: int, handle: b
     done = subprocess.run(
         [*under, sys.executable, __file__, "--child", str(tree), "--events", str(events),
          "--scopes", str(scopes), "--flush-every", str(flush_every),
-         *([] if handle else ["--mix-only"])],
+         *([] if handle else ["--mix-only"]), *([] if collect else ["--no-gc"])],
         env=env, cwd=tree, capture_output=True, text=True, timeout=1800)
     if done.returncode != 0:
         raise SystemExit(f"run in {tree} failed ({done.returncode}):\n{done.stderr[-3000:]}")
@@ -177,12 +194,16 @@ def _instructions(tree: Path, events: int, scopes: int, flush_every: int) -> flo
     timing on a quiet machine, the same on a busy one. Four runs: the mix handled with
     ``WARM_UP`` and with ``WARM_UP + events`` events, and the same two without handling
     (imports, building and encoding the mix); the difference of the differences is what
-    ``events`` events cost the handlers."""
+    ``events`` events cost the handlers. Without garbage collection once the mix is
+    built: whether a full collection falls inside a run moved the count by several per
+    cent between trees whose handlers differed by less."""
     runs = [(count, handle) for handle in (True, False)
             for count in (WARM_UP, WARM_UP + events)]
     with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        done = list(pool.map(lambda run: _child_run(tree, run[0], scopes, flush_every,
-                                                    run[1], CACHEGRIND), runs))
+        done = list(pool.map(
+            lambda run: _child_run(tree, run[0], scopes, flush_every, run[1], CACHEGRIND,
+                                   collect=False),
+            runs))
     counted = []
     for run in done:
         found = re.search(r"I\s+refs:\s+([\d,]+)", run.stderr)
@@ -225,6 +246,7 @@ def main() -> None:
                         "about 50× slower, --rounds unused)")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--mix-only", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--no-gc", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if (args.events < 4 * BATCH or args.scopes < 1 or args.rounds < 1
             or args.flush_every < 1):
@@ -233,7 +255,8 @@ def main() -> None:
     if args.instructions and shutil.which("valgrind") is None:
         parser.error("--instructions needs valgrind on PATH (Debian: apt-get install valgrind)")
     if args.child:
-        _child(args.child, args.events, args.scopes, args.flush_every, not args.mix_only)
+        _child(args.child, args.events, args.scopes, args.flush_every, not args.mix_only,
+               not args.no_gc)
         return
     with tempfile.TemporaryDirectory(prefix="bench-handlers-") as scratch:
         trees = {"this": CHECKOUT}

@@ -39,38 +39,48 @@ canary_samples = app.Table("canary-samples", default=None, schema=_json, partiti
 canary_state = app.Table("canary-state", default=None, schema=_json, partitions=_partitions)
 
 
+# a sample: (its id, its event time, its (metric, value) pairs)
+Sample = tuple[str, int, Iterable[tuple[str, float]]]
+
+
 def add_samples(scope: str, partition: int, cohort: str, model_version: str | None,
-                sample_id: str, samples: Iterable[tuple[str, float]],
-                event_time_ms: int) -> None:
-    """Offer one sample's (metric, value) pairs of leading metrics to the model's canary
-    comparison (a fill has two: one pass over the model's state for both)."""
+                samples: Iterable[Sample]) -> None:
+    """Offer samples of one cohort and model version to the model's canary comparison,
+    in one pass over the model's state (a fill's two metrics, a digest's many fills).
+    Only leading metrics count; a sample of a window no longer compared is ignored."""
     leading = settings.canary_leading_metrics
-    samples = [(metric, value) for metric, value in samples if metric in leading]
-    if not samples:
-        return
+    capacity = settings.canary_max_samples
     stored = canary_state.data.get(scope)
     state = stored or canary.new_state(scope, partition)
-    state["partition"] = partition
-    start = canary.window_start(event_time_ms, WINDOW_MS)
-    if not canary.accepts(state, start, WINDOW_MS):
-        return  # its window is no longer compared
     tag = canary.cohort_tag(cohort, model_version)
-    hashed = canary.sample_hash(sample_id)  # one for all the sample's metrics
-    shard = hashed % canary.SHARDS
-    keep_state = stored is None  # not once per sample: on changes
-    for metric, value in samples:
-        key = canary.samples_key(scope, start, metric, tag, shard)
-        entry, changed = canary.add_sample(canary_samples.data.get(key), hashed, value,
-                                           settings.canary_max_samples)
-        if changed:
-            store(canary_samples, key, entry, partition)
-        dropped, changed = canary.record_sample(state, metric, tag, model_version,
-                                                event_time_ms, start)
-        keep_state = keep_state or changed
-        for old_start, pairs in dropped.items():
-            for old_key in canary.sample_keys(scope, old_start, pairs):
-                forget(canary_samples, old_key, partition)
-    if keep_state:
+    newest = canary.newest_window(state)  # kept up to date here: accepts(), per sample
+    changed_state = False
+    for sample_id, event_time_ms, pairs in samples:
+        start = canary.window_start(event_time_ms, WINDOW_MS)
+        if newest is not None and start < newest - WINDOW_MS:
+            continue  # its window is no longer compared
+        hashed = None  # one for all the sample's metrics
+        for metric, value in pairs:
+            if metric not in leading:
+                continue
+            if hashed is None:
+                hashed = canary.sample_hash(sample_id)
+                shard = hashed % canary.SHARDS
+            key = canary.samples_key(scope, start, metric, tag, shard)
+            entry, changed = canary.add_sample(canary_samples.data.get(key), hashed, value,
+                                               capacity)
+            if changed:
+                store(canary_samples, key, entry, partition)
+            dropped, changed = canary.record_sample(state, metric, tag, model_version,
+                                                    event_time_ms, start)
+            changed_state = changed_state or changed
+            for old_start, old_pairs in dropped.items():
+                for old_key in canary.sample_keys(scope, old_start, old_pairs):
+                    forget(canary_samples, old_key, partition)
+        if hashed is not None and (newest is None or start > newest):
+            newest = start
+    if changed_state or (stored is not None and state["partition"] != partition):
+        state["partition"] = partition
         store(canary_state, scope, state, partition)
 
 
@@ -82,8 +92,8 @@ async def on_score(record: ModelScore, message: InputMessage) -> None:
     check_event_time(record.event_time_ms, clock.now_ms())
     observe_clock(record.event_time_ms, message)
     add_samples(record.scope, message.partition, record.cohort.value, record.model_version,
-                f"score:{record.event_id}", [(record.metric, record.value)],
-                record.event_time_ms)
+                [(f"score:{record.event_id}", record.event_time_ms,
+                  [(record.metric, record.value)])])
     await event_time_advanced(clock.now_ms())
 
 
@@ -91,17 +101,21 @@ def add_fill_samples(scope: str, partition: int, fills: ScopedFills) -> None:
     """The canary samples of a model's fills (re-keyed to the model's partition in a
     ScopedFills per input batch; see streams.agents.execution)."""
     for group in fills.samples:
-        cohort, version = group.cohort.value, group.model_version
-        for event_id, time_ms, slippage, ratio in zip(
+        add_samples(scope, partition, group.cohort.value, group.model_version, (
+            (f"fill:{event_id}", time_ms, _present(slippage, ratio))
+            for event_id, time_ms, slippage, ratio in zip(
                 group.event_ids, group.event_times_ms, group.slippage_abs_error_bps,
-                group.fill_ratios, strict=True):
-            samples = []
-            if not math.isnan(slippage):  # NaN: the fill does not carry it
-                samples.append(("slippage_abs_error_bps", slippage))
-            if not math.isnan(ratio):
-                samples.append(("fill_ratio", ratio))
-            add_samples(scope, partition, cohort, version, f"fill:{event_id}", samples,
-                        time_ms)
+                group.fill_ratios, strict=True)))
+
+
+def _present(slippage: float, ratio: float) -> list[tuple[str, float]]:
+    """A FILL's samples, but those it does not carry (NaN)."""
+    samples = []
+    if not math.isnan(slippage):
+        samples.append(("slippage_abs_error_bps", slippage))
+    if not math.isnan(ratio):
+        samples.append(("fill_ratio", ratio))
+    return samples
 
 
 consume(topics.model_scores, "ModelScore", on_score)

@@ -25,6 +25,7 @@ at-least-once: a fill re-delivered after a crash is counted again.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable
 from typing import Any
 
@@ -130,24 +131,31 @@ async def _publish(scope: str, partition: int, transitions: list[AlertTransition
         await publish_alert(transition, SOURCE, now_ms)
 
 
-def _rekeyed_scopes(record: FillEvent) -> list[str]:
+def _rekeyed_scopes(record: FillEvent, market_scope: str) -> tuple[str, ...]:
     """The bot's scope, and the model's when the fill names one; all must be valid scopes."""
-    scopes = [f"bot:{record.bot}", *([f"model:{record.model}"] if record.model else [])]
-    for scope in [record.scope, *scopes]:
-        try:
-            validate_scope(scope)
-        except ScopeError as exc:
-            raise InvalidInput(f"fill {record.event_id}: {exc}") from None
+    try:
+        validate_scope(market_scope)
+        return _scopes_of(record.bot, record.model)
+    except ScopeError as exc:
+        raise InvalidInput(f"fill {record.event_id}: {exc}") from None
+
+
+@functools.lru_cache(maxsize=4096)  # a few bots and models trade every market
+def _scopes_of(bot: str, model: str | None) -> tuple[str, ...]:
+    scopes = (f"bot:{bot}", *((f"model:{model}",) if model else ()))
+    for scope in scopes:
+        validate_scope(scope)
     return scopes
 
 
 def on_fill(record: FillEvent, message: InputMessage) -> Awaitable[None] | None:
     check_event_time(record.event_time_ms, clock.now_ms())
-    rekeyed = _rekeyed_scopes(record)
+    scope = record.scope  # made anew on every read (market:<market>)
+    rekeyed = _rekeyed_scopes(record, scope)
     observe_clock(record.event_time_ms, message)
     now_ms = clock.now_ms()
-    state = _observe(record.scope, record.scope, record, message.partition)
-    pending = _observed(record.scope, state, now_ms)
+    state = _observe(scope, scope, record, message.partition)
+    pending = _observed(scope, state, now_ms)
     if pending is not None:  # a replay: evaluated now, then sent on at once
         return _forward_after(pending, record, rekeyed, now_ms)
     _collect(record, rekeyed)
@@ -158,7 +166,7 @@ def on_fill(record: FillEvent, message: InputMessage) -> Awaitable[None] | None:
 _digests: dict[str, execution.FillDigest] = {}
 
 
-def _collect(record: FillEvent, rekeyed: list[str]) -> None:
+def _collect(record: FillEvent, rekeyed: tuple[str, ...]) -> None:
     """Count the fill into its bot's and model's digests (sent after the batch)."""
     fill = record.kind is FillKind.FILL
     time_ms, cohort = record.event_time_ms, record.cohort.value
@@ -185,7 +193,7 @@ def send_digests() -> None:
         enqueue(fills_by_scope, scope.encode(), _scoped_fills.encode(digest.datum()))
 
 
-async def _forward_after(pending: Awaitable[None], record: FillEvent, rekeyed: list[str],
+async def _forward_after(pending: Awaitable[None], record: FillEvent, rekeyed: tuple[str, ...],
                          now_ms: int) -> None:
     await pending
     # under the event-time clock each fill goes on alone: a replay's figures and alerts

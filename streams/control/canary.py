@@ -34,8 +34,13 @@ SHARDS = 8
 BASELINE = "BASELINE"
 
 
+_SHA256 = hashlib.sha256()  # copied, not made anew: OpenSSL looks the digest up on each
+
+
 def sample_hash(sample_id: str) -> int:
-    return int.from_bytes(hashlib.sha256(sample_id.encode()).digest()[:4], "big")
+    hasher = _SHA256.copy()
+    hasher.update(sample_id.encode())
+    return int.from_bytes(hasher.digest()[:4], "big")
 
 
 def window_start(time_ms: int, window_ms: int) -> int:
@@ -91,11 +96,16 @@ def new_state(scope: str, partition: int) -> dict[str, Any]:
             "alert_evaluation": None}
 
 
+def newest_window(state: Mapping[str, Any]) -> int | None:
+    """The start of the newest window with samples, None before the first."""
+    return max(map(int, state["windows"]), default=None)
+
+
 def accepts(state: Mapping[str, Any], start_ms: int, window_ms: int) -> bool:
     """Whether a sample of the window starting at ``start_ms`` still counts: windows
     older than the one before the newest seen are gone."""
-    newest = max(map(int, state["windows"]), default=start_ms)
-    return start_ms >= newest - window_ms
+    newest = newest_window(state)
+    return newest is None or start_ms >= newest - window_ms
 
 
 def note_sample(state: dict[str, Any], metric: str, tag: str, model_version: str | None,

@@ -3,6 +3,7 @@ verdicts from the maths core per leading metric, and the regression alert."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import numpy as np
@@ -166,3 +167,11 @@ def test_a_fills_samples_are_its_absolute_slippage_error_and_fill_ratio() -> Non
     assert canary.fill_samples(10.0, 7.5, 3.0, 1.0) == (2.0, 0.75)
     assert canary.fill_samples(10.0, 10.0, None, 1.0) == (None, 1.0)
     assert canary.fill_samples(0.0, 0.0, 1.0, 1.5) == (0.5, None)  # nothing requested
+
+
+def test_the_sample_hash_stays_the_first_four_bytes_of_sha256() -> None:
+    """Kept reservoirs hold these hashes: another function would count a re-delivered
+    sample again and skew which samples are kept."""
+    for sample_id in ("fill:f1", "score:s1", ""):
+        digest = hashlib.sha256(sample_id.encode()).digest()
+        assert canary.sample_hash(sample_id) == int.from_bytes(digest[:4], "big")
