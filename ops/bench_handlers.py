@@ -197,6 +197,10 @@ def _instructions(tree: Path, events: int, scopes: int, flush_every: int) -> flo
     ``events`` events cost the handlers. Without garbage collection once the mix is
     built: whether a full collection falls inside a run moved the count by several per
     cent between trees whose handlers differed by less."""
+    # Modules compiled to bytecode first: four runs starting at once otherwise race to
+    # compile and cache them, and whichever compiled counted the compiling.
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(tree / "streams")],
+                   check=True, capture_output=True)
     runs = [(count, handle) for handle in (True, False)
             for count in (WARM_UP, WARM_UP + events)]
     with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
