@@ -211,6 +211,8 @@ async def after_fills() -> None:
 def on_scoped_fills(record: ScopedFills, message: InputMessage) -> Awaitable[None] | None:
     scope = record.scope
     model = scope.startswith("model:")
+    if not model and not scope.startswith("bot:"):
+        raise InvalidInput(f"{scope}: fills are re-keyed to bot: and model: scopes only")
     if model and any(bucket.cohort is None for bucket in record.buckets):
         raise InvalidInput(f"{scope}: a model's fill bucket without a cohort")
     now_ms = clock.now_ms()
