@@ -14,7 +14,6 @@ for promotions to LIVE and rolls back on the regression alert.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -102,20 +101,10 @@ def add_fill_samples(scope: str, partition: int, fills: ScopedFills) -> None:
     ScopedFills per input batch; see streams.agents.execution)."""
     for group in fills.samples:
         add_samples(scope, partition, group.cohort.value, group.model_version, (
-            (f"fill:{event_id}", time_ms, _present(slippage, ratio))
+            (f"fill:{event_id}", time_ms, canary.carried_fill_samples(slippage, ratio))
             for event_id, time_ms, slippage, ratio in zip(
                 group.event_ids, group.event_times_ms, group.slippage_abs_error_bps,
                 group.fill_ratios, strict=True)))
-
-
-def _present(slippage: float, ratio: float) -> list[tuple[str, float]]:
-    """A FILL's samples, but those it does not carry (NaN)."""
-    samples = []
-    if not math.isnan(slippage):
-        samples.append(("slippage_abs_error_bps", slippage))
-    if not math.isnan(ratio):
-        samples.append(("fill_ratio", ratio))
-    return samples
 
 
 consume(topics.model_scores, "ModelScore", on_score)

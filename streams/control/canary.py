@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -67,6 +68,18 @@ def fill_samples(requested: float, filled: float, predicted_bps: float | None,
     slippage = (abs(realized_bps - predicted_bps)
                 if predicted_bps is not None and realized_bps is not None else None)
     return slippage, (filled / requested if requested > 0 else None)
+
+
+def carried_fill_samples(slippage_abs_error_bps: float,
+                         fill_ratio: float) -> list[tuple[str, float]]:
+    """A FILL's (metric, value) samples from :func:`fill_samples`' values as a
+    ScopedFills carries them: NaN for one the fill does not carry."""
+    samples = []
+    if not math.isnan(slippage_abs_error_bps):
+        samples.append(("slippage_abs_error_bps", slippage_abs_error_bps))
+    if not math.isnan(fill_ratio):
+        samples.append(("fill_ratio", fill_ratio))
+    return samples
 
 
 def add_sample(entry: dict[str, Any] | None, hashed: int, value: float,

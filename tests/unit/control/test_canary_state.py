@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 
 import numpy as np
 import pytest
@@ -175,3 +176,10 @@ def test_the_sample_hash_stays_the_first_four_bytes_of_sha256() -> None:
     for sample_id in ("fill:f1", "score:s1", ""):
         digest = hashlib.sha256(sample_id.encode()).digest()
         assert canary.sample_hash(sample_id) == int.from_bytes(digest[:4], "big")
+
+
+def test_a_fills_carried_samples_leave_out_the_values_it_does_not_carry() -> None:
+    assert canary.carried_fill_samples(2.0, 0.75) == [("slippage_abs_error_bps", 2.0),
+                                                      ("fill_ratio", 0.75)]
+    assert canary.carried_fill_samples(math.nan, 1.0) == [("fill_ratio", 1.0)]
+    assert canary.carried_fill_samples(0.5, math.nan) == [("slippage_abs_error_bps", 0.5)]
