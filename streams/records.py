@@ -34,6 +34,16 @@ class Record(BaseModel):
         return self.model_dump(mode="json")
 
     @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        """Attribute reads of a record with neither private attributes nor extras skip
+        pydantic's __getattr__ hook, which only handles those (streams/_avrodecode.c,
+        plain_getattr): agents read a dozen fields an event."""
+        super().__pydantic_init_subclass__(**kwargs)
+        if (avrodecode.extension is not None and not cls.__private_attributes__
+                and cls.model_config.get("extra") == "forbid"):
+            avrodecode.extension.plain_getattr(cls)
+
+    @classmethod
     def from_avro(cls, datum: dict[str, Any]) -> Record:
         """The record of a datum decoded with this record's own schema. The datum is the
         caller's no more: it may become the record's fields."""

@@ -49,6 +49,7 @@ slo_windows = app.Table("slo-windows", default=None, schema=_json,
 # settings are fixed while a worker runs; these are read for every event
 _MAX_SKEW_MS = settings.max_event_skew_s * 1000
 _MAX_AGE_MS = settings.max_event_age_s * 1000
+_DEFAULT_HEARTBEAT_MS = int(settings.heartbeat_default_interval_s * 1000)
 
 
 def check_event_time(event_time_ms: int, now_ms: int) -> None:
@@ -66,33 +67,24 @@ def check_event_time(event_time_ms: int, now_ms: int) -> None:
         )
 
 
-def _scope_state(scope: str, partition: int) -> dict[str, Any]:
-    state = scope_health.data.get(scope) or health.new_scope_state(partition)
-    state["partition"] = partition
-    return state
-
-
 # When each scope can next go stale or miss a heartbeat with no event: the timer visits
 # only the scopes that are due, not every scope on every tick.
 _due: DueIndex[str] = DueIndex()
 # Every event asks for its feeds' thresholds (settings are fixed while a worker runs);
 # bounded, since scopes come and go over a worker's life
-_THRESHOLDS = (functools.lru_cache(maxsize=65536)(settings.staleness_threshold_s),
-               settings.heartbeat_miss_factor)
+_THRESHOLD_S = functools.lru_cache(maxsize=65536)(settings.staleness_threshold_s)
+_MISS_FACTOR = settings.heartbeat_miss_factor
+_THRESHOLDS = (_THRESHOLD_S, _MISS_FACTOR)
 
 
 def _schedule(scope: str, state: dict[str, Any]) -> None:
     _due.schedule(scope, health.next_change_ms(state, scope, *_THRESHOLDS))
 
 
-def _keep(state: dict[str, Any], scope: str, unchanged_due: float | None = None) -> None:
-    """Keep the state and schedule its next check. ``unchanged_due``: its
-    next_change_ms, when nothing has changed it since."""
+def _keep(state: dict[str, Any], scope: str) -> None:
+    """Keep the state and schedule its next check."""
     store(scope_health, scope, state, state["partition"])
-    if unchanged_due is None:
-        _schedule(scope, state)
-    else:
-        _due.schedule(scope, unchanged_due)
+    _schedule(scope, state)
 
 
 async def _decide(state: dict[str, Any], scope: str, transitions: list[AlertTransition],
@@ -149,39 +141,38 @@ async def restart_catch_up_grace(sender: Any, assigned: set[TP], **kwargs: Any) 
 def on_health_event(record: HealthEvent, message: InputMessage) -> Awaitable[None] | None:
     """Handle one event; what is left to await (publishing, event-time ticks) is
     returned, None for most events (nothing to publish: no coroutine to run)."""
+    scope, kind, event_time_ms = record.scope, record.kind, record.event_time_ms
+    partition = message.partition
     now_ms = clock.now_ms()
-    ahead_ms = record.event_time_ms - now_ms
+    ahead_ms = event_time_ms - now_ms
     if ahead_ms > _MAX_SKEW_MS or -ahead_ms > _MAX_AGE_MS:  # the check's own test, inline
-        check_event_time(record.event_time_ms, now_ms)
-    _progress[message.partition] = (message.offset,
-                                    message.timestamp or record.event_time_ms)
+        check_event_time(event_time_ms, now_ms)
+    _progress[partition] = (message.offset, message.timestamp or event_time_ms)
     if EVENT_CLOCK:  # the event may move it on
-        observe_clock(record.event_time_ms, message)
+        observe_clock(event_time_ms, message)
         now_ms = clock.now_ms()
-    scope = record.scope
-    state = _scope_state(scope, message.partition)
+    state = scope_health.data.get(scope)
+    if state is None:
+        state = health.new_scope_state(partition)
+    state["partition"] = partition
+    probe_transitions = (_observe_probe(record, partition, now_ms)
+                         if kind is HealthEventKind.SLO_PROBE else None)
     # a StrEnum member is its value (what the summary shows, and what JSON keeps)
-    health.note_event(state, record.kind, record.event_id, record.event_time_ms,
-                      record.sequence, record.source)
-    transitions: list[AlertTransition] = []
-    if record.kind is HealthEventKind.DATA_UPDATE:
-        assert record.feed is not None  # validated: DATA_UPDATE carries a feed
-        transitions += health.observe_update(state, scope, record.feed,
-                                             record.event_time_ms, record.sequence)
-    elif record.kind is HealthEventKind.HEARTBEAT:
-        interval_ms = record.heartbeat_interval_ms or int(
-            settings.heartbeat_default_interval_s * 1000)
-        health.observe_heartbeat(state, record.event_time_ms, interval_ms)
-    else:
-        transitions += _observe_probe(record, message.partition, now_ms)
+    transitions, due_now, due = health.observe_event(
+        state, scope, kind, record.event_id, event_time_ms, record.sequence, record.source,
+        record.feed, record.heartbeat_interval_ms or _DEFAULT_HEARTBEAT_MS, now_ms,
+        _THRESHOLD_S, _MISS_FACTOR)
+    if probe_transitions:
+        transitions += probe_transitions
     # most events leave nothing to publish; an old backlog event proves nothing
-    due_now, due = health.evaluation_due(state, scope, now_ms, *_THRESHOLDS)
-    if due_now and not catching_up(message.partition, now_ms):
+    if due_now and not catching_up(partition, now_ms):
         transitions += health.evaluate(state, scope, now_ms, *_THRESHOLDS)
-        due = None  # the evaluation may have changed it
-    _keep(state, scope, unchanged_due=due)
+        _keep(state, scope)  # the evaluation may have changed when it is next due
+    else:
+        store(scope_health, scope, state, partition)
+        _due.schedule(scope, due)
     if transitions or EVENT_CLOCK or holding(scope):
-        return _act(scope, message.partition, transitions, now_ms)
+        return _act(scope, partition, transitions, now_ms)
     return None
 
 

@@ -13,11 +13,12 @@ from streams.envelope import derive_id
 from streams.maths import windows
 from streams.maths.freshness import Arrival, GapTracker, is_stale, stale_duration
 from streams.maths.slo import BurnRule, multiwindow_burn
-from streams.records import AlertStatus
+from streams.records import AlertStatus, HealthEventKind
 
 STALE_REASONS = {"book": "RISK_STALE_BOOK", "registry": "RISK_STALE_REGISTRY",
                  "model": "RISK_STALE_MODEL"}
 GAP_MEMORY = 1000  # outstanding missing numbers remembered per feed
+_DATA_UPDATE, _HEARTBEAT = HealthEventKind.DATA_UPDATE, HealthEventKind.HEARTBEAT
 
 ThresholdFn = Callable[[str, str], float]
 
@@ -45,6 +46,29 @@ def note_event(state: dict[str, Any], kind: str, event_id: str, event_time_ms: i
         summary["last_event_time_ms"] = event_time_ms
     summary["last_sequence"] = sequence
     summary["source"] = source
+
+
+def observe_event(state: dict[str, Any], scope: str, kind: HealthEventKind, event_id: str,
+                  event_time_ms: int, sequence: int | None, source: str, feed: str | None,
+                  heartbeat_interval_ms: int, now_ms: int, threshold_s: ThresholdFn,
+                  heartbeat_miss_factor: float,
+                  ) -> tuple[list[AlertTransition], bool, float | None]:
+    """An event of the scope, in one call (a health event's whole pure-core work, most
+    events): counted into its summary (:func:`note_event`); a DATA_UPDATE moves its
+    feed's freshness on and checks its sequence (:func:`observe_update`), a HEARTBEAT
+    the heartbeat's (:func:`observe_heartbeat`); an SLO_PROBE is judged by
+    :func:`observe_probe`. Returns the gap alerts and :func:`evaluation_due` at
+    ``now_ms``."""
+    note_event(state, kind, event_id, event_time_ms, sequence, source)
+    if kind is _DATA_UPDATE:
+        assert feed is not None  # validated: a DATA_UPDATE carries a feed
+        transitions = observe_update(state, scope, feed, event_time_ms, sequence)
+    else:
+        transitions = []
+        if kind is _HEARTBEAT:
+            observe_heartbeat(state, event_time_ms, heartbeat_interval_ms)
+    due, alerting = next_change(state, scope, threshold_s, heartbeat_miss_factor)
+    return transitions, alerting or (due is not None and now_ms >= due), due
 
 
 def _tracker(state: dict[str, Any] | None) -> GapTracker:

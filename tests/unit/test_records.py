@@ -20,6 +20,7 @@ from streams.records import (
     FeatureSample,
     FillEvent,
     HealthEvent,
+    HealthEventKind,
     ModelScore,
     Record,
     ReportEnvelope,
@@ -226,3 +227,33 @@ def test_valid_input_records_skip_pydantic(model: type[Record], monkeypatch) -> 
 
 def _refuse(datum: dict) -> None:
     raise AssertionError(f"validated by pydantic: {datum}")
+
+
+def _record_classes(base: type[Record] = Record) -> list[type[Record]]:
+    found = []
+    for cls in base.__subclasses__():
+        found += [cls, *_record_classes(cls)]
+    return found
+
+
+def test_records_read_fields_without_pydantics_getattr_hook() -> None:
+    extension = avrodecode.extension
+    assert extension is not None, avrodecode.status
+    classes = [cls for cls in _record_classes() if cls.__module__ == records.__name__]
+    assert set(RECORD_TYPES.values()) <= set(classes)
+    for cls in classes:  # what makes pydantic's __getattr__ a no-op for them
+        assert not cls.__private_attributes__ and cls.model_config["extra"] == "forbid"
+        assert extension.has_plain_getattr(cls), cls.__name__
+    sample = SAMPLES["HealthEvent"][0]
+    assert sample.scope == sample.__dict__["scope"] and sample.kind is HealthEventKind.DATA_UPDATE
+    with pytest.raises(AttributeError, match="'HealthEvent' object has no attribute 'nope'"):
+        sample.nope  # noqa: B018
+
+
+def test_a_record_with_private_attributes_keeps_pydantics_getattr() -> None:
+    class WithPrivate(Record):
+        _cached: int = 7
+
+    assert avrodecode.extension is not None, avrodecode.status
+    assert not avrodecode.extension.has_plain_getattr(WithPrivate)
+    assert WithPrivate()._cached == 7

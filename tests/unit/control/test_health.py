@@ -15,7 +15,7 @@ from streams.control import health
 from streams.control.alerts import AlertTransition
 from streams.maths.slo import BurnRule
 from streams.reason_codes import reason
-from streams.records import AlertStatus
+from streams.records import AlertStatus, HealthEventKind
 
 SCOPE = "bot:b1/market:m7"
 T0 = 1_790_000_000_000  # a multiple of the 1 s SLO bucket
@@ -536,3 +536,29 @@ def test_a_state_kept_before_summaries_lived_in_it_starts_one() -> None:
     state = {"partition": 0, "feeds": {}, "heartbeat": None}  # recovered from a changelog
     health.note_event(state, "SLO_PROBE", "p1", T0, None, "prober")
     assert state["summary"]["events"] == 1 and state["summary"]["last_kind"] == "SLO_PROBE"
+
+
+_EVENTS = st.lists(st.tuples(
+    st.sampled_from(list(HealthEventKind)), st.sampled_from(["book", "registry"]),
+    st.integers(0, 20_000), st.one_of(st.none(), st.integers(0, 30)),
+    st.integers(100, 5_000)), max_size=30)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_EVENTS)
+def test_observe_event_is_its_parts_in_one_call(events) -> None:
+    """The agent's one call per event does what the parts it stands for do, in order."""
+    whole, parts = health.new_scope_state(0), health.new_scope_state(0)
+    for number, (kind, feed, offset_ms, sequence, interval_ms) in enumerate(events):
+        now_ms = T0 + offset_ms + 1_000
+        got = health.observe_event(whole, SCOPE, kind, f"e{number}", T0 + offset_ms, sequence,
+                                   "src", feed, interval_ms, now_ms, threshold, MISS_FACTOR)
+        health.note_event(parts, kind, f"e{number}", T0 + offset_ms, sequence, "src")
+        expected: list[AlertTransition] = []
+        if kind is HealthEventKind.DATA_UPDATE:
+            expected = health.observe_update(parts, SCOPE, feed, T0 + offset_ms, sequence)
+        elif kind is HealthEventKind.HEARTBEAT:
+            health.observe_heartbeat(parts, T0 + offset_ms, interval_ms)
+        assert got == (expected, *health.evaluation_due(parts, SCOPE, now_ms, threshold,
+                                                        MISS_FACTOR))
+        assert whole == parts
