@@ -90,7 +90,7 @@ async def on_score(record: ModelScore, message: InputMessage) -> None:
         raise InvalidInput(str(exc)) from None
     check_event_time(record.event_time_ms, clock.now_ms())
     observe_clock(record.event_time_ms, message)
-    add_samples(record.scope, message.partition, record.cohort.value, record.model_version,
+    add_samples(record.scope, message.partition, str(record.cohort), record.model_version,
                 [(f"score:{record.event_id}", record.event_time_ms,
                   [(record.metric, record.value)])])
     await event_time_advanced(clock.now_ms())

@@ -74,15 +74,6 @@ def _state(key: str, scope: str, partition: int) -> dict[str, Any]:
     return state
 
 
-def _observe(key: str, scope: str, record: FillEvent, partition: int) -> dict[str, Any]:
-    state = _state(key, scope, partition)
-    execution.observe(state, fill=record.kind is FillKind.FILL,
-                      event_time_ms=record.event_time_ms, requested=record.requested_size,
-                      filled=record.filled_size, predicted_bps=record.predicted_slippage_bps,
-                      realized_bps=record.realized_slippage_bps, bucket=BUCKET_MS)
-    return state
-
-
 # Live, a scope is evaluated once per batch, after all its fills in the batch (the
 # windows' figures cost more than counting a fill), and only when that can change an
 # alert; the figures of the others (shown by the API) are brought up to date by the
@@ -149,12 +140,16 @@ def _scopes_of(bot: str, model: str | None) -> tuple[str, ...]:
 
 
 def on_fill(record: FillEvent, message: InputMessage) -> Awaitable[None] | None:
-    check_event_time(record.event_time_ms, clock.now_ms())
+    time_ms = record.event_time_ms
+    check_event_time(time_ms, clock.now_ms())
     scope = record.scope  # made anew on every read (market:<market>)
     rekeyed = _rekeyed_scopes(record, scope)
-    observe_clock(record.event_time_ms, message)
+    observe_clock(time_ms, message)
     now_ms = clock.now_ms()
-    state = _observe(scope, scope, record, message.partition)
+    state = _state(scope, scope, message.partition)
+    execution.observe(state, record.kind is FillKind.FILL, time_ms, record.requested_size,
+                      record.filled_size, record.predicted_slippage_bps,
+                      record.realized_slippage_bps, BUCKET_MS)
     pending = _observed(scope, state, now_ms)
     if pending is not None:  # a replay: evaluated now, then sent on at once
         return _forward_after(pending, record, rekeyed, now_ms)
@@ -169,20 +164,24 @@ _digests: dict[str, execution.FillDigest] = {}
 def _collect(record: FillEvent, rekeyed: tuple[str, ...]) -> None:
     """Count the fill into its bot's and model's digests (sent after the batch)."""
     fill = record.kind is FillKind.FILL
-    time_ms, cohort = record.event_time_ms, record.cohort.value
-    sizes_and_slippage = (record.requested_size, record.filled_size,
-                          record.predicted_slippage_bps, record.realized_slippage_bps)
+    # a StrEnum's str() is its value (.value is a Python-level property: slow per fill)
+    time_ms, cohort = record.event_time_ms, str(record.cohort)
+    requested, filled = record.requested_size, record.filled_size
+    predicted_bps, realized_bps = record.predicted_slippage_bps, record.realized_slippage_bps
     for scope in rekeyed:
         digest = _digests.get(scope)
         if digest is None:
             digest = _digests[scope] = execution.FillDigest(scope)
         if not scope.startswith("model:"):
-            digest.add(None, time_ms, BUCKET_MS, fill, *sizes_and_slippage)
+            digest.add(None, time_ms, BUCKET_MS, fill, requested, filled, predicted_bps,
+                       realized_bps)
             continue
-        digest.add(cohort, time_ms, BUCKET_MS, fill, *sizes_and_slippage)
+        digest.add(cohort, time_ms, BUCKET_MS, fill, requested, filled, predicted_bps,
+                   realized_bps)
         if fill:
+            slippage, ratio = fill_samples(requested, filled, predicted_bps, realized_bps)
             digest.add_sample(record.event_id, cohort, record.model_version, time_ms,
-                              *fill_samples(*sizes_and_slippage))
+                              slippage, ratio)
 
 
 def send_digests() -> None:

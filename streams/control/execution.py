@@ -120,10 +120,12 @@ def count(cell: list[Any], fill: bool, requested: float, filled: float,
         cell[_ERR_SQ] += error * error
 
 
-def observe(state: dict[str, Any], *, fill: bool, event_time_ms: int, requested: float,
+def observe(state: dict[str, Any], fill: bool, event_time_ms: int, requested: float,
             filled: float, predicted_bps: float | None, realized_bps: float | None,
             bucket: int) -> None:
-    """Count one INTENT (``fill=False``) or FILL event into its time bucket."""
+    """Count one INTENT (``fill=False``) or FILL event into its time bucket. (Called
+    positionally on the hot path: keywords into a compiled function cost more than
+    counting.)"""
     start = str(event_time_ms - event_time_ms % bucket)
     cell = state["buckets"].get(start)
     if cell is None:
