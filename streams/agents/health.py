@@ -74,11 +74,10 @@ _due: DueIndex[str] = DueIndex()
 # bounded, since scopes come and go over a worker's life
 _THRESHOLD_S = functools.lru_cache(maxsize=65536)(settings.staleness_threshold_s)
 _MISS_FACTOR = settings.heartbeat_miss_factor
-_THRESHOLDS = (_THRESHOLD_S, _MISS_FACTOR)
 
 
 def _schedule(scope: str, state: dict[str, Any]) -> None:
-    _due.schedule(scope, health.next_change_ms(state, scope, *_THRESHOLDS))
+    _due.schedule(scope, health.next_change_ms(state, scope, _THRESHOLD_S, _MISS_FACTOR))
 
 
 def _keep(state: dict[str, Any], scope: str) -> None:
@@ -166,7 +165,7 @@ def on_health_event(record: HealthEvent, message: InputMessage) -> Awaitable[Non
         transitions += probe_transitions
     # most events leave nothing to publish; an old backlog event proves nothing
     if due_now and not catching_up(partition, now_ms):
-        transitions += health.evaluate(state, scope, now_ms, *_THRESHOLDS)
+        transitions += health.evaluate(state, scope, now_ms, _THRESHOLD_S, _MISS_FACTOR)
         _keep(state, scope)  # the evaluation may have changed when it is next due
     else:
         store(scope_health, scope, state, partition)
@@ -204,7 +203,7 @@ async def evaluate_silence(now_ms: int) -> None:
         if catching_up(state["partition"], now_ms):
             waiting.append((scope, state))
             continue
-        transitions = health.evaluate(state, scope, now_ms, *_THRESHOLDS)
+        transitions = health.evaluate(state, scope, now_ms, _THRESHOLD_S, _MISS_FACTOR)
         await _decide(state, scope, transitions, now_ms)
     for scope, state in waiting:  # judged once the partition has caught up
         _schedule(scope, state)

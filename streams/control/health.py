@@ -67,8 +67,8 @@ def observe_event(state: dict[str, Any], scope: str, kind: HealthEventKind, even
         transitions = []
         if kind is _HEARTBEAT:
             observe_heartbeat(state, event_time_ms, heartbeat_interval_ms)
-    due, alerting = next_change(state, scope, threshold_s, heartbeat_miss_factor)
-    return transitions, alerting or (due is not None and now_ms >= due), due
+    return (transitions,
+            *evaluation_due(state, scope, now_ms, threshold_s, heartbeat_miss_factor))
 
 
 def _tracker(state: dict[str, Any] | None) -> GapTracker:
