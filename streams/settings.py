@@ -122,8 +122,13 @@ class Settings(BaseSettings):
         "just started, or took the partition over) is not judged stale for this long after "
         "it is first judged here (its backlog comes first)",
     )
+    # Each fetch is a round trip to Faust's consumer thread plus the per-fetch bookkeeping
+    # (acks, active partitions): 10,000 measured ~10 % more events/s than 2,000 through
+    # the pipeline (as many as the bench's raw loop takes per getmany). A backlog's batch is
+    # still handed over in chunks of batching.YIELD_EVERY, with the loop turning between.
     max_poll_records: int = Field(
-        2000, ge=1, description="records per fetched batch handed to the input agents",
+        10_000, ge=1, description="records per fetch from the broker handed to the input "
+        "agents (in chunks of 500, the event loop turning between them)",
     )
     idle_fetch_backoff_s: float = Field(
         0.01, ge=0, description="a consumer whose fetch came back empty waits this long "
