@@ -294,7 +294,7 @@ static PyObject *decode_frame(PyObject *module, PyObject *const *args, Py_ssize_
 
 /* assemble(cls, fields, names): an instance of the pydantic model ``cls`` whose field
  * values are the dict ``fields`` and whose set of given fields is ``names``, made as
- * streams.records._assemble makes it (object.__new__, then object.__setattr__ of pydantic's
+ * streams.assembly._assemble makes it (object.__new__, then object.__setattr__ of pydantic's
  * four slots), without the four Python-level calls: the input records' hot path. */
 static PyObject *empty_tuple, *name_dict, *name_fields_set, *name_extra, *name_private;
 
@@ -358,7 +358,7 @@ static PyMethodDef methods[] = {
      "schema, else None."},
     {"assemble", (PyCFunction)(void (*)(void))assemble, METH_FASTCALL,
      "assemble(cls, fields, names) -> the pydantic model cls with these field values and "
-     "this set of given fields, unvalidated (see streams.records._assemble)."},
+     "this set of given fields, unvalidated (see streams.assembly._assemble)."},
     {NULL, NULL, 0, NULL},
 };
 

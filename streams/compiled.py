@@ -45,6 +45,7 @@ MODULES = (
     "streams.control.health",
     "streams.control.keying",
     "streams.agents.ticks",
+    "streams.assembly",
 )
 MANIFEST = "_compiled.json"
 ROOT = Path(__file__).resolve().parent  # the streams package

@@ -50,56 +50,10 @@ class Record(BaseModel):
         return cls.model_validate(datum)
 
 
-_object_setattr = object.__setattr__
-
-
-def _assemble_in_python(cls: type[Record], fields: dict[str, Any], names: set[str]) -> Any:
-    """The model ``cls.model_validate(fields)`` builds, for fields already checked
-    against every constraint of ``cls`` (enums already members) and ``names`` the set of
-    their names: the input records' hot path, where validation costs as much as the Avro
-    decode (pydantic's own model_construct is slower than validating). Records are
-    frozen, so pydantic never adds to a record's set of names, and one set serves every
-    record of the class (building one per record costs more than the rest of this)."""
-    record = cls.__new__(cls)
-    _object_setattr(record, "__dict__", fields)
-    _object_setattr(record, "__pydantic_fields_set__", names)
-    _object_setattr(record, "__pydantic_extra__", None)
-    _object_setattr(record, "__pydantic_private__", None)
-    return record
-
-
-# the same in C (a quarter of the time), when the extension is built
-_assemble = (avrodecode.extension.assemble if avrodecode.extension is not None
-             else _assemble_in_python)
-
-# scopes found valid: a set lookup per event instead of a call (bounded as
-# validate_scope's own cache is)
-_VALID_SCOPES: set[str] = set()
-_VALID_SCOPES_KEPT = 65536
-
-
-def _valid_scope(scope: str) -> bool:
-    """Whether ``scope`` is valid; valid ones join _VALID_SCOPES (the caller looks there
-    first)."""
-    try:
-        validate_scope(scope)
-    except ValueError:
-        return False
-    if len(_VALID_SCOPES) >= _VALID_SCOPES_KEPT:
-        _VALID_SCOPES.clear()
-    _VALID_SCOPES.add(scope)
-    return True
-
-
 def _finite(value: float | None) -> float | None:
     if value is not None and not math.isfinite(value):
         raise ValueError("must be a finite number")
     return value
-
-
-def _is_finite(value: float | None) -> bool:
-    """None or a finite number (NaN fails every comparison, so it is caught here too)."""
-    return value is None or -math.inf < value < math.inf
 
 
 class HealthEventKind(StrEnum):
@@ -110,9 +64,10 @@ class HealthEventKind(StrEnum):
 
 class HealthEvent(Record):
     """Input records (this one, FillEvent, ModelScore, FeatureSample) check a decoded
-    datum against their constraints in plain Python and assemble the model; anything
-    that fails a check goes through pydantic, which accepts it or says precisely why
-    not. tests/unit/test_records.py checks that both ways agree."""
+    datum against their constraints in plain code and assemble the model
+    (streams/assembly.py); anything that fails a check goes through pydantic, which
+    accepts it or says precisely why not. tests/unit/test_records.py checks that both
+    ways agree."""
 
     AVRO_NAME = "HealthEvent"
     event_id: str = Field(min_length=1)
@@ -138,23 +93,7 @@ class HealthEvent(Record):
 
     @classmethod
     def from_avro(cls, datum: dict[str, Any]) -> HealthEvent:
-        kind = _HEALTH_EVENT_KINDS.get(datum["kind"])
-        sequence, interval = datum["sequence"], datum["heartbeat_interval_ms"]
-        if (kind is None or len(datum) != len(_HEALTH_EVENT_FIELDS) or not datum["event_id"]
-                or (datum["scope"] not in _VALID_SCOPES and not _valid_scope(datum["scope"]))
-                or not 0 <= datum["event_time_ms"] <= MAX_LONG
-                or (sequence is not None and not 0 <= sequence <= MAX_LONG)
-                or (interval is not None and interval <= 0)
-                or (kind is HealthEventKind.DATA_UPDATE and not datum["feed"])
-                or (kind is HealthEventKind.SLO_PROBE
-                    and (not datum["slo"] or datum["healthy"] is None))):
-            return cls.model_validate(datum)
-        datum["kind"] = kind
-        return _assemble(cls, datum, _HEALTH_EVENT_FIELDS)
-
-
-_HEALTH_EVENT_KINDS = {kind.value: kind for kind in HealthEventKind}
-_HEALTH_EVENT_FIELDS = set(HealthEvent.model_fields)
+        return assembly.health_event(datum)
 
 
 class FillKind(StrEnum):
@@ -204,22 +143,7 @@ class FillEvent(Record):
 
     @classmethod
     def from_avro(cls, datum: dict[str, Any]) -> FillEvent:
-        kind, cohort = _FILL_KINDS.get(datum["kind"]), _COHORTS.get(datum["cohort"])
-        requested, filled = datum["requested_size"], datum["filled_size"]
-        if (kind is None or cohort is None or len(datum) != len(_FILL_EVENT_FIELDS)
-                or not datum["event_id"] or not datum["market"] or not datum["bot"]
-                or not 0 <= datum["event_time_ms"] <= MAX_LONG
-                or not 0 <= filled <= requested < math.inf
-                or not _is_finite(datum["predicted_slippage_bps"])
-                or not _is_finite(datum["realized_slippage_bps"])):
-            return cls.model_validate(datum)
-        datum["kind"], datum["cohort"] = kind, cohort
-        return _assemble(cls, datum, _FILL_EVENT_FIELDS)
-
-
-_FILL_KINDS = {kind.value: kind for kind in FillKind}
-_COHORTS = {cohort.value: cohort for cohort in Cohort}
-_FILL_EVENT_FIELDS = set(FillEvent.model_fields)
+        return assembly.fill_event(datum)
 
 
 class FillBucket(BaseModel):
@@ -289,17 +213,7 @@ class ModelScore(Record):
 
     @classmethod
     def from_avro(cls, datum: dict[str, Any]) -> ModelScore:
-        cohort = _COHORTS.get(datum["cohort"])
-        if (cohort is None or len(datum) != len(_MODEL_SCORE_FIELDS) or not datum["event_id"]
-                or not datum["model"] or not datum["metric"]
-                or not -math.inf < datum["value"] < math.inf
-                or not 0 <= datum["event_time_ms"] <= MAX_LONG):
-            return cls.model_validate(datum)
-        datum["cohort"] = cohort
-        return _assemble(cls, datum, _MODEL_SCORE_FIELDS)
-
-
-_MODEL_SCORE_FIELDS = set(ModelScore.model_fields)
+        return assembly.model_score(datum)
 
 
 class FeatureSample(Record):
@@ -326,14 +240,7 @@ class FeatureSample(Record):
 
     @classmethod
     def from_avro(cls, datum: dict[str, Any]) -> FeatureSample:
-        if (len(datum) != len(_FEATURE_SAMPLE_FIELDS) or not datum["event_id"] or not datum["model"]
-                or not 0 <= datum["event_time_ms"] <= MAX_LONG
-                or not all(-math.inf < value < math.inf for value in datum["features"].values())):
-            return cls.model_validate(datum)
-        return _assemble(cls, datum, _FEATURE_SAMPLE_FIELDS)
-
-
-_FEATURE_SAMPLE_FIELDS = set(FeatureSample.model_fields)
+        return assembly.feature_sample(datum)
 
 
 class FeatureHistogram(BaseModel):
@@ -567,3 +474,8 @@ RECORD_TYPES: dict[str, type[Record]] = {
         ReportEnvelope, PauseState, RolloutState, MonitorHeartbeat, DeadLetter, ScopedFills,
     )
 }
+
+
+# The input records' checked assembly lives in a compiled module of its own, which imports
+# the classes above (so it comes last): see streams/assembly.py.
+from streams import assembly  # noqa: E402

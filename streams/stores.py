@@ -13,12 +13,22 @@ scopes another worker now judges.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import faust.stores
 from faust.stores.memory import Store
+from faust.types import EventT
 
 SCHEME = "polymon-memory"
+# table name -> what turns a value recovered from its changelog into the layout the
+# table's agent keeps now (a changelog outlives the worker version that wrote it)
+_upgrades: dict[str, Callable[[Any], Any]] = {}
+
+
+def upgrade_recovered(table_name: str, upgrade: Callable[[Any], Any]) -> None:
+    """Values of ``table_name`` recovered from its changelog pass through ``upgrade``."""
+    _upgrades[table_name] = upgrade
 
 
 class MemoryStore(Store):
@@ -29,6 +39,17 @@ class MemoryStore(Store):
         self.get = self.data.get  # type: ignore[method-assign]
         # written directly by streams.agents.outputs.store, with ``data``
         self.key_partitions: dict[Any, int] = self._key_partition  # type: ignore[assignment]
+
+    def apply_changelog_batch(self, batch: Iterable[EventT], to_key: Callable[[Any], Any],
+                              to_value: Callable[[Any], Any]) -> None:
+        upgrade = _upgrades.get(self.table_name)
+        if upgrade is not None:
+            decode = to_value
+
+            def to_value(raw: Any) -> Any:
+                return upgrade(decode(raw))
+
+        super().apply_changelog_batch(batch, to_key, to_value)
 
     def __contains__(self, key: object) -> bool:
         return key in self.data

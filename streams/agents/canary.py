@@ -22,7 +22,7 @@ import faust
 from streams.agents.decoding import InvalidInput, consume
 from streams.agents.health import check_event_time
 from streams.agents.latches import apply_alerts
-from streams.agents.outputs import forget, owned_partitions, store
+from streams.agents.outputs import forget, owned_partitions, rows_of, store
 from streams.agents.ticks import event_time_advanced, every, observe_clock
 from streams.app import app, clock, settings, topics
 from streams.codec import InputMessage
@@ -36,6 +36,7 @@ _json = faust.Schema(key_serializer="json", value_serializer="json")
 _partitions = topics.health_events.partitions
 canary_samples = app.Table("canary-samples", default=None, schema=_json, partitions=_partitions)
 canary_state = app.Table("canary-state", default=None, schema=_json, partitions=_partitions)
+_samples, _states = rows_of(canary_samples), rows_of(canary_state)
 
 
 # a sample: (its id, its event time, its (metric, value) pairs)
@@ -49,7 +50,7 @@ def add_samples(scope: str, partition: int, cohort: str, model_version: str | No
     Only leading metrics count; a sample of a window no longer compared is ignored."""
     leading = settings.canary_leading_metrics
     capacity = settings.canary_max_samples
-    stored = canary_state.data.get(scope)
+    stored = _states.get(scope)
     state = stored or canary.new_state(scope, partition)
     tag = canary.cohort_tag(cohort, model_version)
     newest = canary.newest_window(state)  # kept up to date here: accepts(), per sample
@@ -66,7 +67,7 @@ def add_samples(scope: str, partition: int, cohort: str, model_version: str | No
                 hashed = canary.sample_hash(sample_id)
                 shard = hashed % canary.SHARDS
             key = canary.samples_key(scope, start, metric, tag, shard)
-            entry, changed = canary.add_sample(canary_samples.data.get(key), hashed, value,
+            entry, changed = canary.add_sample(_samples.get(key), hashed, value,
                                                capacity)
             if changed:
                 store(canary_samples, key, entry, partition)
@@ -113,12 +114,12 @@ consume(topics.model_scores, "ModelScore", on_score)
 def _values(scope: str, start: int, metric: str, tag: str) -> list[float]:
     keys = (canary.samples_key(scope, start, metric, tag, shard)
             for shard in range(canary.SHARDS))
-    return canary.values([canary_samples.data.get(key) for key in keys])
+    return canary.values([_samples.get(key) for key in keys])
 
 
 def current_evaluation(scope: str, now_ms: int) -> dict[str, Any] | None:
     """The canary verdicts of ``scope`` at ``now_ms``, from the samples on this worker."""
-    state = canary_state.data.get(scope)
+    state = _states.get(scope)
     if not state:
         return None
     version = state["canary_version"]

@@ -24,7 +24,7 @@ import faust
 from streams.agents.decoding import InvalidInput, consume
 from streams.agents.health import check_event_time
 from streams.agents.latches import apply_alerts
-from streams.agents.outputs import forget, store
+from streams.agents.outputs import forget, rows_of, store
 from streams.agents.ticks import event_time_advanced, observe_clock
 from streams.app import app, clock, settings, topics
 from streams.codec import InputMessage
@@ -40,6 +40,7 @@ _partitions = topics.health_events.partitions
 drift_profiles = app.Table("drift-profiles", default=None, schema=_json, partitions=_partitions)
 drift_counts = app.Table("drift-counts", default=None, schema=_json, partitions=_partitions)
 drift_state = app.Table("drift-state", default=None, schema=_json, partitions=_partitions)
+_profiles, _counts, _states = rows_of(drift_profiles), rows_of(drift_counts), rows_of(drift_state)
 
 
 def require_scope(scope: str) -> str:
@@ -51,7 +52,7 @@ def require_scope(scope: str) -> str:
 
 async def on_profile(record: FeatureProfile, message: InputMessage) -> None:
     require_scope(record.scope)
-    if not drift.replaces(drift_profiles.data.get(record.scope), record.model_version,
+    if not drift.replaces(_profiles.get(record.scope), record.model_version,
                           record.created_time_ms):
         return
     profile = drift.new_profile(
@@ -65,7 +66,7 @@ async def on_features(record: FeatureSample, message: InputMessage) -> None:
     check_event_time(record.event_time_ms, clock.now_ms())
     observe_clock(record.event_time_ms, message)
     now_ms = clock.now_ms()
-    profile = drift_profiles.data.get(record.scope)
+    profile = _profiles.get(record.scope)
     window = drift.window_buckets(now_ms, WINDOW_MS, HOP_MS)
     start = drift.bucket_start(record.event_time_ms, HOP_MS)
     if profile is not None and start >= window[0]:
@@ -77,15 +78,15 @@ async def _count_and_evaluate(record: FeatureSample, profile: dict[str, Any], st
                               window: list[int], partition: int, now_ms: int) -> None:
     scope, version = record.scope, profile["model_version"]
     key = drift.counts_key(scope, version, start)
-    counts = drift_counts.data.get(key) or drift.new_counts(scope, partition, profile, start)
+    counts = _counts.get(key) or drift.new_counts(scope, partition, profile, start)
     drift.add_sample(counts, profile, record.features)
     store(drift_counts, key, counts, partition)
 
-    stored = drift_state.data.get(scope)
+    stored = _states.get(scope)
     state = stored or {**drift.new_state(scope, partition), "buckets": []}
     state["partition"] = partition
     keys = (drift.counts_key(scope, version, bucket) for bucket in window)
-    entries = [entry for key in keys if (entry := drift_counts.data.get(key))]
+    entries = [entry for key in keys if (entry := _counts.get(key))]
     transitions = drift.evaluate(state, profile, entries, now_ms, settings.drift_threshold,
                                  settings.drift_min_samples, settings.drift_window_s)
     kept = {key, *state["buckets"]}

@@ -35,7 +35,7 @@ from streams.agents import canary
 from streams.agents.decoding import InvalidInput, consume
 from streams.agents.health import check_event_time
 from streams.agents.latches import apply_alerts
-from streams.agents.outputs import enqueue, owned_partitions, publish_alert, store
+from streams.agents.outputs import enqueue, owned_partitions, publish_alert, rows_of, store
 from streams.agents.ticks import EVENT_CLOCK, event_time_advanced, every, observe_clock
 from streams.app import app, clock, codecs, settings, topics
 from streams.batching import YIELD_EVERY
@@ -66,10 +66,12 @@ fills_by_scope = app.topic(
 )
 
 _scoped_fills = codecs["ScopedFills"]
+_FILL = FillKind.FILL  # a member read per fill (EnumType's hook: slow)
+_states = rows_of(execution_state)
 
 
 def _state(key: str, scope: str, partition: int) -> dict[str, Any]:
-    state = execution_state.data.get(key) or execution.new_state(scope, partition)
+    state = _states.get(key) or execution.new_state(scope, partition)
     state["partition"] = partition
     return state
 
@@ -147,7 +149,7 @@ def on_fill(record: FillEvent, message: InputMessage) -> Awaitable[None] | None:
     observe_clock(time_ms, message)
     now_ms = clock.now_ms()
     state = _state(scope, scope, message.partition)
-    execution.observe(state, record.kind is FillKind.FILL, time_ms, record.requested_size,
+    execution.observe(state, record.kind is _FILL, time_ms, record.requested_size,
                       record.filled_size, record.predicted_slippage_bps,
                       record.realized_slippage_bps, BUCKET_MS)
     pending = _observed(scope, state, now_ms)
@@ -163,7 +165,7 @@ _digests: dict[str, execution.FillDigest] = {}
 
 def _collect(record: FillEvent, rekeyed: tuple[str, ...]) -> None:
     """Count the fill into its bot's and model's digests (sent after the batch)."""
-    fill = record.kind is FillKind.FILL
+    fill = record.kind is _FILL
     # a StrEnum's str() is its value (.value is a Python-level property: slow per fill)
     time_ms, cohort = record.event_time_ms, str(record.cohort)
     requested, filled = record.requested_size, record.filled_size
@@ -257,7 +259,7 @@ async def evaluate_execution(now_ms: int) -> None:
     market and bot on every tick would cost more than the fills themselves)."""
     owned = owned_partitions(topics.exec_fills)
     evaluated = 0
-    for key, state in list(execution_state.data.items()):
+    for key, state in list(_states.items()):
         if not state or state["partition"] not in owned or "#" in key:
             continue
         if not state["buckets"] and not any(state["alerts"].values()):

@@ -18,7 +18,7 @@ from faust.types import TP
 
 from streams.agents.decoding import InvalidInput, consume
 from streams.agents.latches import apply_alerts, holding
-from streams.agents.outputs import owned_partitions, store
+from streams.agents.outputs import owned_partitions, rows_of, store
 from streams.agents.ticks import (
     EVENT_CLOCK,
     event_time_advanced,
@@ -33,6 +33,7 @@ from streams.control.alerts import AlertTransition
 from streams.control.due import DueIndex
 from streams.maths.slo import DEFAULT_BURN_RULES, BurnRule
 from streams.records import HealthEvent, HealthEventKind
+from streams.stores import upgrade_recovered
 
 SOURCE = "agents.health"
 burn_rules = (
@@ -44,12 +45,16 @@ scope_health = app.Table("scope-health", default=None, schema=_json,
                          partitions=topics.health_events.partitions)
 slo_windows = app.Table("slo-windows", default=None, schema=_json,
                         partitions=topics.health_events.partitions)
+# states kept in the nested layout of earlier versions come back in the current one
+upgrade_recovered(scope_health.name, health.upgrade_scope_state)
+_states, _slo_states = rows_of(scope_health), rows_of(slo_windows)
 
 
 # settings are fixed while a worker runs; these are read for every event
 _MAX_SKEW_MS = settings.max_event_skew_s * 1000
 _MAX_AGE_MS = settings.max_event_age_s * 1000
 _DEFAULT_HEARTBEAT_MS = int(settings.heartbeat_default_interval_s * 1000)
+_SLO_PROBE = HealthEventKind.SLO_PROBE  # a member read per event (EnumType's hook: slow)
 
 
 def check_event_time(event_time_ms: int, now_ms: int) -> None:
@@ -70,9 +75,25 @@ def check_event_time(event_time_ms: int, now_ms: int) -> None:
 # When each scope can next go stale or miss a heartbeat with no event: the timer visits
 # only the scopes that are due, not every scope on every tick.
 _due: DueIndex[str] = DueIndex()
-# Every event asks for its feeds' thresholds (settings are fixed while a worker runs);
-# bounded, since scopes come and go over a worker's life
-_THRESHOLD_S = functools.lru_cache(maxsize=65536)(settings.staleness_threshold_s)
+
+
+def threshold_lookup() -> health.ThresholdFn:
+    """settings.staleness_threshold_s, asked for every event's feeds (settings are fixed
+    while a worker runs): without per-scope overrides a feed's default, one read of a
+    small dict; with them, memoised per scope and feed (bounded, since scopes come and go
+    over a worker's life: an LRU cache costs more per read than the small dict)."""
+    if settings.staleness_overrides_s:
+        return functools.lru_cache(maxsize=65536)(settings.staleness_threshold_s)
+    defaults = dict(settings.staleness_thresholds_s)
+    fallback = defaults.get("default", 10.0)
+
+    def feed_default(scope: str, feed: str) -> float:
+        return defaults.get(feed, fallback)
+
+    return feed_default
+
+
+_THRESHOLD_S = threshold_lookup()
 _MISS_FACTOR = settings.heartbeat_miss_factor
 
 
@@ -150,12 +171,12 @@ def on_health_event(record: HealthEvent, message: InputMessage) -> Awaitable[Non
     if EVENT_CLOCK:  # the event may move it on
         observe_clock(event_time_ms, message)
         now_ms = clock.now_ms()
-    state = scope_health.data.get(scope)
+    state = _states.get(scope)
     if state is None:
         state = health.new_scope_state(partition)
     state["partition"] = partition
     probe_transitions = (_observe_probe(record, partition, now_ms)
-                         if kind is HealthEventKind.SLO_PROBE else None)
+                         if kind is _SLO_PROBE else None)
     # a StrEnum member is its value (what the summary shows, and what JSON keeps)
     transitions, due_now, due = health.observe_event(
         state, scope, kind, record.event_id, event_time_ms, record.sequence, record.source,
@@ -178,7 +199,7 @@ def on_health_event(record: HealthEvent, message: InputMessage) -> Awaitable[Non
 def _observe_probe(record: HealthEvent, partition: int, now_ms: int) -> list[AlertTransition]:
     assert record.slo is not None and record.healthy is not None  # validated for SLO_PROBE
     key = f"{record.scope}|{record.slo}"
-    state = slo_windows.data.get(key) or health.new_slo_state(partition, record.scope,
+    state = _slo_states.get(key) or health.new_slo_state(partition, record.scope,
                                                               record.slo, record.owner)
     transitions = health.observe_probe(
         state, record.event_time_ms, record.healthy, now_ms, settings.slo_target(record.slo),
@@ -197,7 +218,7 @@ async def evaluate_silence(now_ms: int) -> None:
     due = list(_due.pop_due(now_ms))  # all first: evaluating reschedules
     owned = owned_partitions(topics.health_events) if due else set()
     for scope in due:
-        state = scope_health.data.get(scope)
+        state = _states.get(scope)
         if state is None or state["partition"] not in owned:
             continue  # given up in a rebalance: its new owner judges it
         if catching_up(state["partition"], now_ms):
@@ -214,6 +235,6 @@ async def index_recovered_scopes(now_ms: int) -> None:
     """Scopes whose state came from the changelog (restart, rebalance) and has not been
     touched by an event here yet."""
     owned = owned_partitions(topics.health_events)
-    for scope, state in list(scope_health.data.items()):
+    for scope, state in list(_states.items()):
         if state is not None and scope not in _due and state["partition"] in owned:
             _schedule(scope, state)

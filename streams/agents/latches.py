@@ -12,7 +12,13 @@ from typing import Any
 
 import faust
 
-from streams.agents.outputs import owned_partitions, publish_alert, publish_pause, store
+from streams.agents.outputs import (
+    owned_partitions,
+    publish_alert,
+    publish_pause,
+    rows_of,
+    store,
+)
 from streams.agents.ticks import every_tick
 from streams.app import app, clock, settings, topics
 from streams.control import pauses
@@ -26,17 +32,18 @@ pause_latches = app.Table(
     "pause-latches", default=None, partitions=topics.health_events.partitions,
     schema=faust.Schema(key_serializer="json", value_serializer="json"),
 )
+_latches = rows_of(pause_latches)
 
 
 def _latch(scope: str) -> dict[str, Any]:
-    entry = pause_latches.data.get(scope)
+    entry = _latches.get(scope)
     return entry["latch"] if entry else pauses.new_latch(scope)
 
 
 def holding(scope: str) -> bool:
     """Whether the scope's latch holds a pause (its hold-down can expire on any event);
     when not, apply_alerts with no transitions does nothing."""
-    entry = pause_latches.data.get(scope)
+    entry = _latches.get(scope)
     return bool(entry and entry["latch"]["holds"])
 
 

@@ -52,6 +52,13 @@ def _sink_of(table: faust.Table) -> tuple[faust.Table, dict[Any, Any], dict[Any,
     return known
 
 
+def rows_of(table: faust.Table) -> dict[Any, Any]:
+    """The rows of ``table``: its store's own dict, which lasts the table's life. Agents
+    bind it once: ``table.data`` is a Python property behind mode's attribute hook, about
+    850 instructions a read, and the handlers read tables several times per event."""
+    return _sink_of(table)[1]
+
+
 def _unsent_of(table: faust.Table, partition: int) -> dict[str, Any]:
     target = (_sink_of(table)[3], partition)
     changes = _unsent.get(target)

@@ -27,8 +27,57 @@ def stale_reason(feed: str) -> str:
     return STALE_REASONS.get(feed, "RISK_STALE_DATA")
 
 
+# A scope's state is one flat dict with its summary's fields (what the API shows per
+# scope), and a feed's entry holds the two gap counters that every in-order update moves:
+# a health event touches three objects (the state, its feeds, the feed's entry), not the
+# five of the nested layout that states were kept in before (a summary dict, a gap dict),
+# and with thousands of scopes each object touched is a likely cache miss.
+SUMMARY_FIELDS = ("events", "last_kind", "last_event_id", "last_event_time_ms",
+                  "last_sequence", "source")
+
+
 def new_scope_state(partition: int) -> dict[str, Any]:
-    return {"partition": partition, "feeds": {}, "heartbeat": None, "summary": None}
+    return {"partition": partition, "feeds": {}, "heartbeat": None, "events": 0,
+            "last_kind": None, "last_event_id": None, "last_event_time_ms": 0,
+            "last_sequence": None, "source": None}
+
+
+def new_feed_entry() -> dict[str, Any]:
+    # highest and count: the gap tracker's in-order fields; "gaps": the rest of it
+    return {"last_event_ms": 0, "alert": None, "highest": None, "count": 0, "gaps": None}
+
+
+def upgrade_scope_state(state: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A state as kept before the flat layout (recovered from an older changelog), in
+    the current layout; a current one as it is."""
+    if state is None or "events" in state:
+        return state
+    summary = state.pop("summary", None) or {}
+    state.update({field: summary.get(field) for field in SUMMARY_FIELDS})
+    state["events"] = summary.get("events", 0)
+    state["last_event_time_ms"] = summary.get("last_event_time_ms", 0)
+    for entry in state["feeds"].values():
+        gaps = entry.get("gaps")
+        entry["highest"] = gaps.pop("highest", None) if gaps else None
+        entry["count"] = gaps.pop("count", 0) if gaps else 0
+    return state
+
+
+def summary(state: dict[str, Any]) -> dict[str, Any] | None:
+    """What the scope last reported, and how many events (None before the first)."""
+    if not state["events"]:
+        return None
+    return {field: state[field] for field in SUMMARY_FIELDS}
+
+
+def gap_counts(entry: dict[str, Any]) -> dict[str, Any]:
+    """A feed's sequence numbers: the highest, how many arrived, missing (outstanding and
+    forgotten), duplicates and late arrivals."""
+    gaps = entry["gaps"] or {}
+    return {"highest": entry["highest"], "count": entry["count"],
+            "missing": len(gaps.get("outstanding") or ()) + int(gaps.get("lost") or 0),
+            "duplicates": int(gaps.get("duplicates") or 0),
+            "reorders": int(gaps.get("reorders") or 0)}
 
 
 def note_event(state: dict[str, Any], kind: str, event_id: str, event_time_ms: int,
@@ -36,16 +85,13 @@ def note_event(state: dict[str, Any], kind: str, event_id: str, event_time_ms: i
     """Count an event into the scope's summary: what it last reported, and how much (what
     the API shows per scope). Kept in the scope's state: one table write and one
     changelog record per scope, not two."""
-    summary = state.get("summary")  # absent in states kept before it lived here
-    if summary is None:
-        summary = state["summary"] = {"events": 0, "last_event_time_ms": 0}
-    summary["events"] += 1
-    summary["last_kind"] = kind
-    summary["last_event_id"] = event_id
-    if event_time_ms > summary["last_event_time_ms"]:
-        summary["last_event_time_ms"] = event_time_ms
-    summary["last_sequence"] = sequence
-    summary["source"] = source
+    state["events"] += 1
+    state["last_kind"] = kind
+    state["last_event_id"] = event_id
+    if event_time_ms > state["last_event_time_ms"]:
+        state["last_event_time_ms"] = event_time_ms
+    state["last_sequence"] = sequence
+    state["source"] = source
 
 
 def observe_event(state: dict[str, Any], scope: str, kind: HealthEventKind, event_id: str,
@@ -71,19 +117,23 @@ def observe_event(state: dict[str, Any], scope: str, kind: HealthEventKind, even
             *evaluation_due(state, scope, now_ms, threshold_s, heartbeat_miss_factor))
 
 
-def _tracker(state: dict[str, Any] | None) -> GapTracker:
-    if state is None:
-        return GapTracker(max_outstanding=GAP_MEMORY)
-    return GapTracker(**{**state, "outstanding": set(state["outstanding"])})
+def _tracker(entry: dict[str, Any]) -> GapTracker:
+    gaps = entry["gaps"]
+    if gaps is None:
+        return GapTracker(max_outstanding=GAP_MEMORY, highest=entry["highest"],
+                          count=entry["count"])
+    return GapTracker(**{**gaps, "outstanding": set(gaps["outstanding"])},
+                      highest=entry["highest"], count=entry["count"])
 
 
-_TRACKER_FIELDS = tuple(field.name for field in dataclasses.fields(GapTracker))
+_TRACKER_FIELDS = tuple(field.name for field in dataclasses.fields(GapTracker)
+                        if field.name not in ("highest", "count"))  # the entry's own
 
 
-def _tracker_state(tracker: GapTracker) -> dict[str, Any]:
-    state = {name: getattr(tracker, name) for name in _TRACKER_FIELDS}
-    state["outstanding"] = sorted(tracker.outstanding)
-    return state
+def _keep_tracker(entry: dict[str, Any], tracker: GapTracker) -> None:
+    gaps = {name: getattr(tracker, name) for name in _TRACKER_FIELDS}
+    gaps["outstanding"] = sorted(tracker.outstanding)
+    entry["gaps"], entry["highest"], entry["count"] = gaps, tracker.highest, tracker.count
 
 
 def observe_update(state: dict[str, Any], scope: str, feed: str, event_time_ms: int,
@@ -91,21 +141,21 @@ def observe_update(state: dict[str, Any], scope: str, feed: str, event_time_ms: 
     """A DATA_UPDATE arrived: freshness moves on, the sequence is checked for gaps."""
     entry = state["feeds"].get(feed)
     if entry is None:
-        entry = state["feeds"][feed] = {"last_event_ms": 0, "gaps": None, "alert": None}
-    entry["last_event_ms"] = max(entry["last_event_ms"], event_time_ms)
+        entry = state["feeds"][feed] = new_feed_entry()
+    if event_time_ms > entry["last_event_ms"]:
+        entry["last_event_ms"] = event_time_ms
     if sequence is None:
         return []
-    gaps = entry["gaps"]
-    if gaps is not None and gaps["highest"] is not None and sequence == gaps["highest"] + 1:
+    highest_before = entry["highest"]
+    if highest_before is not None and sequence == highest_before + 1:
         # the common case, in order: GapTracker.observe's first branch, without the
         # round trip through the dataclass
-        gaps["highest"] = sequence
-        gaps["count"] += 1
+        entry["highest"] = sequence
+        entry["count"] += 1
         return []
-    tracker = _tracker(gaps)
-    highest_before = tracker.highest
+    tracker = _tracker(entry)
     arrival = tracker.observe(sequence)
-    entry["gaps"] = _tracker_state(tracker)
+    _keep_tracker(entry, tracker)
     if arrival is not Arrival.GAP or highest_before is None:
         return []
     missing = sequence - highest_before - 1

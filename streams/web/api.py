@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from streams.control.health import gap_counts
 from streams.control.incidents import IncidentIdError, family_of, resolved_alert_id
 from streams.records import (
     AuditPayload,
@@ -262,15 +263,14 @@ def freshness_rows(scope_health: Iterable[tuple[str, Any]], now_ms: int,
         for feed, entry in state["feeds"].items():
             age_s = max(0, now_ms - entry["last_event_ms"]) / 1000
             threshold = threshold_s(scope, feed)
-            gaps = entry.get("gaps") or {}
-            missing = len(gaps.get("outstanding") or []) + int(gaps.get("lost") or 0)
+            gaps = gap_counts(entry)
             feed_row = {
                 "last_event_ms": entry["last_event_ms"], "age_s": round(age_s, 3),
                 "threshold_s": threshold, "stale": age_s > threshold,
                 "alert_id": (entry.get("alert") or {}).get("alert_id"),
-                "highest_sequence": gaps.get("highest"), "missing": missing,
-                "duplicates": int(gaps.get("duplicates") or 0),
-                "reorders": int(gaps.get("reorders") or 0), "count": int(gaps.get("count") or 0),
+                "highest_sequence": gaps["highest"], "missing": gaps["missing"],
+                "duplicates": gaps["duplicates"], "reorders": gaps["reorders"],
+                "count": gaps["count"],
             }
             if not stale_only or feed_row["stale"]:
                 feeds[feed] = feed_row

@@ -8,6 +8,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from streams.control.health import gap_counts
 from streams.metrics import Metrics
 from streams.web.api import STAGES, scope_kind
 
@@ -33,8 +34,7 @@ def refresh(metrics: Metrics, *, now_ms: int, scope_health: Iterable[tuple[str, 
             age_s = max(0, now_ms - entry["last_event_ms"]) / 1000
             staleness[label] = max(staleness.get(label, 0.0), age_s)
             stale[label] += int(age_s > threshold_s(scope, feed))
-            gaps = entry.get("gaps") or {}
-            missing[label] += len(gaps.get("outstanding") or []) + int(gaps.get("lost") or 0)
+            missing[label] += gap_counts(entry)["missing"]
         beat = state.get("heartbeat")
         if beat:
             age_s = max(0, now_ms - beat["last_event_ms"]) / 1000

@@ -28,6 +28,7 @@ from streams.agents import canary, drift, execution
 from streams.agents.health import scope_health
 from streams.agents.membership import own_member_id
 from streams.app import app, clock, codecs, metrics, settings, topic_specs, topics
+from streams.control import health
 from streams.control.pauses import is_paused
 from streams.records import OpsAction, OpsCommand
 from streams.web import api, observe
@@ -183,8 +184,8 @@ class Scopes(ApiView):
         async def handler() -> Reply:
             prefix = request.query.get("scope", "")
             scopes: dict[str, Any] = {
-                scope: state["summary"] for scope, state in scope_health.items()
-                if state is not None and state.get("summary") and scope.startswith(prefix)
+                scope: health.summary(state) for scope, state in scope_health.items()
+                if state is not None and state["events"] and scope.startswith(prefix)
             }
             return {"worker_id": settings.worker_id, "scopes": scopes}
 

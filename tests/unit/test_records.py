@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
-from streams import avrodecode, records
+from streams import assembly, avrodecode, records
 from streams.codec import SCHEMA_DIR, Codecs, SchemaCatalog
 from streams.records import (
     RECORD_TYPES,
@@ -175,7 +175,7 @@ def _outcome(build: Callable[[dict], BaseModel], datum: dict) -> tuple:
 
 
 # the model assembled in C (the extension) and in Python (without it)
-_ASSEMBLERS = {"c": records._assemble, "python": records._assemble_in_python}
+_ASSEMBLERS = {"c": assembly._assemble, "python": assembly._assemble_in_python}
 
 
 @pytest.mark.parametrize("assembler", list(_ASSEMBLERS))
@@ -185,15 +185,15 @@ _ASSEMBLERS = {"c": records._assemble, "python": records._assemble_in_python}
 def test_input_records_hot_path_agrees_with_pydantic(model: type[Record], assembler: str,
                                                      data) -> None:
     datum = data.draw(_DATUMS[model])
-    original, records._assemble = records._assemble, _ASSEMBLERS[assembler]
+    original, assembly._assemble = assembly._assemble, _ASSEMBLERS[assembler]
     try:
         assert _outcome(model.from_avro, datum) == _outcome(model.model_validate, datum)
     finally:
-        records._assemble = original
+        assembly._assemble = original
 
 
 def test_assembled_records_are_pydantic_models_like_any_other() -> None:
-    assert records._assemble is not records._assemble_in_python, avrodecode.status
+    assert assembly._assemble is not assembly._assemble_in_python, avrodecode.status
     sample = SAMPLES["HealthEvent"][0]
     for assemble in _ASSEMBLERS.values():
         record = assemble(HealthEvent, dict(sample.__dict__), set(HealthEvent.model_fields))
@@ -202,18 +202,18 @@ def test_assembled_records_are_pydantic_models_like_any_other() -> None:
         with pytest.raises(ValidationError):  # frozen
             record.source = "s3"
     with pytest.raises(TypeError):
-        records._assemble(HealthEvent, [("scope", "market:m1")], set())
+        assembly._assemble(HealthEvent, [("scope", "market:m1")], set())
 
 
 def test_scopes_found_valid_are_remembered_within_a_bound(monkeypatch) -> None:
-    monkeypatch.setattr(records, "_VALID_SCOPES", set())
-    monkeypatch.setattr(records, "_VALID_SCOPES_KEPT", 3)
-    assert not records._valid_scope("planet:mars")
-    assert not records._VALID_SCOPES
+    monkeypatch.setattr(assembly, "_VALID_SCOPES", set())
+    monkeypatch.setattr(assembly, "_VALID_SCOPES_KEPT", 3)
+    assert not assembly._valid_scope("planet:mars")
+    assert not assembly._VALID_SCOPES
     for number in range(5):
-        assert records._valid_scope(f"market:m{number}")
-        assert f"market:m{number}" in records._VALID_SCOPES
-        assert len(records._VALID_SCOPES) <= 3
+        assert assembly._valid_scope(f"market:m{number}")
+        assert f"market:m{number}" in assembly._VALID_SCOPES
+        assert len(assembly._VALID_SCOPES) <= 3
 
 
 @pytest.mark.parametrize("model", list(_DATUMS), ids=lambda model: model.__name__)
@@ -257,3 +257,13 @@ def test_a_record_with_private_attributes_keeps_pydantics_getattr() -> None:
     assert avrodecode.extension is not None, avrodecode.status
     assert not avrodecode.extension.has_plain_getattr(WithPrivate)
     assert WithPrivate()._cached == 7
+
+
+def test_the_codec_decodes_input_records_through_their_compiled_assembly() -> None:
+    codecs = Codecs(SchemaCatalog())
+    for record_type, assemble in assembly.FROM_AVRO.items():
+        assert codecs[record_type.AVRO_NAME].from_avro is assemble
+        sample = SAMPLES[record_type.AVRO_NAME][0]
+        encoded = codecs[record_type.AVRO_NAME].encode_record(sample)
+        assert codecs[record_type.AVRO_NAME].decode_record(encoded) == sample
+    assert codecs["ScopedFills"].from_avro == records.ScopedFills.from_avro  # pydantic's

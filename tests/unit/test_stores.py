@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+from typing import Any
+
 from faust.stores.memory import Store
 
 from streams import stores
@@ -35,3 +38,27 @@ def test_reads_and_direct_writes_see_every_change_of_the_rows() -> None:
     assert store.get("a") is None and store.get("b") == 2
     store._clear()  # as Faust clears a table's rows
     assert store.get("b") is None and not store.data
+
+
+def test_recovered_values_pass_through_the_tables_upgrade() -> None:
+    """A changelog written by an older version is read into the layout kept now."""
+    stores.upgrade_recovered("upgraded", lambda value: value and {**value, "v": 2})
+    store = MemoryStore("polymon-memory://", app, table=None, table_name="upgraded")  # type: ignore[arg-type]
+    plain = MemoryStore("polymon-memory://", app, table=None, table_name="plain")  # type: ignore[arg-type]
+
+    def event(key: str, value: Any, partition: int) -> Any:
+        return SimpleNamespace(key=key, value=value,
+                               message=SimpleNamespace(value=value, partition=partition))
+
+    batch = [event("a", {"n": 1}, 2), event("b", {"n": 2}, 3), event("b", None, 3)]
+    for target in (store, plain):
+        target.apply_changelog_batch(batch, to_key=str, to_value=lambda value: value)
+    assert store.data == {"a": {"n": 1, "v": 2}}  # b: deleted by its tombstone
+    assert store.key_partitions == {"a": 2}
+    assert plain.data == {"a": {"n": 1}}
+
+
+def test_the_health_table_upgrades_its_recovered_states() -> None:
+    from streams.agents.health import scope_health
+    from streams.control import health
+    assert stores._upgrades[scope_health.data.table_name] is health.upgrade_scope_state

@@ -202,11 +202,14 @@ def test_duplicates_and_reorders_raise_no_new_gap_alert() -> None:
     state = health.new_scope_state(0)
     [first] = observe_sequences(state, [*range(1, 11), 15])
     assert observe_sequences(state, [15, 12, 7, 12]) == []
-    gaps = state["feeds"]["book"]["gaps"]
+    entry = state["feeds"]["book"]
+    gaps = entry["gaps"]
     assert gaps["reorders"] == 1  # 12 arrived late
     assert gaps["duplicates"] == 3  # 15, 7 and 12 again
     assert gaps["outstanding"] == [11, 13, 14]
-    assert gaps["highest"] == 15
+    assert entry["highest"] == 15 and entry["count"] == 15
+    assert health.gap_counts(entry) == {"highest": 15, "count": 15, "missing": 3,
+                                        "duplicates": 3, "reorders": 1}
     # The same gap-causing number delivered again does not alert a second time.
     assert health.observe_update(state, SCOPE, "book", T0 + 15, 15) == []
     # A new gap does, with its own id.
@@ -527,15 +530,48 @@ def test_the_summary_counts_events_and_keeps_the_latest_event_time() -> None:
     health.note_event(state, "DATA_UPDATE", "e1", T0 + 500, 7, "feeder")
     health.note_event(state, "HEARTBEAT", "e2", T0, None, "bot")  # late: time stays
     state = json_round_trip(state)
-    assert state["summary"] == {"events": 2, "last_kind": "HEARTBEAT", "last_event_id": "e2",
-                                "last_event_time_ms": T0 + 500, "last_sequence": None,
-                                "source": "bot"}
+    assert health.summary(state) == {"events": 2, "last_kind": "HEARTBEAT",
+                                     "last_event_id": "e2", "last_event_time_ms": T0 + 500,
+                                     "last_sequence": None, "source": "bot"}
 
 
-def test_a_state_kept_before_summaries_lived_in_it_starts_one() -> None:
-    state = {"partition": 0, "feeds": {}, "heartbeat": None}  # recovered from a changelog
-    health.note_event(state, "SLO_PROBE", "p1", T0, None, "prober")
-    assert state["summary"]["events"] == 1 and state["summary"]["last_kind"] == "SLO_PROBE"
+def test_a_scope_without_events_has_no_summary() -> None:
+    assert health.summary(health.new_scope_state(0)) is None
+
+
+def nested_layout_state() -> dict[str, Any]:
+    """A state as versions before the flat layout kept it (and their changelogs hold)."""
+    return {"partition": 2, "heartbeat": None, "summary": {
+        "events": 12, "last_kind": "DATA_UPDATE", "last_event_id": "e12",
+        "last_event_time_ms": T0, "last_sequence": 12, "source": "feeder"},
+        "feeds": {"book": {"last_event_ms": T0, "alert": None, "gaps": {
+            "max_outstanding": 1000, "lowest": 1, "highest": 12, "count": 11,
+            "duplicates": 0, "reorders": 0, "expired": 0, "lost": 0, "outstanding": [7],
+            "forgotten_up_to": None}},
+            "registry": {"last_event_ms": T0, "alert": None, "gaps": None}}}
+
+
+def test_a_state_in_the_nested_layout_is_upgraded_and_carries_on() -> None:
+    state = health.upgrade_scope_state(nested_layout_state())
+    assert state is not None and "summary" not in state
+    assert health.summary(state) == {"events": 12, "last_kind": "DATA_UPDATE",
+                                     "last_event_id": "e12", "last_event_time_ms": T0,
+                                     "last_sequence": 12, "source": "feeder"}
+    book, registry = state["feeds"]["book"], state["feeds"]["registry"]
+    assert (book["highest"], book["count"]) == (12, 11)
+    assert "highest" not in book["gaps"] and "count" not in book["gaps"]
+    assert (registry["highest"], registry["count"], registry["gaps"]) == (None, 0, None)
+    assert health.upgrade_scope_state(state) is state  # the current layout: as it is
+    assert health.upgrade_scope_state(None) is None
+    # the upgraded tracker goes on where the old one stopped: 13 in order, 7 late, 15 a gap
+    assert health.observe_update(state, SCOPE, "book", T0 + 1, 13) == []
+    assert health.observe_update(state, SCOPE, "book", T0 + 2, 7) == []
+    [gap] = health.observe_update(state, SCOPE, "book", T0 + 3, 15)
+    assert gap.condition.cause == "13->15"
+    assert health.gap_counts(book) == {"highest": 15, "count": 14, "missing": 1,
+                                       "duplicates": 0, "reorders": 1}
+    health.note_event(state, "DATA_UPDATE", "e13", T0 + 3, 15, "feeder")
+    assert state["events"] == 13 and json_round_trip(state) == state
 
 
 _EVENTS = st.lists(st.tuples(

@@ -130,10 +130,11 @@ def test_a_scope_filter_covers_what_a_pause_of_it_would_cover() -> None:
 
 HEALTH = [
     ("market:m1", {"partition": 0, "heartbeat": None, "feeds": {
-        "book": {"last_event_ms": 1_000, "alert": {"alert_id": "alert-1"},
-                 "gaps": {"highest": 20, "outstanding": [11, 12], "lost": 3, "duplicates": 1,
-                          "reorders": 2, "count": 17}},
-        "registry": {"last_event_ms": 5_000, "alert": None, "gaps": None}}}),
+        "book": {"last_event_ms": 1_000, "alert": {"alert_id": "alert-1"}, "highest": 20,
+                 "count": 17, "gaps": {"outstanding": [11, 12], "lost": 3, "duplicates": 1,
+                                       "reorders": 2}},
+        "registry": {"last_event_ms": 5_000, "alert": None, "highest": None, "count": 0,
+                     "gaps": None}}}),
     ("bot:b1", {"partition": 1, "feeds": {},
                 "heartbeat": {"last_event_ms": 4_000, "interval_ms": 500, "alert": None}}),
 ]

@@ -16,8 +16,9 @@ def test_gauges_aggregate_by_kind_and_never_label_a_market() -> None:
     metrics = Metrics(CollectorRegistry())
     health = [
         (f"market:m{i}", {"partition": 0, "heartbeat": None, "feeds": {
-            "book": {"last_event_ms": 10_000 - i * 1000, "alert": None,
-                     "gaps": {"outstanding": [1] * i, "lost": 0}}}}) for i in range(5)
+            "book": {"last_event_ms": 10_000 - i * 1000, "alert": None, "highest": 9,
+                     "count": 9 - i, "gaps": {"outstanding": [1] * i, "lost": 0}}}})
+        for i in range(5)
     ] + [("bot:b1", {"partition": 0, "feeds": {},
                      "heartbeat": {"last_event_ms": 8_000, "interval_ms": 500}})]
     incidents = [{"state": "OPEN", "severity": "CRITICAL"}, {"state": "OPEN", "severity":
