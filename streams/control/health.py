@@ -53,13 +53,12 @@ def upgrade_scope_state(state: dict[str, Any] | None) -> dict[str, Any] | None:
     if state is None or "events" in state:
         return state
     summary = state.pop("summary", None) or {}
-    state.update({field: summary.get(field) for field in SUMMARY_FIELDS})
-    state["events"] = summary.get("events", 0)
-    state["last_event_time_ms"] = summary.get("last_event_time_ms", 0)
+    fresh, fresh_entry = new_scope_state(state["partition"]), new_feed_entry()
+    state.update({field: summary.get(field, fresh[field]) for field in SUMMARY_FIELDS})
     for entry in state["feeds"].values():
-        gaps = entry.get("gaps")
-        entry["highest"] = gaps.pop("highest", None) if gaps else None
-        entry["count"] = gaps.pop("count", 0) if gaps else 0
+        gaps = entry.get("gaps") or {}
+        for field in ("highest", "count"):
+            entry[field] = gaps.pop(field, fresh_entry[field])
     return state
 
 
@@ -118,10 +117,7 @@ def observe_event(state: dict[str, Any], scope: str, kind: HealthEventKind, even
 
 
 def _tracker(entry: dict[str, Any]) -> GapTracker:
-    gaps = entry["gaps"]
-    if gaps is None:
-        return GapTracker(max_outstanding=GAP_MEMORY, highest=entry["highest"],
-                          count=entry["count"])
+    gaps = entry["gaps"] or {"max_outstanding": GAP_MEMORY, "outstanding": ()}
     return GapTracker(**{**gaps, "outstanding": set(gaps["outstanding"])},
                       highest=entry["highest"], count=entry["count"])
 
