@@ -11,7 +11,7 @@ from __future__ import annotations
 import faust
 from faust.types import TransportT
 
-from streams import stores
+from streams import fetching, stores
 from streams.batching import (
     BatchingTransport,
     install_empty_assignment_rejoin,
@@ -26,6 +26,7 @@ from streams.topics import load_topic_specs
 settings = get_settings()
 install_idle_fetch_backoff(settings.idle_fetch_backoff_s)
 install_empty_assignment_rejoin()
+fetching.install()
 catalog = SchemaCatalog(registry_url=settings.schema_registry_url)
 codecs = Codecs(catalog)
 codecs.register_with_faust()

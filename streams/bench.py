@@ -25,6 +25,7 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from streams import fetching
 from streams.broker import EmbeddedBroker, free_port
 from streams.codec import Codecs, SchemaCatalog
 from streams.console import kafka_producer, read_topic, send_all
@@ -166,6 +167,9 @@ async def _raw_loop(bootstrap: str, prefix: str, expected: int) -> float:
 
 
 def measure_raw(bootstrap: str, prefix: str, expected: int) -> float:
+    if fetching.installed():  # the baseline is aiokafka as shipped, not polymon's unpacking
+        raise BenchError("the raw loop would run with polymon's record unpacking "
+                         "(streams.fetching) installed in this process")
     return asyncio.run(_raw_loop(bootstrap, prefix, expected))
 
 

@@ -39,6 +39,7 @@ MODULES = (
     "streams.batching",
     "streams.clock",
     "streams.codec",
+    "streams.fetching",
     "streams.control.canary",
     "streams.control.due",
     "streams.control.execution",

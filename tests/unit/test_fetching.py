@@ -1,0 +1,188 @@
+"""streams.fetching against aiokafka's own unpacking, on the same record batches."""
+
+from __future__ import annotations
+
+import dataclasses
+import struct
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import aiokafka
+import pytest
+from aiokafka import errors
+from aiokafka.consumer.fetcher import READ_COMMITTED, FetchResult, PartitionRecords
+from aiokafka.record.control_record import _SCHEMA as CONTROL_KEY
+from aiokafka.record.default_records import DefaultRecordBase, DefaultRecordBatchBuilder
+from aiokafka.record.memory_records import MemoryRecords
+from aiokafka.record.util import calc_crc32c
+from aiokafka.structs import ConsumerRecord, TopicPartition
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streams import fetching
+
+TP = TopicPartition("health.events", 3)
+ABORT, COMMIT = 0, 1
+GZIP = 1
+
+
+@pytest.fixture(autouse=True)
+def stock_afterwards() -> Iterator[None]:
+    yield
+    fetching.uninstall()
+
+
+def batch(base: int, offsets: Sequence[int], *, producer_id: int = -1,
+          transactional: bool = False, control: int | None = None, compression: int = 0,
+          headers: Sequence[tuple[str, bytes]] = ()) -> bytes:
+    """One record batch as the broker stores it: ``offsets`` relative to ``base`` (a
+    gap is a record compaction removed), a control batch's single record the marker."""
+    builder = DefaultRecordBatchBuilder(magic=2, compression_type=compression,
+                                        is_transactional=int(transactional),
+                                        producer_id=producer_id, producer_epoch=0,
+                                        base_sequence=-1, batch_size=1 << 20)
+    for delta in offsets:
+        if control is None:
+            key = None if delta % 3 == 0 else b"scope-%d" % delta
+            value = None if delta % 7 == 6 else b"v" * (delta % 50)
+        else:
+            key, value = CONTROL_KEY.pack(0, control), b"\x00\x00\x00\x00\x00\x00"
+        builder.append(delta, timestamp=1_700_000_000_000 + delta, key=key, value=value,
+                       headers=list(headers))
+    data = builder.build()
+    struct.pack_into(">q", data, 0, base)  # BaseOffset: set by the broker
+    if control is not None:  # only a broker writes control batches
+        attributes_at = DefaultRecordBase.ATTRIBUTES_OFFSET
+        attributes = struct.unpack_from(">h", data, attributes_at)[0]
+        struct.pack_into(">h", data, attributes_at,
+                         attributes | DefaultRecordBase.CONTROL_MASK)
+    crc = calc_crc32c(bytes(data[DefaultRecordBase.ATTRIBUTES_OFFSET:]))
+    struct.pack_into(">I", data, DefaultRecordBase.CRC_OFFSET, crc)
+    return bytes(data)
+
+
+def partition_records(data: bytes, *, fetch_offset: int = 0,
+                      aborted: Sequence[tuple[int, int]] = (), read_committed: bool = False,
+                      deserialize: bool = False) -> PartitionRecords:
+    return PartitionRecords(
+        TP, MemoryRecords(data), list(aborted), fetch_offset,
+        (lambda key: b"k:" + key if key else key) if deserialize else None,
+        (lambda value: len(value) if value is not None else None) if deserialize else None,
+        True, READ_COMMITTED if read_committed else 0)
+
+
+def fields(record: Any) -> tuple[Any, ...]:
+    return tuple(getattr(record, name) for name in fetching.FetchedRecord._fields)
+
+
+def unpacked(data: bytes, **options: Any) -> list[tuple[tuple[Any, ...], int]]:
+    """Each record's fields, with the partition's next fetch offset once it was read."""
+    records = partition_records(data, **options)
+    return [(fields(record), records.next_fetch_offset) for record in records]
+
+
+def both(data: bytes, **options: Any) -> tuple[list[Any], list[Any]]:
+    stock = unpacked(data, **options)
+    fetching.install()
+    ours = unpacked(data, **options)
+    fetching.uninstall()
+    return stock, ours
+
+
+def test_a_fetched_record_has_a_consumer_records_fields_in_its_order() -> None:
+    assert fetching.FetchedRecord._fields == tuple(
+        field.name for field in dataclasses.fields(ConsumerRecord))
+
+
+def test_plain_batches_unpack_as_aiokafkas() -> None:
+    data = batch(0, range(20), headers=[("trace", b"1")]) + batch(20, range(15))
+    stock, ours = both(data)
+    assert len(ours) == 35
+    assert ours == stock
+    first, _ = ours[0]
+    assert first[:3] == ("health.events", 3, 0)
+    assert first[-1] == (("trace", b"1"),)
+
+
+def test_records_below_the_fetch_offset_and_compacted_gaps() -> None:
+    data = batch(100, [0, 1, 4, 5, 9], compression=GZIP) + batch(110, [0, 3])
+    stock, ours = both(data, fetch_offset=104)
+    assert [record[2] for record, _ in ours] == [104, 105, 109, 110, 113]
+    assert ours == stock
+
+
+def test_deserializers_apply_and_sizes_are_of_the_serialized_bytes() -> None:
+    stock, ours = both(batch(0, range(10)), deserialize=True)
+    assert ours == stock
+    record, _ = ours[1]
+    assert record[5] == b"k:scope-1" and record[6] == 1 and record[8:10] == (7, 1)
+
+
+def test_control_and_aborted_transactional_batches_are_skipped_as_aiokafka_does() -> None:
+    data = (batch(0, range(3), producer_id=7, transactional=True)
+            + batch(3, [0], producer_id=7, transactional=True, control=ABORT)
+            + batch(4, range(2), producer_id=8, transactional=True)
+            + batch(6, [0], producer_id=8, transactional=True, control=COMMIT)
+            + batch(7, range(2)))
+    for read_committed in (False, True):
+        stock, ours = both(data, aborted=[(7, 0)], read_committed=read_committed)
+        assert ours == stock
+        offsets = [record[2] for record, _ in ours]
+        assert offsets == ([4, 5, 7, 8] if read_committed else [0, 1, 2, 4, 5, 7, 8])
+
+
+def test_a_corrupt_batch_raises_as_aiokafkas() -> None:
+    data = bytearray(batch(0, range(5)))
+    data[-1] ^= 0xFF
+    for install in (False, True):
+        if install:
+            fetching.install()
+        with pytest.raises(errors.CorruptRecordException):
+            list(partition_records(bytes(data)))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.lists(st.integers(0, 30), min_size=1, max_size=12, unique=True),
+                          st.sampled_from([0, GZIP])), min_size=1, max_size=5),
+       st.integers(0, 40), st.lists(st.integers(1, 10_000), max_size=5))
+def test_getall_in_steps_returns_what_aiokafka_returns(
+        layout: list[tuple[list[int], int]], fetch_offset: int, steps: list[int]) -> None:
+    data, base = b"", 0
+    for offsets, compression in layout:
+        data += batch(base, sorted(offsets), compression=compression)
+        base += max(offsets) + 1
+
+    def drain() -> list[Any]:
+        consumed: list[int] = []
+
+        class Assignment:
+            def state_value(self, tp: TopicPartition) -> Any:
+                return self
+
+            def consumed_to(self, offset: int) -> None:
+                consumed.append(offset)
+
+        result = FetchResult(TP, assignment=Assignment(),
+                             partition_records=partition_records(data, fetch_offset=fetch_offset),
+                             backoff=0)
+        result.check_assignment = lambda tp: True  # type: ignore[method-assign]
+        seen = [([fields(record) for record in result.getall(step)], result.has_more())
+                for step in [*steps, None]]
+        return [seen, consumed]
+
+    stock = drain()
+    fetching.install()
+    assert drain() == stock
+
+
+def test_install_is_idempotent_and_refuses_another_aiokafka(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    assert not fetching.installed()
+    assert fetching.install() and fetching.install()
+    assert fetching.installed()
+    assert PartitionRecords._unpack_records is fetching.unpack_records
+    fetching.uninstall()
+    monkeypatch.setattr(aiokafka, "__version__", "0.15.0")
+    assert not fetching.install()
+    assert not fetching.installed()
+    assert FetchResult.getall is fetching.STOCK_GETALL
