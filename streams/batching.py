@@ -18,6 +18,7 @@ and tests/integration exercise this path on a real broker.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -166,18 +167,40 @@ class BatchingConsumer(faust_aiokafka.Consumer):
 
     def _ack_offsets(self, tp: TP, offsets: list[int]) -> None:
         """Faust's ``Consumer.ack`` for many offsets of one partition at once."""
-        if not self.app.topics.acks_enabled_for(tp.topic):
+        if not offsets or not self.app.topics.acks_enabled_for(tp.topic):
             return
         with ack_lock:
             committed = self._committed_offset[tp]
             acked_index = self._acked_index[tp]
-            fresh = [offset for offset in offsets
-                     if (committed is None or offset >= committed)
-                     and offset not in acked_index]
+            if ((committed is None or min(offsets) >= committed)
+                    and acked_index.isdisjoint(offsets)):
+                fresh = offsets  # the common case, tested at C speed
+            else:
+                fresh = [offset for offset in offsets
+                         if (committed is None or offset >= committed)
+                         and offset not in acked_index]
             acked_index.update(fresh)
             self._acked[tp].extend(fresh)
             self._n_acked += len(fresh)
             notify(self._waiting_for_ack)
+
+    def _new_offset(self, tp: TP) -> int | None:
+        """Faust's: the offset to commit after the first run of consecutive acknowledged
+        offsets. Faust finds that run with a Python call per offset (``groupby`` with a
+        lambda), about 150 ns an offset, every offset once; here, when no gap intervals
+        are to be merged (the common case; otherwise Faust's own runs), by bisection."""
+        acked = self._acked[tp]
+        if not acked or self._gap[tp]:
+            return super()._new_offset(tp)
+        acked.sort()
+        committed = self._committed_offset[tp]
+        if committed and acked[0] - committed > 1:
+            return None  # the offsets right after the committed one are not acked yet
+        run = first_run_length(acked)
+        batch = acked[:run]
+        del acked[:run]
+        self._acked_index[tp].difference_update(batch)
+        return batch[-1] + 1
 
     async def _maybe_commit(self) -> None:
         if self._commit_every is not None and self._n_acked >= self._commit_every:
@@ -194,6 +217,16 @@ class BatchingConsumer(faust_aiokafka.Consumer):
             message = self._to_message(tp, record)
             await self.wait_first(self.callback(message), self.suspend_flow.wait())
             self._read_offset[tp] = record.offset
+
+
+def first_run_length(numbers: Sequence[int]) -> int:
+    """How many of ``numbers`` (sorted, distinct) run consecutively from the first: a
+    position's number minus the first equals the position up to the end of that run."""
+    first = numbers[0]
+    if numbers[-1] - first == len(numbers) - 1:
+        return len(numbers)  # the common case: all of them
+    return bisect.bisect_left(range(len(numbers)), True,
+                              key=lambda index: numbers[index] - first != index)
 
 
 class BatchingTransport(faust_aiokafka.Transport):

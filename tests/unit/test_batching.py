@@ -1,14 +1,21 @@
-"""The consumer-group join guard (streams.batching): an empty assignment from the group
-coordinator means join again, not a stopped consumer."""
+"""streams.batching: the consumer-group join guard (an empty assignment from the group
+coordinator means join again, not a stopped consumer) and the offset to commit."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from aiokafka.consumer.group_coordinator import CoordinatorGroupRebalance
 from aiokafka.coordinator.protocol import ConsumerProtocol
+from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from intervaltree import Interval, IntervalTree
 
 from streams import batching
 
@@ -52,3 +59,60 @@ def test_the_guard_is_installed_once_for_every_consumer() -> None:
     assert getattr(installed, "rejoins_on_empty", False)
     batching.install_empty_assignment_rejoin()
     assert CoordinatorGroupRebalance.perform_group_join is installed
+
+
+def _offsets_state(acked: list[int], committed: int | None,
+                   gaps: list[tuple[int, int]]) -> batching.BatchingConsumer:
+    """A consumer holding only the acknowledgement bookkeeping _new_offset reads."""
+    consumer = batching.BatchingConsumer.__new__(batching.BatchingConsumer)
+    consumer._acked = {TP_: list(acked)}
+    consumer._acked_index = {TP_: set(acked)}
+    consumer._committed_offset = {TP_: committed}
+    consumer._gap = {TP_: IntervalTree(Interval(begin, end) for begin, end in gaps)}
+    return consumer
+
+
+TP_ = TP("health.events", 0)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sets(st.integers(0, 60), max_size=40), st.none() | st.integers(0, 30),
+       st.lists(st.tuples(st.integers(0, 60), st.integers(1, 5)), max_size=3),
+       st.randoms(use_true_random=False))
+def test_the_offset_to_commit_is_fausts(acked: set[int], committed: int | None,
+                                        gaps: list[tuple[int, int]],
+                                        shuffle: Any) -> None:
+    offsets = sorted(acked) if shuffle.random() < 0.7 else shuffle.sample(sorted(acked),
+                                                                          len(acked))
+    intervals = [(begin, begin + length) for begin, length in gaps
+                 if not acked & set(range(begin, begin + length))]
+    ours, fausts = (_offsets_state(offsets, committed, intervals) for _ in range(2))
+    expected = faust_aiokafka.Consumer._new_offset(fausts, TP_)
+    assert ours._new_offset(TP_) == expected
+    assert (ours._acked, ours._acked_index) == (fausts._acked, fausts._acked_index)
+    assert list(ours._gap[TP_]) == list(fausts._gap[TP_])
+
+
+def test_the_first_run_of_consecutive_offsets() -> None:
+    assert batching.first_run_length([5]) == 1
+    assert batching.first_run_length(list(range(7, 20_007))) == 20_000
+    assert batching.first_run_length([*range(3, 10), 12, 13]) == 7
+    assert batching.first_run_length([3, 5, 6]) == 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sets(st.integers(0, 40), max_size=20), st.none() | st.integers(0, 30),
+       st.integers(0, 40), st.integers(0, 20))
+def test_offsets_are_acknowledged_once_and_only_from_the_committed_one_on(
+        acked: set[int], committed: int | None, first: int, count: int) -> None:
+    consumer = _offsets_state(sorted(acked), committed, [])
+    consumer.app = SimpleNamespace(topics=SimpleNamespace(acks_enabled_for=lambda topic: True))
+    consumer._waiting_for_ack = None
+    consumer._n_acked = 0
+    handled = list(range(first, first + count))
+    consumer._ack_offsets(TP_, handled)
+    fresh = [offset for offset in handled
+             if (committed is None or offset >= committed) and offset not in acked]
+    assert consumer._acked[TP_] == [*sorted(acked), *fresh]
+    assert consumer._acked_index[TP_] == acked | set(fresh)
+    assert consumer._n_acked == len(fresh)
