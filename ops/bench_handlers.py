@@ -49,7 +49,8 @@ BATCH = 500  # records per handler call, as the consumer hands them over (YIELD_
 
 
 class _Consumed:
-    """What a batch handler reads of a consumed record (aiokafka's ConsumerRecord)."""
+    """What a batch handler reads of a consumed record (a worker's are
+    streams.fetching.FetchedRecord; this is the same whatever the tree under test)."""
 
     __slots__ = ("key", "offset", "partition", "timestamp", "topic", "value")
 

@@ -32,6 +32,7 @@ from types import ModuleType
 MODULES = (
     "streams.agents.canary",
     "streams.agents.decoding",
+    "streams.agents.drift",
     "streams.agents.execution",
     "streams.agents.health",
     "streams.agents.latches",

@@ -17,6 +17,7 @@ LIVE, rolls the model back.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any
 
 import faust
@@ -25,7 +26,7 @@ from streams.agents.decoding import InvalidInput, consume
 from streams.agents.health import check_event_time
 from streams.agents.latches import apply_alerts
 from streams.agents.outputs import forget, rows_of, store
-from streams.agents.ticks import event_time_advanced, observe_clock
+from streams.agents.ticks import EVENT_CLOCK, event_time_advanced, observe_clock
 from streams.app import app, clock, settings, topics
 from streams.codec import InputMessage
 from streams.control import drift
@@ -61,21 +62,28 @@ async def on_profile(record: FeatureProfile, message: InputMessage) -> None:
     store(drift_profiles, record.scope, profile, message.partition)
 
 
-async def on_features(record: FeatureSample, message: InputMessage) -> None:
+def on_features(record: FeatureSample, message: InputMessage) -> Awaitable[None] | None:
+    """Handle one sample; what is left to await is returned, None when there is nothing
+    (no profile to compare with, a sample older than the window, the wall clock): no
+    coroutine is made for it."""
     require_scope(record.scope)
     check_event_time(record.event_time_ms, clock.now_ms())
     observe_clock(record.event_time_ms, message)
     now_ms = clock.now_ms()
     profile = _profiles.get(record.scope)
-    window = drift.window_buckets(now_ms, WINDOW_MS, HOP_MS)
-    start = drift.bucket_start(record.event_time_ms, HOP_MS)
-    if profile is not None and start >= window[0]:
-        await _count_and_evaluate(record, profile, start, window, message.partition, now_ms)
-    await event_time_advanced(now_ms)
+    if profile is not None:
+        window = drift.window_buckets(now_ms, WINDOW_MS, HOP_MS)
+        start = drift.bucket_start(record.event_time_ms, HOP_MS)
+        if start >= window[0]:
+            return _count_and_evaluate(record, profile, start, window, message.partition,
+                                       now_ms)
+    return event_time_advanced(now_ms) if EVENT_CLOCK else None
 
 
 async def _count_and_evaluate(record: FeatureSample, profile: dict[str, Any], start: int,
                               window: list[int], partition: int, now_ms: int) -> None:
+    """Count the sample, evaluate the window, act on the alert; then the event time's
+    ticks (event-time clock)."""
     scope, version = record.scope, profile["model_version"]
     key = drift.counts_key(scope, version, start)
     counts = _counts.get(key) or drift.new_counts(scope, partition, profile, start)
@@ -100,6 +108,7 @@ async def _count_and_evaluate(record: FeatureSample, profile: dict[str, Any], st
     for old in expired:
         forget(drift_counts, old, partition)
     await apply_alerts(scope, partition, transitions, now_ms, SOURCE)
+    await event_time_advanced(now_ms)
 
 
 consume(topics.model_profiles, "FeatureProfile", on_profile)
