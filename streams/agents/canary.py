@@ -14,7 +14,7 @@ for promotions to LIVE and rolls back on the regression alert.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from typing import Any
 
 import faust
@@ -23,7 +23,7 @@ from streams.agents.decoding import InvalidInput, consume
 from streams.agents.health import check_event_time
 from streams.agents.latches import apply_alerts
 from streams.agents.outputs import forget, owned_partitions, rows_of, store
-from streams.agents.ticks import event_time_advanced, every, observe_clock
+from streams.agents.ticks import EVENT_CLOCK, event_time_advanced, every, observe_clock
 from streams.app import app, clock, settings, topics
 from streams.codec import InputMessage
 from streams.control import canary
@@ -84,7 +84,9 @@ def add_samples(scope: str, partition: int, cohort: str, model_version: str | No
         store(canary_state, scope, state, partition)
 
 
-async def on_score(record: ModelScore, message: InputMessage) -> None:
+def on_score(record: ModelScore, message: InputMessage) -> Awaitable[None] | None:
+    """Add the score's sample; the event time's ticks are returned to await (event-time
+    clock), None otherwise: no coroutine is made per score."""
     try:
         validate_scope(record.scope)
     except ScopeError as exc:
@@ -94,7 +96,7 @@ async def on_score(record: ModelScore, message: InputMessage) -> None:
     add_samples(record.scope, message.partition, str(record.cohort), record.model_version,
                 [(f"score:{record.event_id}", record.event_time_ms,
                   [(record.metric, record.value)])])
-    await event_time_advanced(clock.now_ms())
+    return event_time_advanced(clock.now_ms()) if EVENT_CLOCK else None
 
 
 def add_fill_samples(scope: str, partition: int, fills: ScopedFills) -> None:
