@@ -327,8 +327,9 @@ def describe_validation_error(exc: PydanticValidationError) -> str:
 
 class InputMessage(Protocol):
     """What handlers and the dead-letter read of a consumed message: fields of a Kafka
-    client's consumer record. The batch consumer hands over aiokafka's own records
-    (a copy per message cost more than any field read from it)."""
+    client's consumer record. The batch consumer hands over the fetched records
+    themselves (a worker's are streams.fetching.FetchedRecord; a copy per message cost
+    more than any field read from it)."""
 
     topic: str
     partition: int
