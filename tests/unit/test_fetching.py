@@ -186,3 +186,11 @@ def test_install_is_idempotent_and_refuses_another_aiokafka(
     assert not fetching.install()
     assert not fetching.installed()
     assert FetchResult.getall is fetching.STOCK_GETALL
+
+
+def test_the_bench_refuses_to_time_a_raw_loop_with_this_installed() -> None:
+    from streams import bench
+
+    fetching.install()
+    with pytest.raises(bench.BenchError, match="raw loop"):
+        bench.measure_raw("127.0.0.1:9", "unused.", 1)  # refused before any connection
