@@ -320,8 +320,12 @@ class Settings(BaseSettings):
                          self.staleness_overrides_s.get(leaf_kind)):
             if override and feed in override:
                 return override[feed]
-        defaults = self.staleness_thresholds_s
-        return defaults.get(feed, defaults.get("default", 10.0))
+        return self.staleness_thresholds_s.get(feed, self.staleness_default_s)
+
+    @property
+    def staleness_default_s(self) -> float:
+        """The threshold of a feed that has none of its own."""
+        return self.staleness_thresholds_s.get("default", 10.0)
 
     def slo_target(self, slo: str) -> float:
         return self.slo_targets.get(slo, self.slo_default_target)

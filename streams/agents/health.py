@@ -84,8 +84,7 @@ def threshold_lookup() -> health.ThresholdFn:
     over a worker's life: an LRU cache costs more per read than the small dict)."""
     if settings.staleness_overrides_s:
         return functools.lru_cache(maxsize=65536)(settings.staleness_threshold_s)
-    defaults = dict(settings.staleness_thresholds_s)
-    fallback = defaults.get("default", 10.0)
+    defaults, fallback = dict(settings.staleness_thresholds_s), settings.staleness_default_s
 
     def feed_default(scope: str, feed: str) -> float:
         return defaults.get(feed, fallback)
