@@ -1,22 +1,29 @@
 """Fetched records unpacked in compiled code, for every aiokafka consumer of a worker.
 
 aiokafka unpacks a fetched partition in its consumer thread, record by record, in
-interpreted Python: a generator step through ``PartitionRecords.__next__``, a call to
-``_consumer_record`` and a ``ConsumerRecord`` dataclass built by its Python
-``__init__`` (about 1.2 µs a record measured here, most of a raw aiokafka loop's cost
-and about a seventh of a worker's whole cost per event). The same steps, compiled with
-the hot path (streams.compiled.MODULES), and each record a :data:`FetchedRecord` (a
-named tuple with ``ConsumerRecord``'s fields, in its order) made in one C call, cost
-about half as much. Readers of a record (Faust's consumer, polymon's batch handlers,
-the console's readers) only read its fields, which keep their names.
+interpreted Python: a generator step through ``PartitionRecords.__next__``, a Cython
+record object and its property reads, a call to ``_consumer_record`` and a
+``ConsumerRecord`` dataclass built by its Python ``__init__`` (about 1.2 µs a record
+measured here, most of a raw aiokafka loop's cost and about a seventh of a worker's
+whole cost per event). Here each record is a :data:`FetchedRecord` (a named tuple with
+``ConsumerRecord``'s fields, in its order): readers of a record (Faust's consumer,
+polymon's batch handlers, the console's readers) only read its fields, which keep
+their names.
 
-:func:`unpack_records` and :func:`getall` are aiokafka 0.14's
-``PartitionRecords._unpack_records`` and ``FetchResult.getall``, line for line
-otherwise: CRC checks, transactional aborts, control batches and compacted offsets are
-handled as there (tests/unit/test_fetching.py compares both on the same batches).
-aiokafka is pinned to that minor version (pyproject.toml); :func:`install` does
-nothing for another one. The bench's raw aiokafka loop runs in a process that never
-installs this: it stays stock aiokafka (``polymon bench`` refuses to measure it
+- The common case (no deserializers, isolation level read_uncommitted: Faust's and
+  polymon's) reads the fetched bytes in C (``read_batches`` of streams/_avrodecode.c),
+  a run of record batches per call: plain, uncompressed v2 batches, with their CRC
+  checked. Any other batch (compressed, an older format, malformed) is read by
+  aiokafka's own code, one batch at a time (:class:`BatchReader`).
+- Otherwise :func:`unpack_by_record` runs: aiokafka 0.14's
+  ``PartitionRecords._unpack_records``, line for line, compiled with the hot path
+  (streams.compiled.MODULES): transactional aborts and deserializers as there.
+
+:func:`getall` is aiokafka's ``FetchResult.getall``; records, positions and errors
+are aiokafka's either way (tests/unit/test_fetching.py compares them on the same
+batches). aiokafka is pinned to that minor version (pyproject.toml); :func:`install`
+does nothing for another one. The bench's raw aiokafka loop runs in a process that
+never installs this: it stays stock aiokafka (``polymon bench`` refuses to measure it
 otherwise).
 """
 
@@ -24,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import struct
 from collections import namedtuple
 from collections.abc import Iterator
 from itertools import islice
@@ -31,8 +39,12 @@ from typing import Any
 
 import aiokafka
 from aiokafka import errors
+from aiokafka.consumer import fetcher as aiokafka_fetcher
 from aiokafka.consumer.fetcher import READ_COMMITTED, FetchResult, PartitionRecords
+from aiokafka.record.memory_records import MemoryRecords
 from aiokafka.structs import ConsumerRecord
+
+from streams import avrodecode
 
 log = logging.getLogger(__name__)
 
@@ -40,13 +52,41 @@ SUPPORTED_AIOKAFKA = "0.14."
 # aiokafka's own, kept for comparison and for a process that uninstalls
 STOCK_UNPACK = PartitionRecords._unpack_records
 STOCK_GETALL = FetchResult.getall
+STOCK_MEMORY_RECORDS = aiokafka_fetcher.MemoryRecords
 
 FetchedRecord = namedtuple(  # type: ignore[misc]
     "FetchedRecord", [field.name for field in dataclasses.fields(ConsumerRecord)])
 _new_record = tuple.__new__  # a named tuple from its fields without a Python frame
 
+# the C reader of record batches, when the extension is built
+_read_batches = getattr(avrodecode.extension, "read_batches", None)
+# read_batches' status: the end of the bytes (or of their last whole batch); a batch
+# aiokafka is to read; a batch whose CRC is wrong
+BATCHES_END, BATCHES_PYTHON, BATCHES_CRC = 0, 1, 2
+_BATCH_LENGTH = struct.Struct(">i")  # after the batch's base offset
+_BATCH_OVERHEAD = 12  # base offset and length
+
+
+class FetchedBytes(MemoryRecords):  # type: ignore[misc]
+    """aiokafka's MemoryRecords of a fetched partition, keeping the bytes it reads (the
+    fetcher makes one per partition and fetch)."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self.raw = data
+
 
 def unpack_records(self: PartitionRecords) -> Iterator[FetchedRecord]:
+    """The iterator of a PartitionRecords' records (its ``_records_iterator``)."""
+    raw = getattr(self._records, "raw", None)
+    if (raw is not None and _read_batches is not None and type(raw) is bytes
+            and self._key_deserializer is None and self._value_deserializer is None
+            and self._isolation_level != READ_COMMITTED):
+        return BatchReader(self, raw)
+    return unpack_by_record(self)
+
+
+def unpack_by_record(self: PartitionRecords) -> Iterator[FetchedRecord]:
     tp = self._tp
     topic, partition = tp.topic, tp.partition
     records = self._records
@@ -90,13 +130,111 @@ def unpack_records(self: PartitionRecords) -> Iterator[FetchedRecord]:
         self.next_fetch_offset = next_batch.next_offset
 
 
+class BatchReader:
+    """The records of a fetched partition read from its bytes, a run of batches at a
+    time (``read_batches``); a batch the C reader leaves is read by aiokafka. Handed out
+    as :func:`unpack_by_record` hands them out: the partition's ``next_fetch_offset``
+    is, whenever records were taken, one past the last of them, and once all are taken,
+    the end of the last batch (``take``: many at once, without a step per record)."""
+
+    __slots__ = ("after", "index", "owner", "pending", "pos", "raw", "status")
+
+    def __init__(self, owner: PartitionRecords, raw: bytes) -> None:
+        self.owner, self.raw, self.pos = owner, raw, 0
+        self.pending: list[FetchedRecord] = []  # read, not taken yet (from index on)
+        self.index = 0
+        self.after: int | None = None  # next_fetch_offset once pending is taken
+        self.status: int | None = None  # of the last run read; None: read the next
+
+    def __iter__(self) -> BatchReader:
+        return self
+
+    def __next__(self) -> FetchedRecord:
+        taken = self.take(1)
+        if not taken:
+            raise StopIteration
+        return taken[0]
+
+    def take(self, limit: int | None) -> list[FetchedRecord]:
+        """The next ``limit`` records (None: all), fewer once none are left."""
+        owner, taken = self.owner, []
+        while True:
+            pending, index = self.pending, self.index
+            if index < len(pending):
+                wanted = len(pending) - index if limit is None else limit - len(taken)
+                if index == 0 and wanted >= len(pending) and not taken:
+                    taken, self.pending = pending, []  # the whole run, as it is
+                else:
+                    taken.extend(pending[index:index + wanted])
+                    self.index = index + wanted
+                if limit is not None and len(taken) >= limit:
+                    owner.next_fetch_offset = taken[-1].offset + 1
+                    return taken
+            if self.after is not None:
+                owner.next_fetch_offset, self.after = self.after, None
+            if not self._read_more():
+                return taken
+
+    def _read_more(self) -> bool:
+        """The next run of batches into ``pending``; False when none is left."""
+        status, owner = self.status, self.owner
+        if status == BATCHES_END:
+            return False
+        if status == BATCHES_CRC:
+            self.status = BATCHES_END  # closed by the exception, as aiokafka's generator
+            raise errors.CorruptRecordException(f"Invalid CRC - {owner._tp}")
+        if status == BATCHES_PYTHON:
+            self.pending, self.after = self._read_by_aiokafka()
+            self.status = None
+        else:
+            tp = owner._tp
+            self.pending, self.pos, self.after, self.status = _read_batches(
+                self.raw, self.pos, owner.next_fetch_offset, tp.topic, tp.partition,
+                FetchedRecord, owner._check_crcs)
+        self.index = 0
+        return True
+
+    def _read_by_aiokafka(self) -> tuple[list[FetchedRecord], int]:
+        """The batch at ``pos`` read by aiokafka (as :func:`unpack_by_record` reads it,
+        its errors included): its records and the next fetch offset after it."""
+        owner, raw, pos = self.owner, self.raw, self.pos
+        size = _BATCH_OVERHEAD + _BATCH_LENGTH.unpack_from(raw, pos + 8)[0]
+        whole = size >= _BATCH_OVERHEAD  # else aiokafka judges the rest of the bytes
+        batch = MemoryRecords(raw[pos:pos + size] if whole else raw[pos:]).next_batch()
+        self.pos = pos + size if whole else len(raw)
+        tp = owner._tp
+        if owner._check_crcs and not batch.validate_crc():
+            self.status = BATCHES_END
+            raise errors.CorruptRecordException(f"Invalid CRC - {tp}")
+        if batch.is_control_batch:
+            return [], batch.next_offset
+        topic, partition = tp.topic, tp.partition
+        next_offset, records = owner.next_fetch_offset, []
+        for record in batch:
+            offset = record.offset
+            if offset < next_offset:  # a compressed message set's head
+                continue
+            key, value = record.key, record.value
+            records.append(_new_record(FetchedRecord, (
+                topic, partition, offset, record.timestamp, record.timestamp_type, key,
+                value, record.checksum, -1 if key is None else len(key),
+                -1 if value is None else len(value), tuple(record.headers))))
+            next_offset = offset + 1
+        return records, batch.next_offset
+
+
 def getall(self: FetchResult, max_records: int | None = None) -> list[Any]:
     tp = self._topic_partition
     if not self.check_assignment(tp) or not self.has_more():
         return []
     partition_records = self._partition_records
     unpacked = partition_records._records_iterator or iter(())
-    if max_records is None:
+    if type(unpacked) is BatchReader:
+        fetched = unpacked.take(None if max_records is None else max(max_records, 1))
+        if max_records is not None and len(fetched) >= max(max_records, 1):
+            self._update_position()  # there may be more: the partition stays readable
+            return fetched
+    elif max_records is None:
         fetched = list(unpacked)
     else:
         limit = max(max_records, 1)  # as aiokafka's: the check follows the first append
@@ -121,6 +259,7 @@ def install() -> bool:
         return False
     PartitionRecords._unpack_records = unpack_records  # type: ignore[method-assign]
     FetchResult.getall = getall  # type: ignore[method-assign]
+    aiokafka_fetcher.MemoryRecords = FetchedBytes  # type: ignore[misc]
     return True
 
 
@@ -131,3 +270,4 @@ def installed() -> bool:
 def uninstall() -> None:
     PartitionRecords._unpack_records = STOCK_UNPACK  # type: ignore[method-assign]
     FetchResult.getall = STOCK_GETALL  # type: ignore[method-assign]
+    aiokafka_fetcher.MemoryRecords = STOCK_MEMORY_RECORDS  # type: ignore[misc]
