@@ -24,7 +24,7 @@ from streams.agents.health import check_event_time
 from streams.agents.latches import apply_alerts
 from streams.agents.outputs import forget, owned_partitions, rows_of, store
 from streams.agents.ticks import EVENT_CLOCK, event_time_advanced, every, observe_clock
-from streams.app import app, clock, settings, topics
+from streams.app import app, clock_ms, settings, topics
 from streams.codec import InputMessage
 from streams.control import canary
 from streams.records import ModelScore, ScopedFills
@@ -37,6 +37,7 @@ _partitions = topics.health_events.partitions
 canary_samples = app.Table("canary-samples", default=None, schema=_json, partitions=_partitions)
 canary_state = app.Table("canary-state", default=None, schema=_json, partitions=_partitions)
 _samples, _states = rows_of(canary_samples), rows_of(canary_state)
+_sample_entry = _samples.get  # per sample: bound once (see streams.app.clock_ms)
 
 
 # a sample: (its id, its event time, its (metric, value) pairs)
@@ -67,7 +68,7 @@ def add_samples(scope: str, partition: int, cohort: str, model_version: str | No
                 hashed = canary.sample_hash(sample_id)
                 shard = hashed % canary.SHARDS
             key = canary.samples_key(scope, start, metric, tag, shard)
-            entry, changed = canary.add_sample(_samples.get(key), hashed, value,
+            entry, changed = canary.add_sample(_sample_entry(key), hashed, value,
                                                capacity)
             if changed:
                 store(canary_samples, key, entry, partition)
@@ -91,12 +92,12 @@ def on_score(record: ModelScore, message: InputMessage) -> Awaitable[None] | Non
         validate_scope(record.scope)
     except ScopeError as exc:
         raise InvalidInput(str(exc)) from None
-    check_event_time(record.event_time_ms, clock.now_ms())
+    check_event_time(record.event_time_ms, clock_ms())
     observe_clock(record.event_time_ms, message)
     add_samples(record.scope, message.partition, str(record.cohort), record.model_version,
                 [(f"score:{record.event_id}", record.event_time_ms,
                   [(record.metric, record.value)])])
-    return event_time_advanced(clock.now_ms()) if EVENT_CLOCK else None
+    return event_time_advanced(clock_ms()) if EVENT_CLOCK else None
 
 
 def add_fill_samples(scope: str, partition: int, fills: ScopedFills) -> None:

@@ -27,7 +27,7 @@ from streams.agents.health import check_event_time
 from streams.agents.latches import apply_alerts
 from streams.agents.outputs import forget, rows_of, store
 from streams.agents.ticks import EVENT_CLOCK, event_time_advanced, observe_clock
-from streams.app import app, clock, settings, topics
+from streams.app import app, clock_ms, settings, topics
 from streams.codec import InputMessage
 from streams.control import drift
 from streams.records import FeatureProfile, FeatureSample
@@ -67,9 +67,9 @@ def on_features(record: FeatureSample, message: InputMessage) -> Awaitable[None]
     (no profile to compare with, a sample older than the window, the wall clock): no
     coroutine is made for it."""
     require_scope(record.scope)
-    check_event_time(record.event_time_ms, clock.now_ms())
+    check_event_time(record.event_time_ms, clock_ms())
     observe_clock(record.event_time_ms, message)
-    now_ms = clock.now_ms()
+    now_ms = clock_ms()
     profile = _profiles.get(record.scope)
     if profile is not None:
         window = drift.window_buckets(now_ms, WINDOW_MS, HOP_MS)

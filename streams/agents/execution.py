@@ -37,7 +37,7 @@ from streams.agents.health import check_event_time
 from streams.agents.latches import apply_alerts
 from streams.agents.outputs import enqueue, owned_partitions, publish_alert, rows_of, store
 from streams.agents.ticks import EVENT_CLOCK, event_time_advanced, every, observe_clock
-from streams.app import app, clock, codecs, settings, topics
+from streams.app import app, clock_ms, codecs, settings, topics
 from streams.batching import YIELD_EVERY
 from streams.codec import InputMessage
 from streams.control import execution
@@ -68,10 +68,11 @@ fills_by_scope = app.topic(
 _scoped_fills = codecs["ScopedFills"]
 _FILL = FillKind.FILL  # a member read per fill (EnumType's hook: slow)
 _states = rows_of(execution_state)
+_state_of = _states.get  # per fill: bound once (see streams.app.clock_ms)
 
 
 def _state(key: str, scope: str, partition: int) -> dict[str, Any]:
-    state = _states.get(key) or execution.new_state(scope, partition)
+    state = _state_of(key) or execution.new_state(scope, partition)
     state["partition"] = partition
     return state
 
@@ -95,7 +96,7 @@ def _observed(key: str, state: dict[str, Any], now_ms: int) -> Awaitable[None] |
 
 
 async def evaluate_batch() -> None:
-    now_ms = clock.now_ms()
+    now_ms = clock_ms()
     while _unevaluated:
         key, state = _unevaluated.popitem()
         await _decide(key, state, now_ms)
@@ -143,11 +144,11 @@ def _scopes_of(bot: str, model: str | None) -> tuple[str, ...]:
 
 def on_fill(record: FillEvent, message: InputMessage) -> Awaitable[None] | None:
     time_ms = record.event_time_ms
-    check_event_time(time_ms, clock.now_ms())
+    check_event_time(time_ms, clock_ms())
     scope = record.scope  # made anew on every read (market:<market>)
     rekeyed = _rekeyed_scopes(record, scope)
     observe_clock(time_ms, message)
-    now_ms = clock.now_ms()
+    now_ms = clock_ms()
     state = _state(scope, scope, message.partition)
     execution.observe(state, record.kind is _FILL, time_ms, record.requested_size,
                       record.filled_size, record.predicted_slippage_bps,
@@ -161,6 +162,7 @@ def on_fill(record: FillEvent, message: InputMessage) -> Awaitable[None] | None:
 
 # scope (bot:, model:) -> the fills of the batch in hand bound for it
 _digests: dict[str, execution.FillDigest] = {}
+_digest_of = _digests.get  # twice per fill: bound once
 
 
 def _collect(record: FillEvent, rekeyed: tuple[str, ...]) -> None:
@@ -171,7 +173,7 @@ def _collect(record: FillEvent, rekeyed: tuple[str, ...]) -> None:
     requested, filled = record.requested_size, record.filled_size
     predicted_bps, realized_bps = record.predicted_slippage_bps, record.realized_slippage_bps
     for scope in rekeyed:
-        digest = _digests.get(scope)
+        digest = _digest_of(scope)
         if digest is None:
             digest = _digests[scope] = execution.FillDigest(scope)
         if not scope.startswith("model:"):
@@ -216,7 +218,7 @@ def on_scoped_fills(record: ScopedFills, message: InputMessage) -> Awaitable[Non
         raise InvalidInput(f"{scope}: fills are re-keyed to bot: and model: scopes only")
     if model and any(bucket.cohort is None for bucket in record.buckets):
         raise InvalidInput(f"{scope}: a model's fill bucket without a cohort")
-    now_ms = clock.now_ms()
+    now_ms = clock_ms()
     pending = []
     for bucket in record.buckets:
         key = f"{scope}#{bucket.cohort.value}" if model else scope

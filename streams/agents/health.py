@@ -26,7 +26,7 @@ from streams.agents.ticks import (
     every_tick,
     observe_clock,
 )
-from streams.app import app, clock, settings, topics
+from streams.app import app, clock_ms, settings, topics
 from streams.codec import InputMessage
 from streams.control import health
 from streams.control.alerts import AlertTransition
@@ -48,6 +48,7 @@ slo_windows = app.Table("slo-windows", default=None, schema=_json,
 # states kept in the nested layout of earlier versions come back in the current one
 upgrade_recovered(scope_health.name, health.upgrade_scope_state)
 _states, _slo_states = rows_of(scope_health), rows_of(slo_windows)
+_state_of = _states.get  # per event: bound once (see streams.app.clock_ms)
 
 
 # settings are fixed while a worker runs; these are read for every event
@@ -75,6 +76,7 @@ def check_event_time(event_time_ms: int, now_ms: int) -> None:
 # When each scope can next go stale or miss a heartbeat with no event: the timer visits
 # only the scopes that are due, not every scope on every tick.
 _due: DueIndex[str] = DueIndex()
+_schedule_due = _due.schedule  # per event: bound once
 
 
 def threshold_lookup() -> health.ThresholdFn:
@@ -162,15 +164,15 @@ def on_health_event(record: HealthEvent, message: InputMessage) -> Awaitable[Non
     returned, None for most events (nothing to publish: no coroutine to run)."""
     scope, kind, event_time_ms = record.scope, record.kind, record.event_time_ms
     partition = message.partition
-    now_ms = clock.now_ms()
+    now_ms = clock_ms()
     ahead_ms = event_time_ms - now_ms
     if ahead_ms > _MAX_SKEW_MS or -ahead_ms > _MAX_AGE_MS:  # the check's own test, inline
         check_event_time(event_time_ms, now_ms)
     _progress[partition] = (message.offset, message.timestamp or event_time_ms)
     if EVENT_CLOCK:  # the event may move it on
         observe_clock(event_time_ms, message)
-        now_ms = clock.now_ms()
-    state = _states.get(scope)
+        now_ms = clock_ms()
+    state = _state_of(scope)
     if state is None:
         state = health.new_scope_state(partition)
     state["partition"] = partition
@@ -189,7 +191,7 @@ def on_health_event(record: HealthEvent, message: InputMessage) -> Awaitable[Non
         _keep(state, scope)  # the evaluation may have changed when it is next due
     else:
         store(scope_health, scope, state, partition)
-        _due.schedule(scope, due)
+        _schedule_due(scope, due)
     if transitions or EVENT_CLOCK or holding(scope):
         return _act(scope, partition, transitions, now_ms)
     return None

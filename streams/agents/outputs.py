@@ -41,6 +41,8 @@ _flushing = asyncio.Lock()
 # are the hottest writes, and Faust derives the name anew on every call (tables are not
 # hashable). A plain tuple: a NamedTuple here measured a few % slower per event.
 _sinks: dict[int, tuple[faust.Table, dict[Any, Any], dict[Any, int], str]] = {}
+# read for every store: bound once (a method looked up per call costs more than the read)
+_sink_get, _unsent_get = _sinks.get, _unsent.get
 
 
 def _sink_of(table: faust.Table) -> tuple[faust.Table, dict[Any, Any], dict[Any, int], str]:
@@ -71,13 +73,13 @@ def store(table: faust.Table, key: str, value: Any, partition: int) -> None:
     """Write ``table[key]`` now, and its changelog record to ``partition`` (the partition
     of the input that owns the key) at the next flush_changelogs(): a key changed many
     times in one batch costs one changelog record, not one per event."""
-    sink = _sinks.get(id(table))
+    sink = _sink_get(id(table))
     if sink is None or sink[0] is not table:
         sink = _sink_of(table)
     sink[1][key] = value  # MemoryStore.put, inline: this runs for every event
     sink[2][key] = partition
     target = (sink[3], partition)
-    changes = _unsent.get(target)
+    changes = _unsent_get(target)
     if changes is None:
         changes = _unsent[target] = {}
     changes[key] = value

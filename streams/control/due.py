@@ -20,6 +20,7 @@ class DueIndex(Generic[K]):
     def __init__(self) -> None:
         self._due: dict[K, float] = {}
         self._queued: dict[K, float] = {}  # key -> time of its live heap entry (<= its due)
+        self._queued_at = self._queued.get  # read per schedule: bound once
         self._heap: list[tuple[float, int, K]] = []
         self._pushes = 0  # tie-breaker: keys need not be orderable
 
@@ -36,7 +37,7 @@ class DueIndex(Generic[K]):
             self._queued.pop(key, None)  # its heap entry is dropped when it surfaces
             return
         self._due[key] = due
-        queued = self._queued.get(key)
+        queued = self._queued_at(key)
         if queued is None or due < queued:
             self._push(key, due)
 
