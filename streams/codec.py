@@ -349,18 +349,48 @@ class Rejection:
 
 def decode_or_reject(codec: AvroCodec, data: bytes | None) -> Record | Rejection:
     """The decoded, validated record, or why it is to be dead-lettered instead."""
-    datum = codec.decode_own(data)
+    return _record_or_rejection(codec, codec.decode_own(data), data, codec.from_avro)
+
+
+def _record_or_rejection(codec: AvroCodec, datum: dict[str, Any] | None, data: bytes | None,
+                         from_avro: Callable[[dict[str, Any]], Record]) -> Record | Rejection:
+    """The record of ``datum`` (decode_own's reading of ``data``), or why not."""
     try:
         if datum is None:  # not the common case: garbage is told apart without raising
             writer = codec.writer_of(data)
             if isinstance(writer, str):
                 return Rejection(DeadLetterStage.DECODE, writer)
             datum = codec.decode_by_writer(data, writer)
-        return codec.from_avro(datum)
-    except CodecError as exc:
+        return from_avro(datum)
+    except (CodecError, PydanticValidationError) as exc:
+        return _rejection(exc)
+
+
+def _rejection(exc: CodecError | PydanticValidationError) -> Rejection:
+    if isinstance(exc, CodecError):
         return Rejection(DeadLetterStage.DECODE, str(exc))
-    except PydanticValidationError as exc:
-        return Rejection(DeadLetterStage.VALIDATE, describe_validation_error(exc))
+    return Rejection(DeadLetterStage.VALIDATE, describe_validation_error(exc))
+
+
+def rejecting_decoder(codec: AvroCodec) -> Callable[[bytes | None], Record | Rejection]:
+    """``decode_or_reject(codec, ·)`` with what it reads of the codec bound once: it is
+    the first step of every input event, and each read of a codec attribute or method
+    (the C decoder's program, the frame header, the assembly) is a lookup per record."""
+    program, header, from_avro = codec._program, codec._header, codec.from_avro
+    if program is None:  # no C decoder for this schema (or not built): cavro's path
+        return functools.partial(decode_or_reject, codec)
+    decode_frame = avrodecode.decode_frame
+
+    def decode(data: bytes | None) -> Record | Rejection:
+        datum = decode_frame(program, header, data)
+        if datum is None:
+            return _record_or_rejection(codec, None, data, from_avro)
+        try:
+            return from_avro(datum)
+        except (CodecError, PydanticValidationError) as exc:
+            return _rejection(exc)
+
+    return decode
 
 
 def dead_letter(

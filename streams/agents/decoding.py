@@ -20,7 +20,7 @@ from streams.codec import (
     DeadLetterWriter,
     InputMessage,
     Rejection,
-    decode_or_reject,
+    rejecting_decoder,
 )
 from streams.records import DeadLetterStage, Record
 
@@ -83,7 +83,7 @@ def consume(topic: faust.TopicT, schema: str, handler: Handler,
     partition at once (streams.batching); table changes made while handling it reach
     their changelogs before its offsets are acknowledged (every
     ``changelog_flush_interval_s``). ``after_batch`` runs once the batch is handled."""
-    codec = codecs[schema]
+    decode = rejecting_decoder(codecs[schema])
     processed = metrics.events_processed.labels(topic.get_topic_name())
 
     async def on_batch(tp: TP, batch: Sequence[InputMessage]) -> None:
@@ -95,7 +95,7 @@ def consume(topic: faust.TopicT, schema: str, handler: Handler,
         rejected: list[tuple[InputMessage, DeadLetterStage, str]] = []
         try:
             for message in batch:
-                record = decode_or_reject(codec, message.value)
+                record = decode(message.value)
                 if isinstance(record, Rejection):
                     rejected.append((message, record.stage, record.error))
                     continue

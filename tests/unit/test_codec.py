@@ -24,6 +24,7 @@ from streams.codec import (
     SchemaRegistryError,
     dead_letter,
     decode_or_reject,
+    rejecting_decoder,
 )
 from streams.records import DeadLetter, DeadLetterStage, HealthEvent
 from tests.samples import SAMPLES
@@ -102,6 +103,7 @@ def test_a_dead_letter_carries_the_bytes_and_origin() -> None:
 def test_valid_avro_with_invalid_content_is_rejected_at_the_validate_stage() -> None:
     datum = SAMPLES["HealthEvent"][0].to_avro() | {"scope": "planet:mars", "sequence": -3}
     rejection = decode_or_reject(HEALTH, HEALTH.encode(datum))
+    assert rejecting_decoder(HEALTH)(HEALTH.encode(datum)) == rejection
     assert isinstance(rejection, Rejection)
     assert rejection.stage is DeadLetterStage.VALIDATE
     assert "scope" in rejection.error and "unknown scope kind 'planet'" in rejection.error
@@ -257,6 +259,7 @@ def _mutated(frame: bytes, rng: random.Random) -> bytes:
 @pytest.mark.parametrize("name", _FAST_SCHEMAS)
 def test_fast_decoder_answers_as_fastavro_for_any_bytes(name: str, decoder: str) -> None:
     codec, reference = _decoding_with(name, decoder), _fastavro_only(name)
+    decode = rejecting_decoder(codec)
     frames = [codec.encode_record(sample) for sample in SAMPLES[name]]
     rng = random.Random(name)
     outcomes = collections.Counter()
@@ -266,6 +269,7 @@ def test_fast_decoder_answers_as_fastavro_for_any_bytes(name: str, decoder: str)
         assert outcome == _decoded(reference, data), data.hex()
         # the consume loop's way (fast path first, garbage told apart without raising)
         assert decode_or_reject(codec, data) == decode_or_reject(reference, data), data.hex()
+        assert decode(data) == decode_or_reject(reference, data), data.hex()
         outcomes[outcome[0]] += 1
     assert outcomes["error"] > 0  # both ways were exercised
     for frame in frames:
