@@ -85,10 +85,13 @@ _COHORTS = {cohort.value: cohort for cohort in Cohort}
 _FILL_EVENT_FIELDS = set(FillEvent.model_fields)
 _MODEL_SCORE_FIELDS = set(ModelScore.model_fields)
 _FEATURE_SAMPLE_FIELDS = set(FeatureSample.model_fields)
+# their lookups bound too: a method looked up per call costs more than the lookup
+_health_event_kind, _fill_kind, _cohort = (
+    _HEALTH_EVENT_KINDS.get, _FILL_KINDS.get, _COHORTS.get)
 
 
 def health_event(datum: dict[str, Any]) -> HealthEvent:
-    kind = _HEALTH_EVENT_KINDS.get(datum["kind"])
+    kind = _health_event_kind(datum["kind"])
     sequence, interval = datum["sequence"], datum["heartbeat_interval_ms"]
     if (kind is None or len(datum) != len(_HEALTH_EVENT_FIELDS) or not datum["event_id"]
             or (datum["scope"] not in _VALID_SCOPES and not _valid_scope(datum["scope"]))
@@ -103,7 +106,7 @@ def health_event(datum: dict[str, Any]) -> HealthEvent:
 
 
 def fill_event(datum: dict[str, Any]) -> FillEvent:
-    kind, cohort = _FILL_KINDS.get(datum["kind"]), _COHORTS.get(datum["cohort"])
+    kind, cohort = _fill_kind(datum["kind"]), _cohort(datum["cohort"])
     requested, filled = datum["requested_size"], datum["filled_size"]
     if (kind is None or cohort is None or len(datum) != len(_FILL_EVENT_FIELDS)
             or not datum["event_id"] or not datum["market"] or not datum["bot"]
@@ -117,7 +120,7 @@ def fill_event(datum: dict[str, Any]) -> FillEvent:
 
 
 def model_score(datum: dict[str, Any]) -> ModelScore:
-    cohort = _COHORTS.get(datum["cohort"])
+    cohort = _cohort(datum["cohort"])
     if (cohort is None or len(datum) != len(_MODEL_SCORE_FIELDS) or not datum["event_id"]
             or not datum["model"] or not datum["metric"]
             or not -math.inf < datum["value"] < math.inf

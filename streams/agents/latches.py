@@ -33,6 +33,7 @@ pause_latches = app.Table(
     schema=faust.Schema(key_serializer="json", value_serializer="json"),
 )
 _latches = rows_of(pause_latches)
+_latch_entry = _latches.get  # per event (holding): bound once, see streams.app.clock_ms
 
 
 def _latch(scope: str) -> dict[str, Any]:
@@ -43,7 +44,7 @@ def _latch(scope: str) -> dict[str, Any]:
 def holding(scope: str) -> bool:
     """Whether the scope's latch holds a pause (its hold-down can expire on any event);
     when not, apply_alerts with no transitions does nothing."""
-    entry = _latches.get(scope)
+    entry = _latch_entry(scope)
     return bool(entry and entry["latch"]["holds"])
 
 
