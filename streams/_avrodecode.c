@@ -345,6 +345,234 @@ static PyObject *has_plain_getattr(PyObject *module, PyObject *cls) {
     return PyBool_FromLong(((PyTypeObject *)cls)->tp_getattro == PyObject_GenericGetAttr);
 }
 
+/* ---- Encoding -------------------------------------------------------------------
+ * encode_frame() writes a datum with the same program into the bytes fastavro's
+ * schemaless_writer writes for it (tests/unit/test_avrodecode.py compares both). It
+ * returns None for anything it does not write exactly as fastavro does: a missing
+ * field, a value of another type than its schema's (a bool for a number included), a
+ * union with more than one branch besides null, a number out of its type's range, a
+ * string that cannot be UTF-8... The caller then lets fastavro write it, or say why
+ * not. Python errors (out of memory) are raised. */
+
+typedef struct {
+    char *data;
+    Py_ssize_t size, capacity;
+} Writer;
+
+/* -1 on a Python error (set), 0 on success */
+static int writer_reserve(Writer *w, Py_ssize_t more) {
+    if (w->size + more <= w->capacity) return 0;
+    Py_ssize_t capacity = w->capacity ? w->capacity : 256;
+    while (capacity < w->size + more) capacity *= 2;
+    char *data = PyMem_Realloc(w->data, (size_t)capacity);
+    if (data == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    w->capacity = capacity;
+    w->data = data;
+    return 0;
+}
+
+static int write_raw(Writer *w, const void *bytes, Py_ssize_t size) {
+    if (writer_reserve(w, size) < 0) return -1;
+    memcpy(w->data + w->size, bytes, (size_t)size);
+    w->size += size;
+    return 0;
+}
+
+static int write_zigzag(Writer *w, int64_t value) {
+    uint64_t n = ((uint64_t)value << 1) ^ (uint64_t)(value >> 63);
+    if (writer_reserve(w, 10) < 0) return -1;
+    while (n & ~(uint64_t)0x7F) {
+        w->data[w->size++] = (char)((n & 0x7F) | 0x80);
+        n >>= 7;
+    }
+    w->data[w->size++] = (char)n;
+    return 0;
+}
+
+enum { ENCODED = 0, ENCODE_ERROR = -1, NOT_MINE = 1 };
+
+/* A number of an Avro numeric type: an int or a float, not a bool. */
+static int is_number(PyObject *datum) {
+    return (PyLong_Check(datum) && !PyBool_Check(datum)) || PyFloat_Check(datum);
+}
+
+static int encode_op(PyObject *op, PyObject *datum, Writer *w);
+
+static int encode_string(PyObject *datum, Writer *w) {
+    if (!PyUnicode_Check(datum)) return NOT_MINE;
+    Py_ssize_t size;
+    const char *text = PyUnicode_AsUTF8AndSize(datum, &size);
+    if (text == NULL) {  /* not encodable (lone surrogates): fastavro says why */
+        PyErr_Clear();
+        return NOT_MINE;
+    }
+    if (write_zigzag(w, size) < 0 || write_raw(w, text, size) < 0) return ENCODE_ERROR;
+    return ENCODED;
+}
+
+static int encode_record(PyObject *op, PyObject *datum, Writer *w) {
+    PyObject *names = argument(op, 1), *fields = names ? argument(op, 2) : NULL;
+    if (fields == NULL) return ENCODE_ERROR;
+    if (!PyDict_Check(datum)) return NOT_MINE;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(fields); i++) {
+        PyObject *value = PyDict_GetItemWithError(datum, PyTuple_GET_ITEM(names, i));
+        if (value == NULL) return PyErr_Occurred() ? ENCODE_ERROR : NOT_MINE;
+        int done = encode_op(PyTuple_GET_ITEM(fields, i), value, w);
+        if (done != ENCODED) return done;
+    }
+    return ENCODED;
+}
+
+static int encode_items(PyObject *items_op, PyObject *datum, Writer *w) {
+    if (!PyList_Check(datum) && !PyTuple_Check(datum)) return NOT_MINE;
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(datum);
+    if (count > 0) {
+        if (write_zigzag(w, count) < 0) return ENCODE_ERROR;
+        for (Py_ssize_t i = 0; i < count; i++) {
+            /* the list may not change under us: its items are borrowed */
+            if (PyList_Check(datum) && PyList_GET_SIZE(datum) != count) return NOT_MINE;
+            int done = encode_op(items_op, PySequence_Fast_GET_ITEM(datum, i), w);
+            if (done != ENCODED) return done;
+        }
+    }
+    return write_zigzag(w, 0) < 0 ? ENCODE_ERROR : ENCODED;
+}
+
+static int encode_map(PyObject *values_op, PyObject *datum, Writer *w) {
+    if (!PyDict_Check(datum)) return NOT_MINE;
+    Py_ssize_t count = PyDict_GET_SIZE(datum), position = 0;
+    PyObject *key, *value;
+    if (count > 0) {
+        if (write_zigzag(w, count) < 0) return ENCODE_ERROR;
+        while (PyDict_Next(datum, &position, &key, &value)) {
+            int done = encode_string(key, w);
+            if (done == ENCODED) done = encode_op(values_op, value, w);
+            if (done != ENCODED) return done;
+        }
+    }
+    return write_zigzag(w, 0) < 0 ? ENCODE_ERROR : ENCODED;
+}
+
+/* A union of null and one other branch (either order); other unions are fastavro's. */
+static int encode_union(PyObject *op, PyObject *datum, Writer *w) {
+    PyObject *branches = argument(op, 1);
+    if (branches == NULL) return ENCODE_ERROR;
+    if (!PyTuple_Check(branches) || PyTuple_GET_SIZE(branches) != 2) return NOT_MINE;
+    long first = opcode_of(PyTuple_GET_ITEM(branches, 0));
+    long second = opcode_of(PyTuple_GET_ITEM(branches, 1));
+    if (PyErr_Occurred()) return ENCODE_ERROR;
+    if ((first == OP_NULL) == (second == OP_NULL)) return NOT_MINE;
+    Py_ssize_t null_index = first == OP_NULL ? 0 : 1;
+    if (datum == Py_None) return write_zigzag(w, null_index) < 0 ? ENCODE_ERROR : ENCODED;
+    if (write_zigzag(w, 1 - null_index) < 0) return ENCODE_ERROR;
+    return encode_op(PyTuple_GET_ITEM(branches, 1 - null_index), datum, w);
+}
+
+static int encode_op(PyObject *op, PyObject *datum, Writer *w) {
+    long opcode = opcode_of(op);
+    if (opcode == -1 && PyErr_Occurred()) return ENCODE_ERROR;
+    switch (opcode) {
+    case OP_NULL:
+        return datum == Py_None ? ENCODED : NOT_MINE;
+    case OP_BOOLEAN: {
+        if (!PyBool_Check(datum)) return NOT_MINE;
+        char byte = datum == Py_True;
+        return write_raw(w, &byte, 1) < 0 ? ENCODE_ERROR : ENCODED;
+    }
+    case OP_INT:
+    case OP_LONG: {
+        if (!PyLong_Check(datum) || PyBool_Check(datum)) return NOT_MINE;
+        int overflow;
+        long long value = PyLong_AsLongLongAndOverflow(datum, &overflow);
+        if (value == -1 && PyErr_Occurred()) return ENCODE_ERROR;
+        if (overflow || (opcode == OP_INT && (value < INT32_MIN || value > INT32_MAX)))
+            return NOT_MINE;
+        return write_zigzag(w, value) < 0 ? ENCODE_ERROR : ENCODED;
+    }
+    case OP_FLOAT:
+    case OP_DOUBLE: {
+        if (!is_number(datum)) return NOT_MINE;
+        double value = PyFloat_AsDouble(datum);
+        if (value == -1.0 && PyErr_Occurred()) {  /* an int too large for a double */
+            PyErr_Clear();
+            return NOT_MINE;
+        }
+        unsigned char bytes[8];
+        if (opcode == OP_FLOAT) {
+            if (PyFloat_Pack4(value, (char *)bytes, 1) < 0) {
+                PyErr_Clear();
+                return NOT_MINE;
+            }
+            return write_raw(w, bytes, 4) < 0 ? ENCODE_ERROR : ENCODED;
+        }
+        if (PyFloat_Pack8(value, (char *)bytes, 1) < 0) return ENCODE_ERROR;
+        return write_raw(w, bytes, 8) < 0 ? ENCODE_ERROR : ENCODED;
+    }
+    case OP_BYTES:
+        if (!PyBytes_Check(datum)) return NOT_MINE;
+        if (write_zigzag(w, PyBytes_GET_SIZE(datum)) < 0
+                || write_raw(w, PyBytes_AS_STRING(datum), PyBytes_GET_SIZE(datum)) < 0)
+            return ENCODE_ERROR;
+        return ENCODED;
+    case OP_STRING:
+        return encode_string(datum, w);
+    case OP_FIXED: {
+        PyObject *size = argument(op, 1);
+        if (size == NULL) return ENCODE_ERROR;
+        if (!PyBytes_Check(datum) || PyBytes_GET_SIZE(datum) != PyLong_AsSsize_t(size))
+            return PyErr_Occurred() ? ENCODE_ERROR : NOT_MINE;
+        return write_raw(w, PyBytes_AS_STRING(datum), PyBytes_GET_SIZE(datum)) < 0
+            ? ENCODE_ERROR : ENCODED;
+    }
+    case OP_ENUM: {
+        PyObject *symbols = argument(op, 1);
+        if (symbols == NULL) return ENCODE_ERROR;
+        if (!PyUnicode_Check(datum)) return NOT_MINE;
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(symbols); i++) {
+            int equal = PyUnicode_Compare(datum, PyTuple_GET_ITEM(symbols, i));
+            if (equal == -1 && PyErr_Occurred()) return ENCODE_ERROR;
+            if (equal == 0) return write_zigzag(w, i) < 0 ? ENCODE_ERROR : ENCODED;
+        }
+        return NOT_MINE;
+    }
+    case OP_UNION:
+        return encode_union(op, datum, w);
+    case OP_ARRAY: {
+        PyObject *items = argument(op, 1);
+        return items == NULL ? ENCODE_ERROR : encode_items(items, datum, w);
+    }
+    case OP_MAP: {
+        PyObject *values = argument(op, 1);
+        return values == NULL ? ENCODE_ERROR : encode_map(values, datum, w);
+    }
+    case OP_RECORD:
+        return encode_record(op, datum, w);
+    default:
+        PyErr_Format(PyExc_TypeError, "unknown opcode %ld", opcode);
+        return ENCODE_ERROR;
+    }
+}
+
+/* encode_frame(program, header, datum): header followed by the datum's Avro body, or
+ * None when fastavro is to write it. */
+static PyObject *encode_frame(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3 || !PyBytes_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "encode_frame(program, header: bytes, datum)");
+        return NULL;
+    }
+    Writer w = {NULL, 0, 0};
+    int done = write_raw(&w, PyBytes_AS_STRING(args[1]), PyBytes_GET_SIZE(args[1]));
+    if (done == 0) done = encode_op(args[0], args[2], &w);
+    PyObject *out = NULL;
+    if (done == ENCODED) out = PyBytes_FromStringAndSize(w.data, w.size);
+    else if (done == NOT_MINE) out = Py_NewRef(Py_None);
+    PyMem_Free(w.data);
+    return out;
+}
+
 /* ---- Kafka record batches (format v2) -------------------------------------------
  * read_batches() reads the record batches of a fetched partition's bytes into the
  * records streams/fetching.py hands to the consumer, at C speed: aiokafka's own
@@ -586,6 +814,9 @@ static PyMethodDef methods[] = {
     {"assemble", (PyCFunction)(void (*)(void))assemble, METH_FASTCALL,
      "assemble(cls, fields, names) -> the pydantic model cls with these field values and "
      "this set of given fields, unvalidated (see streams.assembly._assemble)."},
+    {"encode_frame", (PyCFunction)(void (*)(void))encode_frame, METH_FASTCALL,
+     "encode_frame(program, header, datum) -> header followed by the datum's Avro body, "
+     "as fastavro writes it, or None for a datum fastavro is to write (or refuse)."},
     {"read_batches", (PyCFunction)(void (*)(void))read_batches, METH_FASTCALL,
      "read_batches(raw, pos, next_offset, topic, partition, cls, check_crcs) -> (records, "
      "pos, next_offset, status): the records (instances of the tuple type cls) of the "

@@ -3,9 +3,10 @@
 bytes. It returns the dict fastavro returns, or None for anything that is not exactly
 one well-formed record: the caller then lets fastavro decide and say why. Four to six
 times faster than cavro on our records (0.5–0.8 µs each, measured on the bench's mix);
-tests/unit/test_avrodecode.py checks it against fastavro. The extension also assembles
-the input records' pydantic models from checked fields (``assemble``, used by
-streams/records.py).
+tests/unit/test_avrodecode.py checks it against fastavro. With the same program the
+extension encodes the records polymon writes (``encode_frame``: the bytes fastavro
+writes, or None to let fastavro write them), and it assembles the input records'
+pydantic models from checked fields (``assemble``, used by streams/records.py).
 
 Without a C compiler the install goes on without the extension, and :func:`compile_program`
 returns None (cavro decodes instead). An extension built from another version of the
@@ -86,6 +87,16 @@ def _unavailable(program: Program, header: bytes, data: bytes | None) -> dict[st
 # one well-formed record of the program's schema. The extension's own function: a
 # wrapper would cost a tenth of the decode.
 decode_frame = extension.decode_frame if extension is not None else _unavailable
+
+
+def _not_written(program: Program, header: bytes, datum: Any) -> bytes | None:
+    return None
+
+
+# encode_frame(program, header, datum): header followed by the datum's Avro body, as
+# fastavro's schemaless_writer writes it, or None for a datum the C encoder leaves to
+# fastavro (which writes it or says why not).
+encode_frame = extension.encode_frame if extension is not None else _not_written
 
 
 def _full_name(name: str, namespace: str) -> str:

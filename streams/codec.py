@@ -171,6 +171,11 @@ class AvroCodec:
         self._header = _HEADER.pack(MAGIC_BYTE, entry.schema_id)
 
     def encode(self, datum: dict[str, Any]) -> bytes:
+        program = self._program
+        if program is not None:  # the C encoder; fastavro for what it leaves
+            data: bytes | None = avrodecode.encode_frame(program, self._header, datum)
+            if data is not None:
+                return data
         buffer = io.BytesIO()
         buffer.write(self._header)
         fastavro.schemaless_writer(buffer, self.entry.parsed, datum)
