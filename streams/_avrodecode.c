@@ -624,7 +624,7 @@ static int64_t read_be(const unsigned char *p, int bytes) {
     return (int64_t)value;
 }
 
-enum { BATCHES_END = 0, BATCHES_PYTHON = 1, BATCHES_CRC = 2 };
+enum { BATCHES_END = 0, BATCHES_PYTHON = 1, BATCHES_CRC = 2, BATCHES_LIMIT = 3 };
 #define BATCH_OVERHEAD 12  /* base offset, length */
 #define BATCH_HEADER 61
 
@@ -737,13 +737,13 @@ static int read_batch_records(const unsigned char *batch, Py_ssize_t size, PyObj
     return r.p == r.end ? 0 : -1;  /* bytes left over: malformed */
 }
 
-/* read_batches(raw, pos, next_offset, topic, partition, cls, check_crcs)
+/* read_batches(raw, pos, next_offset, topic, partition, cls, check_crcs, limit)
  *   -> (records, pos, next_offset, status) */
 static PyObject *read_batches(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 7 || !PyBytes_Check(args[0]) || !PyType_Check(args[5])
+    if (nargs != 8 || !PyBytes_Check(args[0]) || !PyType_Check(args[5])
             || !PyType_IsSubtype((PyTypeObject *)args[5], &PyTuple_Type)) {
         PyErr_SetString(PyExc_TypeError, "read_batches(raw: bytes, pos, next_offset, topic, "
-                        "partition, cls: a tuple type, check_crcs)");
+                        "partition, cls: a tuple type, check_crcs, limit)");
         return NULL;
     }
     const unsigned char *raw = (const unsigned char *)PyBytes_AS_STRING(args[0]);
@@ -751,6 +751,8 @@ static PyObject *read_batches(PyObject *module, PyObject *const *args, Py_ssize_
     Py_ssize_t pos = PyLong_AsSsize_t(args[1]);
     int64_t next_offset = PyLong_AsLongLong(args[2]);
     int check_crcs = PyObject_IsTrue(args[6]);
+    /* records wanted: no batch is begun once this many are read (None: all) */
+    Py_ssize_t limit = args[7] == Py_None ? PY_SSIZE_T_MAX : PyLong_AsSsize_t(args[7]);
     if (PyErr_Occurred()) return NULL;
     if (pos < 0 || pos > raw_size) {
         PyErr_SetString(PyExc_ValueError, "read_batches: pos out of the buffer");
@@ -760,6 +762,10 @@ static PyObject *read_batches(PyObject *module, PyObject *const *args, Py_ssize_
     if (records == NULL) return NULL;
     int status = BATCHES_END;
     while (raw_size - pos >= BATCH_OVERHEAD) {
+        if (PyList_GET_SIZE(records) >= limit) {
+            status = BATCHES_LIMIT;
+            break;
+        }
         const unsigned char *batch = raw + pos;
         int64_t size = BATCH_OVERHEAD + read_be(batch + 8, 4);
         if (size > raw_size - pos) break;  /* the fetch ends inside this batch */
@@ -818,10 +824,11 @@ static PyMethodDef methods[] = {
      "encode_frame(program, header, datum) -> header followed by the datum's Avro body, "
      "as fastavro writes it, or None for a datum fastavro is to write (or refuse)."},
     {"read_batches", (PyCFunction)(void (*)(void))read_batches, METH_FASTCALL,
-     "read_batches(raw, pos, next_offset, topic, partition, cls, check_crcs) -> (records, "
-     "pos, next_offset, status): the records (instances of the tuple type cls) of the "
-     "plain v2 record batches of raw from pos on, up to the end or to the first batch "
-     "aiokafka is to read (status 1) or whose CRC is wrong (status 2); see "
+     "read_batches(raw, pos, next_offset, topic, partition, cls, check_crcs, limit) -> "
+     "(records, pos, next_offset, status): the records (instances of the tuple type cls) "
+     "of the plain v2 record batches of raw from pos on, up to the end, to the first "
+     "batch aiokafka is to read (status 1) or whose CRC is wrong (status 2), or to the "
+     "first batch after limit records (status 3; None: no limit); see "
      "streams/fetching.py."},
     {NULL, NULL, 0, NULL},
 };

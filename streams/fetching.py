@@ -61,8 +61,8 @@ _new_record = tuple.__new__  # a named tuple from its fields without a Python fr
 # the C reader of record batches, when the extension is built
 _read_batches = getattr(avrodecode.extension, "read_batches", None)
 # read_batches' status: the end of the bytes (or of their last whole batch); a batch
-# aiokafka is to read; a batch whose CRC is wrong
-BATCHES_END, BATCHES_PYTHON, BATCHES_CRC = 0, 1, 2
+# aiokafka is to read; a batch whose CRC is wrong; the records asked for are read
+BATCHES_END, BATCHES_PYTHON, BATCHES_CRC, BATCHES_LIMIT = 0, 1, 2, 3
 _BATCH_LENGTH = struct.Struct(">i")  # after the batch's base offset
 _BATCH_OVERHEAD = 12  # base offset and length
 
@@ -144,7 +144,7 @@ class BatchReader:
         self.pending: list[FetchedRecord] = []  # read, not taken yet (from index on)
         self.index = 0
         self.after: int | None = None  # next_fetch_offset once pending is taken
-        self.status: int | None = None  # of the last run read; None: read the next
+        self.status: int | None = None  # of the last run read (None, LIMIT: read on)
 
     def __iter__(self) -> BatchReader:
         return self
@@ -172,11 +172,13 @@ class BatchReader:
                     return taken
             if self.after is not None:
                 owner.next_fetch_offset, self.after = self.after, None
-            if not self._read_more():
+            if not self._read_more(None if limit is None else limit - len(taken)):
                 return taken
 
-    def _read_more(self) -> bool:
-        """The next run of batches into ``pending``; False when none is left."""
+    def _read_more(self, wanted: int | None) -> bool:
+        """The next run of batches into ``pending`` (batches until ``wanted`` records
+        are read, or all: a fetch may hold many more than are taken at once, and
+        records read ahead only take memory); False when none is left."""
         status, owner = self.status, self.owner
         if status == BATCHES_END:
             return False
@@ -190,7 +192,7 @@ class BatchReader:
             tp = owner._tp
             self.pending, self.pos, self.after, self.status = _read_batches(
                 self.raw, self.pos, owner.next_fetch_offset, tp.topic, tp.partition,
-                FetchedRecord, owner._check_crcs)
+                FetchedRecord, owner._check_crcs, wanted)
         self.index = 0
         return True
 

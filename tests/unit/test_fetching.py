@@ -217,7 +217,7 @@ def test_the_c_reader_stops_where_aiokafka_is_to_read_or_the_crc_is_wrong() -> N
     read = fetching._read_batches
     assert read is not None
     plain, gzip = batch(0, range(3)), batch(3, range(3), compression=GZIP)
-    args = ("t", 0, fetching.FetchedRecord, True)
+    args = ("t", 0, fetching.FetchedRecord, True, None)
     records, pos, next_offset, status = read(plain + gzip, 0, 0, *args)
     assert ([r.offset for r in records], pos, next_offset, status) == (
         [0, 1, 2], len(plain), 3, fetching.BATCHES_PYTHON)
@@ -227,8 +227,16 @@ def test_the_c_reader_stops_where_aiokafka_is_to_read_or_the_crc_is_wrong() -> N
     corrupt[-1] ^= 0xFF
     assert read(plain + bytes(corrupt), 0, 0, *args)[1:] == (
         len(plain), 3, fetching.BATCHES_CRC)
-    assert read(bytes(corrupt), 0, 0, "t", 0, fetching.FetchedRecord, False)[3] == (
+    assert read(bytes(corrupt), 0, 0, "t", 0, fetching.FetchedRecord, False, None)[3] == (
         fetching.BATCHES_PYTHON)  # not checked: the record's bytes are then malformed
+    # a limit: no batch is begun once that many records are read
+    three = plain + batch(3, range(3)) + batch(6, range(3))
+    records, pos, next_offset, status = read(three, 0, 0, "t", 0, fetching.FetchedRecord,
+                                             True, 4)
+    assert (len(records), pos, next_offset, status) == (
+        6, 2 * len(plain), 6, fetching.BATCHES_LIMIT)
+    assert read(three, pos, next_offset, *args)[1:] == (3 * len(plain), 9,
+                                                        fetching.BATCHES_END)
     assert read(legacy_batch(0, range(2)), 0, 0, *args)[3] == fetching.BATCHES_PYTHON
     with pytest.raises(TypeError):
         read(bytearray(plain), 0, 0, *args)
