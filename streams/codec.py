@@ -354,11 +354,11 @@ class Rejection:
 
 def decode_or_reject(codec: AvroCodec, data: bytes | None) -> Record | Rejection:
     """The decoded, validated record, or why it is to be dead-lettered instead."""
-    return _record_or_rejection(codec, codec.decode_own(data), data, codec.from_avro)
+    return _record_or_rejection(codec, codec.decode_own(data), data)
 
 
-def _record_or_rejection(codec: AvroCodec, datum: dict[str, Any] | None, data: bytes | None,
-                         from_avro: Callable[[dict[str, Any]], Record]) -> Record | Rejection:
+def _record_or_rejection(codec: AvroCodec, datum: dict[str, Any] | None,
+                         data: bytes | None) -> Record | Rejection:
     """The record of ``datum`` (decode_own's reading of ``data``), or why not."""
     try:
         if datum is None:  # not the common case: garbage is told apart without raising
@@ -366,7 +366,7 @@ def _record_or_rejection(codec: AvroCodec, datum: dict[str, Any] | None, data: b
             if isinstance(writer, str):
                 return Rejection(DeadLetterStage.DECODE, writer)
             datum = codec.decode_by_writer(data, writer)
-        return from_avro(datum)
+        return codec.from_avro(datum)
     except (CodecError, PydanticValidationError) as exc:
         return _rejection(exc)
 
@@ -389,7 +389,7 @@ def rejecting_decoder(codec: AvroCodec) -> Callable[[bytes | None], Record | Rej
     def decode(data: bytes | None) -> Record | Rejection:
         datum = decode_frame(program, header, data)
         if datum is None:
-            return _record_or_rejection(codec, None, data, from_avro)
+            return _record_or_rejection(codec, None, data)
         try:
             return from_avro(datum)
         except (CodecError, PydanticValidationError) as exc:

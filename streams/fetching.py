@@ -186,6 +186,7 @@ class BatchReader:
             self.status = BATCHES_END  # closed by the exception, as aiokafka's generator
             raise errors.CorruptRecordException(f"Invalid CRC - {owner._tp}")
         if status == BATCHES_PYTHON:
+            self.status = BATCHES_END  # an error closes the reader, as aiokafka's generator
             self.pending, self.after = self._read_by_aiokafka()
             self.status = None
         else:
@@ -197,32 +198,17 @@ class BatchReader:
         return True
 
     def _read_by_aiokafka(self) -> tuple[list[FetchedRecord], int]:
-        """The batch at ``pos`` read by aiokafka (as :func:`unpack_by_record` reads it,
-        its errors included): its records and the next fetch offset after it."""
+        """The batch at ``pos`` read by :func:`unpack_by_record` (aiokafka's reading, its
+        errors included): its records and the next fetch offset after it."""
         owner, raw, pos = self.owner, self.raw, self.pos
         size = _BATCH_OVERHEAD + _BATCH_LENGTH.unpack_from(raw, pos + 8)[0]
         whole = size >= _BATCH_OVERHEAD  # else aiokafka judges the rest of the bytes
-        batch = MemoryRecords(raw[pos:pos + size] if whole else raw[pos:]).next_batch()
         self.pos = pos + size if whole else len(raw)
-        tp = owner._tp
-        if owner._check_crcs and not batch.validate_crc():
-            self.status = BATCHES_END
-            raise errors.CorruptRecordException(f"Invalid CRC - {tp}")
-        if batch.is_control_batch:
-            return [], batch.next_offset
-        topic, partition = tp.topic, tp.partition
-        next_offset, records = owner.next_fetch_offset, []
-        for record in batch:
-            offset = record.offset
-            if offset < next_offset:  # a compressed message set's head
-                continue
-            key, value = record.key, record.value
-            records.append(_new_record(FetchedRecord, (
-                topic, partition, offset, record.timestamp, record.timestamp_type, key,
-                value, record.checksum, -1 if key is None else len(key),
-                -1 if value is None else len(value), tuple(record.headers))))
-            next_offset = offset + 1
-        return records, batch.next_offset
+        batch = PartitionRecords(
+            owner._tp, MemoryRecords(raw[pos:pos + size] if whole else raw[pos:]), [],
+            owner.next_fetch_offset, None, None, owner._check_crcs, owner._isolation_level)
+        records = list(unpack_by_record(batch))
+        return records, batch.next_fetch_offset
 
 
 def getall(self: FetchResult, max_records: int | None = None) -> list[Any]:
