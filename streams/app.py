@@ -24,8 +24,9 @@ from streams.settings import get_settings
 from streams.topics import load_topic_specs
 
 settings = get_settings()
-install_idle_fetch_backoff(settings.idle_fetch_backoff_s)
-install_empty_assignment_rejoin()
+if settings.embedded_broker_workarounds:
+    install_idle_fetch_backoff(settings.idle_fetch_backoff_s)
+    install_empty_assignment_rejoin()
 fetching.install()
 catalog = SchemaCatalog(registry_url=settings.schema_registry_url)
 codecs = Codecs(catalog)

@@ -1,21 +1,24 @@
-"""`polymon bench`: throughput, detection latency and memory, measured in one run on the
-embedded broker against two baselines on the same data (a raw aiokafka loop and a bare
-Faust agent), with a JSON report.
+"""`polymon bench`: throughput, detection latency and memory, measured in one run on a
+fresh broker of either engine (the embedded one or Apache Kafka) against baselines on the
+same data (a raw aiokafka loop, a bare Faust agent and a minimal quixstreams application),
+with a JSON report.
 
 Phases: load N events (a realistic mix: book updates and heartbeats for thousands of
 scopes, fills, feature samples, model scores) → raw aiokafka loop → bare Faust agent →
-raw loop → the full polymon pipeline (time until every event is processed) → raw loop
-(the baseline is the median of its three runs) → detection latency under a steady load
-with markets that go stale at known times.
+quixstreams peer → raw loop → the full polymon pipeline (time until every event is
+processed) → raw loop (the baseline is the median of its three runs) → detection latency
+under a steady load with markets that go stale at known times.
 """
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import os
 import random
 import shutil
+import site
 import statistics
 import subprocess
 import sys
@@ -28,7 +31,7 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streams import fetching
-from streams.broker import EmbeddedBroker, free_port
+from streams.broker import Engine, free_port, make_broker
 from streams.codec import Codecs, SchemaCatalog
 from streams.console import kafka_producer, read_topic, send_all
 from streams.devstack import WorkerProcess, http_json
@@ -51,6 +54,11 @@ THROUGHPUT_SETTINGS = {
     "heartbeat_miss_factor": 10_000,
 }
 Progress = Callable[[str, int, int], None]
+# The quixstreams peer's pin. Not a dependency of polymon: quixstreams caps confluent-kafka
+# below polymon's (3.28.1, the newest: <2.13), and its orjson, once importable, becomes
+# Faust's json serializer, which then reads no NaN back from the changelogs; so the peer
+# runs in an env of its own (quix_python).
+QUIXSTREAMS = "quixstreams==3.28.1"
 
 
 @dataclass
@@ -58,15 +66,19 @@ class BenchReport:
     events: int
     scopes: int
     nproc: int
+    engine: str  # the broker's: embedded or kafka
+    kafka_version: str | None  # Apache Kafka's, on engine kafka
     load_eps: float
     raw_eps: float  # the median of raw_eps_runs
     faust_bare_eps: float
+    quix_eps: float
     pipeline_eps: float
     # events per CPU second of the worker: what the pipeline costs, whatever the
     # neighbours on a shared machine take from its wall clock
     pipeline_eps_per_cpu: float
     ratio_to_raw: float
     ratio_to_faust_bare: float
+    ratio_to_quix: float
     latency_p50_ms: float | None
     latency_p99_ms: float | None
     latency_samples: int
@@ -148,16 +160,22 @@ def load(bootstrap: str, prefix: str, messages: list[tuple[str, bytes, bytes]],
     return len(messages) / (time.perf_counter() - started)
 
 
-async def _raw_loop(bootstrap: str, prefix: str, expected: int) -> float:
+def _input_partitions(bootstrap: str, prefix: str) -> list[TopicPartition]:
+    """Every partition of the input topics under ``prefix``, from the cluster's metadata
+    (an unsubscribed aiokafka consumer's own metadata need not hold them: on Apache Kafka
+    it does not)."""
+    metadata = admin_client(bootstrap).list_topics(timeout=10)
+    return [TopicPartition(prefix + topic, number) for topic in INPUTS
+            for number in sorted(metadata.topics[prefix + topic].partitions)]
+
+
+async def _raw_loop(bootstrap: str, partitions: list[TopicPartition], expected: int) -> float:
     """A plain getmany loop over every partition, assigned (no group join), timed from
     the first fetch to the last record."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
                                 auto_offset_reset="earliest", max_poll_records=10_000)
     await consumer.start()
     try:
-        await consumer.topics()  # metadata of every topic, for partitions_for_topic
-        partitions = [TopicPartition(prefix + topic, number) for topic in INPUTS
-                      for number in consumer.partitions_for_topic(prefix + topic) or ()]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         seen = 0
@@ -174,7 +192,7 @@ def measure_raw(bootstrap: str, prefix: str, expected: int) -> float:
     if fetching.installed():  # the baseline is aiokafka as shipped, not polymon's unpacking
         raise BenchError("the raw loop would run with polymon's record unpacking "
                          "(streams.fetching) installed in this process")
-    return asyncio.run(_raw_loop(bootstrap, prefix, expected))
+    return asyncio.run(_raw_loop(bootstrap, _input_partitions(bootstrap, prefix), expected))
 
 
 class BenchError(RuntimeError):
@@ -264,6 +282,70 @@ def measure_faust_bare(bootstrap: str, prefix: str, expected: int, progress: Pro
             return count, count
         return _time_until_done(read, expected, progress, "faust bare", timeout_s,
                                 quiet_s=0).timed("faust bare").events_per_second
+    finally:
+        stop_process(process, 15)
+
+
+def quix_python(cache_dir: Path) -> Path:
+    """The interpreter of the quixstreams peer: a virtualenv with QUIXSTREAMS and its own
+    dependencies, which sees this interpreter's packages (polymon, for the codec) after its
+    own. Made by pip on first use (the network, once), reused after."""
+    env = cache_dir.resolve() / QUIXSTREAMS.replace("==", "-")
+    python = env / "bin" / "python"
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with (cache_dir / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one maker at a time; the others wait, then reuse
+        if (env / ".complete").is_file():
+            return python
+        shutil.rmtree(env, ignore_errors=True)  # a half-made env from an interrupted run
+        log = cache_dir / "make.log"
+        steps = [
+            [sys.executable, "-m", "venv", str(env)],
+            [str(python), "-m", "pip", "install", "--disable-pip-version-check", QUIXSTREAMS],
+        ]
+        for step in steps:
+            with log.open("w") as output:
+                done = subprocess.run(step, stdout=output, stderr=subprocess.STDOUT,
+                                      stdin=subprocess.DEVNULL, timeout=900, check=False)
+            if done.returncode != 0:
+                raise BenchError(f"could not make the quixstreams env in {env} "
+                                 f"({' '.join(step[2:])} exited {done.returncode}; pip needs "
+                                 f"the package index once):\n{log.read_text()[-2000:]}")
+        purelib = subprocess.run(
+            [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            capture_output=True, text=True, check=True).stdout.strip()
+        # addsitedir appends (the env's own packages win) and runs their .pth files (the
+        # editable install of polymon)
+        Path(purelib, "polymon.pth").write_text("".join(
+            f"import site; site.addsitedir({path!r})\n" for path in site.getsitepackages()))
+        (env / ".complete").write_text(QUIXSTREAMS + "\n")
+    return python
+
+
+def measure_quix(python: Path, bootstrap: str, prefix: str, expected: int, state_dir: Path,
+                 threshold_s: float, progress: Progress, timeout_s: float) -> float:
+    """Events/s of the quixstreams peer (streams.bench_quix) over the backlog of the input
+    topics under ``prefix``, timed as the bare Faust agent is."""
+    port = free_port()
+    state_dir.mkdir(parents=True, exist_ok=True)
+    log_path = state_dir / "quix.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [str(python), "-m", "streams.bench_quix", bootstrap, prefix, str(port),
+             str(state_dir / "state"), str(threshold_s)],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        def read() -> tuple[int, int]:
+            if process.poll() is not None:  # at once, not after timeout_s
+                raise BenchError(f"the quixstreams peer exited ({process.returncode}):\n"
+                                 f"{log_path.read_text(errors='replace')[-3000:]}")
+            try:
+                count = int(http_json(f"http://127.0.0.1:{port}/count")[1]["count"])
+            except (OSError, TypeError, KeyError, ValueError):
+                count = 0
+            return count, count
+        return _time_until_done(read, expected, progress, "quixstreams", timeout_s,
+                                quiet_s=0).timed("quixstreams").events_per_second
     finally:
         stop_process(process, 15)
 
@@ -441,12 +523,17 @@ def _percentile(values: list[float], q: float) -> float | None:
 def run_bench(events: int, scopes: int, state_dir: Path, progress: Progress,
               latency_rate: int = 10_000, latency_s: float = 20.0, seed: int = 1,
               timeout_s: float = 600.0, soak_s: float = 0.0, soak_scopes: int = 100_000,
-              soak_rate: int = 5_000) -> BenchReport:
+              soak_rate: int = 5_000, engine: Engine = "embedded",
+              jars_cache: Path | None = None, quix_env: Path | None = None) -> BenchReport:
+    """``jars_cache``: Apache Kafka's jars (engine kafka); ``quix_env``: where the
+    quixstreams peer's env is made and kept (default: <state_dir>/bench-quix)."""
+    # before the broker: a missing env fails at once, and its first making is not timed
+    quix = quix_python(quix_env or state_dir / "bench-quix")
     # The run's scratch (broker log segments: gigabytes after a soak) starts empty, so
     # the broker starts fast and no earlier run is measured, and is deleted at the end.
     scratch = state_dir / "bench"
     shutil.rmtree(scratch, ignore_errors=True)
-    broker = EmbeddedBroker(scratch / "broker")
+    broker = make_broker(engine, scratch / "broker", jars_cache=jars_cache)
     worker: WorkerProcess | None = None
     try:
         broker.start()
@@ -460,6 +547,11 @@ def run_bench(events: int, scopes: int, state_dir: Path, progress: Progress,
         raw_runs = [measure_raw(broker.bootstrap, prefix, events)]
         progress("raw aiokafka", 1, 3)
         bare_eps = measure_faust_bare(broker.bootstrap, prefix, events, progress, timeout_s)
+        # the same backlog again, in its own consumer group, with the threshold the
+        # pipeline's throughput worker gets
+        quix_eps = measure_quix(quix, broker.bootstrap, prefix, events, scratch / "quix",
+                                THROUGHPUT_SETTINGS["staleness_thresholds_s"]["book"],
+                                progress, timeout_s)
 
         # The pipeline gets the same events in its own namespace, as a backlog like the
         # two baselines: a fresh worker consumes it, timed from the first reading of its
@@ -473,7 +565,7 @@ def run_bench(events: int, scopes: int, state_dir: Path, progress: Progress,
         # thousands of stale-data alerts, so this worker's thresholds are out of reach.
         worker = WorkerProcess(broker.bootstrap, scratch / "worker", "bench-worker",
                                topic_prefix=pipeline_prefix, log_level="warning",
-                               **THROUGHPUT_SETTINGS)
+                               broker_engine=broker.engine, **THROUGHPUT_SETTINGS)
         worker.start()
         pipeline_eps, pipeline_eps_per_cpu = measure_pipeline(
             worker, pipeline_prefix, events, progress, timeout_s)
@@ -488,7 +580,8 @@ def run_bench(events: int, scopes: int, state_dir: Path, progress: Progress,
         live_prefix = prefix.replace("bench", "benchl", 1)
         create_topics(admin_client(broker.bootstrap), load_topic_specs(), live_prefix)
         worker = WorkerProcess(broker.bootstrap, scratch / "live", "bench-live",
-                               topic_prefix=live_prefix, log_level="warning")
+                               topic_prefix=live_prefix, log_level="warning",
+                               broker_engine=broker.engine)
         worker.start().wait_ready(timeout_s=120)
         time.sleep(6.0)  # past the start-up grace in which silence proves nothing
         latencies, latency_load = measure_latency(broker.bootstrap, live_prefix, latency_rate,
@@ -505,11 +598,14 @@ def run_bench(events: int, scopes: int, state_dir: Path, progress: Progress,
                     "soak_rss_end_mb": round(end_mb, 1),
                     "soak_rss_growth": round(end_mb / start_mb - 1, 4)}
         return BenchReport(
-            events=events, scopes=scopes, nproc=os.cpu_count() or 0, load_eps=round(load_eps),
-            raw_eps=round(raw_eps), faust_bare_eps=round(bare_eps),
-            pipeline_eps=round(pipeline_eps), pipeline_eps_per_cpu=round(pipeline_eps_per_cpu),
+            events=events, scopes=scopes, nproc=os.cpu_count() or 0, engine=broker.engine,
+            kafka_version=broker.version if broker.engine == "kafka" else None,
+            load_eps=round(load_eps), raw_eps=round(raw_eps), faust_bare_eps=round(bare_eps),
+            quix_eps=round(quix_eps), pipeline_eps=round(pipeline_eps),
+            pipeline_eps_per_cpu=round(pipeline_eps_per_cpu),
             ratio_to_raw=round(pipeline_eps / raw_eps, 4),
             ratio_to_faust_bare=round(pipeline_eps / bare_eps, 3),
+            ratio_to_quix=round(pipeline_eps / quix_eps, 3),
             latency_p50_ms=_percentile(latencies, 0.5),
             latency_p99_ms=_percentile(latencies, 0.99), latency_samples=len(latencies),
             latency_load_eps=round(latency_load), peak_rss_mb=round(rss, 1),

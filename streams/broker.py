@@ -1,7 +1,7 @@
-"""The embedded Kafka-protocol broker for dev, demo and tests: noida-db, Kafka service only.
-
-``POLYMON_KAFKA_BOOTSTRAP`` points everything at a real Kafka instead; this module
-is then unused.
+"""The brokers polymon starts itself: the embedded Kafka-protocol broker (noida-db, Kafka
+service only: no Java needed, the demo's default) and Apache Kafka in KRaft mode
+(streams.kafka_broker), chosen by engine. A deployment points ``POLYMON_KAFKA_BOOTSTRAP`` at
+its own cluster instead.
 """
 
 from __future__ import annotations
@@ -13,14 +13,21 @@ import time
 from importlib.resources import files
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING, Literal
 
 from confluent_kafka.admin import AdminClient
 
-from streams.procs import stop_process
+from streams.procs import die_with_parent, stop_process
+
+if TYPE_CHECKING:
+    from streams.kafka_broker import KafkaCluster
+
+Engine = Literal["kafka", "embedded"]
+ENGINES: tuple[Engine, ...] = ("kafka", "embedded")
 
 
 class BrokerError(RuntimeError):
-    """The embedded broker did not come up."""
+    """A broker did not come up, or cannot be started here (what to do is in the message)."""
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -63,6 +70,9 @@ def wait_for_kafka(bootstrap: str, timeout_s: float = 30.0,
 class EmbeddedBroker:
     """A noida-db Kafka broker as a child process on ``host:port`` (free port if 0)."""
 
+    engine: Engine = "embedded"
+    version = "noida-db"
+
     def __init__(self, data_dir: Path, port: int = 0, host: str = "127.0.0.1") -> None:
         self.data_dir = Path(data_dir)
         self.host = host
@@ -85,7 +95,8 @@ class EmbeddedBroker:
         ]
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+                command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                preexec_fn=die_with_parent,
             )
         try:
             wait_for_kafka(self.bootstrap, timeout_s, self.process)
@@ -110,3 +121,19 @@ class EmbeddedBroker:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.stop()
+
+
+def make_broker(engine: Engine, data_dir: Path, port: int = 0, host: str = "127.0.0.1",
+                jars_cache: Path | None = None, size: int = 1) -> EmbeddedBroker | KafkaCluster:
+    """A broker of ``engine``, not started: ``size`` nodes for Apache Kafka (the embedded
+    broker is one process)."""
+    if engine == "embedded":
+        if size != 1:
+            raise BrokerError("the embedded broker runs one node; a cluster needs "
+                              "--engine kafka")
+        return EmbeddedBroker(data_dir, port=port, host=host)
+    if engine == "kafka":
+        from streams.kafka_broker import KafkaCluster
+
+        return KafkaCluster(data_dir, size=size, port=port, host=host, jars_cache=jars_cache)
+    raise BrokerError(f"unknown broker engine {engine!r}: expected one of {', '.join(ENGINES)}")

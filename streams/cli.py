@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -45,40 +46,84 @@ def _fail(message: str, code: int = EXIT_FAILED) -> typer.Exit:
     return typer.Exit(code)
 
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
+
+
 def _interrupt(signum: int, frame: object) -> None:
+    # the command's own finally stops what it started, by PID and bounded; a second
+    # signal must not cut that short
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
     raise KeyboardInterrupt
+
+
+def _stop_on_signals() -> None:
+    """SIGTERM and SIGHUP (a supervisor, `timeout`, a closed terminal) stop a command that
+    starts processes as Ctrl-C does. Its children also get SIGKILL from the kernel if it
+    dies without stopping them (streams.procs.die_with_parent)."""
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, _interrupt)
 
 
 @cli.command()
 def broker(
+    engine: Annotated[str, typer.Option(
+        help="kafka: Apache Kafka in KRaft mode (needs Java 17+; Maven on first use to "
+             "fetch its jars); embedded: the noida-db broker (no Java)")] = "embedded",
     port: Annotated[int, typer.Option(help="Kafka port; 0 picks a free one")] = 9092,
-    data_dir: Annotated[Path | None, typer.Option(help="data dir (default: <state_dir>/broker)")]
-    = None,
+    data_dir: Annotated[Path | None, typer.Option(
+        help="data dir (default: <state_dir>/broker or <state_dir>/kafka)")] = None,
     host: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.1",
+    fetch_only: Annotated[bool, typer.Option(
+        "--fetch-only", help="(kafka) resolve and cache Apache Kafka's jars, then exit")]
+    = False,
 ) -> None:
-    """Run the embedded Kafka-protocol broker (noida-db) until Ctrl-C or SIGTERM."""
-    from streams.broker import BrokerError, EmbeddedBroker
+    """Run a local broker until Ctrl-C, SIGTERM or SIGHUP; print its bootstrap address."""
+    from streams.broker import ENGINES, BrokerError, make_broker
 
+    if engine not in ENGINES:
+        raise _fail(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}",
+                    EXIT_BAD_INPUT)
+    if not 0 <= port <= 65535:
+        raise _fail(f"--port must be 0..65535, got {port}", EXIT_BAD_INPUT)
     settings = _settings()
-    embedded = EmbeddedBroker(data_dir or settings.state_dir / "broker", port=port, host=host)
+    if fetch_only:
+        if engine != "kafka":
+            raise _fail("--fetch-only is for --engine kafka (the embedded broker ships in "
+                        "its wheel)", EXIT_BAD_INPUT)
+        from streams.kafka_broker import kafka_jars, kafka_version
+
+        try:
+            libs = kafka_jars(settings.jars_cache, quiet=False)
+        except BrokerError as exc:
+            raise _fail(str(exc)) from exc
+        out.print(f"Apache Kafka {kafka_version()}: {len(list(libs.glob('*.jar')))} jars "
+                  f"in {libs}", highlight=False)
+        return
+    default_dir = settings.state_dir / ("broker" if engine == "embedded" else "kafka")
+    running = make_broker(engine, data_dir or default_dir, port=port,  # type: ignore[arg-type]
+                          host=host, jars_cache=settings.jars_cache)
+    _stop_on_signals()  # before anything starts: a signal then must still stop it
     try:
-        embedded.start()
+        if engine == "kafka":
+            err.print("starting Apache Kafka (the first start fetches its jars with Maven)")
+        running.start()
+        what = "Apache Kafka " + running.version if engine == "kafka" else "embedded broker"
+        out.print(f"{what} ready at [bold]{running.bootstrap}[/bold] "
+                  f"(data: {running.data_dir})")
+        out.print(f"export POLYMON_KAFKA_BOOTSTRAP={running.bootstrap}", highlight=False)
+        out.print(f"export POLYMON_BROKER_ENGINE={engine}", highlight=False)
+        sys.stdout.flush()
+        while running.running:
+            time.sleep(0.5)
+        raise _fail("the broker exited unexpectedly (its log is in "
+                    f"{running.data_dir})")
     except BrokerError as exc:
         raise _fail(str(exc)) from exc
-    out.print(f"Kafka broker ready at [bold]{embedded.bootstrap}[/bold] "
-              f"(data: {embedded.data_dir})")
-    # before the address is printed: whoever waits for it may send SIGTERM at once
-    signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        out.print(f"export POLYMON_KAFKA_BOOTSTRAP={embedded.bootstrap}", highlight=False)
-        sys.stdout.flush()
-        assert embedded.process is not None
-        embedded.process.wait()
-        raise _fail(f"broker exited unexpectedly with code {embedded.process.returncode}")
     except KeyboardInterrupt:
         out.print("stopping broker")
     finally:
-        embedded.stop()
+        running.stop()
 
 
 @topics_cli.command("create")
@@ -247,6 +292,7 @@ def replay(
     target = prefix or f"replay-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}."
     if target == settings.topic_prefix:
         raise _fail("the replay prefix must differ from the live prefix", EXIT_BAD_INPUT)
+    _stop_on_signals()
     try:
         start, end = parse_bound(from_), parse_bound(to)
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -262,6 +308,8 @@ def replay(
             )
     except ReplayError as exc:
         raise _fail(str(exc), EXIT_BAD_INPUT) from exc
+    except KeyboardInterrupt as exc:
+        raise _fail("replay interrupted; its worker was stopped", 130) from exc
     except Exception as exc:
         raise _fail(f"replay failed: {exc}") from exc
     comparison = run.comparison
@@ -293,6 +341,7 @@ def demo(
     fault went undetected)."""
     from streams.demo import run_demo
 
+    _stop_on_signals()
     raise typer.Exit(run_demo(duration, seed, workers, keep_running, out))
 
 
@@ -311,17 +360,28 @@ def bench(
     soak_scopes: Annotated[int, typer.Option(min=1, help="distinct scopes in the soak")]
     = 100_000,
     soak_rate: Annotated[int, typer.Option(min=1, help="events/s during the soak")] = 5_000,
+    engine: Annotated[str, typer.Option(
+        help="the broker to start: kafka (Apache Kafka in KRaft mode; Java 17+, Maven on "
+             "first use) or embedded (noida-db)")] = "embedded",
+    quix_env: Annotated[Path | None, typer.Option(
+        help="where the quixstreams peer's virtualenv is made on first use (pip) and kept "
+             "(default: <state_dir>/bench-quix)")] = None,
 ) -> None:
-    """Throughput of the pipeline vs a raw aiokafka loop and a bare Faust agent on the same
-    data, detection latency under load and peak RSS, on a fresh embedded broker."""
+    """Throughput of the pipeline vs a raw aiokafka loop, a bare Faust agent and a minimal
+    quixstreams application on the same data, detection latency under load and peak RSS,
+    on a fresh broker of --engine."""
     import json
     from dataclasses import asdict
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from streams.bench import BenchError, run_bench, write_report
+    from streams.broker import ENGINES, BrokerError
     from streams.devstack import WorkerError
 
+    if engine not in ENGINES:
+        raise _fail(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}",
+                    EXIT_BAD_INPUT)
     settings = _settings()
     with Progress(TextColumn("{task.description:14}"), BarColumn(), MofNCompleteColumn(),
                   console=err, transient=True) as progress:
@@ -335,8 +395,9 @@ def bench(
         try:
             result = run_bench(events, scopes, settings.state_dir, advance, latency_rate,
                                latency_seconds, soak_s=soak_seconds, soak_scopes=soak_scopes,
-                               soak_rate=soak_rate)
-        except (BenchError, WorkerError, TimeoutError) as exc:
+                               soak_rate=soak_rate, engine=engine,  # type: ignore[arg-type]
+                               jars_cache=settings.jars_cache, quix_env=quix_env)
+        except (BenchError, BrokerError, WorkerError, TimeoutError) as exc:
             raise _fail(f"bench: {exc}") from exc
     figures = asdict(result)
     for name, value in figures.items():

@@ -319,7 +319,7 @@ def run_demo(duration_s: float, seed: int, workers: int, keep_running: bool,
         with console.status(f"starting {workers} polymon worker(s)"):
             for number in range(1, workers + 1):
                 worker = WorkerProcess(broker.bootstrap, state, worker_id=f"demo-worker-{number}",
-                                       **worker_settings)
+                                       broker_engine=broker.engine, **worker_settings)
                 started_workers.append(worker.start())
             for worker in started_workers:
                 worker.wait_ready(timeout_s=90)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from streams.broker import free_port
-from streams.procs import stop_process
+from streams.procs import die_with_parent, stop_process
 
 
 class WorkerError(RuntimeError):
@@ -68,6 +68,7 @@ class WorkerProcess:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "streams", "worker"], env=self.env,
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                preexec_fn=die_with_parent,
             )
         return self
 

@@ -48,6 +48,16 @@ class Settings(BaseSettings):
     kafka_bootstrap: str = Field(
         "127.0.0.1:9092", description="Kafka bootstrap servers, host:port[,host:port]"
     )
+    broker_engine: Literal["kafka", "embedded"] = Field(
+        "kafka", description="the broker behind kafka_bootstrap: kafka (Apache Kafka, or any "
+        "broker that expires sessions and long-polls fetches) or embedded (the noida-db "
+        "broker of `polymon demo` and `polymon broker --engine embedded`, which turns on "
+        "the workarounds for it)",
+    )
+    kafka_jars_dir: Path | None = Field(
+        None, description="where `polymon broker --engine kafka` caches Apache Kafka's jars "
+        "(resolved once by Maven from ops/kafka/pom.xml); unset: <state_dir>/kafka-jars",
+    )
     topic_prefix: str = Field(
         "", description="put in front of every topic name and the consumer group (replay uses one)"
     )
@@ -77,10 +87,12 @@ class Settings(BaseSettings):
         False, description="join the group as a static member with worker_id as instance id "
         "(set with stable worker ids: a restart then reclaims its partitions at once)",
     )
-    evict_dead_members: bool = Field(
-        True, description="make a group member that has not answered at its URL for "
-        "session_timeout_s leave the group, so the others take its partitions (for "
-        "brokers that never expire a dead member's session, like the embedded one)",
+    evict_dead_members: bool | None = Field(
+        None, description="[embedded broker] make a group member that has not answered at "
+        "its URL for session_timeout_s leave the group, so the others take its partitions "
+        "(the embedded broker never expires a dead member's session); unset: on for the "
+        "embedded broker, off for Apache Kafka, whose coordinator expires sessions itself. "
+        "On Kafka it would let any worker evict a live peer whose HTTP port it cannot reach",
     )
     member_check_interval_s: float = Field(
         2.0, gt=0, description="how often a worker checks that the group's members answer",
@@ -131,8 +143,9 @@ class Settings(BaseSettings):
         "agents (in chunks of 500, the event loop turning between them)",
     )
     idle_fetch_backoff_s: float = Field(
-        0.01, ge=0, description="a consumer whose fetch came back empty waits this long "
-        "before the next (brokers without long polling, like the embedded one); 0: off",
+        0.01, ge=0, description="[embedded broker] a consumer whose fetch came back empty "
+        "waits this long before the next (the embedded broker does not long-poll); ignored "
+        "on Apache Kafka, which holds an empty fetch for fetch.max.wait.ms; 0: off",
     )
     # CPython's default (700, 10, 10) runs a full collection every few seconds once the
     # tables hold 100k scopes: ~9 % of the worker's CPU and pauses of up to 0.5 s, which
@@ -312,6 +325,24 @@ class Settings(BaseSettings):
             if not sep or not host or not port.isdigit():
                 raise ValueError(f"expected host:port[,host:port], got {value!r}")
         return value
+
+    @property
+    def evicts_dead_members(self) -> bool:
+        """Whether this worker makes silent group members leave (embedded broker only,
+        unless set explicitly)."""
+        if self.evict_dead_members is None:
+            return self.broker_engine == "embedded"
+        return self.evict_dead_members
+
+    @property
+    def embedded_broker_workarounds(self) -> bool:
+        """The fetcher's idle backoff and the rejoin on an empty assignment: for the
+        embedded broker only."""
+        return self.broker_engine == "embedded"
+
+    @property
+    def jars_cache(self) -> Path:
+        return self.kafka_jars_dir or self.state_dir / "kafka-jars"
 
     def staleness_threshold_s(self, scope: str, feed: str) -> float:
         """Exact scope override, then the scope's own kind, then the feed default."""

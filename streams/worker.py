@@ -52,6 +52,12 @@ class BoundedStopWorker(faust.Worker):
         # share of the per-event cost. polymon logs at the level it was given instead.
         self.spinner = None
 
+    def _install_signal_handlers_unix(self) -> None:
+        super()._install_signal_handlers_unix()
+        # a supervisor's hang-up (a closed terminal, `systemctl reload` misused, a CI
+        # runner) stops the worker as SIGTERM does, not by the default abrupt exit
+        self.loop.add_signal_handler(signal.SIGHUP, self._on_sigterm)
+
     def _schedule_shutdown(self, signal_: signal.Signals) -> None:
         self._arm_watchdog()
         super()._schedule_shutdown(signal_)

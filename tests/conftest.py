@@ -1,10 +1,12 @@
-"""Shared fixtures. The broker is real: noida-db speaking the Kafka protocol, started
-once per session on a free port and torn down after; each test gets its own topic
-prefix (and so its own topics and consumer group) on it."""
+"""Shared fixtures. The broker is real, started once per session on free ports and torn
+down after: Apache Kafka (KRaft, one node) or the embedded noida-db broker, as
+``POLYMON_TEST_BROKER`` says (``kafka`` by default: the engine users deploy). Each test
+gets its own topic prefix (and so its own topics and consumer group) on it."""
 
 from __future__ import annotations
 
 import itertools
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -14,26 +16,53 @@ from typing import Any
 import pytest
 from confluent_kafka import Producer
 
-from streams.broker import EmbeddedBroker
+from streams.broker import ENGINES, EmbeddedBroker, Engine, make_broker
 from streams.codec import Codecs, SchemaCatalog
 from streams.console import Consumed, kafka_producer, read_topic, send_all
 from streams.devstack import WorkerProcess
+from streams.kafka_broker import KafkaCluster
 from streams.records import Record
+from streams.settings import Settings
 from streams.topics import admin_client, create_topics, load_topic_specs
 
 CODECS = Codecs(SchemaCatalog())
 SPECS = load_topic_specs()
 _prefixes = itertools.count(1)
+Broker = EmbeddedBroker | KafkaCluster
+
+
+def engine_under_test() -> Engine:
+    """The broker engine of the integration, e2e and fault tests."""
+    engine = os.environ.get("POLYMON_TEST_BROKER", "kafka")
+    if engine not in ENGINES:
+        raise pytest.UsageError(f"POLYMON_TEST_BROKER must be one of {', '.join(ENGINES)}, "
+                                f"got {engine!r}")
+    return engine  # type: ignore[return-value]
+
+
+def start_test_broker(data_dir: Path, size: int = 1, port: int = 0,
+                      engine: Engine | None = None) -> Broker:
+    """A started broker of the test engine; Kafka's jars from the repository's cache."""
+    started = make_broker(engine or engine_under_test(), data_dir, port=port, size=size,
+                          jars_cache=Settings().jars_cache)
+    return started.start()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    engine = engine_under_test()
+    if engine == "kafka":
+        from streams.kafka_broker import kafka_version
+        return f"broker under test: Apache Kafka {kafka_version()} (POLYMON_TEST_BROKER=kafka)"
+    return "broker under test: embedded noida-db (POLYMON_TEST_BROKER=embedded)"
 
 
 @pytest.fixture(scope="session")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
-    embedded = EmbeddedBroker(tmp_path_factory.mktemp("broker"))
-    embedded.start()
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    started = start_test_broker(tmp_path_factory.mktemp("broker"))
     try:
-        yield embedded
+        yield started
     finally:
-        embedded.stop()
+        started.stop()
 
 
 @dataclass
@@ -43,6 +72,8 @@ class Stack:
     bootstrap: str
     prefix: str
     state_dir: Path
+    engine: Engine = "kafka"
+    replication: int | None = None  # topics' replication factor; None: the spec's
     workers: list[WorkerProcess] = field(default_factory=list)
     _producer: Producer | None = None
 
@@ -50,11 +81,11 @@ class Stack:
         return self.prefix + name
 
     def create_topics(self) -> dict[str, str]:
-        return create_topics(admin_client(self.bootstrap), SPECS, self.prefix)
+        return create_topics(admin_client(self.bootstrap), SPECS, self.prefix, self.replication)
 
     def env(self) -> dict[str, str]:
         return {"POLYMON_KAFKA_BOOTSTRAP": self.bootstrap, "POLYMON_TOPIC_PREFIX": self.prefix,
-                "POLYMON_STATE_DIR": str(self.state_dir)}
+                "POLYMON_STATE_DIR": str(self.state_dir), "POLYMON_BROKER_ENGINE": self.engine}
 
     def send_records(self, topic: str, records: Iterable[Record]) -> int:
         codec = CODECS[SPECS[topic].schema]
@@ -79,8 +110,11 @@ class Stack:
 
     def start_worker(self, worker_id: str = "worker-1", wait: bool = True,
                      **settings: Any) -> WorkerProcess:
+        if self.replication is not None:
+            settings.setdefault("replication_factor", self.replication)
         worker = WorkerProcess(self.bootstrap, self.state_dir, worker_id=worker_id,
-                               topic_prefix=self.prefix, **settings)
+                               topic_prefix=self.prefix, broker_engine=self.engine,
+                               **settings)
         self.workers.append(worker)
         worker.start()
         if wait:
@@ -93,8 +127,9 @@ class Stack:
 
 
 @pytest.fixture
-def stack(broker: EmbeddedBroker, tmp_path: Path) -> Iterator[Stack]:
-    namespace = Stack(broker.bootstrap, f"t{next(_prefixes)}-{int(time.time())}.", tmp_path)
+def stack(broker: Broker, tmp_path: Path) -> Iterator[Stack]:
+    namespace = Stack(broker.bootstrap, f"t{next(_prefixes)}-{int(time.time())}.", tmp_path,
+                      broker.engine)
     try:
         yield namespace
     finally:

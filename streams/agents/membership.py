@@ -7,8 +7,9 @@ unowned: their scopes unmonitored, their stale feeds never paused. Every
 other member's announced URL for the member id it holds (``/healthz``), and sends
 LeaveGroup on behalf of a member that stayed silent, or named another id, for a whole
 session timeout (the judgement is streams.control.membership). The group then
-rebalances without it. Harmless where the broker expires sessions itself: the dead
-member is already gone. ``POLYMON_EVICT_DEAD_MEMBERS=false`` turns it off.
+rebalances without it. For the embedded broker only (``POLYMON_BROKER_ENGINE=embedded``):
+on Apache Kafka the coordinator expires a dead member's session itself, and an eviction
+without quorum would let a worker whose view of a live peer's HTTP port is cut evict it.
 """
 
 from __future__ import annotations
@@ -102,7 +103,7 @@ async def check_members(client: AIOKafkaClient) -> list[str]:
 async def evict_dead_members() -> None:
     """Every ``member_check_interval_s``, one round of check_members, for the life of the
     worker."""
-    if not settings.evict_dead_members:
+    if not settings.evicts_dead_members:
         return
     client: AIOKafkaClient | None = None
     failing = False

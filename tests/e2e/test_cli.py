@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.broker import EmbeddedBroker
-from tests.conftest import Stack
+from tests.conftest import Stack, start_test_broker
 from tests.samples import SAMPLES
 
 pytestmark = pytest.mark.e2e
@@ -121,10 +120,13 @@ def test_demo_detects_every_scripted_fault(tmp_path: Path) -> None:
 
 
 def test_external_bootstrap_is_used_when_set(tmp_path: Path) -> None:
-    with EmbeddedBroker(tmp_path / "other") as other:
+    other = start_test_broker(tmp_path / "other")
+    try:
         result = polymon(None, "topics", "create", POLYMON_KAFKA_BOOTSTRAP=other.bootstrap,
                          POLYMON_TOPIC_PREFIX="ext.")
         assert result.returncode == 0, result.stderr
         check = polymon(None, "topics", "check", POLYMON_KAFKA_BOOTSTRAP=other.bootstrap,
                         POLYMON_TOPIC_PREFIX="ext.")
         assert check.returncode == 0 and "all topics match" in check.stdout
+    finally:
+        other.stop()

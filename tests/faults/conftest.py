@@ -15,3 +15,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.fixture
 def soak_s(request: pytest.FixtureRequest) -> float:
     return float(request.config.getoption("--soak-seconds"))
+
+
+_FIGURES: list[str] = []
+
+
+@pytest.fixture
+def figures() -> list[str]:
+    """Lines of measured figures (recovery times, decisions expected/seen), printed at the
+    end of the run for the issue note and docs/benchmarks."""
+    return _FIGURES
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _FIGURES:
+        terminalreporter.section("fault figures")
+        for line in _FIGURES:
+            terminalreporter.write_line(line)

@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 import pytest
 
+from streams.devstack import http_json
 from streams.records import (
     AlertPayload,
     AlertStatus,
@@ -248,10 +249,13 @@ def test_two_workers_split_the_scopes_and_each_pause_appears_once(stack: Stack) 
     stack.create_topics()
     first = stack.start_worker("worker-a", **FAST)
     second = stack.start_worker("worker-b", **FAST)
-    wait_until(lambda: first.get("/healthz").get("ready") and second.get("/healthz")
-               .get("ready") and first.get("/healthz")["assigned_partitions"]
-               < 2 * second.get("/healthz")["assigned_partitions"] + 10, 30,
-               what="both workers ready")
+    def balanced() -> bool:  # both ready (a rebalance answers 503 for a while), and split
+        (a_status, a), (b_status, b) = http_json(f"{first.url}/healthz"), http_json(
+            f"{second.url}/healthz")
+        return (a_status == b_status == 200 and a["assigned_partitions"]
+                < 2 * b["assigned_partitions"] + 10)
+
+    wait_until(balanced, 30, what="both workers ready")
     markets = [f"market:two{i}" for i in range(8)]
     with Feeder(stack, lambda scope, seq: book(scope, seq)) as feeder:
         feeder.live = set(markets)

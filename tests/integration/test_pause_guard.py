@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from streams.broker import EmbeddedBroker, free_port
+from streams.broker import free_port
 from streams.records import MonitorHeartbeat, OpsAction, OpsCommand, PausePolicy, PauseState
 from streams.runner import Decision, GuardState, GuardStatus, PauseGuard
-from tests.conftest import Stack, wait_until
+from tests.conftest import Stack, start_test_broker, wait_until
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "trading_runner.py"
 
@@ -143,12 +143,10 @@ def test_the_guard_fails_closed_when_polymon_stops_beating_and_recovers(
 
 def test_the_guard_fails_closed_when_the_broker_goes_away_and_recovers(
         tmp_path: Path, recorder: Recorder) -> None:
-    own = EmbeddedBroker(tmp_path / "broker")
-    stack = Stack(own.bootstrap, "gone.", tmp_path / "state")
+    own = start_test_broker(tmp_path / "broker")
+    stack = Stack(own.bootstrap, "gone.", tmp_path / "state", own.engine)
     guard = guard_for(stack, recorder)
-    brokers = [own]
     try:
-        own.start()
         stack.create_topics()
         stack.start_worker(**BEAT)
         stack.send_records("ops.commands", [command("market:m7", OpsAction.PAUSE)])
@@ -167,7 +165,7 @@ def test_the_guard_fails_closed_when_the_broker_goes_away_and_recovers(
                    what="the lost connection reported")
         assert "broker unreachable: " in guard.allowed("market:m8").reason
 
-        brokers.append(EmbeddedBroker(own.data_dir, port=own.port).start())  # same port, data
+        own.start()  # same port, same data
         # The worker reconnects by itself, or a fresh one takes over; either way the
         # guard recovers once heartbeats flow and it has caught up again.
         if stack.workers[0].exit_code is not None:
@@ -179,8 +177,7 @@ def test_the_guard_fails_closed_when_the_broker_goes_away_and_recovers(
     finally:
         guard.stop()
         stack.stop()
-        for broker in brokers:
-            broker.stop()
+        own.stop()
 
 
 def test_a_guard_without_a_broker_denies_with_the_reason() -> None:

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.broker import EmbeddedBroker
-from tests.conftest import Stack
+from tests.conftest import Stack, start_test_broker
 
 pytestmark = pytest.mark.integration
 
@@ -32,8 +31,8 @@ def test_worker_publishes_its_heartbeat_and_stops_on_sigterm(stack: Stack) -> No
 
 
 def test_worker_stops_within_its_bound_when_the_broker_is_gone(tmp_path: Path) -> None:
-    own_broker = EmbeddedBroker(tmp_path / "broker").start()
-    stack = Stack(own_broker.bootstrap, "lonely.", tmp_path)
+    own_broker = start_test_broker(tmp_path / "broker")
+    stack = Stack(own_broker.bootstrap, "lonely.", tmp_path, own_broker.engine)
     try:
         stack.create_topics()
         worker = stack.start_worker(shutdown_timeout_s=5)

@@ -1,13 +1,16 @@
-"""The benchmark's pure helpers: load pacing, percentiles, timing."""
+"""The benchmark's pure helpers: load pacing, percentiles, timing, the quixstreams peer's
+staleness check."""
 
 from __future__ import annotations
 
 import math
 import os
+from typing import Any
 
 import pytest
 
 from streams.bench import BenchError, _cpu_seconds, _owed, _percentile, _time_until_done
+from streams.bench_quix import track
 
 
 def test_pacing_owes_what_the_rate_has_accrued() -> None:
@@ -59,3 +62,41 @@ def test_a_backlog_processed_before_the_first_reading_cannot_be_timed() -> None:
 def test_cpu_seconds_of_this_process() -> None:
     assert _cpu_seconds(os.getpid()) > 0
     assert math.isnan(_cpu_seconds(2**22 + 12345))  # above pid_max: no such process
+
+
+class FakeState:
+    """quixstreams' State of one scope, as the peer uses it."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.values.get(key, default)
+
+    def set(self, key: str, value: Any) -> None:
+        self.values[key] = value
+
+
+def book(at_ms: int, kind: str = "DATA_UPDATE", feed: str | None = "book") -> dict[str, Any]:
+    return {"scope": "market:m1", "kind": kind, "feed": feed, "event_time_ms": at_ms}
+
+
+def test_the_quix_peer_pauses_a_scope_once_when_its_book_goes_stale() -> None:
+    state = FakeState()
+    assert track(book(1_000), state, now_ms=2_000, threshold_ms=5_000) is None  # fresh
+    pause = track(book(1_500), state, now_ms=7_000, threshold_ms=5_000)
+    assert pause == {"scope": "market:m1", "paused": True, "reason": "stale data: book",
+                     "last_update_ms": 1_500, "detected_ms": 7_000}
+    assert track(book(1_600), state, now_ms=8_000, threshold_ms=5_000) is None  # still
+    resumed = track(book(7_900), state, now_ms=8_000, threshold_ms=5_000)
+    assert resumed is not None and resumed["paused"] is False
+
+
+def test_only_newer_book_updates_move_the_quix_peers_clock() -> None:
+    state = FakeState()
+    assert track(book(0, "HEARTBEAT", None), state, 10_000, 5_000) is None  # no book yet
+    track(book(9_000), state, 10_000, 5_000)
+    assert track(book(1_000), state, 10_000, 5_000) is None  # late: 9 000 still counts
+    assert track(book(9_500, feed="model"), state, 10_000, 5_000) is None  # not the book
+    assert state.get("book_ms") == 9_000
+    assert track(book(0, "HEARTBEAT", None), state, 14_001, 5_000) is not None  # stale

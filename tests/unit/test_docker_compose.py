@@ -150,6 +150,7 @@ def test_kafka_runs_kraft_without_zookeeper(compose: dict[str, Any]) -> None:
     roles = {role.strip() for role in env["KAFKA_PROCESS_ROLES"].split(",")}
     assert {"broker", "controller"} <= roles
     assert env["KAFKA_NODE_ID"] and env["CLUSTER_ID"]
+
     # The quorum voters name this node at its CONTROLLER listener.
     listeners = _listeners(env["KAFKA_LISTENERS"])
     controller_names = env["KAFKA_CONTROLLER_LISTENER_NAMES"].split(",")
@@ -160,6 +161,11 @@ def test_kafka_runs_kraft_without_zookeeper(compose: dict[str, Any]) -> None:
     assert node == env["KAFKA_NODE_ID"]
     assert host == "kafka" and int(port) in controller_ports
 
+
+def test_kafka_image_is_the_version_the_tests_run(compose: dict[str, Any]) -> None:
+    from streams.kafka_broker import kafka_version
+
+    assert _services(compose)["kafka"]["image"] == f"apache/kafka:{kafka_version()}"
 
 def test_kafka_never_auto_creates_topics_and_replicates_for_one_node(
     compose: dict[str, Any],

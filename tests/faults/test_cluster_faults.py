@@ -1,0 +1,213 @@
+"""Faults only a real cluster can show, on three Apache Kafka KRaft nodes (replication
+factor 3, min.insync.replicas 2) that the harness starts itself: partition leaders killed
+mid-stream, a node restarted, a worker SIGKILLed while the group rebalances. Each scenario
+asserts that every required pause appears, that nothing processed has a sequence gap and
+that no old cause gets a new id; the figures go to the run's "fault figures" summary."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from streams.control.keying import partition_for
+from streams.devstack import WorkerProcess
+from streams.kafka_broker import KafkaCluster
+from streams.records import AlertStatus
+from streams.settings import Settings
+from tests.conftest import SPECS, Stack, engine_under_test, wait_until
+from tests.integration.test_health_agents import FAST, Feeder, alerts, book, pauses_by_scope
+
+pytestmark = pytest.mark.faults
+
+# session timeout 6 s: the broker's floor in production, and what the takeover figures use
+CLUSTER_WORKER = {**FAST, "session_timeout_s": 6.0, "rebalance_timeout_s": 10.0}
+_namespaces = itertools.count(1)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaCluster]:
+    if engine_under_test() != "kafka":
+        pytest.skip("a three-node cluster is Apache Kafka's (POLYMON_TEST_BROKER=kafka)")
+    started = KafkaCluster(tmp_path_factory.mktemp("cluster"), size=3,
+                           jars_cache=Settings().jars_cache).start()
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
+@pytest.fixture
+def cluster_stack(cluster: KafkaCluster, tmp_path: Path) -> Iterator[Stack]:
+    for node in cluster.nodes:  # a node an earlier scenario left down comes back first
+        if not node.running:
+            node.start()
+    cluster.wait_ready()
+    namespace = Stack(cluster.bootstrap, f"c{next(_namespaces)}-{int(time.time())}.", tmp_path,
+                      "kafka", replication=3)
+    namespace.create_topics()
+    try:
+        yield namespace
+    finally:
+        namespace.stop()
+
+
+def partition_of(topic: str, key: str) -> int:
+    return partition_for(key.encode(), SPECS[topic].partitions, "murmur2")
+
+
+def scopes_on(topic: str, partition: int, count: int, name: str) -> list[str]:
+    """``count`` market scopes whose key lands on ``topic``'s ``partition``."""
+    candidates = (f"market:{name}{i}" for i in itertools.count())
+    return list(itertools.islice(
+        (scope for scope in candidates if partition_of(topic, scope) == partition), count))
+
+
+def paused_scopes(stack: Stack) -> set[str]:
+    return {scope for scope, history in pauses_by_scope(stack).items()
+            if any(pause.paused for _, pause in history)}
+
+
+def assert_one_id_per_cause(stack: Stack, scopes: list[str]) -> None:
+    """Each stale episode has one pause state id and one firing alert id, however often the
+    decision was re-made across the fault (recovery re-publishes the same ids)."""
+    pauses = pauses_by_scope(stack)
+    firing = Counter((a.scope, a.envelope_id) for a in alerts(stack)
+                     if a.reason_code == "RISK_STALE_BOOK"
+                     and a.payload.status is AlertStatus.FIRING)
+    for scope in scopes:
+        assert len({p.state_id for _, p in pauses[scope] if p.paused}) == 1, pauses[scope]
+        assert len([1 for (s, _) in firing if s == scope]) == 1, firing
+
+
+def assert_no_gap(worker: WorkerProcess, scopes: list[str]) -> None:
+    """Every sequence number sent for ``scopes`` was processed (a gap filled by a late
+    arrival is a reorder; an outstanding one is a loss)."""
+    rows = worker.get("/api/freshness")["scopes"]
+    assert {scope: rows[scope]["missing"] for scope in scopes} == dict.fromkeys(scopes, 0)
+
+
+def test_partition_leaders_killed_mid_stream_lose_no_pause(
+        cluster: KafkaCluster, cluster_stack: Stack, figures: list[str]) -> None:
+    stack = cluster_stack
+    worker = stack.start_worker("leaders", **CLUSTER_WORKER)
+    health_partition = 0
+    # stale markets on the health.events partition whose leader dies first, and whose pauses
+    # land on the control.pauses partition whose leader dies second
+    first = scopes_on("health.events", health_partition, 2, "h")
+    pauses_partition = partition_of("control.pauses", "market:p0")
+    second = [s for s in (f"market:p{i}" for i in range(200))
+              if partition_of("control.pauses", s) == pauses_partition][:2]
+    steady = [f"market:s{i}" for i in range(6)]  # fresh throughout
+    markets = first + second + steady
+    timings: dict[str, float] = {}
+    with Feeder(stack, lambda scope, seq: book(scope, seq)) as feeder:
+        feeder.live = set(markets)
+        time.sleep(3.0)
+
+        leader = cluster.leader_of(stack.topic("health.events"), health_partition)
+        killed_at = time.monotonic()
+        cluster.node(leader).kill()
+        feeder.live = set(second + steady)  # the first pair goes stale as its leader dies
+        wait_until(lambda: set(first) <= paused_scopes(stack), 40,
+                   what=f"{first} paused after health.events' leader (node {leader}) died")
+        timings["health.events leader killed → stale pauses published"] = (
+            time.monotonic() - killed_at)
+        new_leader = wait_until(
+            lambda: (n := cluster.leader_of(stack.topic("health.events"), health_partition))
+            not in (-1, leader) and n, 30, what="a new health.events leader")
+        timings["health.events leader killed → new leader"] = time.monotonic() - killed_at
+        cluster.node(leader).start()
+        cluster.wait_ready()
+
+        leader = cluster.leader_of(stack.topic("control.pauses"), pauses_partition)
+        killed_at = time.monotonic()
+        cluster.node(leader).kill()
+        feeder.live = set(steady)  # the second pair goes stale as the pauses' leader dies
+        wait_until(lambda: set(second) <= paused_scopes(stack), 40,
+                   what=f"{second} paused after control.pauses' leader (node {leader}) died")
+        timings["control.pauses leader killed → stale pauses published"] = (
+            time.monotonic() - killed_at)
+        cluster.node(leader).start()
+        cluster.wait_ready()
+        time.sleep(2.0)  # the last sends are processed
+    wait_until(lambda: worker.get("/api/scopes")["scopes"].get(steady[0], {})
+               .get("last_sequence") == feeder.sequence[steady[0]], 30,
+               what="the worker processed every send")
+    required = set(first + second)
+    seen = paused_scopes(stack) & required
+    figures.append(f"cluster, partition leaders killed: pauses expected {len(required)}, "
+                   f"seen {len(seen)}; new health.events leader after node {new_leader} "
+                   "took over; " + "; ".join(f"{k} {v:.1f} s" for k, v in timings.items()))
+    assert seen == required
+    assert_no_gap(worker, markets)
+    assert_one_id_per_cause(stack, first + second)
+    assert worker.exit_code is None
+
+
+def test_a_node_restarted_mid_stream_loses_nothing(
+        cluster: KafkaCluster, cluster_stack: Stack, figures: list[str]) -> None:
+    stack = cluster_stack
+    worker = stack.start_worker("restart", **CLUSTER_WORKER)
+    markets = [f"market:r{i}" for i in range(8)]
+    with Feeder(stack, lambda scope, seq: book(scope, seq)) as feeder:
+        feeder.live = set(markets)
+        time.sleep(2.0)
+        # the node leading the group's coordinator partition, or any: restart it cleanly
+        node = cluster.node(cluster.leader_of(stack.topic("health.events"), 1))
+        stopped_at = time.monotonic()
+        node.stop()
+        node.start()
+        cluster.wait_ready()
+        restarted_s = time.monotonic() - stopped_at
+        feeder.live = set(markets[1:])  # market r0 goes stale after the restart
+        wait_until(lambda: markets[0] in paused_scopes(stack), 30,
+                   what="market:r0 paused after the restart")
+        time.sleep(1.0)
+    wait_until(lambda: worker.get("/api/scopes")["scopes"].get(markets[1], {})
+               .get("last_sequence") == feeder.sequence[markets[1]], 30,
+               what="the worker processed every send")
+    figures.append(f"cluster, node {node.node_id} restarted (SIGTERM, start): back in "
+                   f"{restarted_s:.1f} s; pauses expected 1, seen "
+                   f"{len(paused_scopes(stack) & {markets[0]})}")
+    assert_no_gap(worker, markets)
+    assert_one_id_per_cause(stack, markets[:1])
+    assert worker.exit_code is None
+
+
+def _owned(worker: WorkerProcess) -> list[int]:
+    return worker.get("/api/freshness?local=true")["partitions"]
+
+
+def test_a_worker_killed_during_a_rebalance_leaves_no_scope_unwatched(
+        cluster_stack: Stack, figures: list[str]) -> None:
+    stack = cluster_stack
+    first = stack.start_worker("first", **CLUSTER_WORKER)
+    doomed = stack.start_worker("doomed", **CLUSTER_WORKER)
+    wait_until(lambda: _owned(first) and _owned(doomed), 40, what="both own partitions")
+    everything = sorted(_owned(first) + _owned(doomed))
+    markets = [f"market:w{i}" for i in range(8)]
+    with Feeder(stack, lambda scope, seq: book(scope, seq)) as feeder:
+        feeder.live = set(markets)
+        time.sleep(2.0)
+        late = stack.start_worker("late", wait=False, **CLUSTER_WORKER)  # a rebalance begins
+        time.sleep(1.5)
+        killed_at = time.monotonic()
+        doomed.kill()  # mid-rebalance: no LeaveGroup, its session must expire
+        wait_until(lambda: late.wait_ready(timeout_s=60) and
+                   sorted(_owned(first) + _owned(late)) == everything,
+                   CLUSTER_WORKER["session_timeout_s"] + CLUSTER_WORKER["rebalance_timeout_s"]
+                   + 30, what="the two survivors own every partition")
+        takeover_s = time.monotonic() - killed_at
+        feeder.live = set()  # every market goes stale: the survivors must catch all
+        found = wait_until(lambda: (p := paused_scopes(stack)) >= set(markets) and p, 40,
+                           what="every market paused by the survivors")
+    figures.append(f"cluster, worker SIGKILLed during a rebalance: survivors own all "
+                   f"{len(everything)} partitions {takeover_s:.1f} s after the kill; pauses "
+                   f"expected {len(markets)}, seen {len(found & set(markets))}")
+    assert_one_id_per_cause(stack, markets)
+    assert first.exit_code is None and late.exit_code is None
