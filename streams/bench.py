@@ -35,7 +35,7 @@ from streams.broker import Engine, free_port, make_broker
 from streams.codec import Codecs, SchemaCatalog
 from streams.console import kafka_producer, read_topic, send_all
 from streams.devstack import WorkerProcess, http_json
-from streams.procs import stop_process
+from streams.procs import die_with_parent, stop_process
 from streams.records import (
     Cohort,
     FeatureSample,
@@ -272,7 +272,8 @@ def measure_faust_bare(bootstrap: str, prefix: str, expected: int, progress: Pro
                        timeout_s: float) -> float:
     port = free_port()
     process = subprocess.Popen([sys.executable, "-m", "streams.bench_bare", bootstrap, prefix,
-                                str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               preexec_fn=die_with_parent)
     try:
         def read() -> tuple[int, int]:
             try:
@@ -333,7 +334,8 @@ def measure_quix(python: Path, bootstrap: str, prefix: str, expected: int, state
         process = subprocess.Popen(
             [str(python), "-m", "streams.bench_quix", bootstrap, prefix, str(port),
              str(state_dir / "state"), str(threshold_s)],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            preexec_fn=die_with_parent)
     try:
         def read() -> tuple[int, int]:
             if process.poll() is not None:  # at once, not after timeout_s

@@ -366,6 +366,9 @@ def bench(
     quix_env: Annotated[Path | None, typer.Option(
         help="where the quixstreams peer's virtualenv is made on first use (pip) and kept "
              "(default: <state_dir>/bench-quix)")] = None,
+    prepare_only: Annotated[bool, typer.Option(
+        "--prepare-only", help="make the quixstreams peer's virtualenv (and with --engine "
+        "kafka cache Kafka's jars), then exit: nothing is fetched during a run after")] = False,
 ) -> None:
     """Throughput of the pipeline vs a raw aiokafka loop, a bare Faust agent and a minimal
     quixstreams application on the same data, detection latency under load and peak RSS,
@@ -383,6 +386,19 @@ def bench(
         raise _fail(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}",
                     EXIT_BAD_INPUT)
     settings = _settings()
+    if prepare_only:
+        from streams.bench import quix_python
+
+        try:
+            python = quix_python(quix_env or settings.state_dir / "bench-quix")
+            if engine == "kafka":
+                from streams.kafka_broker import kafka_jars
+                kafka_jars(settings.jars_cache)
+        except (BenchError, BrokerError) as exc:
+            raise _fail(f"bench: {exc}") from exc
+        out.print(f"the quixstreams peer runs with {python}", highlight=False)
+        return
+    _stop_on_signals()
     with Progress(TextColumn("{task.description:14}"), BarColumn(), MofNCompleteColumn(),
                   console=err, transient=True) as progress:
         tasks: dict[str, int] = {}
@@ -399,6 +415,8 @@ def bench(
                                jars_cache=settings.jars_cache, quix_env=quix_env)
         except (BenchError, BrokerError, WorkerError, TimeoutError) as exc:
             raise _fail(f"bench: {exc}") from exc
+        except KeyboardInterrupt as exc:
+            raise _fail("bench interrupted; what it started was stopped", 130) from exc
     figures = asdict(result)
     for name, value in figures.items():
         out.print(f"{name:22} {value}", highlight=False)

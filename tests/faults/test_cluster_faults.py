@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -72,16 +71,40 @@ def paused_scopes(stack: Stack) -> set[str]:
             if any(pause.paused for _, pause in history)}
 
 
+def episodes(history: list[tuple[bool, str]]) -> list[set[str]]:
+    """The ids of each episode in ``(on, id)`` records in order: an episode runs from a
+    record that is on to the next that is off."""
+    found: list[set[str]] = []
+    for on, ident in history:
+        if not on:
+            if found and found[-1]:
+                found.append(set())
+            continue
+        if not found:
+            found.append(set())
+        found[-1].add(ident)
+    return [ids for ids in found if ids]
+
+
 def assert_one_id_per_cause(stack: Stack, scopes: list[str]) -> None:
-    """Each stale episode has one pause state id and one firing alert id, however often the
-    decision was re-made across the fault (recovery re-publishes the same ids)."""
+    """Every episode — a stale spell of a scope, from its pause to its resume — has one
+    pause state id and one firing alert id, however often the decision was re-made across
+    the fault (recovery re-publishes the same ids), and no two episodes share one. A fresh
+    scope whose data stopped arriving while its partition had no leader is stale too: that
+    is an episode of its own."""
     pauses = pauses_by_scope(stack)
-    firing = Counter((a.scope, a.envelope_id) for a in alerts(stack)
-                     if a.reason_code == "RISK_STALE_BOOK"
-                     and a.payload.status is AlertStatus.FIRING)
+    fired: dict[str, list[tuple[bool, str]]] = {}
+    for alert in alerts(stack):
+        if alert.reason_code == "RISK_STALE_BOOK":
+            fired.setdefault(alert.scope, []).append(
+                (alert.payload.status is AlertStatus.FIRING, alert.envelope_id))
     for scope in scopes:
-        assert len({p.state_id for _, p in pauses[scope] if p.paused}) == 1, pauses[scope]
-        assert len([1 for (s, _) in firing if s == scope]) == 1, firing
+        for what, history in (
+                ("pause", [(p.paused, p.state_id) for _, p in pauses[scope]]),
+                ("alert", fired.get(scope, []))):
+            spells = episodes(history)
+            assert spells and all(len(ids) == 1 for ids in spells), (scope, what, history)
+            assert len(set().union(*spells)) == len(spells), (scope, what, history)
 
 
 def assert_no_gap(worker: WorkerProcess, scopes: list[str]) -> None:

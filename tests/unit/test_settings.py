@@ -27,3 +27,22 @@ def test_config_version_changes_with_decisive_settings() -> None:
     assert Settings().config_version == Settings(worker_id="other").config_version
     changed = Settings(staleness_thresholds_s={"book": 3.0})
     assert changed.config_version != Settings().config_version
+
+
+def test_embedded_broker_workarounds_are_off_on_kafka_by_default() -> None:
+    kafka = Settings()
+    assert kafka.broker_engine == "kafka"
+    assert not kafka.evicts_dead_members and not kafka.embedded_broker_workarounds
+    embedded = Settings(broker_engine="embedded")
+    assert embedded.evicts_dead_members and embedded.embedded_broker_workarounds
+
+
+def test_eviction_set_explicitly_wins_over_the_engine() -> None:
+    assert not Settings(broker_engine="embedded", evict_dead_members=False).evicts_dead_members
+    assert Settings(broker_engine="kafka", evict_dead_members=True).evicts_dead_members
+
+
+def test_unknown_broker_engine_is_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("POLYMON_BROKER_ENGINE", "redpanda")
+    with pytest.raises(ValidationError, match="broker_engine"):
+        Settings()
