@@ -11,7 +11,17 @@ import re
 
 GLOBAL = "global"
 SCOPE_KINDS = frozenset({"bot", "market", "model", "feed", "strategy"})
-_SEGMENT = re.compile(r"^(?P<kind>[a-z]+):(?P<id>[A-Za-z0-9_.\-]{1,128})$")
+# A bound on the whole scope: ids are at most 128 characters, and scopes are keys, labels
+# and URL paths everywhere.
+MAX_SCOPE_LENGTH = 256
+MAX_SCOPE_ID = 128
+SCOPE_ID = rf"[A-Za-z0-9_.\-]{{1,{MAX_SCOPE_ID}}}"
+_KINDS = "|".join(sorted(SCOPE_KINDS))
+# The grammar as one regex, which the OpenAPI document (streams/web/openapi.py) publishes
+# as the scopes' ``pattern`` (ECMA-262 and Python read it alike); parse_scope says the same
+# with precise messages (tests/unit/web/test_openapi.py fuzzes the two against each other).
+SCOPE_PATTERN = rf"^(?:{GLOBAL}|(?:{_KINDS}):{SCOPE_ID}(?:/(?:{_KINDS}):{SCOPE_ID})*)$"
+_SEGMENT = re.compile(rf"(?P<kind>[a-z]+):(?P<id>{SCOPE_ID})")
 
 
 class ScopeError(ValueError):
@@ -24,9 +34,13 @@ def parse_scope(scope: str) -> tuple[tuple[str, str], ...]:
         return ()
     if not scope:
         raise ScopeError("scope is empty")
+    if len(scope) > MAX_SCOPE_LENGTH:
+        raise ScopeError(f"scope {scope[:40]!r}...: {len(scope)} characters, at most "
+                         f"{MAX_SCOPE_LENGTH}")
     segments = []
     for part in scope.split("/"):
-        match = _SEGMENT.match(part)
+        # fullmatch: a regex's $ would let a trailing newline through
+        match = _SEGMENT.fullmatch(part)
         if match is None:
             raise ScopeError(f"scope {scope!r}: segment {part!r} is not kind:id")
         kind = match["kind"]

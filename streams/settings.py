@@ -85,7 +85,9 @@ class Settings(BaseSettings):
     )
     static_membership: bool = Field(
         False, description="join the group as a static member with worker_id as instance id "
-        "(set with stable worker ids: a restart then reclaims its partitions at once)",
+        "(set with stable worker ids and a stable web URL: a restart then reclaims its "
+        "partitions at once; Kafka hands the restarted member its previous assignment, "
+        "which names the URL it had, and Faust refuses one naming another URL)",
     )
     evict_dead_members: bool | None = Field(
         None, description="[embedded broker] make a group member that has not answered at "

@@ -124,6 +124,9 @@ class Stack:
     def stop(self) -> None:
         for worker in self.workers:
             worker.stop()
+        if self._producer is not None:
+            self._producer.flush(5)
+            self._producer = None  # its threads end with it, not reconnecting to a gone broker
 
 
 @pytest.fixture

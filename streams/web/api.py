@@ -2,7 +2,9 @@
 views built from table state and from the records of the compacted output topics.
 
 No Faust, no aiohttp: streams/web/views.py binds these to routes, and
-tests/unit/web/ tests them with plain values.
+tests/unit/web/ tests them with plain values. The definitions here (patterns, bounds,
+enums, which query parameters and body fields each route takes) are also what
+streams/web/openapi.py publishes: the document is generated from what is validated.
 """
 
 from __future__ import annotations
@@ -15,23 +17,66 @@ from dataclasses import dataclass
 from typing import Any
 
 from streams.control.health import gap_counts
-from streams.control.incidents import IncidentIdError, family_of, resolved_alert_id
+from streams.control.incidents import (
+    _INCIDENT_ID,
+    IncidentIdError,
+    family_of,
+    resolved_alert_id,
+)
+from streams.reason_codes import Severity
 from streams.records import (
     AuditPayload,
     IncidentPayload,
+    IncidentState,
     PauseState,
     ReportEnvelope,
     RolloutStage,
     RolloutState,
 )
-from streams.scopes import SCOPE_KINDS, ScopeError, ancestors, parse_scope
+from streams.scopes import (
+    GLOBAL,
+    MAX_SCOPE_ID,
+    MAX_SCOPE_LENGTH,
+    SCOPE_ID,
+    SCOPE_KINDS,
+    SCOPE_PATTERN,
+    ScopeError,
+    ancestors,
+    parse_scope,
+)
 
 STAGES = [stage.value for stage in RolloutStage]  # the ladder, in order
 ROLLOUT_KINDS = ("model", "strategy")
-INCIDENT_STATES = ("OPEN", "ACKNOWLEDGED", "RESOLVED")
-SEVERITIES = ("INFO", "WARNING", "CRITICAL")
+INCIDENT_STATES = tuple(state.value for state in IncidentState)
+SEVERITIES = tuple(severity.value for severity in Severity)  # least severe first
+KINDS = (*sorted(SCOPE_KINDS), GLOBAL)  # of a scope's last segment
 MAX_REASON = 500
-_IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
+MAX_LIMIT = 5000
+MAX_INCIDENT_ID = 128  # inc-<family>-<24 hex>: families are short words
+
+# Patterns are anchored and matched whole (fullmatch: a Python $ would also take a
+# trailing newline); JSON Schema reads them as ECMA-262, which agrees for these.
+REASON_PATTERN = r"\S"  # somewhere a character that is not whitespace
+IDEMPOTENCY_KEY_PATTERN = r"^[A-Za-z0-9_.:\-]{1,128}$"
+COMMAND_ID_PATTERN = IDEMPOTENCY_KEY_PATTERN  # an API command's id is its Idempotency-Key
+MODEL_PATTERN = rf"^(?:(?:{'|'.join(ROLLOUT_KINDS)}):)?{SCOPE_ID}$"
+# The incident ids' own grammar, without Python's group names (ECMA-262 spells them
+# differently, and the generators of clients and tests read Python's way of matching).
+INCIDENT_ID_PATTERN = re.sub(r"\(\?P<\w+>", "(", _INCIDENT_ID.pattern)
+SCOPE_PREFIX_PATTERN = rf"^[A-Za-z0-9_.:/\-]{{0,{MAX_SCOPE_LENGTH}}}$"
+AUDIT_ACTION_PATTERN = r"^[A-Za-z_]{1,32}$"
+METRIC_NAME_PATTERN = r"^[A-Za-z_:][A-Za-z0-9_:]{0,199}$"  # /metrics?name[]=...
+MAX_MODEL = len("strategy:") + MAX_SCOPE_ID
+MAX_COMMAND_ID = 128
+_REASON = re.compile(REASON_PATTERN)
+_IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
+_COMMAND_ID = re.compile(COMMAND_ID_PATTERN)
+_MODEL = re.compile(MODEL_PATTERN)
+_INCIDENT_ID_WHOLE = re.compile(INCIDENT_ID_PATTERN)
+_SCOPE_PREFIX = re.compile(SCOPE_PREFIX_PATTERN)
+_AUDIT_ACTION = re.compile(AUDIT_ACTION_PATTERN)
+_METRIC_NAME = re.compile(METRIC_NAME_PATTERN)
+_LIMIT = re.compile(r"[0-9]{1,9}")
 
 
 class ApiError(Exception):
@@ -45,6 +90,35 @@ class ApiError(Exception):
 
 def bad_request(message: str) -> ApiError:
     return ApiError(400, message)
+
+
+def _shown(value: str, limit: int = 60) -> str:
+    """A value quoted into an error message, cut short: messages have a bound too."""
+    return repr(value) if len(value) <= limit else f"{value[:limit]!r}... ({len(value)} chars)"
+
+
+def string_schema(pattern: str, max_length: int, **more: Any) -> dict[str, Any]:
+    return {"type": "string", "pattern": pattern, "maxLength": max_length, **more}
+
+
+def spellings_schema(choices: Iterable[str]) -> dict[str, Any]:
+    """An enum value in its own (upper) case or in lower case, as the API takes them: two
+    enums, so a client generator's names do not collide."""
+    choices = list(choices)
+    return {"anyOf": [{"type": "string", "enum": choices},
+                      {"type": "string", "enum": [c.lower() for c in choices]}]}
+
+
+def _choice(name: str, value: str, choices: Iterable[str]) -> str:
+    """``value`` as one of ``choices`` (upper case), taken in upper or lower case."""
+    choices = tuple(choices)
+    if value in choices:
+        return value
+    lowered = {choice.lower(): choice for choice in choices}
+    if value in lowered:
+        return lowered[value]
+    raise bad_request(f"{name}: {_shown(value)} is not one of "
+                      f"{', '.join(c.lower() for c in choices)}")
 
 
 # --- query parameters ------------------------------------------------------------------
@@ -87,59 +161,127 @@ def check_scope(scope: str, what: str = "scope") -> str:
 
 
 def _bool(name: str, value: str) -> bool:
-    lowered = value.lower()
-    if lowered in ("1", "true", "yes"):
-        return True
-    if lowered in ("0", "false", "no"):
-        return False
-    raise bad_request(f"{name}: expected true or false, got {value!r}")
+    # Exactly JSON's spellings: what the document's boolean says, and what clients send.
+    if value in ("true", "false"):
+        return value == "true"
+    raise bad_request(f"{name}: expected true or false, got {_shown(value)}")
+
+
+def _max_choices(allowed: tuple[str, ...]) -> int:
+    return 2 * len(allowed)  # each once in either spelling: a bound, repeats are harmless
 
 
 def _choices(name: str, value: str, allowed: Iterable[str]) -> list[str]:
-    allowed = list(allowed)
-    chosen = [part.strip().upper() for part in value.split(",") if part.strip()]
-    unknown = [part for part in chosen if part not in allowed]
-    if not chosen or unknown:
-        raise bad_request(f"{name}: {', '.join(unknown) or 'nothing'} is not one of "
-                          f"{', '.join(a.lower() for a in allowed)}")
-    return chosen
+    """A comma list of ``allowed`` values, each in upper or lower case."""
+    allowed = tuple(allowed)
+    parts = value.split(",")
+    if len(parts) > _max_choices(allowed):
+        raise bad_request(f"{name}: at most {_max_choices(allowed)} values, got {len(parts)}")
+    return [_choice(name, part, allowed) for part in parts]
 
 
 def _kind(value: str) -> str:
-    if value not in SCOPE_KINDS | {"global"}:
-        raise bad_request(f"kind: {value!r} is not one of "
-                          f"{', '.join(sorted(SCOPE_KINDS))}, global")
+    if value not in KINDS:
+        raise bad_request(f"kind: {_shown(value)} is not one of {', '.join(KINDS)}")
     return value
 
 
 def _limit(value: str) -> int:
-    if not value.isdigit() or not 1 <= int(value) <= 5000:
-        raise bad_request(f"limit: expected an integer from 1 to 5000, got {value!r}")
+    if not _LIMIT.fullmatch(value) or not 1 <= int(value) <= MAX_LIMIT:
+        raise bad_request(f"limit: expected an integer from 1 to {MAX_LIMIT}, "
+                          f"got {_shown(value)}")
     return int(value)
 
 
-QUERY_PARSERS: dict[str, Callable[[str], Any]] = {
-    "scope": lambda v: check_scope(v, "scope"),
-    "kind": _kind,
-    "state": lambda v: _choices("state", v, INCIDENT_STATES),
-    "severity": lambda v: _choices("severity", v, SEVERITIES),
-    "paused": lambda v: _bool("paused", v),
-    "stale": lambda v: _bool("stale", v),
-    "limit": _limit,
-    "action": lambda v: v.lower(),
-    "local": lambda v: _bool("local", v),
+def _scope_prefix(value: str) -> str:
+    if not _SCOPE_PREFIX.fullmatch(value):
+        raise bad_request(f"scope: {_shown(value)} is not a scope prefix (at most "
+                          f"{MAX_SCOPE_LENGTH} of A-Z a-z 0-9 _ . : / -)")
+    return value
+
+
+def _audit_action(value: str) -> str:
+    if not _AUDIT_ACTION.fullmatch(value):
+        raise bad_request(f"action: {_shown(value)} is not an action name (1 to 32 of "
+                          "A-Z a-z _, e.g. pause, promote, alert)")
+    return value.lower()
+
+
+@dataclass(frozen=True, slots=True)
+class QueryParam:
+    """One query parameter: its parser (a precise 400) and its JSON schema, side by side."""
+
+    parse: Callable[[str], Any]
+    schema: dict[str, Any]
+    description: str = ""
+    explode: bool = True  # False: an array as one comma list (OpenAPI style form)
+
+
+def _comma_list(choices: tuple[str, ...]) -> dict[str, Any]:
+    return {"type": "array", "items": spellings_schema(choices), "minItems": 1,
+            "maxItems": _max_choices(choices)}
+
+
+SCOPE_SCHEMA = string_schema(SCOPE_PATTERN, MAX_SCOPE_LENGTH, minLength=1)
+QUERY_PARAMS: dict[str, QueryParam] = {
+    "scope": QueryParam(lambda v: check_scope(v, "scope"), SCOPE_SCHEMA,
+                        "only this scope and the scopes it covers (a pause of it would "
+                        "cover), e.g. market:m1, bot:b1, global"),
+    "kind": QueryParam(_kind, {"type": "string", "enum": list(KINDS)},
+                       "only scopes whose last segment is of this kind"),
+    "state": QueryParam(lambda v: _choices("state", v, INCIDENT_STATES),
+                        _comma_list(INCIDENT_STATES),
+                        "comma list of incident states", explode=False),
+    "severity": QueryParam(lambda v: _choices("severity", v, SEVERITIES),
+                           _comma_list(SEVERITIES), "comma list of severities", explode=False),
+    "paused": QueryParam(lambda v: _bool("paused", v), {"type": "boolean"},
+                         "only paused (true) or running (false) scopes"),
+    "stale": QueryParam(lambda v: _bool("stale", v), {"type": "boolean"},
+                        "true: only stale feeds"),
+    "limit": QueryParam(_limit, {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
+                        "at most this many entries"),
+    "action": QueryParam(_audit_action, string_schema(AUDIT_ACTION_PATTERN, 32),
+                         "only entries of this action (case-insensitive), e.g. pause, "
+                         "resume, promote, rollback, ack, resolve, alert, incident"),
+    "local": QueryParam(lambda v: _bool("local", v), {"type": "boolean"},
+                        "answer for this worker's partitions only (no fan-out)"),
+}
+SCOPE_PREFIX = QueryParam(_scope_prefix, string_schema(SCOPE_PREFIX_PATTERN, MAX_SCOPE_LENGTH),
+                          "only scopes starting with this prefix, e.g. market: or bot:b1/")
+
+
+def _params(*names: str) -> dict[str, QueryParam]:
+    return {name: QUERY_PARAMS[name] for name in names}
+
+
+# The query parameters of each route: what the route parses, and what the document lists.
+# Fanned-out routes take ``local`` (the fan-out's own requests carry local=true).
+ROUTE_QUERIES: dict[str, dict[str, QueryParam]] = {
+    "/api/scopes": {"scope": SCOPE_PREFIX},
+    "/api/freshness": _params("scope", "kind", "stale", "local"),
+    "/api/heartbeats": _params("scope", "kind", "local"),
+    "/api/execution": _params("scope", "kind", "local"),
+    "/api/drift": _params("scope", "kind", "local"),
+    "/api/incidents": _params("scope", "kind", "state", "severity", "limit"),
+    "/api/pauses": _params("scope", "kind", "paused"),
+    "/api/rollout": _params("scope", "kind"),
+    "/api/audit": _params("scope", "kind", "action", "limit"),
 }
 
 
-def parse_query(query: Mapping[str, str], allowed: Iterable[str]) -> dict[str, Any]:
-    """The query parameters of ``allowed`` parsed; an unknown or malformed one is a 400."""
-    allowed = [*allowed, "local"]
+def parse_query(query: Mapping[str, str] | Iterable[tuple[str, str]],
+                allowed: Mapping[str, QueryParam]) -> dict[str, Any]:
+    """The query parameters of ``allowed`` parsed; an unknown, repeated or malformed one
+    is a 400. ``query``: a mapping, or the (name, value) pairs of a multidict."""
+    pairs = list(query.items()) if isinstance(query, Mapping) else list(query)
     parsed: dict[str, Any] = {}
-    for name, value in query.items():
+    for name, value in pairs:
         if name not in allowed:
-            raise bad_request(f"unknown query parameter {name!r} (allowed: "
-                              f"{', '.join(a for a in allowed if a != 'local')})")
-        parsed[name] = QUERY_PARSERS[name](value)
+            raise bad_request(f"unknown query parameter {_shown(name)} (allowed: "
+                              f"{', '.join(allowed) or 'none'})")
+        if name in parsed:
+            raise bad_request(f"{name}: given more than once")
+        parsed[name] = allowed[name].parse(value)
     return parsed
 
 
@@ -153,11 +295,27 @@ def scope_filter(params: Mapping[str, Any]) -> ScopeFilter:
 @dataclass(frozen=True, slots=True)
 class BodyField:
     required: bool = False
-    choices: tuple[str, ...] | None = None
-    max_length: int = MAX_REASON
+    choices: tuple[str, ...] | None = None  # taken in upper or lower case, as is
+    max_length: int = MAX_REASON  # of free text (choices are bound by themselves)
+    description: str = ""
+
+    def schema(self) -> dict[str, Any]:
+        """The field's JSON schema: what parse_body checks (never null)."""
+        if self.choices is not None:
+            return {**spellings_schema(self.choices), "description": self.description}
+        return {"type": "string", "minLength": 1, "maxLength": self.max_length,
+                "pattern": REASON_PATTERN, "description": self.description}
 
 
-REASON = BodyField(required=True)
+REASON = BodyField(required=True, description="why: recorded in audit.log and on the "
+                   "incident's timeline (not only whitespace; trimmed)")
+STAGE = BodyField(required=True, choices=tuple(STAGES),
+                  description="the stage to roll back to (an earlier one)")
+NEXT_STAGE = BodyField(choices=tuple(STAGES),
+                       description="the stage to promote to (a later one); absent: the next")
+REASON_BODY = {"reason": REASON}
+ROLLBACK_BODY = {"reason": REASON, "to_stage": STAGE}
+PROMOTE_BODY = {"reason": REASON, "to_stage": NEXT_STAGE}
 
 
 def parse_body(raw: bytes, fields: Mapping[str, BodyField]) -> dict[str, str]:
@@ -174,29 +332,26 @@ def parse_body(raw: bytes, fields: Mapping[str, BodyField]) -> dict[str, str]:
                           f"got {type(body).__name__}")
     unknown = sorted(set(body) - set(fields))
     if unknown:
-        raise bad_request(f"body: unknown field {', '.join(repr(u) for u in unknown)} "
+        raise bad_request(f"body: unknown field {', '.join(_shown(u) for u in unknown)} "
                           f"(allowed: {', '.join(fields)})")
     parsed: dict[str, str] = {}
     for name, spec in fields.items():
-        value = body.get(name)
-        if value is None:
+        if name not in body:
             if spec.required:
                 raise bad_request(f"{name}: required")
             continue
+        value = body[name]
         if not isinstance(value, str):
-            raise bad_request(f"{name}: expected a string, got {type(value).__name__}")
-        value = value.strip()
-        if spec.required and not value:
-            raise bad_request(f"{name}: must not be empty")
-        if len(value) > spec.max_length:
+            got = "null" if value is None else type(value).__name__
+            raise bad_request(f"{name}: expected a string, got {got}")
+        if spec.choices is not None:  # the choices are the bound
+            parsed[name] = _choice(name, value, spec.choices)
+            continue
+        if len(value) > spec.max_length:  # before trimming: the bound is on what came
             raise bad_request(f"{name}: at most {spec.max_length} characters, got {len(value)}")
-        if spec.choices is not None:
-            upper = value.upper()
-            if upper not in spec.choices:
-                raise bad_request(f"{name}: {value!r} is not one of "
-                                  f"{', '.join(c.lower() for c in spec.choices)}")
-            value = upper
-        parsed[name] = value
+        if not _REASON.search(value):  # empty, or only whitespace
+            raise bad_request(f"{name}: must not be empty")
+        parsed[name] = value.strip()
     return parsed
 
 
@@ -204,16 +359,38 @@ def command_id(idempotency_key: str | None) -> str:
     """The command id: the Idempotency-Key header (same key, same command), or a new id."""
     if idempotency_key is None:
         return f"api-{uuid.uuid4().hex}"
-    if not _IDEMPOTENCY_KEY.match(idempotency_key):
+    if not _IDEMPOTENCY_KEY.fullmatch(idempotency_key):
         raise bad_request("Idempotency-Key: 1 to 128 characters of A-Z a-z 0-9 _ . : -")
     return idempotency_key
 
 
+def metric_names(names: Iterable[str]) -> list[str]:
+    """The ``name[]`` query values of /metrics: Prometheus metric names."""
+    names = list(names)
+    for name in names:
+        if not _METRIC_NAME.fullmatch(name):
+            raise bad_request(f"name[]: {_shown(name)} is not a metric name")
+    return names
+
+
+def command_path_id(command: str) -> str:
+    if not _COMMAND_ID.fullmatch(command):
+        raise bad_request(f"command_id: {_shown(command)} is not a command id (1 to 128 "
+                          "characters of A-Z a-z 0-9 _ . : -)")
+    return command
+
+
 def incident_path_id(incident_id: str) -> str:
+    if len(incident_id) > MAX_INCIDENT_ID:
+        raise bad_request(f"incident_id: at most {MAX_INCIDENT_ID} characters, got "
+                          f"{len(incident_id)}")
     try:
         family_of(incident_id)
     except IncidentIdError as exc:
         raise bad_request(str(exc)) from None
+    if not _INCIDENT_ID_WHOLE.fullmatch(incident_id):  # a trailing newline, say
+        raise bad_request(f"{_shown(incident_id)} is not an incident id (expected "
+                          "inc-<family>-<24 hex digits>)")
     return incident_id
 
 
@@ -221,8 +398,8 @@ def rollout_scope(model: str) -> str:
     """``m1`` means ``model:m1``; a full ``model:``/``strategy:`` scope is taken as is."""
     scope = model if ":" in model else f"model:{model}"
     check_scope(scope, "model")
-    if "/" in scope or _leaf_kind(scope) not in ROLLOUT_KINDS:
-        raise bad_request(f"model: {model!r} is not a model or strategy (model:<id>, "
+    if not _MODEL.fullmatch(model) or _leaf_kind(scope) not in ROLLOUT_KINDS:
+        raise bad_request(f"model: {_shown(model)} is not a model or strategy (model:<id>, "
                           "strategy:<id> or a bare model id)")
     return scope
 

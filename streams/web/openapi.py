@@ -1,170 +1,446 @@
 """The operator API, documented: an OpenAPI 3.1 document served at /api/openapi.json.
 
-tests/unit/web/test_openapi.py holds it to the routes streams/web/views.py registers.
+Generated from the definitions the API validates with (streams/web/api.py: patterns,
+bounds, enums, each route's query parameters and body fields; streams/scopes.py: the
+scope grammar; streams/web/auth.py: the rights), so the two cannot drift.
+tests/unit/web/test_openapi.py holds it to the routes streams/web/views.py registers and
+to the validators; tests/integration/test_openapi_contract.py runs schemathesis against a
+live worker with it.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from streams.records import RolloutStage
+from pydantic.json_schema import models_json_schema
 
-STAGES = [stage.value for stage in RolloutStage]
+from streams.records import OpsAction, PauseState, RolloutState, TimelineEntry
+from streams.web import api
+from streams.web.api import (
+    COMMAND_ID_PATTERN,
+    IDEMPOTENCY_KEY_PATTERN,
+    INCIDENT_ID_PATTERN,
+    INCIDENT_STATES,
+    MAX_COMMAND_ID,
+    MAX_INCIDENT_ID,
+    MAX_MODEL,
+    METRIC_NAME_PATTERN,
+    MODEL_PATTERN,
+    ROUTE_QUERIES,
+    SCOPE_SCHEMA,
+    SEVERITIES,
+    STAGES,
+    BodyField,
+    string_schema,
+)
+from streams.web.auth import CHALLENGE
 
-_SCOPE = {"name": "scope", "in": "query", "required": False, "schema": {"type": "string"},
-          "description": "only this scope and the scopes it covers (a pause of it would "
-                         "cover), e.g. market:m1, bot:b1, global"}
-_KIND = {"name": "kind", "in": "query", "required": False,
-         "schema": {"type": "string",
-                    "enum": ["bot", "market", "model", "feed", "strategy", "global"]},
-         "description": "only scopes whose last segment is of this kind"}
-_LOCAL = {"name": "local", "in": "query", "required": False, "schema": {"type": "boolean"},
-          "description": "answer for this worker's partitions only (no fan-out)"}
-_LIMIT = {"name": "limit", "in": "query", "required": False,
-          "schema": {"type": "integer", "minimum": 1, "maximum": 5000}}
-_IDEMPOTENCY = {"name": "Idempotency-Key", "in": "header", "required": False,
-                "schema": {"type": "string", "pattern": "^[A-Za-z0-9_.:\\-]{1,128}$"},
-                "description": "the command id: a retry with the same key is the same "
-                               "command (applied once, answered with the same outcome)"}
+JSON = "application/json"
+HTML = "text/html"
+PROMETHEUS = "text/plain; version=0.0.4"  # the exposition format's own content type
+TEXT = "text/plain"
 
 
-def _path(name: str, description: str, pattern: str | None = None) -> dict[str, Any]:
-    schema: dict[str, Any] = {"type": "string"}
-    if pattern:
-        schema["pattern"] = pattern
+def _ref(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(description: str, schema: dict[str, Any], **more: Any) -> dict[str, Any]:
+    return {"description": description, "content": {JSON: {"schema": schema}}, **more}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return _json(description, _ref("Error"))
+
+
+UNAUTHORIZED = _error("no, a malformed or an unknown bearer token") | {"headers": {
+    "WWW-Authenticate": {"required": True, "description": f"{CHALLENGE}, error=...",
+                         "schema": {"type": "string"}}}}
+
+
+# --- parameters -------------------------------------------------------------------------
+
+
+def _path(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
     return {"name": name, "in": "path", "required": True, "schema": schema,
             "description": description}
 
 
-_INCIDENT_ID = _path("incident_id", "an incident id, inc-<family>-<24 hex digits>",
-                     "^inc-[a-z][a-z0-9_]*-[0-9a-f]{24}$")
-_SCOPE_PATH = _path("scope", "a scope, e.g. market:m1, bot:b1/market:m7 (slashes allowed)")
-_MODEL = _path("model", "a model id (model:<id> implied) or a model:/strategy: scope")
+SCOPE_PATH = _path("scope", "a scope: global, or kind:id segments joined by / (e.g. "
+                   "market:m1, bot:b1/market:m7; / may come percent-encoded)", SCOPE_SCHEMA)
+MODEL_PATH = _path("model", "a model id (model:<id> implied), or a model:<id> or "
+                   "strategy:<id> scope (':' may come percent-encoded)",
+                   string_schema(MODEL_PATTERN, MAX_MODEL))
+INCIDENT_PATH = _path("incident_id", "an incident id, inc-<family>-<24 hex digits>",
+                      string_schema(INCIDENT_ID_PATTERN, MAX_INCIDENT_ID))
+COMMAND_PATH = _path("command_id", "a command id: the Idempotency-Key it was sent with, or "
+                     "the id the API gave it (api-<hex>)",
+                     string_schema(COMMAND_ID_PATTERN, MAX_COMMAND_ID))
+IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key", "in": "header", "required": False,
+    "schema": string_schema(IDEMPOTENCY_KEY_PATTERN, MAX_COMMAND_ID),
+    "description": "the command id: a retry with the same key is the same command (applied "
+                   "once, answered with the same outcome); a key already used for another "
+                   "action is a 409"}
+METRIC_NAMES = {
+    "name": "name[]", "in": "query", "required": False, "style": "form", "explode": True,
+    "schema": {"type": "array", "items": string_schema(METRIC_NAME_PATTERN, 200)},
+    "description": "only these series (Prometheus' own parameter); the live counters alone "
+                   "skip the table scan"}
 
-_ERROR = {"description": "error", "content": {"application/json": {"schema": {
-    "$ref": "#/components/schemas/Error"}}}}
-_MUTATION_ERRORS = {
-    "400": {**_ERROR, "description": "malformed request: the message says what and where"},
-    "401": {**_ERROR, "description": "no or unknown bearer token"},
-    "403": {**_ERROR, "description": "the token lacks the right for this action"},
-    "404": {**_ERROR, "description": "unknown incident or rollout scope"},
-    "409": {**_ERROR, "description": "the state does not allow it (e.g. already resolved)"},
-    "503": {**_ERROR, "description": "the command could not be published to ops.commands"},
-}
+
+def query_parameters(route: str) -> list[dict[str, Any]]:
+    """The query parameters the route parses (api.ROUTE_QUERIES), as OpenAPI parameters."""
+    parameters = []
+    for name, param in ROUTE_QUERIES.get(route, {}).items():
+        parameter = {"name": name, "in": "query", "required": False, "schema": param.schema,
+                     "description": param.description}
+        if not param.explode:
+            parameter |= {"style": "form", "explode": False}
+        parameters.append(parameter)
+    return parameters
 
 
-def _get(summary: str, params: list[dict[str, Any]], description: str = "") -> dict[str, Any]:
-    return {"get": {"summary": summary, "description": description, "parameters": params,
-                    "responses": {"200": {"description": "OK", "content": {
-                        "application/json": {"schema": {"type": "object"}}}},
-                        "400": {**_ERROR, "description": "unknown or malformed parameter"}}}}
+# --- operations -------------------------------------------------------------------------
 
 
-def _post(summary: str, right: str, params: list[dict[str, Any]],
-          body_schema: dict[str, Any]) -> dict[str, Any]:
+def _security(right: str | None) -> list[dict[str, list[str]]]:
+    """The bearer scheme with the right needed (an http scheme's 'scopes' in OpenAPI 3.1
+    name roles), or no security at all."""
+    return [{"bearer": [right]}] if right else []
+
+
+def _read(operation_id: str, summary: str, ok: dict[str, Any], *, route: str,
+          read_requires_token: bool, path: tuple[dict[str, Any], ...] = (),
+          not_found: str | None = None, description: str = "",
+          links: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A GET of the JSON API: 200, 400 for an unknown, repeated or malformed parameter,
+    401/403 when reads need the 'read' right, 404 where it names something."""
+    responses: dict[str, Any] = {
+        "200": _json("OK", ok, **({"links": links} if links else {})),
+        "400": _error("an unknown, repeated or malformed parameter: the message says which "
+                      "and why"),
+    }
+    if read_requires_token:
+        responses |= {"401": UNAUTHORIZED,
+                      "403": _error("the token lacks the 'read' right")}
+    if not_found:
+        responses["404"] = _error(not_found)
+    return {"get": {"operationId": operation_id, "summary": summary,
+                    "description": description, "tags": ["read"],
+                    "security": _security("read" if read_requires_token else None),
+                    "parameters": [*path, *query_parameters(route)],
+                    "responses": responses}}
+
+
+def body_schema(fields: dict[str, BodyField]) -> dict[str, Any]:
+    """The request body parse_body takes: exactly these string fields, never null."""
+    return {"type": "object", "additionalProperties": False,
+            "properties": {name: field.schema() for name, field in fields.items()},
+            "required": [name for name, field in fields.items() if field.required]}
+
+
+def _command(operation_id: str, summary: str, right: str, path: dict[str, Any],
+             fields: dict[str, BodyField], conflicts: str,
+             not_found: str | None = None) -> dict[str, Any]:
+    """A mutation: auth first (401, 403), then the request (400), then the state (404,
+    409), then ops.commands (503); 202 with the command id and its outcome once known."""
+    responses: dict[str, Any] = {
+        "202": _json("the command is on ops.commands; its outcome is in the reply once "
+                     "applied ('done'), or at status_url later ('pending')",
+                     _ref("CommandReply")),
+        "400": _error("a malformed request: the message says what and where"),
+        "401": UNAUTHORIZED,
+        "403": _error(f"the token lacks the '{right}' right"),
+        "409": _error(f"{conflicts}; or the Idempotency-Key was used for another action"),
+        "503": _error("the command could not be published to ops.commands"),
+    }
+    if not_found:
+        responses["404"] = _error(not_found)
     return {"post": {
-        "summary": summary,
+        "operationId": operation_id, "summary": summary, "tags": ["command"],
         "description": f"Needs a bearer token with the '{right}' right. Publishes an "
-                       "OpsCommand on ops.commands, waits briefly for its audit entry and "
-                       "answers 202 with the command id and, once known, the outcome.",
-        "security": [{"bearer": [right]}],
-        "parameters": [*params, _IDEMPOTENCY],
-        "requestBody": {"required": True, "content": {"application/json": {
-            "schema": body_schema}}},
-        "responses": {"202": {"description": "accepted", "content": {"application/json": {
-            "schema": {"$ref": "#/components/schemas/CommandReply"}}}}, **_MUTATION_ERRORS},
+                       "OpsCommand on ops.commands (the path `polymon ctl` and raw "
+                       "producers share), waits briefly for its audit entry and answers "
+                       "202 with the command id and, once known, the outcome.",
+        "security": _security(right),
+        "parameters": [path, IDEMPOTENCY_KEY],
+        "requestBody": {"required": True, "content": {JSON: {"schema": body_schema(fields)}}},
+        "responses": responses,
     }}
 
 
-def _body(*, stage: bool | None) -> dict[str, Any]:
-    properties: dict[str, Any] = {"reason": {"type": "string", "minLength": 1,
-                                             "maxLength": 500}}
-    required = ["reason"]
-    if stage is not None:
-        properties["to_stage"] = {"type": "string", "enum": STAGES,
-                                  "description": "case-insensitive"}
-        if stage:
-            required.append("to_stage")
-    return {"type": "object", "properties": properties, "required": required,
-            "additionalProperties": False}
+def _open(operation_id: str, summary: str, responses: dict[str, Any],
+          parameters: tuple[dict[str, Any], ...] = ()) -> dict[str, Any]:
+    """A page outside the JSON API: never behind a token."""
+    return {"get": {"operationId": operation_id, "summary": summary, "tags": ["worker"],
+                    "security": [], "parameters": list(parameters), "responses": responses}}
 
 
-PATHS: dict[str, dict[str, Any]] = {
-    "/healthz": _get("readiness of this worker", []),
-    "/metrics": _get("Prometheus metrics of this worker", []),
-    "/": _get("the operator console (HTML)", []),
-    "/api/openapi.json": _get("this document", []),
-    "/api/scopes": _get("what each scope on this worker's partitions last reported",
-                        [{"name": "scope", "in": "query", "required": False,
-                          "schema": {"type": "string"}, "description": "scope prefix"}]),
-    "/api/freshness": _get(
-        "data freshness and gap counts per scope and feed",
-        [_SCOPE, _KIND, {"name": "stale", "in": "query", "required": False,
-                         "schema": {"type": "boolean"}}, _LOCAL],
-        "Fanned out to every worker and merged; 'complete' says whether every partition "
-        "answered."),
-    "/api/heartbeats": _get("heartbeat health per bot, market, ...", [_SCOPE, _KIND, _LOCAL],
-                            "Fanned out to every worker and merged."),
-    "/api/execution": _get("fill ratio and slippage error (the execution agents' tables)",
-                           [_SCOPE, _KIND, _LOCAL], "Fanned out to every worker and merged."),
-    "/api/drift": _get("model drift and canary/baseline deltas (the drift and canary "
-                       "agents' tables)", [_SCOPE, _KIND, _LOCAL],
-                       "Fanned out to every worker and merged."),
-    "/api/incidents": _get(
-        "the incident queue, unresolved first, most severe first",
-        [_SCOPE, _KIND,
-         {"name": "state", "in": "query", "required": False, "schema": {"type": "string"},
-          "description": "comma list of open, acknowledged, resolved"},
-         {"name": "severity", "in": "query", "required": False, "schema": {"type": "string"},
-          "description": "comma list of info, warning, critical"}, _LIMIT]),
-    "/api/incidents/{incident_id}": _get("one incident with its timeline", [_INCIDENT_ID]),
-    "/api/pauses": _get("pause state per scope (control.pauses)",
-                        [_SCOPE, _KIND, {"name": "paused", "in": "query", "required": False,
-                                         "schema": {"type": "boolean"}}]),
-    "/api/rollout": _get("rollout stage and history per model/strategy (control.rollout)",
-                         [_SCOPE, _KIND]),
-    "/api/rollout/{model}": _get("the rollout of one model or strategy", [_MODEL]),
-    "/api/audit": _get("recent audit.log entries, newest first",
-                       [_SCOPE, _KIND, {"name": "action", "in": "query", "required": False,
-                                        "schema": {"type": "string"}}, _LIMIT]),
-    "/api/commands/{command_id}": _get("the outcome of an operator command",
-                                       [_path("command_id", "the command id")]),
-    "/api/workers": _get("the workers of the group and their partitions", []),
-    "/api/scopes/{scope}/pause": _post("pause a scope (and everything it covers)", "pause",
-                                       [_SCOPE_PATH], _body(stage=None)),
-    "/api/scopes/{scope}/resume": _post("resume a scope: every hold released, latched "
-                                        "ones too", "resume", [_SCOPE_PATH],
-                                        _body(stage=None)),
-    "/api/scopes/{scope}/rollback": _post("roll a model/strategy back to an earlier stage",
-                                          "rollback", [_SCOPE_PATH], _body(stage=True)),
-    "/api/rollout/{model}/promote": _post("promote a model/strategy (to the next stage, or "
-                                          "to_stage)", "promote", [_MODEL], _body(stage=False)),
-    "/api/incidents/{incident_id}/ack": _post("acknowledge an incident", "ack",
-                                              [_INCIDENT_ID], _body(stage=None)),
-    "/api/incidents/{incident_id}/resolve": _post("resolve an incident", "resolve",
-                                                  [_INCIDENT_ID], _body(stage=None)),
-}
-
-COMPONENTS = {
-    "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
-                                   "description": "tokens from POLYMON_API_TOKENS"}},
-    "schemas": {
-        "Error": {"type": "object", "required": ["error", "status"], "properties": {
-            "error": {"type": "string"}, "status": {"type": "integer"}}},
-        "CommandReply": {"type": "object", "properties": {
-            "command_id": {"type": "string"}, "action": {"type": "string"},
-            "scope": {"type": "string"}, "target": {"type": ["string", "null"]},
-            "actor": {"type": "string"},
-            "status": {"type": "string", "enum": ["done", "pending"]},
-            "outcome": {"type": ["object", "null"],
-                        "description": "the command's audit.log entry: decision, before, "
-                                       "after, evidence"},
-            "status_url": {"type": "string"}}},
-    },
-}
+def _incident_links(pointer: str) -> dict[str, Any]:
+    """An incident id from a response into the incident's own operations (stateful tests
+    and generated clients follow these)."""
+    return {name: {"operationId": operation, "parameters": {"incident_id": pointer}}
+            for name, operation in (("GetIncident", "getIncident"),
+                                    ("AcknowledgeIncident", "acknowledgeIncident"),
+                                    ("ResolveIncident", "resolveIncident"))}
 
 
-def openapi_document(server_url: str | None = None) -> dict[str, Any]:
+def paths(read_requires_token: bool = False) -> dict[str, dict[str, Any]]:
+    """Every route and method the worker serves; GETs of the JSON API need the 'read'
+    right when ``read_requires_token`` (POLYMON_API_READ_REQUIRES_TOKEN)."""
+    reads = {"read_requires_token": read_requires_token}
+    fanned = ("Fanned out to every worker and merged; 'complete' says whether every "
+              "partition answered. local=true: this worker's partitions only.")
+    return {
+        "/healthz": _open("getHealth", "readiness of this worker", {
+            "200": _json("ready", _ref("Health")),
+            "503": _json("not ready yet (no partitions, recovering, rebalancing or the "
+                         "read model catching up)", _ref("Health"))}),
+        "/metrics": _open("getMetrics", "Prometheus metrics of this worker", {
+            "200": {"description": "the exposition text",
+                    "content": {PROMETHEUS: {"schema": {"type": "string"}}}},
+            "400": {"description": "a name[] that is not a metric name",
+                    "content": {TEXT: {"schema": {"type": "string"}}}}},
+            (METRIC_NAMES,)),
+        "/": _open("getConsole", "the operator console", {
+            "200": {"description": "the console's HTML page",
+                    "content": {HTML: {"schema": {"type": "string"}}}}}),
+        "/api/openapi.json": {"get": {
+            "operationId": "getOpenApiDocument", "summary": "this document", "tags": ["read"],
+            "security": [], "parameters": [],
+            "responses": {"200": _json("OpenAPI 3.1", {"type": "object", "required": [
+                "openapi", "info", "paths"]}),
+                "400": _error("a query parameter: this document takes none")}}},
+        "/api/scopes": _read("listScopes", "what each scope on this worker's partitions last "
+                             "reported", _ref("ScopeSummaries"), route="/api/scopes", **reads),
+        "/api/freshness": _read("listFreshness", "data freshness and gap counts per scope and "
+                                "feed", _fanned("FreshnessRow"), route="/api/freshness",
+                                description=fanned, **reads),
+        "/api/heartbeats": _read("listHeartbeats", "heartbeat health per bot, market, ...",
+                                 _fanned("HeartbeatRow"), route="/api/heartbeats",
+                                 description=fanned, **reads),
+        "/api/execution": _read("listExecution", "fill ratio and slippage error per window "
+                                "(the execution agents' tables)", _fanned("ExecutionRow"),
+                                route="/api/execution", description=fanned, **reads),
+        "/api/drift": _read("listDrift", "model drift and canary/baseline deltas (the drift "
+                            "and canary agents' tables)", _fanned("DriftRow", "models"),
+                            route="/api/drift", description=fanned, **reads),
+        "/api/incidents": _read(
+            "listIncidents", "the incident queue, unresolved first, most severe first",
+            {"type": "object", "required": ["incidents", "counts"], "properties": {
+                "incidents": {"type": "array", "items": _ref("Incident")},
+                "counts": {"type": "object", "required": list(INCIDENT_STATES),
+                           "properties": {s: {"type": "integer", "minimum": 0}
+                                          for s in INCIDENT_STATES}}}},
+            route="/api/incidents", links=_incident_links("$response.body#/incidents/0/"
+                                                          "incident_id"), **reads),
+        "/api/incidents/{incident_id}": _read(
+            "getIncident", "one incident with its timeline", _ref("Incident"),
+            route="/api/incidents/{incident_id}", path=(INCIDENT_PATH,),
+            not_found="no such incident", **reads),
+        "/api/pauses": _read(
+            "listPauses", "pause state per scope (control.pauses)",
+            {"type": "object", "required": ["pauses", "paused"], "properties": {
+                "pauses": {"type": "object", "additionalProperties": _ref("PauseState")},
+                "paused": {"type": "array", "items": {"type": "string"},
+                           "description": "the scopes paused now"}}},
+            route="/api/pauses", **reads),
+        "/api/rollout": _read(
+            "listRollout", "rollout stage and history per model/strategy (control.rollout)",
+            {"type": "object", "required": ["ladder", "rollout"], "properties": {
+                "ladder": _ladder(),
+                "rollout": {"type": "object", "additionalProperties": _ref("Rollout")}}},
+            route="/api/rollout", **reads),
+        "/api/rollout/{model}": _read(
+            "getRollout", "the rollout of one model or strategy", _ref("Rollout"),
+            route="/api/rollout/{model}", path=(MODEL_PATH,),
+            not_found="no rollout state for it on control.rollout", **reads),
+        "/api/audit": _read(
+            "listAudit", "recent audit.log entries, newest first",
+            {"type": "object", "required": ["entries"], "properties": {
+                "entries": {"type": "array", "items": _ref("AuditEntry")}}},
+            route="/api/audit", **reads),
+        "/api/commands/{command_id}": _read(
+            "getCommand", "the outcome of an operator command",
+            {"type": "object", "required": ["command_id", "status", "outcome"], "properties": {
+                "command_id": {"type": "string"}, "status": {"const": "done"},
+                "outcome": _ref("AuditEntry")}},
+            route="/api/commands/{command_id}", path=(COMMAND_PATH,),
+            not_found="no outcome for this command: unknown, or not applied yet", **reads),
+        "/api/workers": _read("listWorkers", "the workers of the group and their partitions",
+                              _ref("Workers"), route="/api/workers", **reads),
+        "/api/scopes/{scope}/pause": _command(
+            "pauseScope", "pause a scope (and everything it covers)", "pause", SCOPE_PATH,
+            api.REASON_BODY, "the Idempotency-Key was used for another action"),
+        "/api/scopes/{scope}/resume": _command(
+            "resumeScope", "resume a scope: every hold released, latched ones too", "resume",
+            SCOPE_PATH, api.REASON_BODY, "the Idempotency-Key was used for another action"),
+        "/api/scopes/{scope}/rollback": _command(
+            "rollBack", "roll a model/strategy back to an earlier stage", "rollback",
+            SCOPE_PATH, api.ROLLBACK_BODY, "to_stage is not earlier than the current stage",
+            not_found="no rollout state for the scope on control.rollout"),
+        "/api/rollout/{model}/promote": _command(
+            "promote", "promote a model/strategy (to the next stage, or to_stage)", "promote",
+            MODEL_PATH, api.PROMOTE_BODY, "already LIVE, or to_stage is not later than the "
+            "current stage"),
+        "/api/incidents/{incident_id}/ack": _command(
+            "acknowledgeIncident", "acknowledge an incident", "ack", INCIDENT_PATH,
+            api.REASON_BODY, "the incident is already acknowledged or resolved",
+            not_found="no such incident"),
+        "/api/incidents/{incident_id}/resolve": _command(
+            "resolveIncident", "resolve an incident", "resolve", INCIDENT_PATH,
+            api.REASON_BODY, "the incident is already resolved", not_found="no such incident"),
+    }
+
+
+# --- schemas of the answers -------------------------------------------------------------
+
+
+def _ladder() -> dict[str, Any]:
+    return {"type": "array", "items": {"type": "string", "enum": STAGES},
+            "description": "the stages, in order"}
+
+
+def _fanned(row: str, key: str = "scopes") -> dict[str, Any]:
+    """A fanned-out answer: the rows of every worker merged, or (local=true) this
+    worker's own rows with its partitions."""
+    rows = {"type": "object", "additionalProperties": _ref(row)}
+    return {"oneOf": [
+        {"type": "object", "required": [key, "workers", "complete", "now_ms"],
+         "properties": {key: rows, "complete": {"type": "boolean"},
+                        "now_ms": {"type": "integer"},
+                        "workers": {"type": "array", "items": _ref("WorkerAnswer")}}},
+        {"type": "object", "required": ["worker_id", "url", "partitions", "data"],
+         "properties": {"worker_id": {"type": "string"}, "url": {"type": "string"},
+                        "partitions": _partitions(), "data": rows}},
+    ]}
+
+
+def _partitions() -> dict[str, Any]:
+    return {"type": "array", "items": {"type": "integer", "minimum": 0}}
+
+
+def _object(required: list[str], properties: dict[str, Any], **more: Any) -> dict[str, Any]:
+    return {"type": "object", "required": required, "properties": properties, **more}
+
+
+_STR = {"type": "string"}
+_INT = {"type": "integer"}
+_NUM = {"type": "number"}
+_BOOL = {"type": "boolean"}
+_STR_OR_NULL = {"type": ["string", "null"]}
+_INT_OR_NULL = {"type": ["integer", "null"]}
+
+
+def _record_schemas() -> dict[str, Any]:
+    """The records the API shows as they are (pause and rollout state, timeline entries):
+    their JSON schemas from the pydantic models that validate them."""
+    _, top = models_json_schema(
+        [(model, "serialization") for model in (PauseState, RolloutState, TimelineEntry)],
+        ref_template="#/components/schemas/{model}")
+    return top["$defs"]
+
+
+def components() -> dict[str, Any]:
+    schemas = _record_schemas()
+    rollout = schemas["RolloutState"]
+    schemas["Rollout"] = {
+        **rollout, "title": "Rollout", "description": "control.rollout's state, with the ladder",
+        "required": [*rollout.get("required", []), "stage_index", "ladder"],
+        "properties": {**rollout["properties"],
+                       "stage_index": {"type": "integer", "minimum": 0}, "ladder": _ladder()}}
+    schemas |= {
+        "Error": _object(["error", "status"], {
+            "error": {"type": "string", "description": "what is wrong, and where"},
+            "status": {"type": "integer", "minimum": 400, "maximum": 599,
+                       "description": "the HTTP status again"}}, additionalProperties=False),
+        "CommandReply": _object(
+            ["command_id", "action", "scope", "target", "actor", "status", "outcome",
+             "status_url"],
+            {"command_id": _STR, "action": {"type": "string", "enum": [a.value for a in OpsAction]},
+             "scope": _STR, "target": _STR_OR_NULL, "actor": _STR,
+             "status": {"type": "string", "enum": ["done", "pending"]},
+             "outcome": {"anyOf": [_ref("AuditEntry"), {"type": "null"}],
+                         "description": "the command's audit.log entry: decision, before, "
+                                        "after, evidence"},
+             "status_url": _STR}),
+        "AuditEntry": _object(
+            ["envelope_id", "time_ms", "scope", "reason_code", "severity", "source", "action",
+             "actor", "decision", "before", "after", "evidence"],
+            {"envelope_id": _STR, "time_ms": _INT, "scope": _STR, "reason_code": _STR,
+             "severity": {"type": "string", "enum": list(SEVERITIES)}, "source": _STR,
+             "action": _STR, "actor": _STR, "decision": _STR,
+             "before": {"description": "the state before (JSON), or null"},
+             "after": {"description": "the state after (JSON), or null"},
+             "evidence": {"type": "object", "additionalProperties": _STR}}),
+        "Incident": _object(
+            ["incident_id", "state", "severity", "scope", "dedup_key", "reason_code",
+             "reason_family", "opened_ms", "updated_ms", "acknowledged_by", "acknowledged_ms",
+             "resolved_by", "resolved_ms", "firing_alerts", "alerts", "paused", "timeline",
+             "envelope_id"],
+            {"incident_id": _STR, "state": {"type": "string", "enum": list(INCIDENT_STATES)},
+             "severity": {"type": "string", "enum": list(SEVERITIES)}, "scope": _STR,
+             "dedup_key": _STR, "reason_code": _STR, "reason_family": _STR,
+             "opened_ms": _INT, "updated_ms": _INT, "acknowledged_by": _STR_OR_NULL,
+             "acknowledged_ms": _INT_OR_NULL, "resolved_by": _STR_OR_NULL,
+             "resolved_ms": _INT_OR_NULL, "firing_alerts": _INT, "alerts": _INT,
+             "paused": {"type": ["boolean", "null"]},
+             "timeline": {"type": "array", "items": _ref("TimelineEntry")},
+             "envelope_id": _STR}),
+        "FreshnessRow": _object(["feeds", "stale", "missing"], {
+            "feeds": {"type": "object", "additionalProperties": _object(
+                ["last_event_ms", "age_s", "threshold_s", "stale", "missing"],
+                {"last_event_ms": _INT, "age_s": _NUM, "threshold_s": _NUM, "stale": _BOOL,
+                 "alert_id": _STR_OR_NULL, "highest_sequence": _INT_OR_NULL,
+                 "missing": _INT, "duplicates": _INT, "reorders": _INT, "count": _INT})},
+            "stale": _BOOL, "missing": _INT,
+            "paused_by": {**_STR_OR_NULL, "description": "the scope whose pause covers it"}}),
+        "HeartbeatRow": _object(
+            ["last_event_ms", "age_s", "interval_ms", "limit_s", "healthy"],
+            {"last_event_ms": _INT, "age_s": _NUM, "interval_ms": _INT, "limit_s": _NUM,
+             "healthy": _BOOL, "alert_id": _STR_OR_NULL, "paused_by": _STR_OR_NULL}),
+        "ExecutionRow": _object(
+            ["scope", "cohort", "windows", "alerts", "breaching"],
+            {"scope": _STR, "cohort": _STR_OR_NULL, "last_event_ms": _INT_OR_NULL,
+             "windows": {"type": "object"},
+             "alerts": {"type": "object", "additionalProperties": _STR_OR_NULL},
+             "breaching": {"type": "array", "items": _STR}}),
+        "DriftRow": _object(["drift", "canary"], {"drift": {"type": ["object", "null"]},
+                                                  "canary": {"type": ["object", "null"]}}),
+        "WorkerAnswer": _object(["url", "partitions", "ok"], {
+            "worker_id": _STR_OR_NULL, "url": _STR, "partitions": _partitions(),
+            "ok": _BOOL, "error": _STR}),
+        "ScopeSummaries": _object(["worker_id", "scopes"], {
+            "worker_id": _STR,
+            "scopes": {"type": "object", "additionalProperties": {"type": ["object", "null"]}}}),
+        "Workers": _object(["worker_id", "url", "members", "read_model"], {
+            "worker_id": _STR, "url": _STR,
+            "members": {"type": "array", "items": _object(["url", "partitions"], {
+                "url": _STR, "partitions": _partitions()})},
+            "read_model": _object(["caught_up", "records", "error"], {
+                "caught_up": _BOOL, "records": _INT, "error": _STR_OR_NULL})}),
+        "Health": _object(
+            ["worker_id", "ready", "assigned_partitions", "group", "group_member_id",
+             "read_model_caught_up"],
+            {"worker_id": _STR, "ready": _BOOL, "assigned_partitions": _INT, "group": _STR,
+             "group_member_id": _STR, "read_model_caught_up": _BOOL}),
+    }
+    return {"securitySchemes": {"bearer": {
+                "type": "http", "scheme": "bearer",
+                "description": "a token of POLYMON_API_TOKENS; each names an actor and its "
+                               "rights (read, pause, resume, rollback, promote, ack, "
+                               "resolve). No or an unknown token: 401; a token without the "
+                               "operation's right: 403."}},
+            "schemas": dict(sorted(schemas.items()))}
+
+
+PATHS = paths()
+COMPONENTS = components()
+
+
+def openapi_document(server_url: str | None = None,
+                     read_requires_token: bool = False) -> dict[str, Any]:
     document: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {"title": "polymon operator API", "version": "1",
@@ -172,8 +448,14 @@ def openapi_document(server_url: str | None = None) -> dict[str, Any]:
                                 "and rollout of a prediction-market trading platform, and "
                                 "the operator's controls. GETs are open unless "
                                 "POLYMON_API_READ_REQUIRES_TOKEN is set (then: the 'read' "
-                                "right); mutations need a bearer token with their right."},
-        "paths": PATHS, "components": COMPONENTS,
+                                "right); mutations need a bearer token with their right. "
+                                "Every error is JSON: {\"error\": \"<what and where>\", "
+                                "\"status\": <code>}. docs/api.md: clients, auth, errors."},
+        "tags": [{"name": "read", "description": "reads (open, or the 'read' right)"},
+                 {"name": "command", "description": "operator commands (ops.commands)"},
+                 {"name": "worker", "description": "the worker's own pages, always open"}],
+        "paths": PATHS if not read_requires_token else paths(read_requires_token=True),
+        "components": COMPONENTS,
     }
     if server_url:
         document["servers"] = [{"url": server_url}]

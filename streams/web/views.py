@@ -32,7 +32,7 @@ from streams.control import health
 from streams.control.pauses import is_paused
 from streams.records import OpsAction, OpsCommand
 from streams.web import api, observe
-from streams.web.api import REASON, ApiError, BodyField, parse_query, scope_filter
+from streams.web.api import ApiError, BodyField, parse_query, scope_filter
 from streams.web.auth import AuthError, Principal, authenticate, authorize
 from streams.web.cluster import fan_out, local_answer, members, merge_rows, own_partitions, own_url
 from streams.web.openapi import openapi_document
@@ -81,6 +81,11 @@ class ApiView(View):
             body = {**body, "status": status}
         return self.json(body, status=status, headers=headers or None)
 
+    def params(self, request: Request) -> dict[str, Any]:
+        """The route's query parameters (api.ROUTE_QUERIES, which the document lists too);
+        any other, a repeated or a malformed one: 400."""
+        return parse_query(request.query, api.ROUTE_QUERIES.get(self.route, {}))
+
 
 def page(path: str) -> Callable[[type[ApiView]], type[ApiView]]:
     def register(view: type[ApiView]) -> type[ApiView]:
@@ -92,10 +97,6 @@ def page(path: str) -> Callable[[type[ApiView]], type[ApiView]]:
 
 def principal(request: Request) -> Principal:
     return authenticate(request.headers.get("Authorization"), settings.api_tokens)
-
-
-def query(request: Request, *allowed: str) -> dict[str, Any]:
-    return parse_query(request.query, allowed)
 
 
 def forward_headers(request: Request) -> dict[str, str]:
@@ -139,7 +140,10 @@ class Health(View):
 @app.page("/metrics")
 class MetricsPage(View):
     async def get(self, request: Request) -> Response:
-        names = request.query.getall("name[]", [])
+        try:
+            names = api.metric_names(request.query.getall("name[]", []))
+        except ApiError as exc:  # Prometheus' clients read text, not our JSON errors
+            return self.text(exc.message, status=exc.status)
         if not names or not metrics.LIVE_SERIES.issuperset(names):
             self._refresh()  # a scrape of the live counters only skips the table scan
         return self.bytes(metrics.render(names), content_type="text/plain; version=0.0.4")
@@ -168,7 +172,8 @@ class Console(View):
 class OpenApi(ApiView):
     async def get(self, request: Request) -> Response:
         async def handler() -> Reply:
-            return openapi_document(own_url())
+            self.params(request)
+            return openapi_document(own_url(), settings.api_read_requires_token)
 
         return await self.answer(request, handler, read=False)
 
@@ -182,7 +187,7 @@ class Scopes(ApiView):
 
     async def get(self, request: Request) -> Response:
         async def handler() -> Reply:
-            prefix = request.query.get("scope", "")
+            prefix = self.params(request).get("scope", "")
             scopes: dict[str, Any] = {
                 scope: health.summary(state) for scope, state in scope_health.items()
                 if state is not None and state["events"] and scope.startswith(prefix)
@@ -220,7 +225,7 @@ def _with_pauses(rows: dict[str, Any]) -> dict[str, Any]:
 class Freshness(ApiView):
     async def get(self, request: Request) -> Response:
         async def handler() -> Reply:
-            params = query(request, "scope", "kind", "stale")
+            params = self.params(request)
             result = await merged(request, params, lambda: api.freshness_rows(
                 owned_items(scope_health), now_ms(), settings.staleness_threshold_s,
                 scope_filter(params), params.get("stale", False)))
@@ -236,7 +241,7 @@ class Freshness(ApiView):
 class Heartbeats(ApiView):
     async def get(self, request: Request) -> Response:
         async def handler() -> Reply:
-            params = query(request, "scope", "kind")
+            params = self.params(request)
             result = await merged(request, params, lambda: api.heartbeat_rows(
                 owned_items(scope_health), now_ms(), settings.heartbeat_miss_factor,
                 scope_filter(params)))
@@ -252,7 +257,7 @@ class Heartbeats(ApiView):
 class Execution(ApiView):
     async def get(self, request: Request) -> Response:
         async def handler() -> Reply:
-            params = query(request, "scope", "kind")
+            params = self.params(request)
             result = await merged(request, params, lambda: api.execution_rows(
                 owned_items(execution.execution_state), scope_filter(params)))
             if params.get("local"):
@@ -267,7 +272,7 @@ class Execution(ApiView):
 class Drift(ApiView):
     async def get(self, request: Request) -> Response:
         async def handler() -> Reply:
-            params = query(request, "scope", "kind")
+            params = self.params(request)
             result = await merged(request, params, lambda: api.drift_rows(
                 owned_items(drift.drift_state), owned_items(canary.canary_state),
                 scope_filter(params)))
@@ -286,7 +291,7 @@ class Drift(ApiView):
 class Incidents(ApiView):
     async def get(self, request: Request) -> Response:
         async def handler() -> Reply:
-            params = query(request, "scope", "kind", "state", "severity", "limit")
+            params = self.params(request)
             everything = list(read_model.incidents.values())
             counts = {state: sum(1 for i in everything if i["state"] == state)
                       for state in api.INCIDENT_STATES}
@@ -307,7 +312,7 @@ def known_incident(incident_id: str) -> dict[str, Any]:
 class IncidentDetail(ApiView):
     async def get(self, request: Request, incident_id: str) -> Response:
         async def handler() -> Reply:
-            query(request)
+            self.params(request)
             return known_incident(incident_id)
 
         return await self.answer(request, handler)
@@ -317,7 +322,7 @@ class IncidentDetail(ApiView):
 class Pauses(ApiView):
     async def get(self, request: Request) -> Response:
         async def handler() -> Reply:
-            params = query(request, "scope", "kind", "paused")
+            params = self.params(request)
             match = scope_filter(params)
             wanted = params.get("paused")
             pauses = {scope: view for scope, view in sorted(read_model.pauses.items())
@@ -332,7 +337,7 @@ class Pauses(ApiView):
 class Rollout(ApiView):
     async def get(self, request: Request) -> Response:
         async def handler() -> Reply:
-            params = query(request, "scope", "kind")
+            params = self.params(request)
             match = scope_filter(params)
             return {"ladder": api.STAGES,
                     "rollout": {scope: view for scope, view in sorted(read_model.rollout.items())
@@ -345,7 +350,7 @@ class Rollout(ApiView):
 class RolloutDetail(ApiView):
     async def get(self, request: Request, model: str) -> Response:
         async def handler() -> Reply:
-            query(request)
+            self.params(request)
             scope = api.rollout_scope(model)
             view = read_model.rollout.get(scope)
             if view is None:
@@ -359,7 +364,7 @@ class RolloutDetail(ApiView):
 class Audit(ApiView):
     async def get(self, request: Request) -> Response:
         async def handler() -> Reply:
-            params = query(request, "scope", "kind", "action", "limit")
+            params = self.params(request)
             match = scope_filter(params)
             action = params.get("action")
             entries = [entry for entry in reversed(read_model.audit)
@@ -374,7 +379,8 @@ class Audit(ApiView):
 class CommandOutcome(ApiView):
     async def get(self, request: Request, command_id: str) -> Response:
         async def handler() -> Reply:
-            query(request)
+            self.params(request)
+            api.command_path_id(command_id)
             outcome = read_model.outcomes.get(command_id)
             if outcome is None:
                 raise ApiError(404, f"no outcome for command {command_id} (unknown, or not "
@@ -388,7 +394,7 @@ class CommandOutcome(ApiView):
 class Workers(ApiView):
     async def get(self, request: Request) -> Response:
         async def handler() -> Reply:
-            query(request)
+            self.params(request)
             return {"worker_id": settings.worker_id, "url": own_url(),
                     "members": [{"url": url, "partitions": parts}
                                 for url, parts in sorted(members().items())],
@@ -451,7 +457,7 @@ class ScopeCommand(ApiView):
             return api.check_scope(scope), None
 
         return await self.answer(request, lambda: submit(
-            request, self.right, self.action, {"reason": REASON}, build), read=False)
+            request, self.right, self.action, api.REASON_BODY, build), read=False)
 
 
 @page("/api/scopes/{scope:.+}/pause")
@@ -466,9 +472,6 @@ class ResumeScope(ScopeCommand):
     right = "resume"
 
 
-STAGE_FIELD = BodyField(required=True, choices=tuple(api.STAGES), max_length=16)
-
-
 @page("/api/scopes/{scope:.+}/rollback")
 class RollbackScope(ApiView):
     async def post(self, request: Request, scope: str) -> Response:
@@ -478,9 +481,8 @@ class RollbackScope(ApiView):
                                body["to_stage"])
             return target_scope, body["to_stage"]
 
-        fields = {"reason": REASON, "to_stage": STAGE_FIELD}
         return await self.answer(request, lambda: submit(
-            request, "rollback", OpsAction.ROLLBACK, fields, build), read=False)
+            request, "rollback", OpsAction.ROLLBACK, api.ROLLBACK_BODY, build), read=False)
 
 
 @page("/api/rollout/{model}/promote")
@@ -492,10 +494,8 @@ class PromoteModel(ApiView):
                                 body.get("to_stage"))
             return target_scope, body.get("to_stage")
 
-        fields = {"reason": REASON, "to_stage": BodyField(choices=tuple(api.STAGES),
-                                                          max_length=16)}
         return await self.answer(request, lambda: submit(
-            request, "promote", OpsAction.PROMOTE, fields, build), read=False)
+            request, "promote", OpsAction.PROMOTE, api.PROMOTE_BODY, build), read=False)
 
 
 class IncidentCommand(ApiView):
@@ -513,7 +513,7 @@ class IncidentCommand(ApiView):
             return incident["scope"], incident_id
 
         return await self.answer(request, lambda: submit(
-            request, self.right, self.action, {"reason": REASON}, build), read=False)
+            request, self.right, self.action, api.REASON_BODY, build), read=False)
 
 
 @page("/api/incidents/{incident_id}/ack")

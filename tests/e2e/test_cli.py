@@ -108,8 +108,10 @@ def test_consume_reports_undecodable_messages_and_goes_on(stack: Stack) -> None:
 def test_demo_detects_every_scripted_fault(tmp_path: Path) -> None:
     from streams.demo import scripted_faults
 
+    # an empty PATH: no java, no mvn — the demo runs on the embedded broker alone
+    (tmp_path / "bin").mkdir()
     result = polymon(None, "demo", "--duration", "60", "--seed", "1", timeout=300,
-                     POLYMON_STATE_DIR=str(tmp_path), COLUMNS="200")
+                     POLYMON_STATE_DIR=str(tmp_path), COLUMNS="200", PATH=str(tmp_path / "bin"))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "every scripted fault was detected" in result.stdout
     for fault in scripted_faults():  # each listed with its detection delay

@@ -40,8 +40,10 @@ def test_sigkill_and_restart_keeps_state_and_ids(stack: Stack, soak_s: float) ->
         feeder.live = set(markets[1:])  # k0 goes stale before the crash
         wait_until(lambda: pauses_by_scope(stack).get("market:k0"), 10, what="k0 paused")
         first.kill()  # SIGKILL: no clean shutdown, no final commit
+        # same identity and URL: reclaims its place (Kafka hands a static member that
+        # rejoins its previous assignment, which names its previous URL)
         second = stack.start_worker("killed-1", wait=False, static_membership=True,
-                                    **RESILIENT)  # same identity: reclaims its place
+                                    web_port=first.web_port, **RESILIENT)
         second.wait_ready(timeout_s=90)  # the dead member holds the group up to a timeout
         feeder.live = set(markets[2:])  # k1 goes stale after the restart
         wait_until(lambda: pauses_by_scope(stack).get("market:k1"), 30, what="k1 paused")

@@ -18,7 +18,7 @@ from streams.records import (
     TimelineEntry,
 )
 from streams.web import api
-from streams.web.api import REASON, ApiError, BodyField, ScopeFilter
+from streams.web.api import REASON, ApiError, ScopeFilter
 
 
 def error_of(call: Any, *args: Any) -> ApiError:
@@ -29,7 +29,7 @@ def error_of(call: Any, *args: Any) -> ApiError:
 
 # --- bodies ---------------------------------------------------------------------------
 
-STAGE = BodyField(required=True, choices=tuple(api.STAGES), max_length=16)
+STAGE = api.STAGE
 
 
 def test_a_valid_body_is_parsed_and_trimmed() -> None:
@@ -48,6 +48,9 @@ def test_a_valid_body_is_parsed_and_trimmed() -> None:
     (b'{"reason": "  "}', "reason: must not be empty"),
     (b'{"reason": 3}', "reason: expected a string, got int"),
     (b'{"reason": "' + b"x" * 501 + b'"}', "reason: at most 500 characters, got 501"),
+    # the bound is on what came, before trimming: the document's maxLength says the same
+    (b'{"reason": " ' + b"x" * 499 + b' "}', "reason: at most 500 characters, got 501"),
+    (b'{"reason": null}', "reason: expected a string, got null"),
     (b"\xff\xfe", "body is not valid JSON"),
 ])
 def test_malformed_bodies_are_400_with_a_precise_message(raw: bytes, message: str) -> None:
@@ -61,11 +64,30 @@ def test_a_stage_outside_the_ladder_is_named() -> None:
     assert error.message == "to_stage: 'prod' is not one of replay, shadow, paper, canary, live"
 
 
+@pytest.mark.parametrize(("stage", "message"), [
+    ("Paper", "to_stage: 'Paper' is not one of"),  # upper or lower case, as documented
+    (" paper", "to_stage: ' paper' is not one of"),  # a choice is not trimmed
+    ("x" * 600, "to_stage: 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx'... "
+                "(600 chars) is not one of"),
+])
+def test_a_stage_is_one_of_the_documented_spellings(stage: str, message: str) -> None:
+    raw = json.dumps({"reason": "x", "to_stage": stage}).encode()
+    assert error_of(api.parse_body, raw, api.ROLLBACK_BODY).message.startswith(message)
+    assert api.parse_body(b'{"reason": "x", "to_stage": "LIVE"}', api.ROLLBACK_BODY) == \
+        {"reason": "x", "to_stage": "LIVE"}
+
+
+def test_an_optional_stage_may_be_absent_but_not_null() -> None:
+    assert api.parse_body(b'{"reason": "x"}', api.PROMOTE_BODY) == {"reason": "x"}
+    error = error_of(api.parse_body, b'{"reason": "x", "to_stage": null}', api.PROMOTE_BODY)
+    assert error.message == "to_stage: expected a string, got null"
+
+
 def test_idempotency_keys() -> None:
     assert api.command_id("ticket-42:retry.1") == "ticket-42:retry.1"
     assert api.command_id(None).startswith("api-")
     assert api.command_id(None) != api.command_id(None)
-    for bad in ("", "a b", "x" * 129, "ü"):
+    for bad in ("", "a b", "x" * 129, "ü", "key\n"):
         assert error_of(api.command_id, bad).status == 400
 
 
@@ -82,6 +104,19 @@ def test_scopes_incident_ids_and_models_in_paths() -> None:
     assert "not a model or strategy" in error_of(api.rollout_scope, "market:m1").message
     assert "not a model or strategy" in error_of(api.rollout_scope, "model:a/market:b").message
     assert "not an incident id" in error_of(api.incident_path_id, "INC-1").message
+    incident = "inc-staleness-" + "a" * 24
+    assert api.incident_path_id(incident) == incident
+    assert "not an incident id" in error_of(api.incident_path_id, incident + "\n").message
+    assert error_of(api.incident_path_id, "inc-" + "a" * 130).message == \
+        "incident_id: at most 128 characters, got 134"
+    assert error_of(api.check_scope, "market:m1\n").status == 400
+    assert error_of(api.check_scope, "market:" + "m" * 128 + "/bot:" + "b" * 128).message \
+        .endswith("268 characters, at most 256")
+    assert api.command_path_id("api-0a1b") == "api-0a1b"
+    assert "not a command id" in error_of(api.command_path_id, "a b").message
+    assert api.metric_names(["polymon_api_requests_total"]) == ["polymon_api_requests_total"]
+    assert error_of(api.metric_names, ["up", "1bad"]).message == \
+        "name[]: '1bad' is not a metric name"
 
 
 def test_promotion_and_rollback_checks_against_the_current_stage() -> None:
@@ -101,20 +136,44 @@ def test_promotion_and_rollback_checks_against_the_current_stage() -> None:
 
 
 def test_query_parameters_are_checked() -> None:
-    params = api.parse_query({"scope": "bot:b1", "state": "open,Acknowledged", "limit": "5"},
-                             ["scope", "state", "limit"])
+    incidents = api.ROUTE_QUERIES["/api/incidents"]
+    params = api.parse_query({"scope": "bot:b1", "state": "open,ACKNOWLEDGED", "limit": "5"},
+                             incidents)
     assert params == {"scope": "bot:b1", "state": ["OPEN", "ACKNOWLEDGED"], "limit": 5}
-    assert error_of(api.parse_query, {"scoep": "x"}, ["scope"]).message == \
-        "unknown query parameter 'scoep' (allowed: scope)"
-    assert "state: CLOSED is not one of open, acknowledged, resolved" in error_of(
-        api.parse_query, {"state": "closed"}, ["state"]).message
-    assert "limit: expected an integer from 1 to 5000" in error_of(
-        api.parse_query, {"limit": "0"}, ["limit"]).message
+    assert error_of(api.parse_query, {"scoep": "x"}, api.ROUTE_QUERIES["/api/rollout"]) \
+        .message == "unknown query parameter 'scoep' (allowed: scope, kind)"
+    assert error_of(api.parse_query, {"x": "1"}, {}).message == \
+        "unknown query parameter 'x' (allowed: none)"
+    assert error_of(api.parse_query, [("limit", "1"), ("limit", "2")], incidents).message == \
+        "limit: given more than once"
+    assert "state: 'closed' is not one of open, acknowledged, resolved" in error_of(
+        api.parse_query, {"state": "closed"}, incidents).message
+    for bad in ("Open", "open,", "", " open"):
+        assert "is not one of" in error_of(api.parse_query, {"state": bad}, incidents).message
+    assert api.parse_query({"severity": "info,INFO"}, incidents) == {"severity": ["INFO"] * 2}
+    assert error_of(api.parse_query, {"severity": ",".join(["info"] * 7)}, incidents) \
+        .message == "severity: at most 6 values, got 7"
+    for bad in ("0", "5001", "+5", "1.5", "²"):
+        assert "limit: expected an integer from 1 to 5000" in error_of(
+            api.parse_query, {"limit": bad}, incidents).message
     assert "kind: 'desk' is not one of" in error_of(api.parse_query, {"kind": "desk"},
-                                                    ["kind"]).message
-    assert "paused: expected true or false" in error_of(api.parse_query, {"paused": "maybe"},
-                                                        ["paused"]).message
-    assert api.parse_query({"local": "true"}, [])["local"] is True
+                                                    incidents).message
+    pauses = api.ROUTE_QUERIES["/api/pauses"]
+    for bad in ("maybe", "1", "TRUE", "yes"):
+        assert "paused: expected true or false" in error_of(api.parse_query, {"paused": bad},
+                                                            pauses).message
+    assert api.parse_query({"paused": "false"}, pauses) == {"paused": False}
+    freshness = api.ROUTE_QUERIES["/api/freshness"]
+    assert api.parse_query({"local": "true"}, freshness)["local"] is True
+    assert "unknown query parameter 'local'" in error_of(api.parse_query, {"local": "true"},
+                                                         pauses).message
+    audit = api.ROUTE_QUERIES["/api/audit"]
+    assert api.parse_query({"action": "PAUSE"}, audit) == {"action": "pause"}
+    assert "not an action name" in error_of(api.parse_query, {"action": "a b"}, audit).message
+    scopes = api.ROUTE_QUERIES["/api/scopes"]
+    assert api.parse_query({"scope": "market:"}, scopes) == {"scope": "market:"}
+    assert "not a scope prefix" in error_of(api.parse_query, {"scope": "x" * 257},
+                                            scopes).message
 
 
 def test_a_scope_filter_covers_what_a_pause_of_it_would_cover() -> None:
