@@ -92,8 +92,13 @@ def bad_request(message: str) -> ApiError:
     return ApiError(400, message)
 
 
+def _cut(value: str, limit: int = 60) -> str:
+    """A value put into an error message, cut short: messages have a bound too."""
+    return value if len(value) <= limit else f"{value[:limit]}... ({len(value)} chars)"
+
+
 def _shown(value: str, limit: int = 60) -> str:
-    """A value quoted into an error message, cut short: messages have a bound too."""
+    """A value quoted into an error message, cut short."""
     return repr(value) if len(value) <= limit else f"{value[:limit]!r}... ({len(value)} chars)"
 
 
@@ -109,7 +114,7 @@ def spellings_schema(choices: Iterable[str]) -> dict[str, Any]:
                       {"type": "string", "enum": [c.lower() for c in choices]}]}
 
 
-def _choice(name: str, value: str, choices: Iterable[str]) -> str:
+def _choice(name: str, value: str, choices: Iterable[str], shown: str | None = None) -> str:
     """``value`` as one of ``choices`` (upper case), taken in upper or lower case."""
     choices = tuple(choices)
     if value in choices:
@@ -117,7 +122,10 @@ def _choice(name: str, value: str, choices: Iterable[str]) -> str:
     lowered = {choice.lower(): choice for choice in choices}
     if value in lowered:
         return lowered[value]
-    raise bad_request(f"{name}: {_shown(value)} is not one of "
+    if value.upper() in choices:
+        raise bad_request(f"{name}: {_shown(value)} must be in upper or lower case "
+                          f"({value.upper()} or {value.lower()})")
+    raise bad_request(f"{name}: {shown or _shown(value)} is not one of "
                       f"{', '.join(c.lower() for c in choices)}")
 
 
@@ -177,7 +185,7 @@ def _choices(name: str, value: str, allowed: Iterable[str]) -> list[str]:
     parts = value.split(",")
     if len(parts) > _max_choices(allowed):
         raise bad_request(f"{name}: at most {_max_choices(allowed)} values, got {len(parts)}")
-    return [_choice(name, part, allowed) for part in parts]
+    return [_choice(name, part, allowed, _cut(part.upper()) or "nothing") for part in parts]
 
 
 def _kind(value: str) -> str:
@@ -277,8 +285,9 @@ def parse_query(query: Mapping[str, str] | Iterable[tuple[str, str]],
     parsed: dict[str, Any] = {}
     for name, value in pairs:
         if name not in allowed:
+            named = [a for a in allowed if a != "local"]  # the fan-out's own, not offered
             raise bad_request(f"unknown query parameter {_shown(name)} (allowed: "
-                              f"{', '.join(allowed) or 'none'})")
+                              f"{', '.join(named) or 'none'})")
         if name in parsed:
             raise bad_request(f"{name}: given more than once")
         parsed[name] = allowed[name].parse(value)

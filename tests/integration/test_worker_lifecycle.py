@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from streams.procs import alive, descendants
 from tests.conftest import Stack, start_test_broker
 
 pytestmark = pytest.mark.integration
@@ -50,3 +51,18 @@ def test_worker_stops_within_its_bound_when_the_broker_is_gone(tmp_path: Path) -
     finally:
         stack.stop()
         own_broker.stop()
+
+
+def test_worker_stops_cleanly_on_sighup_leaving_nothing_behind(stack: Stack) -> None:
+    stack.create_topics()
+    worker = stack.start_worker(worker_id="hung-up", shutdown_timeout_s=10)
+    process = worker.process
+    assert process is not None
+    children = descendants(process.pid)
+    started = time.monotonic()
+    process.send_signal(signal.SIGHUP)  # a closed terminal, a supervisor's hang-up
+    assert process.wait(timeout=15) == 0, worker.log_tail()
+    took_s = time.monotonic() - started
+    assert took_s < 10, f"stopped after {took_s:.1f} s"
+    assert not [pid for pid in children if alive(pid)]
+    assert "polymon worker: shutdown took over" not in worker.log_tail()

@@ -65,7 +65,7 @@ def test_a_stage_outside_the_ladder_is_named() -> None:
 
 
 @pytest.mark.parametrize(("stage", "message"), [
-    ("Paper", "to_stage: 'Paper' is not one of"),  # upper or lower case, as documented
+    ("Paper", "to_stage: 'Paper' must be in upper or lower case (PAPER or paper)"),
     (" paper", "to_stage: ' paper' is not one of"),  # a choice is not trimmed
     ("x" * 600, "to_stage: 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx'... "
                 "(600 chars) is not one of"),
@@ -146,10 +146,14 @@ def test_query_parameters_are_checked() -> None:
         "unknown query parameter 'x' (allowed: none)"
     assert error_of(api.parse_query, [("limit", "1"), ("limit", "2")], incidents).message == \
         "limit: given more than once"
-    assert "state: 'closed' is not one of open, acknowledged, resolved" in error_of(
-        api.parse_query, {"state": "closed"}, incidents).message
-    for bad in ("Open", "open,", "", " open"):
-        assert "is not one of" in error_of(api.parse_query, {"state": bad}, incidents).message
+    assert error_of(api.parse_query, {"state": "closed"}, incidents).message == \
+        "state: CLOSED is not one of open, acknowledged, resolved"
+    assert error_of(api.parse_query, {"state": "open,"}, incidents).message == \
+        "state: nothing is not one of open, acknowledged, resolved"
+    assert error_of(api.parse_query, {"state": " open"}, incidents).message == \
+        "state:  OPEN is not one of open, acknowledged, resolved"
+    assert error_of(api.parse_query, {"state": "Open"}, incidents).message == \
+        "state: 'Open' must be in upper or lower case (OPEN or open)"
     assert api.parse_query({"severity": "info,INFO"}, incidents) == {"severity": ["INFO"] * 2}
     assert error_of(api.parse_query, {"severity": ",".join(["info"] * 7)}, incidents) \
         .message == "severity: at most 6 values, got 7"
@@ -165,8 +169,10 @@ def test_query_parameters_are_checked() -> None:
     assert api.parse_query({"paused": "false"}, pauses) == {"paused": False}
     freshness = api.ROUTE_QUERIES["/api/freshness"]
     assert api.parse_query({"local": "true"}, freshness)["local"] is True
-    assert "unknown query parameter 'local'" in error_of(api.parse_query, {"local": "true"},
-                                                         pauses).message
+    assert error_of(api.parse_query, {"local": "true"}, pauses).message == \
+        "unknown query parameter 'local' (allowed: scope, kind, paused)"
+    assert error_of(api.parse_query, {"verbose": "1"}, freshness).message == \
+        "unknown query parameter 'verbose' (allowed: scope, kind, stale)"
     audit = api.ROUTE_QUERIES["/api/audit"]
     assert api.parse_query({"action": "PAUSE"}, audit) == {"action": "pause"}
     assert "not an action name" in error_of(api.parse_query, {"action": "a b"}, audit).message
