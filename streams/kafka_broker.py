@@ -100,8 +100,13 @@ def kafka_jars(cache_dir: Path, pom: Path = POM, quiet: bool = True) -> Path:
 
 
 def random_cluster_id() -> str:
-    """A KRaft cluster id: a random UUID in URL-safe base64 (``kafka-storage random-uuid``)."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """A KRaft cluster id: a random UUID in URL-safe base64 (``kafka-storage random-uuid``),
+    never starting with '-', which the storage tool would read as an option (Kafka's own
+    Uuid.randomUuid draws again for the same reason)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 @dataclass

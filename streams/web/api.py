@@ -56,7 +56,10 @@ MAX_INCIDENT_ID = 128  # inc-<family>-<24 hex>: families are short words
 
 # Patterns are anchored and matched whole (fullmatch: a Python $ would also take a
 # trailing newline); JSON Schema reads them as ECMA-262, which agrees for these.
-REASON_PATTERN = r"\S"  # somewhere a character that is not whitespace
+# Whitespace, spelled out: what Python's str.isspace() and ECMA-262's \s call whitespace
+# (they differ), so that every regex engine reads the reason's pattern as the API does.
+BLANK = r"\t\n\v\f\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+REASON_PATTERN = f"[^{BLANK}]"  # somewhere a character that is not whitespace
 IDEMPOTENCY_KEY_PATTERN = r"^[A-Za-z0-9_.:\-]{1,128}$"
 COMMAND_ID_PATTERN = IDEMPOTENCY_KEY_PATTERN  # an API command's id is its Idempotency-Key
 MODEL_PATTERN = rf"^(?:(?:{'|'.join(ROLLOUT_KINDS)}):)?{SCOPE_ID}$"
@@ -69,6 +72,7 @@ METRIC_NAME_PATTERN = r"^[A-Za-z_:][A-Za-z0-9_:]{0,199}$"  # /metrics?name[]=...
 MAX_MODEL = len("strategy:") + MAX_SCOPE_ID
 MAX_COMMAND_ID = 128
 _REASON = re.compile(REASON_PATTERN)
+_TRIM = re.compile(f"^[{BLANK}]+|[{BLANK}]+$")
 _IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 _COMMAND_ID = re.compile(COMMAND_ID_PATTERN)
 _MODEL = re.compile(MODEL_PATTERN)
@@ -185,7 +189,13 @@ def _choices(name: str, value: str, allowed: Iterable[str]) -> list[str]:
     parts = value.split(",")
     if len(parts) > _max_choices(allowed):
         raise bad_request(f"{name}: at most {_max_choices(allowed)} values, got {len(parts)}")
-    return [_choice(name, part, allowed, _cut(part.upper()) or "nothing") for part in parts]
+    return [_choice(name, part, allowed, _choice_shown(part)) for part in parts]
+
+
+def _choice_shown(part: str) -> str:
+    if not part:
+        return "nothing"
+    return _cut(part.upper()) if part.isalnum() else _shown(part)  # quoted if odd
 
 
 def _kind(value: str) -> str:
@@ -360,7 +370,7 @@ def parse_body(raw: bytes, fields: Mapping[str, BodyField]) -> dict[str, str]:
             raise bad_request(f"{name}: at most {spec.max_length} characters, got {len(value)}")
         if not _REASON.search(value):  # empty, or only whitespace
             raise bad_request(f"{name}: must not be empty")
-        parsed[name] = value.strip()
+        parsed[name] = _TRIM.sub("", value)
     return parsed
 
 

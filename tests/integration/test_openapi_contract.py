@@ -233,6 +233,13 @@ def test_the_document_holds_with_a_token_of_every_right_and_without_one(
     assert (len(mutations), len(seen)) == (6, 23)
 
     every_right = schemathesis(worker, "token of every right", tmp_path, ids, TOKEN)
+    # The generated requests reached the logic: incidents acknowledged and resolved by the
+    # test's actor (ids from the links and the seeded ones), commands decided.
+    decided = {action: sorted({e["decision"] for e in call(
+        worker, "GET", f"/api/audit?action={action}&limit=5000")[1]["entries"]
+        if e["actor"] == "operator:tester"}) for action in ("ack", "resolve", "pause")}
+    print(f"decisions of the generated commands: {decided}")
+    assert "acknowledged" in decided["ack"] and "resolved" in decided["resolve"], decided
     no_token = schemathesis(worker, "no token", tmp_path, ids)
     assert_no_finding(every_right)
     assert_no_finding(no_token, {"missing_auth": mutations})

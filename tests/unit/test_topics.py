@@ -3,11 +3,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import pytest
-
 from streams.topics import SPEC_PATH, load_topic_specs
 
-ARCHITECTURE = Path(__file__).resolve().parents[3] / "shared" / "ARCHITECTURE.md"
+DESIGN = Path(__file__).resolve().parents[2] / "docs" / "design.md"
 COMPACTED = {"model.profiles", "control.pauses", "monitor.incidents", "control.rollout",
              "monitor.heartbeat"}
 
@@ -20,12 +18,10 @@ def test_spec_declares_every_topic_with_its_cleanup_policy() -> None:
         assert spec.partitions >= 1 and spec.key and spec.schema
 
 
-def test_spec_matches_the_architecture_topic_table() -> None:
-    if not ARCHITECTURE.exists():  # the design lives beside the repo, not in it
-        pytest.skip(f"{ARCHITECTURE} not present")
+def test_spec_matches_the_design_topic_table() -> None:
     table = {
         match[1]: match[2].strip()
-        for match in re.finditer(r"^\| ([a-z.]+) \| [^|]+ \| (\w+) \|", ARCHITECTURE.read_text(),
+        for match in re.finditer(r"^\| ([a-z.]+) \| [^|]+ \| (\w+) \|", DESIGN.read_text(),
                                  re.MULTILINE)
     }
     table.pop("topic")  # the header row
@@ -34,11 +30,11 @@ def test_spec_matches_the_architecture_topic_table() -> None:
     assert all(public[name].cleanup == cleanup for name, cleanup in table.items())
 
 
-def test_internal_topics_are_documented_in_the_readme() -> None:
-    readme = (SPEC_PATH.parents[1] / "README.md").read_text()
+def test_internal_topics_are_documented_in_the_design() -> None:
+    design = DESIGN.read_text()
     internal = [spec.name for spec in load_topic_specs().values() if spec.internal]
     assert internal == ["monitor.incident.inputs", "monitor.incident.scopes"]
-    assert all(f"`{name}`" in readme for name in internal)
+    assert all(f"`{name}`" in design for name in internal)
 
 
 def test_input_topics_share_one_partition_count() -> None:

@@ -151,7 +151,7 @@ def test_query_parameters_are_checked() -> None:
     assert error_of(api.parse_query, {"state": "open,"}, incidents).message == \
         "state: nothing is not one of open, acknowledged, resolved"
     assert error_of(api.parse_query, {"state": " open"}, incidents).message == \
-        "state:  OPEN is not one of open, acknowledged, resolved"
+        "state: ' open' is not one of open, acknowledged, resolved"
     assert error_of(api.parse_query, {"state": "Open"}, incidents).message == \
         "state: 'Open' must be in upper or lower case (OPEN or open)"
     assert api.parse_query({"severity": "info,INFO"}, incidents) == {"severity": ["INFO"] * 2}
