@@ -62,7 +62,10 @@ class Settings(BaseSettings):
         "", description="put in front of every topic name and the consumer group (replay uses one)"
     )
     app_id: str = Field("polymon", description="Faust app id: the consumer group")
-    worker_id: str = Field(default_factory=_default_worker_id)
+    worker_id: str = Field(
+        default_factory=_default_worker_id, description="this worker's id: in its heartbeats, "
+        "dead letters and logs (and its instance id with static_membership)",
+    )
     web_host: str = Field("127.0.0.1", description="address the worker's HTTP server binds")
     web_port: int = Field(6066, ge=0, le=65535, description="worker HTTP port (API, /metrics)")
     web_url: str | None = Field(
@@ -97,7 +100,8 @@ class Settings(BaseSettings):
         "On Kafka it would let any worker evict a live peer whose HTTP port it cannot reach",
     )
     member_check_interval_s: float = Field(
-        2.0, gt=0, description="how often a worker checks that the group's members answer",
+        2.0, gt=0, description="[embedded broker] how often a worker checks that the group's "
+        "members answer (for evict_dead_members)",
     )
     rebalance_timeout_s: float = Field(
         20.0, gt=0, description="how long a rebalance waits for members to rejoin (a dead "
@@ -109,7 +113,8 @@ class Settings(BaseSettings):
     monitor_heartbeat_interval_s: float = Field(
         1.0, gt=0, description="how often a worker publishes its own liveness"
     )
-    log_level: str = Field("info")
+    log_level: str = Field(
+        "info", description="the worker's log level (debug, info, warning, error)")
     clock: Literal["wall", "event"] = Field(
         "wall", description="wall: decide on wall-clock time; event: on the event-time "
         "watermark (replay), so a replay reproduces the same decisions",
@@ -183,7 +188,8 @@ class Settings(BaseSettings):
     max_event_age_s: float = Field(
         7 * 86400.0, gt=0, description="events older than this (against the clock) are invalid"
     )
-    slo_default_target: float = Field(0.995, gt=0, lt=1)
+    slo_default_target: float = Field(
+        0.995, gt=0, lt=1, description="SLO target of an SLO not named in slo_targets")
     slo_targets: dict[str, float] = Field(
         default_factory=dict, description="target per SLO name, e.g. {\"book-latency\": 0.999}"
     )

@@ -33,12 +33,6 @@ EMBEDDED_TAG = "[embedded broker]"
 PLACEHOLDERS = {"worker_id": "<host>-<pid>"}
 # Meanings of the fields that carry no description in the model yet; a description
 # there takes precedence (and this entry can then go).
-UNDESCRIBED = {
-    "worker_id": "this worker's id: in its heartbeats, dead letters and logs (and its "
-                 "instance id with static_membership)",
-    "log_level": "the worker's log level (debug, info, warning, error)",
-    "slo_default_target": "SLO target of an SLO not named in slo_targets",
-}
 INTRO = """
 Every setting is an environment variable `POLYMON_<NAME>` (pydantic-settings,
 `streams/settings.py`), read when a process starts. Dicts and lists are written as JSON,
@@ -96,7 +90,7 @@ def choices(annotation: Any) -> list[str]:
 
 def meaning_of(name: str, field: FieldInfo) -> tuple[str, str]:
     """(broker, meaning): "embedded only" for a description tagged [embedded broker]."""
-    description = (field.description or UNDESCRIBED.get(name, "")).strip()
+    description = (field.description or "").strip()
     broker = "both"
     if description.startswith(EMBEDDED_TAG):
         broker = "embedded only"

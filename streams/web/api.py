@@ -60,9 +60,14 @@ MAX_INCIDENT_ID = 128  # inc-<family>-<24 hex>: families are short words
 # (they differ), so that every regex engine reads the reason's pattern as the API does.
 BLANK = r"\t\n\v\f\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
 REASON_PATTERN = f"[^{BLANK}]"  # somewhere a character that is not whitespace
-IDEMPOTENCY_KEY_PATTERN = r"^[A-Za-z0-9_.:\-]{1,128}$"
+# Ids that stand alone in a URL path do not start with '.': '.' and '..' would be read as
+# path steps (and never reach the route), so their status_url would lead nowhere.
+IDEMPOTENCY_KEY_PATTERN = r"^[A-Za-z0-9_:\-][A-Za-z0-9_.:\-]{0,127}$"
 COMMAND_ID_PATTERN = IDEMPOTENCY_KEY_PATTERN  # an API command's id is its Idempotency-Key
-MODEL_PATTERN = rf"^(?:(?:{'|'.join(ROLLOUT_KINDS)}):)?{SCOPE_ID}$"
+_ROLLOUT_KINDS = "|".join(ROLLOUT_KINDS)
+ROLLOUT_SCOPE_PATTERN = rf"^(?:{_ROLLOUT_KINDS}):{SCOPE_ID}$"
+_BARE_ID = rf"[A-Za-z0-9_\-][A-Za-z0-9_.\-]{{0,{MAX_SCOPE_ID - 1}}}"
+MODEL_PATTERN = rf"^(?:(?:{_ROLLOUT_KINDS}):{SCOPE_ID}|{_BARE_ID})$"
 # The incident ids' own grammar, without Python's group names (ECMA-262 spells them
 # differently, and the generators of clients and tests read Python's way of matching).
 INCIDENT_ID_PATTERN = re.sub(r"\(\?P<\w+>", "(", _INCIDENT_ID.pattern)
@@ -379,7 +384,8 @@ def command_id(idempotency_key: str | None) -> str:
     if idempotency_key is None:
         return f"api-{uuid.uuid4().hex}"
     if not _IDEMPOTENCY_KEY.fullmatch(idempotency_key):
-        raise bad_request("Idempotency-Key: 1 to 128 characters of A-Z a-z 0-9 _ . : -")
+        raise bad_request("Idempotency-Key: 1 to 128 characters of A-Z a-z 0-9 _ . : -, "
+                          "not starting with .")
     return idempotency_key
 
 
@@ -395,7 +401,7 @@ def metric_names(names: Iterable[str]) -> list[str]:
 def command_path_id(command: str) -> str:
     if not _COMMAND_ID.fullmatch(command):
         raise bad_request(f"command_id: {_shown(command)} is not a command id (1 to 128 "
-                          "characters of A-Z a-z 0-9 _ . : -)")
+                          "characters of A-Z a-z 0-9 _ . : -, not starting with .)")
     return command
 
 
@@ -417,10 +423,18 @@ def rollout_scope(model: str) -> str:
     """``m1`` means ``model:m1``; a full ``model:``/``strategy:`` scope is taken as is."""
     scope = model if ":" in model else f"model:{model}"
     check_scope(scope, "model")
+    if ":" not in model and model.startswith("."):
+        raise bad_request(f"model: a bare model id must not start with '.' (got "
+                          f"{_shown(model)}): write model:<id>")
     if not _MODEL.fullmatch(model) or _leaf_kind(scope) not in ROLLOUT_KINDS:
         raise bad_request(f"model: {_shown(model)} is not a model or strategy (model:<id>, "
                           "strategy:<id> or a bare model id)")
     return scope
+
+
+def rollback_scope(scope: str) -> str:
+    """The scope of a rollback: a model:<id> or strategy:<id> scope (no bare id)."""
+    return rollout_scope(check_scope(scope))
 
 
 def check_promotion(scope: str, rollout: Mapping[str, Any] | None,

@@ -26,6 +26,7 @@ from streams.web.api import (
     MAX_MODEL,
     METRIC_NAME_PATTERN,
     MODEL_PATTERN,
+    ROLLOUT_SCOPE_PATTERN,
     ROUTE_QUERIES,
     SCOPE_SCHEMA,
     SEVERITIES,
@@ -68,8 +69,10 @@ def _path(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]
 
 SCOPE_PATH = _path("scope", "a scope: global, or kind:id segments joined by / (e.g. "
                    "market:m1, bot:b1/market:m7; / may come percent-encoded)", SCOPE_SCHEMA)
-MODEL_PATH = _path("model", "a model id (model:<id> implied), or a model:<id> or "
-                   "strategy:<id> scope (':' may come percent-encoded)",
+ROLLBACK_SCOPE_PATH = _path("scope", "a model:<id> or strategy:<id> scope",
+                            string_schema(ROLLOUT_SCOPE_PATTERN, MAX_MODEL))
+MODEL_PATH = _path("model", "a model id (model:<id> implied; not starting with '.'), or a "
+                   "model:<id> or strategy:<id> scope (':' may come percent-encoded)",
                    string_schema(MODEL_PATTERN, MAX_MODEL))
 INCIDENT_PATH = _path("incident_id", "an incident id, inc-<family>-<24 hex digits>",
                       string_schema(INCIDENT_ID_PATTERN, MAX_INCIDENT_ID))
@@ -278,7 +281,8 @@ def paths(read_requires_token: bool = False) -> dict[str, dict[str, Any]]:
             SCOPE_PATH, api.REASON_BODY, "the Idempotency-Key was used for another action"),
         "/api/scopes/{scope}/rollback": _command(
             "rollBack", "roll a model/strategy back to an earlier stage", "rollback",
-            SCOPE_PATH, api.ROLLBACK_BODY, "to_stage is not earlier than the current stage",
+            ROLLBACK_SCOPE_PATH, api.ROLLBACK_BODY,
+            "to_stage is not earlier than the current stage",
             not_found="no rollout state for the scope on control.rollout"),
         "/api/rollout/{model}/promote": _command(
             "promote", "promote a model/strategy (to the next stage, or to_stage)", "promote",

@@ -412,13 +412,16 @@ Build = Callable[[dict[str, str]], tuple[str, str | None]]
 
 
 async def submit(request: Request, right: str, action: OpsAction,
-                 fields: Mapping[str, BodyField], build: Build) -> Reply:
-    """Authenticate (401), authorize (403), validate (400), check the state (404/409),
-    publish the command, wait briefly for its outcome; 202 with the command id."""
+                 fields: Mapping[str, BodyField], path: Callable[[], object],
+                 build: Build) -> Reply:
+    """Authenticate (401), authorize (403), validate header, body and ``path`` parameters
+    (400), check the state (404/409), publish the command, wait briefly for its outcome;
+    202 with the command id."""
     who = principal(request)
     authorize(who, right)
     command_id = api.command_id(request.headers.get("Idempotency-Key"))
     body = api.parse_body(await request.read(), fields)
+    path()  # a malformed request is a 400 even under a key an earlier command used
     previous = read_model.outcomes.get(command_id)
     if previous is not None:  # a retry with the same Idempotency-Key: the same answer
         if previous["action"] != action.value.lower():
@@ -457,7 +460,8 @@ class ScopeCommand(ApiView):
             return api.check_scope(scope), None
 
         return await self.answer(request, lambda: submit(
-            request, self.right, self.action, api.REASON_BODY, build), read=False)
+            request, self.right, self.action, api.REASON_BODY, lambda: api.check_scope(scope),
+            build), read=False)
 
 
 @page("/api/scopes/{scope:.+}/pause")
@@ -476,13 +480,14 @@ class ResumeScope(ScopeCommand):
 class RollbackScope(ApiView):
     async def post(self, request: Request, scope: str) -> Response:
         def build(body: dict[str, str]) -> tuple[str, str | None]:
-            target_scope = api.rollout_scope(api.check_scope(scope))
+            target_scope = api.rollback_scope(scope)
             api.check_rollback(target_scope, read_model.rollout.get(target_scope),
                                body["to_stage"])
             return target_scope, body["to_stage"]
 
         return await self.answer(request, lambda: submit(
-            request, "rollback", OpsAction.ROLLBACK, api.ROLLBACK_BODY, build), read=False)
+            request, "rollback", OpsAction.ROLLBACK, api.ROLLBACK_BODY,
+            lambda: api.rollback_scope(scope), build), read=False)
 
 
 @page("/api/rollout/{model}/promote")
@@ -495,7 +500,8 @@ class PromoteModel(ApiView):
             return target_scope, body.get("to_stage")
 
         return await self.answer(request, lambda: submit(
-            request, "promote", OpsAction.PROMOTE, api.PROMOTE_BODY, build), read=False)
+            request, "promote", OpsAction.PROMOTE, api.PROMOTE_BODY,
+            lambda: api.rollout_scope(model), build), read=False)
 
 
 class IncidentCommand(ApiView):
@@ -513,7 +519,8 @@ class IncidentCommand(ApiView):
             return incident["scope"], incident_id
 
         return await self.answer(request, lambda: submit(
-            request, self.right, self.action, api.REASON_BODY, build), read=False)
+            request, self.right, self.action, api.REASON_BODY,
+            lambda: api.incident_path_id(incident_id), build), read=False)
 
 
 @page("/api/incidents/{incident_id}/ack")

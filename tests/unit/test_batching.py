@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import subprocess
+import sys
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from aiokafka.consumer.group_coordinator import CoordinatorGroupRebalance
 from aiokafka.coordinator.protocol import ConsumerProtocol
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
@@ -52,13 +54,31 @@ def test_an_assignment_or_a_failed_join_passes_through_unchanged() -> None:
     assert asyncio.run(join(_Rebalance())) is None
 
 
-def test_the_guard_is_installed_once_for_every_consumer() -> None:
-    import streams.app  # noqa: F401  (installs it)
-
-    installed = CoordinatorGroupRebalance.perform_group_join
-    assert getattr(installed, "rejoins_on_empty", False)
+_PATCHES_AFTER_IMPORT = """
+import streams.app
+from aiokafka.consumer.fetcher import Fetcher
+from aiokafka.consumer.group_coordinator import CoordinatorGroupRebalance
+from streams import batching
+join, fetch = CoordinatorGroupRebalance.perform_group_join, Fetcher._proc_fetch_request
+print(bool(getattr(join, "rejoins_on_empty", False)), bool(getattr(fetch, "idle_backoff", 0)))
+if "{engine}" == "embedded":  # a second install changes nothing
     batching.install_empty_assignment_rejoin()
-    assert CoordinatorGroupRebalance.perform_group_join is installed
+    batching.install_idle_fetch_backoff(0.01)
+    assert CoordinatorGroupRebalance.perform_group_join is join, "installed twice"
+    assert Fetcher._proc_fetch_request is fetch, "installed twice"
+"""
+
+
+@pytest.mark.parametrize(("engine", "installed"), [("embedded", ["True", "True"]),
+                                                   ("kafka", ["False", "False"])])
+def test_embedded_broker_patches_are_installed_once_and_only_for_it(
+        engine: str, installed: list[str]) -> None:
+    done = subprocess.run(  # a process of its own: the patches are process-wide
+        [sys.executable, "-c", _PATCHES_AFTER_IMPORT.format(engine=engine)],
+        env={**os.environ, "POLYMON_BROKER_ENGINE": engine}, capture_output=True, text=True,
+        timeout=60, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == installed
 
 
 def _offsets_state(acked: list[int], committed: int | None,

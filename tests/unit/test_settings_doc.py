@@ -122,3 +122,10 @@ def test_the_docs_the_readme_promises_are_linked() -> None:
     for name in ("operator-guide", "contracts", "settings", "design", "benchmarks",
                  "testing", "api"):
         assert f"docs/{name}.md" in links
+
+
+def test_every_setting_says_what_it_does() -> None:
+    from streams.settings import Settings
+
+    assert not [name for name, field in Settings.model_fields.items()
+                if not (field.description or "").strip()]

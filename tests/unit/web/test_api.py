@@ -87,7 +87,7 @@ def test_idempotency_keys() -> None:
     assert api.command_id("ticket-42:retry.1") == "ticket-42:retry.1"
     assert api.command_id(None).startswith("api-")
     assert api.command_id(None) != api.command_id(None)
-    for bad in ("", "a b", "x" * 129, "ü", "key\n"):
+    for bad in ("", "a b", "x" * 129, "ü", "key\n", ".", ".key"):
         assert error_of(api.command_id, bad).status == 400
 
 
@@ -101,6 +101,11 @@ def test_scopes_incident_ids_and_models_in_paths() -> None:
     assert "unknown scope kind 'desk'" in error_of(api.check_scope, "desk:d1").message
     assert api.rollout_scope("m1") == "model:m1"
     assert api.rollout_scope("strategy:s1") == "strategy:s1"
+    assert api.rollout_scope("model:..") == "model:.."
+    assert error_of(api.rollout_scope, "..").message == \
+        "model: a bare model id must not start with '.' (got '..'): write model:<id>"
+    assert api.rollback_scope("model:m1") == "model:m1"
+    assert "is not kind:id" in error_of(api.rollback_scope, "m1").message
     assert "not a model or strategy" in error_of(api.rollout_scope, "market:m1").message
     assert "not a model or strategy" in error_of(api.rollout_scope, "model:a/market:b").message
     assert "not an incident id" in error_of(api.incident_path_id, "INC-1").message

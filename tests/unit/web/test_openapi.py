@@ -166,31 +166,51 @@ def test_the_scope_pattern_is_the_scope_grammar(scope: str) -> None:
         bool(re.fullmatch(SCOPE_PATTERN, scope)) and len(scope) <= MAX_SCOPE_LENGTH)
 
 
+# Each path parameter of each operation, and what its view checks it with.
 PATH_CHECKS = {
-    "scope": api.check_scope, "model": api.rollout_scope,
-    "incident_id": api.incident_path_id, "command_id": api.command_path_id,
+    ("/api/scopes/{scope}/pause", "scope"): api.check_scope,
+    ("/api/scopes/{scope}/resume", "scope"): api.check_scope,
+    ("/api/scopes/{scope}/rollback", "scope"): api.rollback_scope,
+    ("/api/rollout/{model}/promote", "model"): api.rollout_scope,
+    ("/api/rollout/{model}", "model"): api.rollout_scope,
+    ("/api/incidents/{incident_id}", "incident_id"): api.incident_path_id,
+    ("/api/incidents/{incident_id}/ack", "incident_id"): api.incident_path_id,
+    ("/api/incidents/{incident_id}/resolve", "incident_id"): api.incident_path_id,
+    ("/api/commands/{command_id}", "command_id"): api.command_path_id,
 }
 
 
-def _path_schema(name: str) -> dict[str, Any]:
-    for operations in PATHS.values():
-        for operation in operations.values():
-            for parameter in operation["parameters"]:
-                if parameter["name"] == name and parameter["in"] == "path":
-                    return parameter["schema"]
-    raise AssertionError(name)
+def _path_schemas() -> dict[tuple[str, str], dict[str, Any]]:
+    return {(path, parameter["name"]): parameter["schema"]
+            for path, operations in PATHS.items() for operation in operations.values()
+            for parameter in operation["parameters"] if parameter["in"] == "path"}
 
 
-@settings(max_examples=300, deadline=None)
+def test_every_path_parameter_has_its_check() -> None:
+    assert set(_path_schemas()) == set(PATH_CHECKS)
+
+
+@settings(max_examples=500, deadline=None)
 @given(st.sampled_from(sorted(PATH_CHECKS)), st.data())
-def test_path_parameters_are_checked_as_documented(name: str, data: st.DataObject) -> None:
-    schema = _path_schema(name)
+def test_path_parameters_are_checked_as_documented(where: tuple[str, str],
+                                                   data: st.DataObject) -> None:
+    schema = _path_schemas()[where]
     value = data.draw(st.one_of(
         st.from_regex(schema["pattern"], fullmatch=True),
-        st.text(alphabet="inc-staleness0123456789abcdefmodel:strategy/ \n", max_size=40),
+        st.text(alphabet="inc-staleness0123456789abcdefmodel:strategy/. \n", max_size=40),
         st.sampled_from(["model:m1", "strategy:s1", "market:m1", "inc-a-" + "0" * 24,
-                         "api-" + "a" * 32, "x" * 129, ""])))
-    assert accepts(PATH_CHECKS[name], value) == validator(schema).is_valid(value), value
+                         "api-" + "a" * 32, "x" * 129, "", ".", "..", ".m1", "model:..",
+                         "global", "bot:b1/model:m1"])))
+    assert accepts(PATH_CHECKS[where], value) == validator(schema).is_valid(value), value
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.from_regex(api.IDEMPOTENCY_KEY_PATTERN, fullmatch=True)
+       | st.text(alphabet="ab.:-_ \n", max_size=130))
+def test_the_idempotency_key_is_checked_as_documented(key: str) -> None:
+    header = PATHS["/api/scopes/{scope}/pause"]["post"]["parameters"][1]
+    assert header["name"] == "Idempotency-Key"
+    assert accepts(api.command_id, key) == validator(header["schema"]).is_valid(key), key
 
 
 @settings(max_examples=300, deadline=None)
