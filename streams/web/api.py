@@ -434,7 +434,11 @@ def rollout_scope(model: str) -> str:
 
 def rollback_scope(scope: str) -> str:
     """The scope of a rollback: a model:<id> or strategy:<id> scope (no bare id)."""
-    return rollout_scope(check_scope(scope))
+    check_scope(scope)
+    if ":" not in scope:  # global: no bare model id here, the path is a scope
+        raise bad_request(f"scope: {_shown(scope)} is not a model or strategy (model:<id> or "
+                          "strategy:<id>)")
+    return rollout_scope(scope)
 
 
 def check_promotion(scope: str, rollout: Mapping[str, Any] | None,

@@ -239,3 +239,10 @@ def test_bodies_are_checked_as_documented(body: dict[str, Any]) -> None:
     for fields in (api.REASON_BODY, api.ROLLBACK_BODY, api.PROMOTE_BODY):
         assert accepts(lambda r, f=fields: api.parse_body(r, f), raw) == \
             validator(body_schema(fields)).is_valid(body), (body, list(fields))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet="az_:09 .", max_size=12) | st.just("x" * 201))
+def test_metric_names_are_checked_as_documented(name: str) -> None:
+    items = PATHS["/metrics"]["get"]["parameters"][0]["schema"]["items"]
+    assert accepts(api.metric_names, [name]) == validator(items).is_valid(name), name
