@@ -67,6 +67,9 @@ async def _run_handlers(events: int, scopes: int, flush_every: int,
     no garbage collection once the mix is built (see _instructions)."""
     from faust.types import TP
 
+    from streams import compiled
+
+    compiled.install()  # before the tree's hot path: a stale build of it never runs
     from streams import agents, batching, bench, web, worker  # noqa: F401  (registers agents)
     from streams.agents import decoding, outputs
     from streams.app import settings
@@ -164,6 +167,9 @@ def _child_run(tree: Path, events: int, scopes: int, flush_every: int, handle: b
     """One run in a fresh process that imports ``tree``'s streams package (``under``: a
     command that runs it, e.g. valgrind; ``collect=False``: no garbage collection)."""
     sys.path.insert(0, str(CHECKOUT))
+    from streams import compiled
+
+    compiled.install()  # streams.bench imports the hot path
     from streams.bench import THROUGHPUT_SETTINGS
     from streams.devstack import worker_env
 

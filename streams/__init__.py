@@ -2,7 +2,3 @@
 trading platform, as a stream-processing pipeline on Kafka."""
 
 __version__ = "0.1.0"
-
-from streams import compiled as _compiled  # first: before any hot-path module
-
-_compiled.install()

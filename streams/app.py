@@ -11,17 +11,21 @@ from __future__ import annotations
 import faust
 from faust.types import TransportT
 
-from streams import fetching, stores
-from streams.batching import (
+from streams import compiled
+from streams.metrics import Metrics
+from streams.settings import get_settings
+from streams.topics import load_topic_specs
+
+compiled.install()  # before the hot path's modules below: a stale build of one never runs
+
+from streams import fetching, stores  # noqa: E402
+from streams.batching import (  # noqa: E402
     BatchingTransport,
     install_empty_assignment_rejoin,
     install_idle_fetch_backoff,
 )
-from streams.clock import make_clock
-from streams.codec import Codecs, SchemaCatalog
-from streams.metrics import Metrics
-from streams.settings import get_settings
-from streams.topics import load_topic_specs
+from streams.clock import make_clock  # noqa: E402
+from streams.codec import Codecs, SchemaCatalog  # noqa: E402
 
 settings = get_settings()
 if settings.embedded_broker_workarounds:

@@ -78,6 +78,9 @@ def serve_count(port: int) -> ThreadingHTTPServer:
 def main(argv: list[str]) -> None:
     from quixstreams import Application, State  # only in the quixstreams env
 
+    from streams import compiled
+
+    compiled.install()  # before the hot path's codec: a stale build of it never runs
     from streams.codec import Codecs, SchemaCatalog
     from streams.topics import load_topic_specs
 

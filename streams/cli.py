@@ -12,7 +12,10 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from streams import compiled
 from streams.settings import Settings
+
+compiled.install()  # before a command imports the hot path: a stale build of it never runs
 
 cli = typer.Typer(
     name="polymon", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,

@@ -5,11 +5,17 @@ The .py files stay the source: Cython compiles them as they are (plain Python
 semantics, annotations not used as C types), and each runs as pure Python when it is
 not built (no compiler, no Cython) or when its build is not of the current source. The
 build writes ``_compiled.json`` next to the modules: each module's source digest, or
-null for one whose compilation failed. :func:`install` (run when ``streams`` is
-imported) puts a finder in front of Python's own, which loads the ``.py`` of any
-streams module whose current source does not have the digest the manifest gives it
-(modules it does not name included), so an edited module is never shadowed by the
-build of its older version (``./dev`` rebuilds).
+null for one whose compilation failed. :func:`install` puts a finder in front of
+Python's own, which loads the ``.py`` of any streams module whose current source does
+not have the digest the manifest gives it (modules it does not name included), so an
+edited module is never shadowed by the build of its older version (``./dev`` rebuilds).
+
+It is installed where a process can first reach the hot path: the command line
+(streams.cli), the Faust app (streams.app), the packages streams.agents and
+streams.control, ops/bench_handlers.py and the tests (tests/__init__.py); not when
+``streams`` is imported, so a trading runner that embeds streams.runner keeps its import
+system as it was. What the runner reaches of the hot path (streams.records loads
+streams.assembly) goes through :func:`load`, the same check without a finder left behind.
 
 Stdlib only: setup.py loads this file to know what to compile, before polymon's
 dependencies are installed.
@@ -103,6 +109,27 @@ def install() -> None:
     if _finder is None:
         _finder = StaleBuildFinder(read_manifest())
         sys.meta_path.insert(0, _finder)
+
+
+def load(name: str, root: Path = ROOT) -> ModuleType:
+    """Import the streams module ``name`` as the installed finder would, without installing
+    it: a build of another source is passed over for the ``.py``. ``root``: the package
+    directory."""
+    if _finder is not None or name in sys.modules:
+        return importlib.import_module(name)
+    spec = StaleBuildFinder(read_manifest(root), root).find_spec(name)
+    if spec is None or spec.loader is None:  # a current build, or no source: Python's way
+        return importlib.import_module(name)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # as an import does: a module importing it back finds it
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
+    parent, _, child = name.rpartition(".")
+    setattr(sys.modules[parent], child, module)
+    return module
 
 
 def status() -> dict[str, bool]:

@@ -27,7 +27,10 @@ its workers beats. A worker whose clock runs behind by more than the bound makes
 the guard fail closed: a safe failure, and the reason shows the age.
 
 The pure part (``GuardState``, ``assess``, ``decide``) holds no Kafka and no clock;
-``PauseGuard`` feeds it from a confluent-kafka consumer. Example::
+``PauseGuard`` feeds it from a confluent-kafka consumer. It needs only what the
+``runner`` extra lists (confluent-kafka, fastavro, pydantic): importing it loads
+neither Faust nor the worker's codec, and changes nothing in the runner's import
+system (tests/unit/test_runner_standalone.py). Example::
 
     with PauseGuard("127.0.0.1:9092", heartbeat_max_age_s=5.0) as guard:
         guard.wait_ready(timeout=30)
@@ -56,7 +59,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 from confluent_kafka import TopicPartition as KafkaTopicPartition
 from pydantic import ValidationError
 
-from streams.codec import AvroCodec, CodecError, Codecs, SchemaCatalog
+from streams.avro import AvroCodec, CodecError, SchemaCatalog
 from streams.records import MonitorHeartbeat, PauseState
 from streams.scopes import ScopeError, ancestors
 
@@ -289,9 +292,9 @@ class PauseGuard:
         self.heartbeat_max_age_s = heartbeat_max_age_s
         self.on_change = on_change
         self.on_health = on_health
-        codecs = Codecs(SchemaCatalog(registry_url=schema_registry_url))
-        self._pause_codec: AvroCodec = codecs["PauseState"]
-        self._heartbeat_codec: AvroCodec = codecs["MonitorHeartbeat"]
+        catalog = SchemaCatalog(registry_url=schema_registry_url)
+        self._pause_codec = AvroCodec(catalog["PauseState"], catalog)
+        self._heartbeat_codec = AvroCodec(catalog["MonitorHeartbeat"], catalog)
         self._consumer_config = dict(consumer_config or {})
         self._book = PauseBook()
         self._lock = threading.Lock()

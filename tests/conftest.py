@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 import os
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,12 +41,32 @@ def engine_under_test() -> Engine:
     return engine  # type: ignore[return-value]
 
 
+_BROKERS_STARTED: Counter[str] = Counter()
+
+
+def describe_broker(broker: Broker) -> str:
+    if broker.engine == "kafka":
+        nodes = len(broker.nodes)  # type: ignore[union-attr]
+        return f"Apache Kafka {broker.version}, {nodes} node{'s' if nodes > 1 else ''}"
+    return "embedded noida-db"
+
+
 def start_test_broker(data_dir: Path, size: int = 1, port: int = 0,
                       engine: Engine | None = None) -> Broker:
     """A started broker of the test engine; Kafka's jars from the repository's cache."""
     started = make_broker(engine or engine_under_test(), data_dir, port=port, size=size,
                           jars_cache=Settings().jars_cache)
-    return started.start()
+    started.start()
+    _BROKERS_STARTED[describe_broker(started)] += 1
+    return started
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _BROKERS_STARTED:
+        started = ", ".join(f"{what} ×{count}" for what, count in _BROKERS_STARTED.items())
+        terminalreporter.write_line(
+            f"brokers the integration, e2e and fault tests started: {started} (the demo's "
+            "end-to-end tests run their own embedded broker)")
 
 
 def pytest_report_header(config: pytest.Config) -> str:

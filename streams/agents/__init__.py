@@ -3,7 +3,13 @@
 Importing this package registers every agent, timer and command handler with the app.
 """
 
-from streams.agents import (
+from streams import compiled as _compiled
+
+# Modules of this package are compiled (streams.compiled.MODULES): the stale-build guard goes
+# in before any of its modules is found, whoever imports it first.
+_compiled.install()
+
+from streams.agents import (  # noqa: E402
     canary,
     commands,
     drift,

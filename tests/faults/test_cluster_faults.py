@@ -17,8 +17,7 @@ from streams.control.keying import partition_for
 from streams.devstack import WorkerProcess
 from streams.kafka_broker import KafkaCluster
 from streams.records import AlertStatus
-from streams.settings import Settings
-from tests.conftest import SPECS, Stack, engine_under_test, wait_until
+from tests.conftest import SPECS, Stack, engine_under_test, start_test_broker, wait_until
 from tests.integration.test_health_agents import FAST, Feeder, alerts, book, pauses_by_scope
 
 pytestmark = pytest.mark.faults
@@ -32,8 +31,7 @@ _namespaces = itertools.count(1)
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaCluster]:
     if engine_under_test() != "kafka":
         pytest.skip("a three-node cluster is Apache Kafka's (POLYMON_TEST_BROKER=kafka)")
-    started = KafkaCluster(tmp_path_factory.mktemp("cluster"), size=3,
-                           jars_cache=Settings().jars_cache).start()
+    started = start_test_broker(tmp_path_factory.mktemp("cluster"), size=3)
     try:
         yield started
     finally:

@@ -76,6 +76,28 @@ def test_the_manifest_is_read_as_written_and_a_broken_one_as_empty(tmp_path: Pat
     assert compiled.read_manifest(tmp_path / "absent") == {}
 
 
+def test_load_passes_over_a_stale_build_and_leaves_no_finder_behind(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a process without the guard installed (the runner client's) loads of the hot
+    path goes through the same check."""
+    import streams
+
+    name = "streams.stale_probe"
+    source = compiled.source_of(name, tmp_path)
+    source.write_text("VALUE = 4\n")
+    (tmp_path / compiled.MANIFEST).write_text(json.dumps({name: "0" * 64}))
+    monkeypatch.setattr(compiled, "_finder", None)
+    finders = list(sys.meta_path)
+    try:
+        module = compiled.load(name, tmp_path)
+        assert module.VALUE == 4 and module.__file__ == str(source)
+        assert sys.modules[name] is module and vars(streams)["stale_probe"] is module
+        assert sys.meta_path == finders
+    finally:
+        sys.modules.pop(name, None)
+        vars(streams).pop("stale_probe", None)
+
+
 def test_every_listed_module_exists_and_the_guard_is_installed() -> None:
     for name in compiled.MODULES:
         assert compiled.source_of(name).is_file(), name
