@@ -20,7 +20,7 @@ from confluent_kafka import Producer
 from streams.broker import ENGINES, EmbeddedBroker, Engine, make_broker
 from streams.codec import Codecs, SchemaCatalog
 from streams.console import Consumed, kafka_producer, read_topic, send_all
-from streams.devstack import WorkerProcess
+from streams.devstack import WorkerError, WorkerProcess
 from streams.kafka_broker import KafkaCluster
 from streams.records import Record
 from streams.settings import Settings
@@ -162,12 +162,18 @@ def stack(broker: Broker, tmp_path: Path) -> Iterator[Stack]:
 
 def wait_until(predicate: Callable[[], Any], timeout_s: float, interval_s: float = 0.2,
                what: str = "condition") -> Any:
-    """Poll ``predicate`` until it returns something truthy; fail the test after timeout."""
+    """Poll ``predicate`` until it returns something truthy; fail the test after timeout.
+    A worker answering an error status meanwhile (503 while its group rebalances) counts
+    as not yet; the last such answer is in the failure."""
     deadline = time.monotonic() + timeout_s
-    last = None
+    last: Any = None
     while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
+        try:
+            last = predicate()
+        except WorkerError as exc:
+            last = exc
+        else:
+            if last:
+                return last
         time.sleep(interval_s)
     pytest.fail(f"timed out after {timeout_s}s waiting for {what} (last: {last!r})")
