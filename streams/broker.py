@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Literal
 
 from confluent_kafka.admin import AdminClient
 
-from streams.procs import die_with_parent, stop_process
+from streams.procs import OwnedProcess
 
 if TYPE_CHECKING:
     from streams.kafka_broker import KafkaCluster
@@ -67,11 +67,12 @@ def wait_for_kafka(bootstrap: str, timeout_s: float = 30.0,
     raise BrokerError(f"no Kafka metadata answer from {bootstrap} in {timeout_s}s: {last_error}")
 
 
-class EmbeddedBroker:
+class EmbeddedBroker(OwnedProcess):
     """A noida-db Kafka broker as a child process on ``host:port`` (free port if 0)."""
 
     engine: Engine = "embedded"
     version = "noida-db"
+    stop_timeout_s = 10.0
 
     def __init__(self, data_dir: Path, port: int = 0, host: str = "127.0.0.1") -> None:
         self.data_dir = Path(data_dir)
@@ -93,27 +94,13 @@ class EmbeddedBroker:
             str(noida_binary()), "start", "--data-dir", str(self.data_dir), "--only", "kafka",
             "--host", self.host, "--kafka-port", str(self.port),
         ]
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                preexec_fn=die_with_parent,
-            )
+        self.spawn(command)
         try:
             wait_for_kafka(self.bootstrap, timeout_s, self.process)
         except BrokerError as exc:
             self.stop()
-            tail = self.log_path.read_text(errors="replace")[-2000:]
-            raise BrokerError(f"{exc}\n--- {self.log_path} ---\n{tail}") from exc
+            raise BrokerError(f"{exc}\n--- {self.log_path} ---\n{self.log_tail(2000)}") from exc
         return self
-
-    def stop(self, timeout_s: float = 10.0) -> None:
-        if self.process is not None:
-            stop_process(self.process, timeout_s)
-            self.process = None
-
-    @property
-    def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
 
     def __enter__(self) -> EmbeddedBroker:
         return self.start()

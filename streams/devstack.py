@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from streams.broker import free_port
-from streams.procs import die_with_parent, stop_process
+from streams.procs import OwnedProcess
 
 
 class WorkerError(RuntimeError):
@@ -45,7 +45,7 @@ def http_json(url: str, timeout_s: float = 2.0) -> tuple[int, Any]:
             return exc.code, body.decode(errors="replace")
 
 
-class WorkerProcess:
+class WorkerProcess(OwnedProcess):
     """One `polymon worker` child process with its own web port and log file."""
 
     def __init__(self, bootstrap: str, state_dir: Path, worker_id: str = "worker-1",
@@ -64,12 +64,7 @@ class WorkerProcess:
 
     def start(self) -> WorkerProcess:
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "streams", "worker"], env=self.env,
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                preexec_fn=die_with_parent,
-            )
+        self.spawn([sys.executable, "-m", "streams", "worker"], self.env)
         return self
 
     def wait_ready(self, timeout_s: float = 60.0) -> dict[str, Any]:
@@ -105,22 +100,3 @@ class WorkerProcess:
     @property
     def exit_code(self) -> int | None:
         return None if self.process is None else self.process.poll()
-
-    def log_tail(self, chars: int = 3000) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-chars:]
-        except FileNotFoundError:
-            return "(no log)"
-
-    def stop(self, timeout_s: float = 15.0) -> int | None:
-        if self.process is None:
-            return None
-        code = stop_process(self.process, timeout_s)
-        self.process = None
-        return code
-
-    def kill(self) -> None:
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait(timeout=10)
-            self.process = None

@@ -22,7 +22,7 @@ from types import TracebackType
 from confluent_kafka.admin import AdminClient
 
 from streams.broker import BrokerError, free_port, wait_for_kafka
-from streams.procs import die_with_parent, stop_process
+from streams.procs import OwnedProcess, die_with_parent
 
 POM = Path(__file__).resolve().parent.parent / "ops" / "kafka" / "pom.xml"
 
@@ -110,7 +110,7 @@ def random_cluster_id() -> str:
 
 
 @dataclass
-class KafkaNode:
+class KafkaNode(OwnedProcess):
     """One KRaft node (broker and controller in one JVM) of a cluster."""
 
     node_id: int
@@ -121,6 +121,8 @@ class KafkaNode:
     libs: Path
     heap: Sequence[str] = SINGLE_NODE_HEAP
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    # Kafka's controlled shutdown moves leadership away first: give it time
+    stop_timeout_s: float = 20.0
 
     @property
     def bootstrap(self) -> str:
@@ -133,10 +135,6 @@ class KafkaNode:
     @property
     def config_path(self) -> Path:
         return self.data_dir / "server.properties"
-
-    @property
-    def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
 
     def write_config(self, voters: str, replication: int) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -196,32 +194,8 @@ class KafkaNode:
                               f"(exit {result.returncode}):\n{output}")
 
     def start(self) -> KafkaNode:
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                self._java("kafka.Kafka", str(self.config_path)), stdout=log,
-                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
+        self.spawn(self._java("kafka.Kafka", str(self.config_path)))
         return self
-
-    def stop(self, timeout_s: float = 20.0) -> int | None:
-        """SIGTERM (Kafka's controlled shutdown), SIGKILL after ``timeout_s``."""
-        if self.process is None:
-            return None
-        code = stop_process(self.process, timeout_s)
-        self.process = None
-        return code
-
-    def kill(self) -> None:
-        """SIGKILL: a crash, no controlled shutdown."""
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait(timeout=10)
-            self.process = None
-
-    def log_tail(self, chars: int = 3000) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-chars:]
-        except FileNotFoundError:
-            return "(no log)"
 
 
 class KafkaCluster:

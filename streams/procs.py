@@ -65,3 +65,44 @@ def alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except (OSError, IndexError):
         return False
+
+
+class OwnedProcess:
+    """A child process this program started, its output appended to ``log_path``: stopped by
+    PID with a bounded wait, killed with the program if the program dies first."""
+
+    process: subprocess.Popen[bytes] | None = None
+    stop_timeout_s: float = 15.0
+    log_path: Path  # an attribute or a property of the subclass
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def spawn(self, command: list[str], env: dict[str, str] | None = None) -> None:
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                command, env=env, stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
+
+    def stop(self, timeout_s: float | None = None) -> int | None:
+        """SIGTERM, then SIGKILL after the bound; the exit code (None: nothing running)."""
+        if self.process is None:
+            return None
+        code = stop_process(self.process, self.stop_timeout_s if timeout_s is None
+                            else timeout_s)
+        self.process = None
+        return code
+
+    def kill(self) -> None:
+        """SIGKILL: a crash, no clean shutdown."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+            self.process = None
+
+    def log_tail(self, chars: int = 3000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except FileNotFoundError:
+            return "(no log)"
