@@ -274,15 +274,26 @@ def measure_faust_bare(bootstrap: str, prefix: str, expected: int, progress: Pro
     process = subprocess.Popen([sys.executable, "-m", "streams.bench_bare", bootstrap, prefix,
                                 str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                preexec_fn=die_with_parent)
+    return _time_counting_process(process, port, "faust bare", expected, progress, timeout_s)
+
+
+def _time_counting_process(process: subprocess.Popen[bytes], port: int, phase: str,
+                           expected: int, progress: Progress, timeout_s: float,
+                           log_path: Path | None = None) -> float:
+    """Events/s of a baseline process that serves its count at ``/count`` on ``port``;
+    stops it after. With ``log_path``, its exit fails the run at once, with its log."""
     try:
         def read() -> tuple[int, int]:
+            if log_path is not None and process.poll() is not None:
+                raise BenchError(f"{phase} exited ({process.returncode}):\n"
+                                 f"{log_path.read_text(errors='replace')[-3000:]}")
             try:
                 count = int(http_json(f"http://127.0.0.1:{port}/count")[1]["count"])
             except (OSError, TypeError, KeyError, ValueError):
                 count = 0
             return count, count
-        return _time_until_done(read, expected, progress, "faust bare", timeout_s,
-                                quiet_s=0).timed("faust bare").events_per_second
+        return _time_until_done(read, expected, progress, phase, timeout_s,
+                                quiet_s=0).timed(phase).events_per_second
     finally:
         stop_process(process, 15)
 
@@ -336,20 +347,8 @@ def measure_quix(python: Path, bootstrap: str, prefix: str, expected: int, state
              str(state_dir / "state"), str(threshold_s)],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             preexec_fn=die_with_parent)
-    try:
-        def read() -> tuple[int, int]:
-            if process.poll() is not None:  # at once, not after timeout_s
-                raise BenchError(f"the quixstreams peer exited ({process.returncode}):\n"
-                                 f"{log_path.read_text(errors='replace')[-3000:]}")
-            try:
-                count = int(http_json(f"http://127.0.0.1:{port}/count")[1]["count"])
-            except (OSError, TypeError, KeyError, ValueError):
-                count = 0
-            return count, count
-        return _time_until_done(read, expected, progress, "quixstreams", timeout_s,
-                                quiet_s=0).timed("quixstreams").events_per_second
-    finally:
-        stop_process(process, 15)
+    return _time_counting_process(process, port, "quixstreams", expected, progress, timeout_s,
+                                  log_path)
 
 
 # the two counters only: a full scrape also computes the operator views from the tables

@@ -10,8 +10,6 @@ import os
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 import uuid
 from typing import Any
 
@@ -30,6 +28,7 @@ from streams.records import (
 )
 from streams.settings import Settings
 from tests.conftest import CODECS, Stack, wait_until
+from tests.integration.test_openapi_contract import call as call_with_headers
 
 pytestmark = pytest.mark.integration
 
@@ -55,19 +54,8 @@ def book(scope: str, sequence: int) -> HealthEvent:
 
 def call(worker: WorkerProcess, method: str, path: str, body: Any = None,
          token: str | None = None, key: str | None = None) -> tuple[int, Any]:
-    headers = {"Content-Type": "application/json"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    if key:
-        headers["Idempotency-Key"] = key
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(f"{worker.url}{path}", data=data, method=method,
-                                     headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=15) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
+    status, answer, _ = call_with_headers(worker, method, path, body, token, key)
+    return status, answer
 
 
 def incidents_of(worker: WorkerProcess, scope: str) -> list[dict[str, Any]]:
