@@ -70,9 +70,10 @@ async def _run_handlers(events: int, scopes: int, flush_every: int,
     from streams import compiled
 
     compiled.install()  # before the tree's hot path: a stale build of it never runs
-    from streams import agents, batching, bench, web, worker  # noqa: F401  (registers agents)
+    from streams import agents, batching, web, worker  # noqa: F401  (registers agents)
     from streams.agents import decoding, outputs
     from streams.app import settings
+    from streams.devtools import bench
 
     async def keep_queued() -> int:  # the producer is not started: drained below
         return 0
@@ -169,9 +170,9 @@ def _child_run(tree: Path, events: int, scopes: int, flush_every: int, handle: b
     sys.path.insert(0, str(CHECKOUT))
     from streams import compiled
 
-    compiled.install()  # streams.bench imports the hot path
-    from streams.bench import THROUGHPUT_SETTINGS
-    from streams.devstack import worker_env
+    compiled.install()  # streams.devtools.bench imports the hot path
+    from streams.devtools.bench import THROUGHPUT_SETTINGS
+    from streams.worker_process import worker_env
 
     env = worker_env("127.0.0.1:9", **THROUGHPUT_SETTINGS)  # nothing is sent: no broker
     env["PYTHONPATH"] = str(tree)

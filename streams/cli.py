@@ -63,7 +63,7 @@ def _interrupt(signum: int, frame: object) -> None:
 def _stop_on_signals() -> None:
     """SIGTERM and SIGHUP (a supervisor, `timeout`, a closed terminal) stop a command that
     starts processes as Ctrl-C does. Its children also get SIGKILL from the kernel if it
-    dies without stopping them (streams.procs.die_with_parent)."""
+    dies without stopping them (streams.processes.die_with_parent)."""
     for sig in STOP_SIGNALS:
         signal.signal(sig, _interrupt)
 
@@ -82,7 +82,7 @@ def broker(
     = False,
 ) -> None:
     """Run a local broker until Ctrl-C, SIGTERM or SIGHUP; print its bootstrap address."""
-    from streams.broker import ENGINES, BrokerError, make_broker
+    from streams.devtools.broker import ENGINES, BrokerError, make_broker
 
     if engine not in ENGINES:
         raise _fail(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}",
@@ -94,7 +94,7 @@ def broker(
         if engine != "kafka":
             raise _fail("--fetch-only is for --engine kafka (the embedded broker ships in "
                         "its wheel)", EXIT_BAD_INPUT)
-        from streams.kafka_broker import kafka_jars, kafka_version
+        from streams.devtools.kafka_broker import kafka_jars, kafka_version
 
         try:
             libs = kafka_jars(settings.jars_cache, quiet=False)
@@ -342,7 +342,7 @@ def demo(
     """Broker, topics, workers and a synthetic trading system with scripted faults; ends
     with a summary of every alert, pause, incident and rollout decision (exit 1 when a
     fault went undetected)."""
-    from streams.demo import run_demo
+    from streams.devtools.demo import run_demo
 
     _stop_on_signals()
     raise typer.Exit(run_demo(duration, seed, workers, keep_running, out))
@@ -381,21 +381,21 @@ def bench(
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from streams.bench import BenchError, run_bench, write_report
-    from streams.broker import ENGINES, BrokerError
-    from streams.devstack import WorkerError
+    from streams.devtools.bench import BenchError, run_bench, write_report
+    from streams.devtools.broker import ENGINES, BrokerError
+    from streams.worker_process import WorkerError
 
     if engine not in ENGINES:
         raise _fail(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}",
                     EXIT_BAD_INPUT)
     settings = _settings()
     if prepare_only:
-        from streams.bench import quix_python
+        from streams.devtools.bench import quix_python
 
         try:
             python = quix_python(quix_env or settings.state_dir / "bench-quix")
             if engine == "kafka":
-                from streams.kafka_broker import kafka_jars
+                from streams.devtools.kafka_broker import kafka_jars
                 kafka_jars(settings.jars_cache)
         except (BenchError, BrokerError) as exc:
             raise _fail(f"bench: {exc}") from exc

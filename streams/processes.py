@@ -1,4 +1,5 @@
-"""Stopping the processes we started: by PID, with bounded waits, escalating to SIGKILL.
+"""The processes polymon starts (workers, brokers): spawned to die with their parent,
+stopped by PID with bounded waits, escalating to SIGKILL.
 
 A Faust worker can hang on shutdown when its broker is gone, so every stop has a
 deadline.
@@ -8,11 +9,19 @@ from __future__ import annotations
 
 import ctypes
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 _PR_SET_PDEATHSIG = 1
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port free on ``host`` now, for a child process to listen on."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
 
 
 def die_with_parent() -> None:

@@ -20,9 +20,9 @@ from confluent_kafka import Consumer, TopicPartition
 
 from streams.codec import CodecError, Codecs, SchemaCatalog
 from streams.console import kafka_producer, send_all
-from streams.devstack import WorkerProcess
 from streams.records import PauseState, ReportEnvelope
 from streams.topics import admin_client, create_topics, load_topic_specs
+from streams.worker_process import WorkerProcess
 
 INPUT_TOPICS = ("health.events", "exec.fills", "model.scores", "model.features",
                 "model.profiles", "ops.commands")

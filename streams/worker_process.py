@@ -13,8 +13,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from streams.broker import free_port
-from streams.procs import OwnedProcess
+from streams.processes import OwnedProcess, free_port
 
 
 class WorkerError(RuntimeError):

@@ -17,14 +17,14 @@ from typing import Any
 import pytest
 from confluent_kafka import Producer
 
-from streams.broker import ENGINES, EmbeddedBroker, Engine, make_broker
 from streams.codec import Codecs, SchemaCatalog
 from streams.console import Consumed, kafka_producer, read_topic, send_all
-from streams.devstack import WorkerError, WorkerProcess
-from streams.kafka_broker import KafkaCluster
+from streams.devtools.broker import ENGINES, EmbeddedBroker, Engine, make_broker
+from streams.devtools.kafka_broker import KafkaCluster
 from streams.records import Record
 from streams.settings import Settings
 from streams.topics import admin_client, create_topics, load_topic_specs
+from streams.worker_process import WorkerError, WorkerProcess
 
 CODECS = Codecs(SchemaCatalog())
 SPECS = load_topic_specs()
@@ -72,7 +72,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 def pytest_report_header(config: pytest.Config) -> str:
     engine = engine_under_test()
     if engine == "kafka":
-        from streams.kafka_broker import kafka_version
+        from streams.devtools.kafka_broker import kafka_version
         return f"broker under test: Apache Kafka {kafka_version()} (POLYMON_TEST_BROKER=kafka)"
     return "broker under test: embedded noida-db (POLYMON_TEST_BROKER=embedded)"
 

@@ -31,11 +31,10 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streams import fetching
-from streams.broker import Engine, free_port, make_broker
 from streams.codec import Codecs, SchemaCatalog
 from streams.console import kafka_producer, read_topic, send_all
-from streams.devstack import WorkerProcess, http_json
-from streams.procs import die_with_parent, stop_process
+from streams.devtools.broker import Engine, make_broker
+from streams.processes import die_with_parent, free_port, stop_process
 from streams.records import (
     Cohort,
     FeatureSample,
@@ -46,6 +45,7 @@ from streams.records import (
     ModelScore,
 )
 from streams.topics import admin_client, create_topics, load_topic_specs
+from streams.worker_process import WorkerProcess, http_json
 
 INPUTS = ("health.events", "exec.fills", "model.scores", "model.features")
 THROUGHPUT_SETTINGS = {
@@ -271,8 +271,8 @@ def _time_until_done(read: Callable[[], tuple[int, int]], expected: int, progres
 def measure_faust_bare(bootstrap: str, prefix: str, expected: int, progress: Progress,
                        timeout_s: float) -> float:
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "streams.bench_bare", bootstrap, prefix,
-                                str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    command = [sys.executable, "-m", "streams.devtools.bench_bare", bootstrap, prefix, str(port)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                preexec_fn=die_with_parent)
     return _time_counting_process(process, port, "faust bare", expected, progress, timeout_s)
 
@@ -336,14 +336,14 @@ def quix_python(cache_dir: Path) -> Path:
 
 def measure_quix(python: Path, bootstrap: str, prefix: str, expected: int, state_dir: Path,
                  threshold_s: float, progress: Progress, timeout_s: float) -> float:
-    """Events/s of the quixstreams peer (streams.bench_quix) over the backlog of the input
+    """Events/s of the quixstreams peer (streams.devtools.bench_quix) over the backlog of the input
     topics under ``prefix``, timed as the bare Faust agent is."""
     port = free_port()
     state_dir.mkdir(parents=True, exist_ok=True)
     log_path = state_dir / "quix.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [str(python), "-m", "streams.bench_quix", bootstrap, prefix, str(port),
+            [str(python), "-m", "streams.devtools.bench_quix", bootstrap, prefix, str(port),
              str(state_dir / "state"), str(threshold_s)],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             preexec_fn=die_with_parent)

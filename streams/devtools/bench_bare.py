@@ -1,5 +1,5 @@
 """The baseline of `polymon bench`: a bare Faust agent that only counts messages, on the
-same topics and broker. Run as a process: python -m streams.bench_bare BOOTSTRAP PREFIX
+same topics and broker. Run as a process: python -m streams.devtools.bench_bare BOOTSTRAP PREFIX
 PORT; it serves its count at http://127.0.0.1:PORT/count."""
 
 from __future__ import annotations

@@ -1,12 +1,12 @@
 """The stream-processing peer of `polymon bench`: a minimal quixstreams application on the
-same topics and broker as the bare Faust baseline (streams.bench_bare), doing the least a
+same topics and broker as the bare Faust baseline (streams.devtools.bench_bare), doing the least a
 health pipeline does: decode every input with polymon's codec, keep each scope's last book
 update in quixstreams state (RocksDB, with its changelog topic), check it against the
 staleness threshold and publish a pause record when a scope turns stale or fresh again.
 
 Run as a process, like bench_bare, by the interpreter of the quixstreams env
-(streams.bench.quix_python: quixstreams cannot share polymon's environment):
-python -m streams.bench_quix BOOTSTRAP PREFIX PORT STATE_DIR THRESHOLD_S; it serves its
+(streams.devtools.bench.quix_python: quixstreams cannot share polymon's environment):
+python -m streams.devtools.bench_quix BOOTSTRAP PREFIX PORT STATE_DIR THRESHOLD_S; it serves its
 count of processed messages at http://127.0.0.1:PORT/count, as bench_bare does.
 """
 

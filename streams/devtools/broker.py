@@ -1,13 +1,12 @@
 """The brokers polymon starts itself: the embedded Kafka-protocol broker (noida-db, Kafka
 service only: no Java needed, the demo's default) and Apache Kafka in KRaft mode
-(streams.kafka_broker), chosen by engine. A deployment points ``POLYMON_KAFKA_BOOTSTRAP`` at
-its own cluster instead.
+(streams.devtools.kafka_broker), chosen by engine. A deployment points
+``POLYMON_KAFKA_BOOTSTRAP`` at its own cluster instead.
 """
 
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import time
 from importlib.resources import files
@@ -17,10 +16,10 @@ from typing import TYPE_CHECKING, Literal
 
 from confluent_kafka.admin import AdminClient
 
-from streams.procs import OwnedProcess
+from streams.processes import OwnedProcess, free_port
 
 if TYPE_CHECKING:
-    from streams.kafka_broker import KafkaCluster
+    from streams.devtools.kafka_broker import KafkaCluster
 
 Engine = Literal["kafka", "embedded"]
 ENGINES: tuple[Engine, ...] = ("kafka", "embedded")
@@ -30,17 +29,16 @@ class BrokerError(RuntimeError):
     """A broker did not come up, or cannot be started here (what to do is in the message)."""
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
 def noida_binary() -> Path:
     """The noida-db executable shipped inside its wheel (we run it directly, not via its
     Python wrapper, so that our signals reach the broker itself)."""
     name = "noida-db.exe" if os.name == "nt" else "noida-db"
-    path = Path(str(files("noida_db").joinpath(name)))
+    try:
+        package = files("noida_db")
+    except ModuleNotFoundError:
+        raise BrokerError("the embedded broker needs the `embedded` extra: "
+                          "pip install 'polymon[embedded]' (./dev installs it)") from None
+    path = Path(str(package.joinpath(name)))
     if not path.is_file():
         raise BrokerError(f"noida-db binary not found at {path}: is noida-db installed?")
     if not os.access(path, os.X_OK):
@@ -120,7 +118,7 @@ def make_broker(engine: Engine, data_dir: Path, port: int = 0, host: str = "127.
                               "--engine kafka")
         return EmbeddedBroker(data_dir, port=port, host=host)
     if engine == "kafka":
-        from streams.kafka_broker import KafkaCluster
+        from streams.devtools.kafka_broker import KafkaCluster
 
         return KafkaCluster(data_dir, size=size, port=port, host=host, jars_cache=jars_cache)
     raise BrokerError(f"unknown broker engine {engine!r}: expected one of {', '.join(ENGINES)}")

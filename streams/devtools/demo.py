@@ -23,10 +23,10 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from streams.broker import EmbeddedBroker
 from streams.codec import Codecs, SchemaCatalog
 from streams.console import kafka_producer, read_topic, send_all
-from streams.devstack import WorkerProcess
+from streams.devtools.broker import EmbeddedBroker
+from streams.devtools.synthetic import garbage
 from streams.records import (
     AlertPayload,
     AlertStatus,
@@ -47,8 +47,8 @@ from streams.records import (
     RolloutState,
 )
 from streams.settings import Settings
-from streams.synthetic import garbage
 from streams.topics import admin_client, create_topics, load_topic_specs
+from streams.worker_process import WorkerProcess
 
 MARKETS = ("m1", "m2", "m3", "m4")
 BOTS = {"b1": ("m1", "m2"), "b2": ("m3", "m4")}

@@ -21,10 +21,10 @@ from types import TracebackType
 
 from confluent_kafka.admin import AdminClient
 
-from streams.broker import BrokerError, free_port, wait_for_kafka
-from streams.procs import OwnedProcess, die_with_parent
+from streams.devtools.broker import BrokerError, wait_for_kafka
+from streams.processes import OwnedProcess, die_with_parent, free_port
 
-POM = Path(__file__).resolve().parent.parent / "ops" / "kafka" / "pom.xml"
+POM = Path(__file__).resolve().parents[2] / "ops" / "kafka" / "pom.xml"
 
 # Sized for a 2-core machine that also runs the workers under test: a small heap, one GC
 # thread and few compiler threads per JVM; three nodes fit in well under 2 GiB.

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.procs import alive, descendants
+from streams.processes import alive, descendants
 from tests.conftest import Stack, engine_under_test, wait_until
 
 pytestmark = pytest.mark.e2e

@@ -106,7 +106,7 @@ def test_consume_reports_undecodable_messages_and_goes_on(stack: Stack) -> None:
 
 
 def test_demo_detects_every_scripted_fault(tmp_path: Path) -> None:
-    from streams.demo import scripted_faults
+    from streams.devtools.demo import scripted_faults
 
     # an empty PATH: no java, no mvn — the demo runs on the embedded broker alone
     (tmp_path / "bin").mkdir()

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from streams.control.keying import partition_for
-from streams.devstack import WorkerProcess
-from streams.kafka_broker import KafkaCluster
+from streams.devtools.kafka_broker import KafkaCluster
 from streams.records import AlertStatus
+from streams.worker_process import WorkerProcess
 from tests.conftest import SPECS, Stack, engine_under_test, start_test_broker, wait_until
 from tests.integration.test_health_agents import FAST, Feeder, alerts, book, pauses_by_scope
 

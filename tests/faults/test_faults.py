@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from streams.bench import Span, processing_span
-from streams.devstack import WorkerProcess
+from streams.devtools.bench import Span, processing_span
+from streams.devtools.synthetic import garbage
 from streams.records import AlertStatus, HealthEvent, HealthEventKind
-from streams.synthetic import garbage
+from streams.worker_process import WorkerProcess
 from tests.conftest import CODECS, Broker, Stack, start_test_broker, wait_until
 from tests.integration.test_health_agents import FAST, Feeder, alerts, book, pauses_by_scope
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from streams.devstack import WorkerProcess
+from streams.worker_process import WorkerProcess
 from tests.conftest import Stack
 
 pytestmark = pytest.mark.integration

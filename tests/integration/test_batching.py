@@ -10,7 +10,7 @@ import time
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from streams.synthetic import health_events
+from streams.devtools.synthetic import health_events
 from tests.conftest import Stack, wait_until
 
 pytestmark = pytest.mark.integration

@@ -10,9 +10,9 @@ from collections import Counter
 
 import pytest
 
-from streams.bench import COUNTERS_SCRAPE
+from streams.devtools.bench import COUNTERS_SCRAPE
+from streams.devtools.synthetic import garbage, health_events
 from streams.records import DeadLetterStage, HealthEvent
-from streams.synthetic import garbage, health_events
 from tests.conftest import CODECS, Stack, wait_until
 
 pytestmark = pytest.mark.integration

@@ -10,7 +10,6 @@ from collections.abc import Callable
 
 import pytest
 
-from streams.devstack import http_json
 from streams.records import (
     AlertPayload,
     AlertStatus,
@@ -23,6 +22,7 @@ from streams.records import (
     PauseState,
     ReportEnvelope,
 )
+from streams.worker_process import http_json
 from tests.conftest import Stack, wait_until
 
 pytestmark = pytest.mark.integration

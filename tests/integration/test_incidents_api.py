@@ -17,7 +17,6 @@ import pytest
 from confluent_kafka import Producer
 
 from streams.control.keying import partition_for
-from streams.devstack import WorkerProcess
 from streams.records import (
     AlertStatus,
     AuditPayload,
@@ -27,6 +26,7 @@ from streams.records import (
     ReportEnvelope,
 )
 from streams.settings import Settings
+from streams.worker_process import WorkerProcess
 from tests.conftest import CODECS, Stack, wait_until
 from tests.integration.test_openapi_contract import call as call_with_headers
 

@@ -28,9 +28,9 @@ from typing import Any
 
 import pytest
 
-from streams.devstack import WorkerProcess
 from streams.records import FeatureHistogram, FeatureProfile, HealthEvent, HealthEventKind
 from streams.web.auth import RIGHTS
+from streams.worker_process import WorkerProcess
 from tests.conftest import Stack, wait_until
 
 pytestmark = pytest.mark.integration

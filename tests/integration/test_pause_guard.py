@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.broker import free_port
+from streams.processes import free_port
 from streams.records import MonitorHeartbeat, OpsAction, OpsCommand, PausePolicy, PauseState
 from streams.runner import Decision, GuardState, GuardStatus, PauseGuard
 from tests.conftest import Stack, start_test_broker, wait_until

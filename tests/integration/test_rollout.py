@@ -11,7 +11,6 @@ import uuid
 import numpy as np
 import pytest
 
-from streams.devstack import WorkerProcess
 from streams.maths.drift import feature_drift, histogram_counts
 from streams.records import (
     AlertStatus,
@@ -28,6 +27,7 @@ from streams.records import (
     ReportEnvelope,
     RolloutState,
 )
+from streams.worker_process import WorkerProcess
 from tests.conftest import Stack, wait_until
 
 pytestmark = pytest.mark.integration

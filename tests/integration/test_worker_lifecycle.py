@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.procs import alive, descendants
+from streams.processes import alive, descendants
 from tests.conftest import Stack, start_test_broker
 
 pytestmark = pytest.mark.integration

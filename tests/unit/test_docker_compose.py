@@ -163,7 +163,7 @@ def test_kafka_runs_kraft_without_zookeeper(compose: dict[str, Any]) -> None:
 
 
 def test_kafka_image_is_the_version_the_tests_run(compose: dict[str, Any]) -> None:
-    from streams.kafka_broker import kafka_version
+    from streams.devtools.kafka_broker import kafka_version
 
     assert _services(compose)["kafka"]["image"] == f"apache/kafka:{kafka_version()}"
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from streams.bench import BenchError, _cpu_seconds, _owed, _percentile, _time_until_done
-from streams.bench_quix import track
+from streams.devtools.bench import BenchError, _cpu_seconds, _owed, _percentile, _time_until_done
+from streams.devtools.bench_quix import track
 
 
 def test_pacing_owes_what_the_rate_has_accrued() -> None:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from streams.broker import BrokerError, EmbeddedBroker, make_broker
-from streams.kafka_broker import (
+from streams.devtools.broker import BrokerError, EmbeddedBroker, make_broker
+from streams.devtools.kafka_broker import (
     POM,
     KafkaCluster,
     KafkaNode,
