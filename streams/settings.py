@@ -25,6 +25,23 @@ class BurnRuleSetting(BaseModel):
     severity: str = "page"
 
 
+class AlertRuleSetting(BaseModel):
+    """Hysteresis of one alert rule (see docs/operator-guide.md, "Alert hysteresis")."""
+
+    model_config = {"extra": "forbid"}
+    for_s: float = Field(0.0, ge=0, description="pending period before a breach fires")
+    keep_firing_for_s: float = Field(
+        0.0, ge=0, description="how long within the resolve threshold before it resolves")
+    resolve_ratio: float = Field(
+        1.0, gt=0, le=1, description="resolve threshold as a ratio of the fire threshold")
+
+
+def _default_alert_rules() -> dict[str, AlertRuleSetting]:
+    execution = AlertRuleSetting(for_s=0.0, keep_firing_for_s=60.0, resolve_ratio=0.8)
+    return {"default": AlertRuleSetting(), "EXEC_SLIPPAGE_BREACH": execution,
+            "EXEC_FILL_RATIO_LOW": execution}
+
+
 ApiRight = Literal["read", "pause", "resume", "rollback", "promote", "ack", "resolve"]
 
 
@@ -200,6 +217,13 @@ class Settings(BaseSettings):
     slo_bucket_s: int = Field(
         60, ge=1, description="resolution of SLO counts (windows are sums of buckets)"
     )
+    alert_rules: dict[str, AlertRuleSetting] = Field(
+        default_factory=_default_alert_rules,
+        description="hysteresis per reason code ('default' for the others): "
+        '{"EXEC_SLIPPAGE_BREACH": {"for_s": 0, "keep_firing_for_s": 60, "resolve_ratio": '
+        "0.8}}: a breach fires after for_s, resolves after keep_firing_for_s within "
+        "resolve_ratio × the fire threshold; a re-breach meanwhile is the same episode",
+    )
     pause_policies: dict[str, Literal["AUTO_CLEAR", "LATCH"]] = Field(
         default_factory=lambda: {"GOV_SLO_BURN": "LATCH", "EXEC_SLIPPAGE_BREACH": "LATCH"},
         description="pause policy per reason code; pausing reasons not listed: AUTO_CLEAR",
@@ -273,7 +297,8 @@ class Settings(BaseSettings):
     )
     exec_hop_s: int = Field(60, gt=0, description="how far the hopping window advances")
     exec_min_fills: int = Field(
-        20, ge=1, description="a window with fewer fills raises no execution alert"
+        20, ge=1, description="a window with fewer fills is unknown: it keeps the execution "
+        "alert's state"
     )
     exec_slippage_rmse_bound_bps: float | None = Field(
         25.0, gt=0, description="EXEC_SLIPPAGE_BREACH when the slippage error RMSE exceeds "
@@ -368,6 +393,11 @@ class Settings(BaseSettings):
 
     def slo_target(self, slo: str) -> float:
         return self.slo_targets.get(slo, self.slo_default_target)
+
+    def alert_rule(self, reason_code: str) -> AlertRuleSetting:
+        """The hysteresis of ``reason_code``'s alerts."""
+        rule = self.alert_rules.get(reason_code) or self.alert_rules.get("default")
+        return rule or AlertRuleSetting()
 
     def pause_policy(self, reason_code: str) -> str:
         return self.pause_policies.get(reason_code, "AUTO_CLEAR")

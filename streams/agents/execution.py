@@ -41,7 +41,7 @@ from streams.app import app, clock_ms, codecs, settings, topics
 from streams.batching import YIELD_EVERY
 from streams.codec import InputMessage
 from streams.control import execution
-from streams.control.alerts import AlertTransition
+from streams.control.alerts import AlertRule, AlertTransition
 from streams.control.canary import fill_samples
 from streams.records import FillEvent, FillKind, ScopedFills
 from streams.scopes import ScopeError, validate_scope
@@ -55,6 +55,10 @@ BOUNDS = execution.Bounds(
     slippage_mean_bps=settings.exec_slippage_mean_bound_bps,
     fill_ratio_min=settings.exec_fill_ratio_min, min_fills=settings.exec_min_fills,
 )
+RULES = {code: AlertRule(int(rule.for_s * 1000), int(rule.keep_firing_for_s * 1000),
+                        rule.resolve_ratio)
+         for code in (execution.SLIPPAGE_BREACH, execution.FILL_RATIO_LOW)
+         for rule in (settings.alert_rule(code),)}
 _json = faust.Schema(key_serializer="json", value_serializer="json")
 # Per scope (market:<id>, bot:<id>, model:<id>#<COHORT>): bucket sums, figures, alerts.
 execution_state = app.Table("execution-state", default=None, schema=_json,
@@ -109,7 +113,7 @@ async def evaluate_batch() -> None:
 async def _decide(key: str, state: dict[str, Any], now_ms: int) -> None:
     # a scope that cannot alert has nothing to decide: its figures wait for
     # evaluate_execution
-    transitions = (execution.evaluate(state, now_ms, WINDOWS, BOUNDS)
+    transitions = (execution.evaluate(state, now_ms, WINDOWS, BOUNDS, RULES)
                    if execution.can_alert(state, BOUNDS) else None)
     store(execution_state, key, state, state["partition"])
     if transitions is not None:
@@ -264,11 +268,11 @@ async def evaluate_execution(now_ms: int) -> None:
     for key, state in list(_states.items()):
         if not state or state["partition"] not in owned or "#" in key:
             continue
-        if not state["buckets"] and not any(state["alerts"].values()):
+        if not state["buckets"] and not execution.can_alert(state, BOUNDS):
             continue
         if execution.figures_current(state, now_ms, WINDOWS):
             continue  # no window moved, no fill came: evaluating would change nothing
-        transitions = execution.evaluate(state, now_ms, WINDOWS, BOUNDS)
+        transitions = execution.evaluate(state, now_ms, WINDOWS, BOUNDS, RULES)
         if transitions or not state["buckets"]:
             store(execution_state, key, state, state["partition"])
             await _publish(state["scope"], state["partition"], transitions, now_ms)

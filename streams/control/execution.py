@@ -15,9 +15,16 @@ figures are sums of its buckets:
   computes from the list of errors.
 
 A window is ``[end − size, end)`` with ``end`` the next multiple of its hop after now:
-a tumbling window is the hopping window whose hop is its size. Breaches need at least
-``min_fills`` fills in the window; a window with fewer fills is no breach, so an
-alert resolves once its fills age out of every window.
+a tumbling window is the hopping window whose hop is its size. The tumbling window
+judged is the last *completed* one (the one in progress is nearly empty right after it
+rolls over); the hopping window judged is the one in progress (it always reaches a
+full window size back, less one hop).
+
+Each window gives a verdict per bound (streams.control.alerts): a breach, within the
+resolve threshold (clear), in between, or unknown when it has fewer than ``min_fills``
+fills. Unknown keeps the alert's state. A rule's alert fires when a breach has lasted
+its ``for`` and resolves when every known window has been clear for its
+``keep_firing_for``; a breach in between is the same episode, with the same alert id.
 """
 
 from __future__ import annotations
@@ -27,7 +34,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from streams.control.alerts import AlertTransition, Condition, step_alert
+from streams.control.alerts import (
+    BREACH,
+    UNKNOWN,
+    AlertRule,
+    AlertTransition,
+    Condition,
+    combine,
+    hysteresis,
+    step_alert,
+    timers_running,
+)
 from streams.maths.execution import SlippageError, fill_ratio
 
 SLIPPAGE_BREACH = "EXEC_SLIPPAGE_BREACH"
@@ -43,6 +60,7 @@ class WindowSpec:
     name: str
     size_ms: int
     hop_ms: int
+    completed: bool = False  # judge the last completed window, not the one in progress
 
     def __post_init__(self) -> None:
         if self.size_ms <= 0 or self.hop_ms <= 0 or self.hop_ms > self.size_ms:
@@ -54,9 +72,13 @@ class WindowSpec:
         end = now_ms - now_ms % self.hop_ms + self.hop_ms
         return end - self.size_ms, end
 
+    def judged(self, now_ms: int) -> tuple[int, int]:
+        """[start, end) of the window judged at ``now_ms``."""
+        return self.bounds(now_ms - self.hop_ms) if self.completed else self.bounds(now_ms)
+
 
 def windows(tumbling_s: int, hopping_s: int, hop_s: int) -> tuple[WindowSpec, ...]:
-    return (WindowSpec("tumbling", tumbling_s * 1000, tumbling_s * 1000),
+    return (WindowSpec("tumbling", tumbling_s * 1000, tumbling_s * 1000, completed=True),
             WindowSpec("hopping", hopping_s * 1000, hop_s * 1000))
 
 
@@ -96,7 +118,8 @@ class WindowFigures:
 
 def new_state(scope: str, partition: int) -> dict[str, Any]:
     return {"scope": scope, "partition": partition, "buckets": {}, "last_event_ms": 0,
-            "alerts": {SLIPPAGE_BREACH: None, FILL_RATIO_LOW: None}, "figures": {}}
+            "alerts": {SLIPPAGE_BREACH: None, FILL_RATIO_LOW: None}, "figures": {},
+            "tracks": {SLIPPAGE_BREACH: {}, FILL_RATIO_LOW: {}}}
 
 
 def new_cell() -> list[Any]:
@@ -222,7 +245,7 @@ def slippage_from_sums(count: int, error_sum: float, error_sq_sum: float) -> Sli
 
 
 def figures(state: dict[str, Any], spec: WindowSpec, now_ms: int) -> WindowFigures:
-    start, end = spec.bounds(now_ms)
+    start, end = spec.judged(now_ms)
     cells = [cell for begin, cell in state["buckets"].items() if start <= int(begin) < end]
     # column sums in bucket order: the same additions, in the same order, as a running
     # total, at C speed (this runs for every scope on every evaluation)
@@ -238,20 +261,22 @@ def figures(state: dict[str, Any], spec: WindowSpec, now_ms: int) -> WindowFigur
 
 def prune(state: dict[str, Any], now_ms: int, specs: Sequence[WindowSpec]) -> None:
     """Forget buckets that no window reaches any more."""
-    oldest = min(spec.bounds(now_ms)[0] for spec in specs)
+    oldest = min(spec.judged(now_ms)[0] for spec in specs)
     for begin in [b for b in state["buckets"] if int(b) < oldest]:
         del state["buckets"][begin]
 
 
 def window_ends(now_ms: int, specs: Sequence[WindowSpec]) -> list[int]:
-    return [spec.bounds(now_ms)[1] for spec in specs]
+    return [spec.judged(now_ms)[1] for spec in specs]
 
 
 def figures_current(state: dict[str, Any], now_ms: int, specs: Sequence[WindowSpec]) -> bool:
     """Whether the figures kept in ``state`` are those of ``now_ms``: no fill came since
     they were computed and no window has moved (windows move only at multiples of their
-    hop), so evaluating again would change nothing."""
-    return state.get("window_ends") == window_ends(now_ms, specs)
+    hop) and no alert's pending or clearing timer runs, so evaluating again would change
+    nothing."""
+    return (state.get("window_ends") == window_ends(now_ms, specs)
+            and not any(timers_running(t) for t in state.get("tracks", {}).values()))
 
 
 def update_figures(state: dict[str, Any], now_ms: int,
@@ -264,24 +289,32 @@ def update_figures(state: dict[str, Any], now_ms: int,
     return all_figures
 
 
-def _slippage_breach(figs: WindowFigures, bounds: Bounds) -> tuple[str, float, float] | None:
-    """(metric, value, bound) of the first slippage bound this window breaches."""
+def _slippage_verdict(figs: WindowFigures, bounds: Bounds,
+                     rule: AlertRule) -> tuple[str, str, float | None, float | None]:
+    """(verdict, metric, value, bound) of the slippage bounds on this window: the first
+    bound breached, else the worst verdict of the bounds."""
     slip = figs.slippage
     if slip is None or slip.count < bounds.min_fills:
-        return None
-    if bounds.slippage_rmse_bps is not None and slip.rmse_bps > bounds.slippage_rmse_bps:
-        return "slippage_rmse_bps", slip.rmse_bps, bounds.slippage_rmse_bps
-    if (bounds.slippage_mean_bps is not None
-            and abs(slip.mean_error_bps) > bounds.slippage_mean_bps):
-        return "slippage_mean_error_bps", slip.mean_error_bps, bounds.slippage_mean_bps
-    return None
+        return UNKNOWN, "slippage_rmse_bps", None, bounds.slippage_rmse_bps
+    found: list[tuple[str, str, float | None, float | None]] = []
+    if bounds.slippage_rmse_bps is not None:
+        found.append((rule.judge_upper(slip.rmse_bps, bounds.slippage_rmse_bps),
+                      "slippage_rmse_bps", slip.rmse_bps, bounds.slippage_rmse_bps))
+    if bounds.slippage_mean_bps is not None:
+        found.append((rule.judge_upper(abs(slip.mean_error_bps), bounds.slippage_mean_bps),
+                      "slippage_mean_error_bps", slip.mean_error_bps, bounds.slippage_mean_bps))
+    if not found:
+        return UNKNOWN, "slippage_rmse_bps", slip.rmse_bps, None
+    worst = combine([f[0] for f in found])
+    return next(f for f in found if f[0] == worst)
 
 
-def _fill_ratio_breach(figs: WindowFigures, bounds: Bounds) -> tuple[str, float, float] | None:
-    if (bounds.fill_ratio_min is None or figs.fills < bounds.min_fills
-            or figs.fill_ratio is None or figs.fill_ratio >= bounds.fill_ratio_min):
-        return None
-    return "fill_ratio", figs.fill_ratio, bounds.fill_ratio_min
+def _fill_ratio_verdict(figs: WindowFigures, bounds: Bounds,
+                        rule: AlertRule) -> tuple[str, str, float | None, float | None]:
+    if bounds.fill_ratio_min is None or figs.fills < bounds.min_fills:
+        return UNKNOWN, "fill_ratio", figs.fill_ratio, bounds.fill_ratio_min
+    return (rule.judge_lower(figs.fill_ratio, bounds.fill_ratio_min), "fill_ratio",
+            figs.fill_ratio, bounds.fill_ratio_min)
 
 
 def _describe(figs: WindowFigures) -> str:
@@ -295,46 +328,51 @@ def _describe(figs: WindowFigures) -> str:
 
 def can_alert(state: dict[str, Any], bounds: Bounds) -> bool:
     """Whether :func:`evaluate` can change an alert of the scope: one is active (it may
-    resolve), or the scope keeps at least ``min_fills`` fills (a window with fewer
-    breaches nothing, and a window's fills are among those kept). Far cheaper than the
+    resolve) or pending, or the scope keeps at least ``min_fills`` fills (a window with
+    fewer is unknown, and a window's fills are among those kept). Far cheaper than the
     figures: most markets fill too rarely to reach ``min_fills`` in a window."""
-    if any(state["alerts"].values()):
+    if any(state["alerts"].values()) or any(state.get("tracks", {}).values()):
         return True
     return sum(cell[_FILLS] for cell in state["buckets"].values()) >= bounds.min_fills
 
 
-def evaluate(state: dict[str, Any], now_ms: int, specs: Sequence[WindowSpec],
-             bounds: Bounds) -> list[AlertTransition]:
-    """Figures of every window at ``now_ms`` and the alert transitions of the bounds.
+_NO_RULE = AlertRule()
 
-    One condition per reason code: it fires while any window breaches (the first
-    breaching window, in ``specs`` order, is the one reported) and resolves when none
-    does, so the scope's pause latch sees one hold per reason."""
+
+def evaluate(state: dict[str, Any], now_ms: int, specs: Sequence[WindowSpec],
+             bounds: Bounds, rules: dict[str, AlertRule] | None = None
+             ) -> list[AlertTransition]:
+    """Figures of every judged window at ``now_ms`` and the alert transitions of the
+    bounds, through each reason code's rule (``rules``; none: fire and resolve at once).
+
+    One condition per reason code over every window (any breach breaches; the first
+    breaching window, in ``specs`` order, is the one reported), so the scope's pause
+    latch sees one hold per reason."""
     all_figures = update_figures(state, now_ms, specs)
+    tracks = state.setdefault("tracks", {})
     transitions = []
-    for code, check in ((SLIPPAGE_BREACH, _slippage_breach), (FILL_RATIO_LOW, _fill_ratio_breach)):
-        breaches = [(figs, found) for figs in all_figures if (found := check(figs, bounds))]
-        figs, found = breaches[0] if breaches else (all_figures[-1], None)
-        if (found is not None) == (state["alerts"].get(code) is not None):
+    for code, check in ((SLIPPAGE_BREACH, _slippage_verdict),
+                        (FILL_RATIO_LOW, _fill_ratio_verdict)):
+        rule = (rules or {}).get(code, _NO_RULE)
+        judged = [(figs, check(figs, bounds, rule)) for figs in all_figures]
+        verdict = combine([found[0] for _, found in judged])
+        track = tracks.setdefault(code, {})
+        edge = hysteresis(track, state["alerts"].get(code) is not None, verdict, rule, now_ms)
+        if edge is None:
             continue  # no edge: step_alert would change nothing (skip building the message)
-        metric, value, bound = found or _quiet(code, figs, bounds)
+        firing = edge == "fire"
+        figs, (_, metric, value, bound) = next(
+            ((f, found) for f, found in judged if found[0] == BREACH), judged[-1])
+        shown = "n/a" if value is None else f"{value:.4f}"
         condition = Condition(
-            scope=state["scope"], subject=figs.window if found else "execution",
-            reason_code=code, firing=found is not None, metric=metric, value=value,
+            scope=state["scope"], subject=figs.window if firing else "execution",
+            reason_code=code, firing=firing, metric=metric, value=value,
             threshold=bound, window_s=figs.size_s, cause=f"{figs.window}@{figs.start_ms}",
             event_time_ms=state["last_event_ms"],
-            message=(f"{state['scope']}: {metric} {value:.4f} breaches bound {bound:g}; "
-                     if found else f"{state['scope']}: within bounds; ") + _describe(figs),
+            message=(f"{state['scope']}: {metric} {shown} breaches bound {bound:g}; "
+                     if firing else f"{state['scope']}: within bounds; ") + _describe(figs),
         )
         state["alerts"][code], transition = step_alert(state["alerts"].get(code), condition)
         if transition:
             transitions.append(transition)
     return transitions
-
-
-def _quiet(code: str, figs: WindowFigures, bounds: Bounds) -> tuple[str, float | None, Any]:
-    """Metric, value and bound reported when nothing breaches (a resolve says where it is)."""
-    if code == FILL_RATIO_LOW:
-        return "fill_ratio", figs.fill_ratio, bounds.fill_ratio_min
-    return ("slippage_rmse_bps", figs.slippage.rmse_bps if figs.slippage else None,
-            bounds.slippage_rmse_bps)

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
+from streams.envelope import derive_id
 from streams.maths.execution import slippage_error
 from streams.records import (
     AlertStatus,
@@ -129,6 +130,51 @@ def test_a_slippage_spike_on_one_market_breaches_that_market_only(stack: Stack,
     assert worker.exit_code is None
 
 
+def test_a_bot_trading_a_breached_and_a_healthy_market_fires_once(stack: Stack) -> None:
+    """The flap of a bot whose fills mix a spiked market and a healthy one: short windows
+    that roll over while the spike lasts, fills every 100 ms. The completed tumbling
+    window, unknown windows keeping state, the resolve threshold and keep_firing_for
+    make it one FIRING and one RESOLVED, with the same alert id, for the bot and for the
+    market alike."""
+    stack.create_topics()
+    stack.start_worker(
+        evaluation_interval_s=0.1, exec_evaluation_interval_s=0.5, exec_tumbling_window_s=2,
+        exec_hopping_window_s=4, exec_hop_s=1, exec_min_fills=8,
+        exec_slippage_rmse_bound_bps=BOUND_BPS, exec_fill_ratio_min=0.2,
+        exec_pause_scope_kinds=[],  # alerts only: the pause latch is not what is tested
+        alert_rules={"default": {}, "EXEC_SLIPPAGE_BREACH": {
+            "keep_firing_for_s": 1.5, "resolve_ratio": 0.8}})
+    rng = np.random.default_rng(3)
+    started = time.monotonic()
+    while (elapsed := time.monotonic() - started) < 16:
+        spike = 3 <= elapsed < 8
+        batch = []
+        for market, spiked in (("m1", spike), ("m2", False)):
+            predicted = float(rng.uniform(2, 6))
+            batch.append(fill(market, "b1", predicted,
+                              predicted + float(rng.normal(0, 0.5)) + (25.0 if spiked else 0.0)))
+        stack.send_records("exec.fills", batch)
+        time.sleep(max(0.0, started + (int(elapsed * 10) + 1) / 10 - time.monotonic()))
+
+    def episodes() -> dict[str, list[tuple[str, str]]]:
+        found: dict[str, list[tuple[str, str]]] = {}
+        for alert in alerts(stack):
+            if alert.reason_code == "EXEC_SLIPPAGE_BREACH":
+                found.setdefault(alert.scope, []).append(
+                    (alert.payload.status.value, alert.envelope_id))
+        done = all(len(found.get(s, ())) >= 2 for s in ("bot:b1", "market:m1"))
+        return done and found
+
+    found = wait_until(episodes, 20, what="bot:b1 and market:m1 fired and resolved")
+    time.sleep(2.0)  # a flap would have been published by now
+    found = episodes()
+    assert set(found) == {"bot:b1", "market:m1"}, found
+    for scope, transitions in found.items():
+        assert [status for status, _ in transitions] == ["FIRING", "RESOLVED"], (scope, found)
+        # the resolve's id derives from the alert it ends
+        assert transitions[1][1] == derive_id("alert", transitions[0][1], "resolved")
+
+
 def test_fills_rekeyed_by_bot_land_on_the_partition_of_the_bots_own_events(
         stack: Stack) -> None:
     stack.create_topics()
@@ -184,14 +230,15 @@ def test_a_models_fills_reach_its_cohort_figures_and_its_canary_samples(stack: S
     def cohorts() -> dict:
         rows = get("/api/execution?scope=model:pricer")["scopes"]
         done = {key: row for key, row in rows.items()
-                if row["windows"] and row["windows"]["tumbling"]["fills"]
-                + row["windows"]["tumbling"]["intents"]
+                if row["windows"] and row["windows"]["hopping"]["fills"]
+                + row["windows"]["hopping"]["intents"]
                 == len(fills[Cohort(row["cohort"])]) + 3 * (row["cohort"] == "CANARY")}
         return len(done) == 2 and done
 
     rows = wait_until(cohorts, 30, what="both cohorts' figures over all their fills")
     for cohort, sent in fills.items():
-        window = rows[f"model:pricer#{cohort.value}"]["windows"]["tumbling"]
+        # the hopping window in progress (the judged tumbling one is yesterday's)
+        window = rows[f"model:pricer#{cohort.value}"]["windows"]["hopping"]
         expected = slippage_error([f.predicted_slippage_bps for f in sent],
                                   [f.realized_slippage_bps for f in sent])
         assert window["fills"] == len(sent)

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import json
 import math
+import random
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streams.control import execution
+from streams.control.alerts import AlertRule
 from streams.maths.execution import fill_ratio, slippage_error
 from streams.records import AlertStatus
 
@@ -64,7 +66,7 @@ def test_intents_are_counted_but_not_in_the_ratio_and_slippage_needs_both_values
     fill(state, T0, kind_fill=False, filled=0.0)
     fill(state, T0, requested=10, filled=4, predicted=None)
     fill(state, T0, requested=10, filled=6, predicted=2.0, realized=5.0)
-    figs = execution.figures(state, SPECS[0], T0)
+    figs = execution.figures(state, SPECS[0], T0 + 60_000)  # once its window has completed
     assert (figs.intents, figs.fills, figs.fill_ratio) == (1, 2, 0.5)
     assert figs.slippage.count == 1 and figs.slippage.mean_error_bps == 3.0
 
@@ -73,8 +75,8 @@ def test_fills_outside_a_window_do_not_count_in_it() -> None:
     state = execution.new_state(SCOPE, 0)
     fill(state, T0 - 120_000, predicted=0, realized=100)  # two minutes ago: hopping only
     fill(state, T0, predicted=0, realized=1)
-    tumbling = execution.figures(state, SPECS[0], T0)
-    hopping = execution.figures(state, SPECS[1], T0)
+    tumbling = execution.figures(state, SPECS[0], T0 + 60_000)
+    hopping = execution.figures(state, SPECS[1], T0 + 60_000)
     assert tumbling.fills == 1 and hopping.fills == 2
 
 
@@ -82,23 +84,99 @@ def test_a_slippage_spike_fires_once_and_resolves_when_it_ages_out() -> None:
     state = execution.new_state(SCOPE, 3)
     for i in range(4):
         fill(state, T0 + i, predicted=1.0, realized=41.0)
-    assert execution.evaluate(state, T0 + 10, SPECS, BOUNDS) == [], "below min_fills"
+    assert execution.evaluate(state, T0 + 10, SPECS, BOUNDS) == [], "below min_fills: unknown"
     fill(state, T0 + 5, predicted=1.0, realized=41.0)
     [fired] = execution.evaluate(state, T0 + 10, SPECS, BOUNDS)
     condition = fired.condition
     assert fired.status is AlertStatus.FIRING
     assert condition.reason_code == "EXEC_SLIPPAGE_BREACH" and condition.scope == SCOPE
-    assert condition.subject == "tumbling" and condition.metric == "slippage_rmse_bps"
+    # the tumbling window in progress is not judged: the hopping one breaches
+    assert condition.subject == "hopping" and condition.metric == "slippage_rmse_bps"
     assert condition.value == pytest.approx(40.0) and condition.threshold == 10.0
-    assert condition.window_s == 60.0 and "5 fills" in condition.message
+    assert condition.window_s == 300.0 and "5 fills" in condition.message
     assert execution.evaluate(state, T0 + 20, SPECS, BOUNDS) == [], "fires once"
     state = json.loads(json.dumps(state))  # state lives in a JSON table
-    # A minute later the tumbling window is clean, the hopping one still breaches.
+    # A minute later the completed tumbling window breaches too; still one alert.
     assert execution.evaluate(state, T0 + 60_000, SPECS, BOUNDS) == []
-    [resolved] = execution.evaluate(state, T0 + 300_000, SPECS, BOUNDS)
+    # Once every fill aged out, every window is unknown: the alert keeps firing.
+    assert execution.evaluate(state, T0 + 400_000, SPECS, BOUNDS) == []
+    assert state["buckets"] == {}, "aged-out buckets are forgotten"
+    for i in range(5):  # healthy fills: clear
+        fill(state, T0 + 400_000 + i, predicted=1.0, realized=1.5)
+    [resolved] = execution.evaluate(state, T0 + 400_010, SPECS, BOUNDS)
     assert resolved.status is AlertStatus.RESOLVED
     assert resolved.fired_alert_id == fired.alert_id
-    assert state["buckets"] == {}, "aged-out buckets are forgotten"
+
+
+RULES = {code: AlertRule(for_ms=0, keep_firing_for_ms=30_000, resolve_ratio=0.8)
+         for code in (execution.SLIPPAGE_BREACH, execution.FILL_RATIO_LOW)}
+
+
+def test_a_rebreach_within_keep_firing_for_is_the_same_episode() -> None:
+    state = execution.new_state(SCOPE, 0)
+    for i in range(5):
+        fill(state, T0 + i, predicted=0.0, realized=20.0)
+    [fired] = execution.evaluate(state, T0 + 10, SPECS, BOUNDS, RULES)
+    assert fired.status is AlertStatus.FIRING
+    state["buckets"].clear()
+    for i in range(50):  # clear: RMSE ~1 < 8 (0.8 × 10)
+        fill(state, T0 + 1_000 + i, predicted=0.0, realized=1.0)
+    assert execution.evaluate(state, T0 + 2_000, SPECS, BOUNDS, RULES) == [], "keeps firing"
+    for i in range(50):  # breaching again within keep_firing_for
+        fill(state, T0 + 3_000 + i, predicted=0.0, realized=40.0)
+    assert execution.evaluate(state, T0 + 4_000, SPECS, BOUNDS, RULES) == []
+    assert state["alerts"]["EXEC_SLIPPAGE_BREACH"]["alert_id"] == fired.alert_id
+    state["buckets"].clear()
+    for i in range(50):  # between the resolve threshold (8) and the bound (10): firing
+        fill(state, T0 + 5_000 + i, predicted=0.0, realized=9.0)
+    assert execution.evaluate(state, T0 + 6_000, SPECS, BOUNDS, RULES) == []
+    assert execution.evaluate(state, T0 + 50_000, SPECS, BOUNDS, RULES) == []
+    state["buckets"].clear()
+    for i in range(50):
+        fill(state, T0 + 7_000 + i, predicted=0.0, realized=1.0)
+    assert execution.evaluate(state, T0 + 8_000, SPECS, BOUNDS, RULES) == []
+    assert not execution.figures_current(state, T0 + 8_001, SPECS), "a clearing timer runs"
+    assert execution.evaluate(state, T0 + 37_999, SPECS, BOUNDS, RULES) == []
+    [resolved] = execution.evaluate(state, T0 + 38_000, SPECS, BOUNDS, RULES)
+    assert resolved.status is AlertStatus.RESOLVED
+    assert resolved.fired_alert_id == fired.alert_id
+
+
+def test_a_breach_must_last_its_for_before_it_fires() -> None:
+    rules = {execution.SLIPPAGE_BREACH: AlertRule(for_ms=5_000)}
+    state = execution.new_state(SCOPE, 0)
+    for i in range(5):
+        fill(state, T0 + i, predicted=0.0, realized=20.0)
+    assert execution.evaluate(state, T0 + 10, SPECS, BOUNDS, rules) == [], "pending"
+    assert execution.can_alert(state, BOUNDS)
+    assert execution.evaluate(state, T0 + 4_000, SPECS, BOUNDS, rules) == []
+    [fired] = execution.evaluate(state, T0 + 5_010, SPECS, BOUNDS, rules)
+    assert fired.status is AlertStatus.FIRING
+
+
+def test_a_bot_trading_a_breached_and_a_healthy_market_fires_once() -> None:
+    """The demo's flap: a bot whose fills mix a spiked market and a healthy one, windows
+    rolling over every few seconds, fills every 200 ms. One FIRING, one RESOLVED."""
+    specs = execution.windows(5, 10, 2)
+    bounds = execution.Bounds(slippage_rmse_bps=10.0, slippage_mean_bps=None,
+                              fill_ratio_min=0.5, min_fills=10)
+    rules = {code: AlertRule(keep_firing_for_ms=2_000, resolve_ratio=0.8)
+             for code in (execution.SLIPPAGE_BREACH, execution.FILL_RATIO_LOW)}
+    bucket = execution.bucket_ms(specs)
+    state = execution.new_state("bot:b1", 0)
+    rng = random.Random(1)
+    transitions = []
+    start = T0 + 1_234
+    for tick in range(300):  # 60 s
+        now = start + tick * 200
+        spike = 26_400 <= tick * 200 < 34_800
+        for market_spiked in (spike, False):
+            predicted = rng.uniform(2, 6)
+            realized = predicted + rng.gauss(0, 0.5) + (25.0 if market_spiked else 0.0)
+            execution.observe(state, True, now, 10.0, 9.0, predicted, realized, bucket)
+        transitions += execution.evaluate(state, now, specs, bounds, rules)
+    assert [t.status for t in transitions] == [AlertStatus.FIRING, AlertStatus.RESOLVED]
+    assert transitions[1].fired_alert_id == transitions[0].alert_id
 
 
 def test_mean_error_bound_and_fill_ratio_bound() -> None:
