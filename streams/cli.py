@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from streams import compiled
 from streams.settings import Settings
@@ -45,7 +46,7 @@ def _settings() -> Settings:
 
 
 def _fail(message: str, code: int = EXIT_FAILED) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}", highlight=False)
+    err.print(f"[red]error:[/red] {escape(message)}", highlight=False)
     return typer.Exit(code)
 
 
@@ -179,6 +180,41 @@ def topics_list() -> None:
 
 
 @cli.command()
+def acls(
+    apply: Annotated[bool, typer.Option(
+        "--apply", help="create them on the broker (the admin client of POLYMON_KAFKA_*: "
+        "a principal allowed to alter ACLs)")] = False,
+) -> None:
+    """Print the deployment's Kafka ACLs, from POLYMON_ACL_PRINCIPALS (--apply: create
+    them). Only the worker writes pauses, alerts, incidents, rollout, audit and heartbeat;
+    runners only read pauses and heartbeats; producers write only their input topics."""
+    from streams.acls import AclError, apply_acls, deployment_acls
+    from streams.topics import admin_client, load_topic_specs
+
+    settings = _settings()
+    if settings.acl_principals is None:
+        raise _fail("no principals: set POLYMON_ACL_PRINCIPALS, e.g. "
+                    '\'{"worker": "User:polymon", "runners": ["User:runner"], '
+                    '"producers": {"User:feeds": ["health.events"]}}\' '
+                    "(docs/operator-guide.md, Security)", EXIT_BAD_INPUT)
+    try:
+        wanted = deployment_acls(load_topic_specs(), settings.topic_prefix,
+                                 settings.group_id, settings.acl_principals)
+    except AclError as exc:
+        raise _fail(str(exc), EXIT_BAD_INPUT) from exc
+    for acl in wanted:
+        out.print(str(acl), highlight=False, markup=False)
+    if not apply:
+        out.print(f"{len(wanted)} ACLs (not applied: --apply creates them)", highlight=False)
+        return
+    try:
+        apply_acls(admin_client(settings.kafka_bootstrap), wanted)
+    except AclError as exc:
+        raise _fail(f"on {settings.kafka_bootstrap}: {exc}") from exc
+    out.print(f"{len(wanted)} ACLs applied on {settings.kafka_bootstrap}", highlight=False)
+
+
+@cli.command()
 def worker(
     web_port: Annotated[int | None, typer.Option(help="HTTP port (POLYMON_WEB_PORT)")] = None,
     worker_id: Annotated[str | None, typer.Option(help="worker id (POLYMON_WORKER_ID)")] = None,
@@ -188,6 +224,7 @@ def worker(
         os.environ["POLYMON_WEB_PORT"] = str(web_port)
     if worker_id is not None:
         os.environ["POLYMON_WORKER_ID"] = worker_id
+    from streams.framework.gate import FrameworkMismatch
     from streams.worker import TopicsNotReady, run_worker
 
     settings = _settings()
@@ -195,6 +232,8 @@ def worker(
         run_worker(settings)
     except TopicsNotReady as exc:
         raise _fail(str(exc), EXIT_BAD_INPUT) from exc
+    except FrameworkMismatch as exc:
+        raise _fail(str(exc)) from exc
 
 
 def _topic_spec(topic: str):  # type: ignore[no-untyped-def]

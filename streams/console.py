@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +15,7 @@ from confluent_kafka import TopicPartition as KafkaTopicPartition
 from pydantic import ValidationError
 
 from streams.codec import AvroCodec, CodecError, describe_validation_error
+from streams.kafka_security import librdkafka_config
 from streams.records import Record
 from streams.topics import TopicSpec
 
@@ -67,7 +68,7 @@ def kafka_producer(bootstrap: str, **extra: Any) -> Producer:
     and Faust do (murmur2), so every producer of the platform agrees on where a scope's
     messages go."""
     return Producer({
-        "bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
+        **librdkafka_config(bootstrap), "acks": "all", "enable.idempotence": True,
         "linger.ms": 5, "partitioner": "murmur2_random", **extra,
     })
 
@@ -109,11 +110,14 @@ class Consumed:
 
 
 def read_topic(bootstrap: str, topic: str, from_beginning: bool = True,
-               max_messages: int | None = None, idle_timeout_s: float = 5.0) -> Iterator[Consumed]:
+               max_messages: int | None = None, idle_timeout_s: float = 5.0,
+               security: Mapping[str, str] | None = None) -> Iterator[Consumed]:
     """Messages of every partition of ``topic``, until ``max_messages`` or nothing new
-    arrives for ``idle_timeout_s``. Reads without a consumer group: nothing committed."""
+    arrives for ``idle_timeout_s``. Reads without a consumer group: nothing committed.
+    ``security``: librdkafka security keys instead of this process's settings."""
     consumer = Consumer({
-        "bootstrap.servers": bootstrap, "group.id": f"polymon-console-{uuid.uuid4().hex[:8]}",
+        **librdkafka_config(bootstrap), **(security or {}),
+        "group.id": f"polymon-console-{uuid.uuid4().hex[:8]}",
         "enable.auto.commit": False, "enable.partition.eof": False,
     })
     try:

@@ -20,6 +20,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from streams.codec import CodecError, Codecs, SchemaCatalog
 from streams.console import kafka_producer, send_all
+from streams.kafka_security import librdkafka_config
 from streams.records import PauseState, ReportEnvelope
 from streams.topics import admin_client, create_topics, load_topic_specs
 from streams.worker_process import WorkerProcess
@@ -65,7 +66,7 @@ class Window:
 
 
 def _consumer(bootstrap: str) -> Consumer:
-    return Consumer({"bootstrap.servers": bootstrap, "group.id": "polymon-replay-reader",
+    return Consumer({**librdkafka_config(bootstrap), "group.id": "polymon-replay-reader",
                      "enable.auto.commit": False, "enable.partition.eof": True})
 
 
@@ -165,7 +166,7 @@ def copy_window(bootstrap: str, source_prefix: str, target_prefix: str, window: 
 
 def committed_lag(bootstrap: str, group: str, prefix: str, window: Window) -> int:
     """How many replayed messages the replay group has not committed yet."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
+    consumer = Consumer({**librdkafka_config(bootstrap), "group.id": group,
                          "enable.auto.commit": False})
     try:
         wanted = [TopicPartition(prefix + topic, 0) for topic in window.ranges]

@@ -13,8 +13,10 @@ from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from streams.acls import AclPrincipals
 
 
 class BurnRuleSetting(BaseModel):
@@ -57,6 +59,12 @@ def _default_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
+# Credentials: never in config_version (which every envelope carries), logs or answers.
+SECRET_SETTINGS = frozenset({
+    "api_tokens", "ctl_token", "kafka_sasl_password", "kafka_ssl_key_password",
+})
+
+
 class Settings(BaseSettings):
     """polymon's settings. Each field is read from ``POLYMON_<FIELD>``."""
 
@@ -65,11 +73,52 @@ class Settings(BaseSettings):
     kafka_bootstrap: str = Field(
         "127.0.0.1:9092", description="Kafka bootstrap servers, host:port[,host:port]"
     )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="how every polymon client (worker, producer, read model, "
+        "admin, replay, produce/consume, PauseGuard) talks to Kafka. PLAINTEXT is for a "
+        "local broker only: a deployment sets SASL_SSL (docs/operator-guide.md, Security)",
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        "SCRAM-SHA-512", description="the SASL mechanism with SASL_PLAINTEXT or SASL_SSL",
+    )
+    kafka_sasl_username: str | None = Field(
+        None, max_length=256, description="the SASL user (the principal User:<name> that "
+        "`polymon acls` grants to)",
+    )
+    kafka_sasl_password: SecretStr | None = Field(
+        None, description="the SASL password; never logged, hashed or answered",
+    )
+    kafka_ssl_ca_file: Path | None = Field(
+        None, description="PEM file of the CA that signed the brokers' certificates (SSL, "
+        "SASL_SSL); unset: the system's trust store",
+    )
+    kafka_ssl_cert_file: Path | None = Field(
+        None, description="PEM client certificate for mutual TLS (with kafka_ssl_key_file)",
+    )
+    kafka_ssl_key_file: Path | None = Field(
+        None, description="PEM private key of kafka_ssl_cert_file",
+    )
+    kafka_ssl_key_password: SecretStr | None = Field(
+        None, description="password of kafka_ssl_key_file, when it is encrypted",
+    )
     broker_engine: Literal["kafka", "embedded"] = Field(
         "kafka", description="the broker behind kafka_bootstrap: kafka (Apache Kafka, or any "
         "broker that expires sessions and long-polls fetches) or embedded (the noida-db "
         "broker of `polymon demo` and `polymon broker --engine embedded`, which turns on "
         "the workarounds for it)",
+    )
+    framework_patches: bool = Field(
+        True, description="the worker's patches of Faust, mode, aiokafka and pydantic "
+        "internals (streams.framework: batch delivery, C record unpacking, the embedded "
+        "broker's workarounds, records assembled without validation); a worker refuses to "
+        "start when the installed versions differ from those they were written for. false: "
+        "the libraries' own paths run instead (Faust's per-message delivery), slower",
+    )
+    acl_principals: AclPrincipals | None = Field(
+        None, description="the deployment's Kafka principals, JSON: {\"worker\": "
+        "\"User:polymon\", \"runners\": [...], \"producers\": {\"User:feeds\": "
+        "[\"health.events\"]}, \"command_writers\": [...]}; `polymon acls` prints (and "
+        "with --apply creates) the ACLs they get",
     )
     kafka_jars_dir: Path | None = Field(
         None, description="where `polymon broker --engine kafka` caches Apache Kafka's jars "
@@ -161,7 +210,7 @@ class Settings(BaseSettings):
     # Each fetch is a round trip to Faust's consumer thread plus the per-fetch bookkeeping
     # (acks, active partitions): 10,000 measured ~10 % more events/s than 2,000 through
     # the pipeline (as many as the bench's raw loop takes per getmany). A backlog's batch is
-    # still handed over in chunks of batching.YIELD_EVERY, with the loop turning between.
+    # still handed over in chunks of delivery.YIELD_EVERY, with the loop turning between.
     max_poll_records: int = Field(
         10_000, ge=1, description="records per fetch from the broker handed to the input "
         "agents (in chunks of 500, the event loop turning between them)",
@@ -269,6 +318,27 @@ class Settings(BaseSettings):
                              f"collector off), got {list(value)}")
         return value
 
+    @model_validator(mode="after")
+    def _kafka_security_is_complete(self) -> Settings:
+        protocol = self.kafka_security_protocol
+        if protocol.startswith("SASL_") and not (
+                self.kafka_sasl_username and self.kafka_sasl_password
+                and self.kafka_sasl_password.get_secret_value()):
+            raise ValueError(f"kafka_security_protocol {protocol} needs kafka_sasl_username "
+                             "and kafka_sasl_password")
+        if (self.kafka_ssl_cert_file is None) != (self.kafka_ssl_key_file is None):
+            raise ValueError("kafka_ssl_cert_file and kafka_ssl_key_file go together "
+                             "(mutual TLS needs both)")
+        uses_tls = protocol in ("SSL", "SASL_SSL")
+        for name in ("kafka_ssl_ca_file", "kafka_ssl_cert_file", "kafka_ssl_key_file"):
+            path = getattr(self, name)
+            if path is not None and not uses_tls:
+                raise ValueError(f"{name} is set but kafka_security_protocol is {protocol}: "
+                                 "use SSL or SASL_SSL")
+            if path is not None and not Path(path).is_file():
+                raise ValueError(f"{name}: no such file: {path}")
+        return self
+
     @field_validator("api_tokens")
     @classmethod
     def _tokens_are_long_enough(cls, value: dict[str, ApiTokenSetting]
@@ -326,7 +396,15 @@ class Settings(BaseSettings):
     )
     canary_window_s: int = Field(3600, gt=0, description="the fixed canary comparison window")
     canary_alpha: float = Field(
-        0.05, gt=0, le=0.5, description="one-sided significance level per leading metric"
+        0.05, gt=0, le=0.5, description="one-sided significance level per leading metric "
+        "(one test per metric and window, at the window's end)"
+    )
+    canary_margins: dict[str, float] = Field(
+        default_factory=lambda: {"brier": 0.01, "slippage_abs_error_bps": 0.5,
+                                 "fill_ratio": 0.02},
+        description="non-inferiority margin per leading metric, in its unit: a canary "
+        "worse than the baseline by less than this is 'not worse' (eligible when shown); "
+        "worse by more, shown, is a regression; metrics not listed: 0",
     )
     canary_min_samples: int = Field(30, ge=1, description="samples per cohort for a verdict")
     canary_max_samples: int = Field(
@@ -339,8 +417,9 @@ class Settings(BaseSettings):
     canary_leading_metrics: dict[str, Literal["lower_is_better", "higher_is_better"]] = Field(
         default_factory=lambda: {"brier": "lower_is_better",
                                  "slippage_abs_error_bps": "lower_is_better"},
-        description="metric → direction; canary worse on any of them = regressed, promotion "
-        "to LIVE needs promote_eligible on all. From model.scores by metric name; from fills: "
+        description="metric → direction; canary shown worse than the baseline by more than "
+        "the metric's margin on any of them = regressed, promotion to LIVE needs each "
+        "shown not worse (promote_eligible). From model.scores by metric name; from fills: "
         "slippage_abs_error_bps, fill_ratio",
     )
     canary_evaluation_interval_s: float = Field(
@@ -413,7 +492,8 @@ class Settings(BaseSettings):
     @cached_property
     def config_version(self) -> str:
         """Short hash of the settings that shape decisions, stamped on every envelope."""
-        decisive = self.model_dump(mode="json", exclude={"worker_id", "web_host", "web_port"})
+        decisive = self.model_dump(mode="json", exclude={
+            "worker_id", "web_host", "web_port", *SECRET_SETTINGS})
         digest = hashlib.sha256(json.dumps(decisive, sort_keys=True).encode()).hexdigest()
         return digest[:12]
 

@@ -9,9 +9,15 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+
+from streams.kafka_security import librdkafka_config
+
+if TYPE_CHECKING:
+    from streams.settings import Settings
 
 SPEC_PATH = Path(__file__).resolve().parent / "topics.toml"
 
@@ -28,6 +34,9 @@ class TopicSpec:
     # polymon's own plumbing (not a contract with other services): not in the
     # ARCHITECTURE topic table, documented in the README instead
     internal: bool = False
+    # consumed from other services (bots, feeds, the operator API), never written by
+    # the workers' own decisions
+    input: bool = False
 
     @property
     def compacted(self) -> bool:
@@ -53,6 +62,7 @@ def load_topic_specs(path: Path = SPEC_PATH,
             ),
             about=entry.get("about", ""),
             internal=bool(entry.get("internal", False)),
+            input=bool(entry.get("input", False)),
         )
         if spec.cleanup not in {"delete", "compact"}:
             raise ValueError(f"{path}: topic {spec.name}: cleanup must be delete or compact")
@@ -69,8 +79,8 @@ class TopicDrift:
         return f"{self.topic}: {self.problem}"
 
 
-def admin_client(bootstrap: str) -> AdminClient:
-    return AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": 10000})
+def admin_client(bootstrap: str, settings: Settings | None = None) -> AdminClient:
+    return AdminClient({**librdkafka_config(bootstrap, settings), "socket.timeout.ms": 10000})
 
 
 def create_topics(

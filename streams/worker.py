@@ -13,7 +13,7 @@ from typing import Any
 
 import faust
 
-from streams import compiled
+from streams import compiled, framework
 from streams.settings import Settings
 from streams.topics import admin_client, check_topics, load_topic_specs
 
@@ -30,7 +30,11 @@ def ensure_topics_match(settings: Settings) -> None:
         drift = check_topics(admin_client(settings.kafka_bootstrap), specs,
                              settings.topic_prefix, timeout_s=10.0)
     except Exception as exc:
-        raise TopicsNotReady(f"cannot reach Kafka at {settings.kafka_bootstrap}: {exc}") from exc
+        hint = (" (the broker refused this principal: see `polymon acls`)"
+                if "AUTHORIZATION_FAILED" in str(exc) else "")
+        raise TopicsNotReady(f"cannot check the topics on {settings.kafka_bootstrap} as "
+                             f"{settings.kafka_sasl_username or 'an anonymous client'}: "
+                             f"{exc}{hint}") from exc
     if drift:
         lines = "\n".join(f"  - {d}" for d in drift)
         raise TopicsNotReady(
@@ -40,10 +44,12 @@ def ensure_topics_match(settings: Settings) -> None:
 
 
 class BoundedStopWorker(faust.Worker):
-    """A faust.Worker whose stop, once signalled, finishes within a deadline."""
+    """A faust.Worker whose stop, once begun, finishes within a deadline (through mode's
+    public hooks only: no private method of the worker is overridden)."""
 
     def __init__(self, *args: Any, shutdown_timeout_s: float, **kwargs: Any) -> None:
         self.shutdown_timeout_s = shutdown_timeout_s
+        self._watchdog: threading.Timer | None = None
         super().__init__(*args, **kwargs)
 
     def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
@@ -52,17 +58,21 @@ class BoundedStopWorker(faust.Worker):
         # share of the per-event cost. polymon logs at the level it was given instead.
         self.spinner = None
 
-    def _install_signal_handlers_unix(self) -> None:
-        super()._install_signal_handlers_unix()
+    def install_signal_handlers(self) -> None:
+        super().install_signal_handlers()
         # a supervisor's hang-up (a closed terminal, `systemctl reload` misused, a CI
         # runner) stops the worker as SIGTERM does, not by the default abrupt exit
-        self.loop.add_signal_handler(signal.SIGHUP, self._on_sigterm)
+        self.loop.add_signal_handler(signal.SIGHUP, os.kill, os.getpid(), signal.SIGTERM)
 
-    def _schedule_shutdown(self, signal_: signal.Signals) -> None:
+    async def stop(self) -> None:
+        # whatever stops the worker (a signal, a crash), the process ends within the bound
         self._arm_watchdog()
-        super()._schedule_shutdown(signal_)
+        await super().stop()
 
     def _arm_watchdog(self) -> None:
+        if self._watchdog is not None:
+            return
+
         def force_exit() -> None:
             sys.stderr.write(
                 f"polymon worker: shutdown took over {self.shutdown_timeout_s}s, forcing exit\n"
@@ -70,9 +80,9 @@ class BoundedStopWorker(faust.Worker):
             sys.stderr.flush()
             os._exit(3)
 
-        timer = threading.Timer(self.shutdown_timeout_s, force_exit)
-        timer.daemon = True
-        timer.start()
+        self._watchdog = threading.Timer(self.shutdown_timeout_s, force_exit)
+        self._watchdog.daemon = True
+        self._watchdog.start()
 
 
 def tune_gc(thresholds: tuple[int, int, int]) -> None:
@@ -84,7 +94,9 @@ def tune_gc(thresholds: tuple[int, int, int]) -> None:
 
 
 def run_worker(settings: Settings) -> None:
-    """Check topics, then run the worker until it is signalled."""
+    """Check the framework's libraries and the topics, then run the worker until it is
+    signalled. Raises FrameworkMismatch (streams.framework.gate) or TopicsNotReady."""
+    framework.install(settings)  # before anything connects: the libraries are the right ones
     ensure_topics_match(settings)
     from streams import agents, web  # noqa: F401  (registers agents, timers and views)
     from streams.app import app

@@ -21,8 +21,10 @@ class WorkerError(RuntimeError):
 
 
 def worker_env(bootstrap: str, **overrides: Any) -> dict[str, str]:
-    """The environment of a worker process: ours, pointed at ``bootstrap``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("POLYMON_")}
+    """The environment of a worker process: ours without our settings (the native-parts
+    switch stays: a pure run stays pure), pointed at ``bootstrap``."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("POLYMON_") or k == "POLYMON_NO_EXTENSIONS"}
     env["POLYMON_KAFKA_BOOTSTRAP"] = bootstrap
     for name, value in overrides.items():
         env[f"POLYMON_{name.upper()}"] = (

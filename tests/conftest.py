@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient
 
 from streams.codec import Codecs, SchemaCatalog
 from streams.console import Consumed, kafka_producer, read_topic, send_all
@@ -23,7 +24,7 @@ from streams.devtools.broker import ENGINES, EmbeddedBroker, Engine, make_broker
 from streams.devtools.kafka_broker import KafkaCluster
 from streams.records import Record
 from streams.settings import Settings
-from streams.topics import admin_client, create_topics, load_topic_specs
+from streams.topics import create_topics, load_topic_specs
 from streams.worker_process import WorkerError, WorkerProcess
 
 CODECS = Codecs(SchemaCatalog())
@@ -95,6 +96,7 @@ class Stack:
     state_dir: Path
     engine: Engine = "kafka"
     replication: int | None = None  # topics' replication factor; None: the spec's
+    security: dict[str, str] = field(default_factory=dict)  # librdkafka's, for a secured broker
     workers: list[WorkerProcess] = field(default_factory=list)
     _producer: Producer | None = None
 
@@ -102,7 +104,8 @@ class Stack:
         return self.prefix + name
 
     def create_topics(self) -> dict[str, str]:
-        return create_topics(admin_client(self.bootstrap), SPECS, self.prefix, self.replication)
+        admin = AdminClient({"bootstrap.servers": self.bootstrap, **self.security})
+        return create_topics(admin, SPECS, self.prefix, self.replication)
 
     def env(self) -> dict[str, str]:
         return {"POLYMON_KAFKA_BOOTSTRAP": self.bootstrap, "POLYMON_TOPIC_PREFIX": self.prefix,
@@ -117,13 +120,13 @@ class Stack:
 
     def send_raw(self, topic: str, messages: Iterable[tuple[bytes | None, bytes]]) -> int:
         if self._producer is None:  # one producer per test: creating one costs ~100 ms
-            self._producer = kafka_producer(self.bootstrap)
+            self._producer = kafka_producer(self.bootstrap, **self.security)
         return send_all(self._producer, self.topic(topic), messages)
 
     def read(self, topic: str, max_messages: int | None = None,
              idle_timeout_s: float = 3.0) -> list[Consumed]:
         return list(read_topic(self.bootstrap, self.topic(topic), True, max_messages,
-                               idle_timeout_s))
+                               idle_timeout_s, self.security))
 
     def read_records(self, topic: str, **kwargs: Any) -> list[Any]:
         codec = CODECS[SPECS[topic].schema]

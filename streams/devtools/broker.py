@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+from collections.abc import Mapping
 from importlib.resources import files
 from pathlib import Path
 from types import TracebackType
@@ -47,10 +48,11 @@ def noida_binary() -> Path:
 
 
 def wait_for_kafka(bootstrap: str, timeout_s: float = 30.0,
-                   process: subprocess.Popen[bytes] | None = None) -> None:
+                   process: subprocess.Popen[bytes] | None = None,
+                   security: Mapping[str, str] | None = None) -> None:
     """Block until ``bootstrap`` answers a metadata request."""
     admin = AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": 2000,
-                         "log_level": 0})
+                         "log_level": 0, **(security or {})})
     deadline = time.monotonic() + timeout_s
     last_error: Exception | None = None
     while time.monotonic() < deadline:

@@ -99,6 +99,43 @@ def kafka_jars(cache_dir: Path, pom: Path = POM, quiet: bool = True) -> Path:
     return libs
 
 
+SCRAM_MECHANISM = "SCRAM-SHA-512"
+AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+
+
+@dataclass(frozen=True)
+class SaslUsers:
+    """A secured cluster: clients authenticate with SASL/SCRAM-SHA-512 on the client
+    listener and the StandardAuthorizer allows only what ACLs grant. ``admin`` is the super
+    user (inter-broker traffic and the harness's own admin client); every user's SCRAM
+    credential is written into the metadata when the storage is formatted."""
+
+    passwords: dict[str, str]  # user name -> password
+    admin: str = "admin"
+
+    def __post_init__(self) -> None:
+        if self.admin not in self.passwords:
+            raise BrokerError(f"the admin user {self.admin!r} needs a password")
+        for name, password in self.passwords.items():
+            # the storage tool's --add-scram syntax and the JAAS line quote neither
+            if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name) or not re.fullmatch(
+                    r"[A-Za-z0-9_.-]{8,128}", password):
+                raise BrokerError(f"SASL user {name!r}: names and passwords are letters, "
+                                  "digits, '_', '.', '-' (passwords of 8 or more)")
+
+    def client_config(self, user: str) -> dict[str, str]:
+        """librdkafka's security keys for ``user``."""
+        return {"security.protocol": "SASL_PLAINTEXT", "sasl.mechanisms": SCRAM_MECHANISM,
+                "sasl.username": user, "sasl.password": self.passwords[user]}
+
+    def env(self, user: str) -> dict[str, str]:
+        """polymon's settings for ``user`` (POLYMON_KAFKA_*)."""
+        return {"POLYMON_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+                "POLYMON_KAFKA_SASL_MECHANISM": SCRAM_MECHANISM,
+                "POLYMON_KAFKA_SASL_USERNAME": user,
+                "POLYMON_KAFKA_SASL_PASSWORD": self.passwords[user]}
+
+
 def random_cluster_id() -> str:
     """A KRaft cluster id: a random UUID in URL-safe base64 (``kafka-storage random-uuid``),
     never starting with '-', which the storage tool would read as an option (Kafka's own
@@ -120,6 +157,7 @@ class KafkaNode(OwnedProcess):
     data_dir: Path
     libs: Path
     heap: Sequence[str] = SINGLE_NODE_HEAP
+    sasl: SaslUsers | None = field(default=None, repr=False)
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     # Kafka's controlled shutdown moves leadership away first: give it time
     stop_timeout_s: float = 20.0
@@ -170,9 +208,34 @@ class KafkaNode(OwnedProcess):
             "log.cleaner.threads": 1,
             "log.cleaner.dedupe.buffer.size": 16 * 1024 * 1024,
         }
+        if self.sasl is not None:
+            properties.update(self._sasl_properties(self.sasl))
         self.config_path.write_text(
             "".join(f"{key}={value}\n" for key, value in properties.items()))
         (self.data_dir / "log4j2.properties").write_text(LOG4J2)
+
+    def _sasl_properties(self, sasl: SaslUsers) -> dict[str, str]:
+        """Clients and brokers on SASL_PLAINTEXT with SCRAM; the controller listener stays
+        PLAINTEXT on loopback (KRaft controllers cannot use SCRAM, whose credentials live
+        in the metadata they serve), its ANONYMOUS principal a super user as Kafka's KRaft
+        docs show. A production cluster puts the controllers on SASL_SSL with PLAIN or
+        mTLS instead (docs/operator-guide.md, Security)."""
+        jaas = (f'org.apache.kafka.common.security.scram.ScramLoginModule required '
+                f'username="{sasl.admin}" password="{sasl.passwords[sasl.admin]}";')
+        return {
+            "listeners": f"SASL_PLAINTEXT://{self.host}:{self.port},"
+                         f"CONTROLLER://{self.host}:{self.controller_port}",
+            "advertised.listeners": f"SASL_PLAINTEXT://{self.host}:{self.port}",
+            "inter.broker.listener.name": "SASL_PLAINTEXT",
+            "listener.security.protocol.map":
+                "SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "sasl.enabled.mechanisms": SCRAM_MECHANISM,
+            "sasl.mechanism.inter.broker.protocol": SCRAM_MECHANISM,
+            f"listener.name.sasl_plaintext.{SCRAM_MECHANISM.lower()}.sasl.jaas.config": jaas,
+            "authorizer.class.name": AUTHORIZER,
+            "super.users": f"User:{sasl.admin};User:ANONYMOUS",
+            "allow.everyone.if.no.acl.found": "false",
+        }
 
     def _java(self, main: str, *args: str) -> list[str]:
         return [require_java(), *self.heap, *JVM_OPTIONS,
@@ -185,13 +248,19 @@ class KafkaNode(OwnedProcess):
             return
         result = subprocess.run(
             self._java("kafka.tools.StorageTool", "format", "-t", cluster_id,
-                       "-c", str(self.config_path), "--ignore-formatted"),
+                       "-c", str(self.config_path), "--ignore-formatted", *self._scram_args()),
             stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False,
             preexec_fn=die_with_parent)
         if result.returncode != 0:
             output = (result.stdout + result.stderr)[-2000:]
             raise BrokerError(f"formatting Kafka node {self.node_id}'s storage failed "
                               f"(exit {result.returncode}):\n{output}")
+
+    def _scram_args(self) -> list[str]:
+        if self.sasl is None:
+            return []
+        return [argument for name, password in self.sasl.passwords.items() for argument in
+                ("--add-scram", f"{SCRAM_MECHANISM}=[name={name},password={password}]")]
 
     def start(self) -> KafkaNode:
         self.spawn(self._java("kafka.Kafka", str(self.config_path)))
@@ -206,7 +275,7 @@ class KafkaCluster:
     engine = "kafka"
 
     def __init__(self, data_dir: Path, size: int = 1, port: int = 0, host: str = "127.0.0.1",
-                 jars_cache: Path | None = None) -> None:
+                 jars_cache: Path | None = None, sasl: SaslUsers | None = None) -> None:
         if size < 1:
             raise BrokerError(f"a cluster needs at least one node, got {size}")
         self.data_dir = Path(data_dir)
@@ -217,6 +286,7 @@ class KafkaCluster:
         self._first_port = port
         self.nodes: list[KafkaNode] = []
         self.cluster_id_path = self.data_dir / "cluster.id"
+        self.sasl = sasl
 
     @property
     def bootstrap(self) -> str:
@@ -239,7 +309,8 @@ class KafkaCluster:
                       port=(self._first_port if index == 0 and self._first_port
                             else free_port(self.host)),
                       controller_port=free_port(self.host),
-                      data_dir=self.data_dir / f"node-{index + 1}", libs=libs, heap=heap)
+                      data_dir=self.data_dir / f"node-{index + 1}", libs=libs, heap=heap,
+                      sasl=self.sasl)
             for index in range(self.size)
         ]
         voters = ",".join(f"{node.node_id}@{node.host}:{node.controller_port}"
@@ -274,7 +345,8 @@ class KafkaCluster:
                 continue
             try:
                 wait_for_kafka(node.bootstrap, max(1.0, deadline - time.monotonic()),
-                               node.process)
+                               node.process, self.security(self.sasl.admin)
+                               if self.sasl else None)
             except BrokerError as exc:
                 raise BrokerError(f"Kafka node {node.node_id}: {exc}\n--- {node.log_path} "
                                   f"---\n{node.log_tail()}") from exc
@@ -293,8 +365,15 @@ class KafkaCluster:
                           f"after {timeout_s}s")
 
     def admin(self) -> AdminClient:
+        security = self.security(self.sasl.admin) if self.sasl else {}
         return AdminClient({"bootstrap.servers": self.bootstrap, "socket.timeout.ms": 3000,
-                            "log_level": 0})
+                            "log_level": 0, **security})
+
+    def security(self, user: str) -> dict[str, str]:
+        """librdkafka's security keys for ``user`` of a secured cluster."""
+        if self.sasl is None:
+            raise BrokerError("this cluster has no SASL users")
+        return self.sasl.client_config(user)
 
     def node(self, node_id: int) -> KafkaNode:
         return next(node for node in self.nodes if node.node_id == node_id)

@@ -119,10 +119,12 @@ class ReadModel:
                        partitions: Mapping[str, int], client_id: str) -> None:
         from aiokafka import AIOKafkaConsumer, TopicPartition
 
+        from streams.kafka_security import aiokafka_security
+
         by_real = {names[t]: t for t in (*COMPACTED, TAILED)}
         consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-            client_id=client_id, auto_offset_reset="earliest",
+            client_id=client_id, auto_offset_reset="earliest", **aiokafka_security(),
         )
         await consumer.start()
         try:
