@@ -21,15 +21,17 @@ WORKDIR /src
 # non-editable install then ships them as package data. The smoke check runs from / so
 # it imports the installed package, not the copied source. (README.md is pyproject's
 # readme; the wildcard keeps the build working in a checkout without one.)
+# requirements.lock pins every dependency to the versions the framework patches were
+# written for (a worker refuses to start on others: streams/framework/gate.py).
 # gcc builds the compiled parts (setup.py: the C decoder of input records, and the hot
 # path's modules through Cython) and is removed in the same layer.
-COPY pyproject.toml setup.py README.md* ./
+COPY pyproject.toml setup.py requirements.lock README.md* ./
 COPY schemas/ schemas/
 COPY ops/topics.toml ops/topics.toml
 COPY streams/ streams/
 RUN apt-get update \
     && apt-get install -y --no-install-recommends gcc libc6-dev \
-    && pip install --no-cache-dir . \
+    && pip install --no-cache-dir -c requirements.lock . \
     && apt-get purge -y --auto-remove gcc libc6-dev \
     && rm -rf /var/lib/apt/lists/* \
     && cd / \

@@ -9,7 +9,6 @@ bytes instead of killing the stream; output topics encode with the Avro codecs.
 from __future__ import annotations
 
 import faust
-from faust.types import TransportT
 
 from streams import compiled
 from streams.metrics import Metrics
@@ -18,20 +17,14 @@ from streams.topics import load_topic_specs
 
 compiled.install()  # before the hot path's modules below: a stale build of one never runs
 
-from streams import fetching, stores  # noqa: E402
-from streams.batching import (  # noqa: E402
-    BatchingTransport,
-    install_empty_assignment_rejoin,
-    install_idle_fetch_backoff,
-)
+from streams import framework, stores  # noqa: E402
 from streams.clock import make_clock  # noqa: E402
 from streams.codec import Codecs, SchemaCatalog  # noqa: E402
 
 settings = get_settings()
-if settings.embedded_broker_workarounds:
-    install_idle_fetch_backoff(settings.idle_fetch_backoff_s)
-    install_empty_assignment_rejoin()
-fetching.install()
+# Faust, mode, aiokafka and pydantic internals: checked against the exact versions they
+# were written for and installed, or the libraries' own paths (framework_patches off)
+framework.install(settings)
 catalog = SchemaCatalog(registry_url=settings.schema_registry_url)
 codecs = Codecs(catalog)
 codecs.register_with_faust()
@@ -51,14 +44,8 @@ def _broker_urls(bootstrap: str) -> list[str]:
     return [f"kafka://{server.strip()}" for server in bootstrap.split(",")]
 
 
-class PolymonApp(faust.App):
-    """A Faust app whose consumer delivers input topics in batches (streams.batching)."""
-
-    def _new_transport(self) -> TransportT:
-        return BatchingTransport(self.conf.broker_consumer, self)
-
-
-app = PolymonApp(
+# with the framework patches its consumer delivers input topics in batches
+app: faust.App = framework.app_class()(
     settings.group_id,
     broker=_broker_urls(settings.kafka_bootstrap),
     datadir=str(settings.state_dir / "workers" / settings.group_id / settings.worker_id),

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from streams import avrodecode
+from streams.framework import pydantic_fields
 from streams.records import (
     MAX_LONG,
     Cohort,
@@ -29,27 +30,15 @@ from streams.records import (
 )
 from streams.scopes import validate_scope
 
-_object_setattr = object.__setattr__
-
-
-def _assemble_in_python(cls: type[Record], fields: dict[str, Any], names: set[str]) -> Any:
-    """The model ``cls.model_validate(fields)`` builds, for fields already checked
-    against every constraint of ``cls`` (enums already members) and ``names`` the set of
-    their names: the input records' hot path, where validation costs as much as the Avro
-    decode (pydantic's own model_construct is slower than validating). Records are
-    frozen, so pydantic never adds to a record's set of names, and one set serves every
-    record of the class (building one per record costs more than the rest of this)."""
-    record = cls.__new__(cls)
-    _object_setattr(record, "__dict__", fields)
-    _object_setattr(record, "__pydantic_fields_set__", names)
-    _object_setattr(record, "__pydantic_extra__", None)
-    _object_setattr(record, "__pydantic_private__", None)
-    return record
+# written into pydantic's private instance fields: the one place that knows them
+_assemble_in_python = pydantic_fields.assemble_in_python
 
 
 # the same in C (a quarter of the time), when the extension is built
 _assemble = (avrodecode.extension.assemble if avrodecode.extension is not None
              else _assemble_in_python)
+
+FAST_ASSEMBLE = _assemble  # streams.framework.pydantic_fields switches back to it
 
 # scopes found valid: a set lookup per event instead of a call (bounded as
 # validate_scope's own cache is)

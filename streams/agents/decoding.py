@@ -14,14 +14,14 @@ import faust
 from faust.types import TP
 
 from streams.agents.outputs import enqueue, flush_outbox_if_due
-from streams.app import app, codecs, metrics, settings, topics
-from streams.batching import handle_batches
+from streams.app import codecs, metrics, settings, topics
 from streams.codec import (
     DeadLetterWriter,
     InputMessage,
     Rejection,
     rejecting_decoder,
 )
+from streams.delivery import handle_batches
 from streams.records import DeadLetterStage, Record
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ def consume(topic: faust.TopicT, schema: str, handler: Handler,
             after_batch: Callable[[], Awaitable[None]] | None = None) -> None:
     """Subscribe to ``topic`` and run ``handler(record, message)`` for every valid record,
     in offset order per partition. The consumer hands over each fetched batch of a
-    partition at once (streams.batching); table changes made while handling it reach
+    partition at once (streams.delivery); table changes made while handling it reach
     their changelogs before its offsets are acknowledged (every
     ``changelog_flush_interval_s``). ``after_batch`` runs once the batch is handled."""
     decode = rejecting_decoder(codecs[schema])
@@ -124,8 +124,7 @@ def consume(topic: faust.TopicT, schema: str, handler: Handler,
         await flush_outbox_if_due()
         processed.inc(count)
 
-    app.topics.add(topic)
-    handle_batches(topic.get_topic_name(), on_batch)
+    handle_batches(topic, on_batch)
 
 
 __all__ = ["InvalidInput", "Record", "consume", "publish_dead_letter"]

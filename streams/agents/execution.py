@@ -38,11 +38,11 @@ from streams.agents.latches import apply_alerts
 from streams.agents.outputs import enqueue, owned_partitions, publish_alert, rows_of, store
 from streams.agents.ticks import EVENT_CLOCK, event_time_advanced, every, observe_clock
 from streams.app import app, clock_ms, codecs, settings, topics
-from streams.batching import YIELD_EVERY
 from streams.codec import InputMessage
 from streams.control import execution
 from streams.control.alerts import AlertRule, AlertTransition
 from streams.control.canary import fill_samples
+from streams.delivery import YIELD_EVERY
 from streams.records import FillEvent, FillKind, ScopedFills
 from streams.scopes import ScopeError, validate_scope
 

@@ -27,6 +27,7 @@ from aiokafka.protocol.group import LeaveGroupRequest
 
 from streams.app import app, metrics, settings
 from streams.control.membership import DeadMemberDetector, Sighting
+from streams.framework.clients import group_member_id
 
 log = logging.getLogger(__name__)
 PROBE_TIMEOUT_S = 1.0
@@ -36,10 +37,7 @@ detector = DeadMemberDetector(grace_ms=int(settings.session_timeout_s * 1000))
 
 def own_member_id() -> str:
     """The id this worker holds in its consumer group now ('' while it holds none)."""
-    try:
-        return app.consumer._thread._ensure_consumer()._coordinator.member_id or ""
-    except Exception:  # the consumer is not up yet, or is being replaced
-        return ""
+    return group_member_id(app)
 
 
 def announced_url(member_metadata: bytes) -> str | None:

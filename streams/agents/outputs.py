@@ -16,11 +16,12 @@ import faust
 import ujson
 
 from streams.app import app, settings, topics
-from streams.batching import YIELD_EVERY, acknowledge_every
 from streams.control.alerts import AlertTransition
 from streams.control.keying import partition_for
 from streams.control.pauses import PauseChange
+from streams.delivery import YIELD_EVERY, acknowledge_every
 from streams.envelope import alert_envelope, audit_envelope
+from streams.framework.clients import aiokafka_producer
 from streams.records import AlertStatus, PauseState
 from streams.stores import MemoryStore
 
@@ -96,7 +97,9 @@ async def send_raw(topic: str, partition: int,
     """Hand encoded (key, value) messages for one partition to the producer in record
     batches: one accumulator call per batch instead of one per message (Faust's send
     wraps every message in its own bookkeeping). Returns how many were handed over."""
-    producer = app.producer._ensure_producer()  # the aiokafka producer Faust started
+    producer = aiokafka_producer(app)
+    if producer is None:  # the framework patches off: Faust's own send, one by one
+        return await _send_one_by_one(topic, partition, messages)
     batch, count = producer.create_batch(), 0
     for key, value in messages:
         if count and count % YIELD_EVERY == 0:  # a second of changes is thousands: let
@@ -111,6 +114,15 @@ async def send_raw(topic: str, partition: int,
     if batch.record_count():
         await producer.send_batch(batch, topic, partition=partition)
     return count
+
+
+async def _send_one_by_one(topic: str, partition: int,
+                           messages: Iterable[tuple[bytes | None, bytes | None]]) -> int:
+    pending = [await app.producer.send(topic, key, value, partition, None, None)
+               for key, value in messages]
+    for sent in pending:  # handed over only once the broker has them, as a batch is
+        await sent
+    return len(pending)
 
 
 def encode_json(value: Any) -> bytes:

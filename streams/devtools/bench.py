@@ -30,10 +30,10 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from streams import fetching
 from streams.codec import Codecs, SchemaCatalog
 from streams.console import kafka_producer, read_topic, send_all
 from streams.devtools.broker import Engine, make_broker
+from streams.framework import record_unpacking
 from streams.processes import die_with_parent, free_port, stop_process
 from streams.records import (
     Cohort,
@@ -189,9 +189,9 @@ async def _raw_loop(bootstrap: str, partitions: list[TopicPartition], expected: 
 
 
 def measure_raw(bootstrap: str, prefix: str, expected: int) -> float:
-    if fetching.installed():  # the baseline is aiokafka as shipped, not polymon's unpacking
+    if record_unpacking.installed():  # the baseline is aiokafka as shipped, not polymon's unpacking
         raise BenchError("the raw loop would run with polymon's record unpacking "
-                         "(streams.fetching) installed in this process")
+                         "(streams.framework.record_unpacking) installed in this process")
     return asyncio.run(_raw_loop(bootstrap, _input_partitions(bootstrap, prefix), expected))
 
 

@@ -1,4 +1,5 @@
-"""Batch delivery of input topics: the fix for Faust's per-event ceiling.
+"""Faust's consumer delivering input topics in batches: the fix for Faust's per-event
+ceiling.
 
 Faust hands every consumed message to its streams one at a time: two new tasks and an
 ``asyncio.wait`` per message in ``Consumer._drain_messages``, a queue hop into the
@@ -6,58 +7,34 @@ agent, per-message sensors and acks. Measured on this machine class that path de
 about 5,000 events/s to an agent that only counts, while the same fetches arrive at
 hundreds of thousands per second. polymon keeps everything else of Faust (consumer
 group, partition assignment, table changelogs and recovery, commits, timers, web) and
-replaces only that hand-off, for the topics that registered a batch handler: each
-fetched batch of a partition goes to its handler in one call, then its offsets are
-acknowledged together. Topics without a handler keep Faust's per-message path.
+replaces only that hand-off, for the topics that registered a batch handler
+(streams.delivery): each fetched batch of a partition goes to its handler in one call,
+then its offsets are acknowledged together. Topics without a handler keep Faust's
+per-message path.
 
-The subclass leans on the private bookkeeping of faust-streaming's Consumer (read
-offsets, acked offsets); faust-streaming is pinned to a minor version in pyproject.toml
-and tests/integration exercise this path on a real broker.
+Private parts of faust-streaming's Consumer it relies on (streams.framework.gate checks
+each): ``_drain_messages`` and ``_new_offset`` (overridden), ``_wait_next_records``,
+``_add_gap``, ``_to_message``, and the bookkeeping ``_read_offset``, ``_acked``,
+``_acked_index``, ``_committed_offset``, ``_gap``, ``_n_acked``, ``_commit_every``,
+``_waiting_for_ack``, ``_buffered_partitions``; ``App._new_transport`` (overridden).
 """
 
 from __future__ import annotations
 
 import asyncio
 import bisect
-import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from aiokafka import TopicPartition
-from aiokafka.consumer import group_coordinator
-from aiokafka.consumer.fetcher import Fetcher
+import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
-from faust.types import TP
+from faust.types import TP, TransportT
 from faust.types.tuples import ack_lock
 from mode.utils.futures import notify
 
-from streams.codec import InputMessage
-
-log = logging.getLogger(__name__)
-
-BatchHandler = Callable[[TP, Sequence[InputMessage]], Awaitable[None]]
-# A batch handler gives the event loop a turn at least this often, so that timers (the
-# staleness ticks) and the web server are not starved by a long batch.
-YIELD_EVERY = 500
-# topic name -> handler of its batches
-_batch_handlers: dict[str, BatchHandler] = {}
-# awaited before handled offsets are acknowledged (polymon: flush table changelogs)
-_before_ack: Callable[[], Awaitable[Any]] | None = None
-_ack_interval_s = 0.2
-
-
-def handle_batches(topic_name: str, handler: BatchHandler) -> None:
-    if topic_name in _batch_handlers:
-        raise ValueError(f"topic {topic_name} already has a batch handler")
-    _batch_handlers[topic_name] = handler
-
-
-def acknowledge_every(interval_s: float, before_ack: Callable[[], Awaitable[Any]]) -> None:
-    """Handled offsets are acknowledged every ``interval_s``, each time after
-    ``before_ack`` has been awaited."""
-    global _ack_interval_s, _before_ack
-    _ack_interval_s, _before_ack = interval_s, before_ack
+from streams import delivery
+from streams.delivery import YIELD_EVERY, BatchHandler
 
 
 class BatchingConsumer(faust_aiokafka.Consumer):
@@ -87,7 +64,7 @@ class BatchingConsumer(faust_aiokafka.Consumer):
                 for tp, batch in records.items():
                     if not self._still_ours(tp, active_partitions, generation):
                         continue
-                    handler = _batch_handlers.get(tp.topic)
+                    handler = delivery.batch_handlers.get(tp.topic)
                     if handler is None:
                         await self._deliver_one_by_one(tp, batch, generation)
                     else:
@@ -142,11 +119,12 @@ class BatchingConsumer(faust_aiokafka.Consumer):
         if not self._handled:
             return
         now = time.monotonic()
-        if not force and now - self._last_ack < _ack_interval_s:
+        if not force and now - self._last_ack < delivery.ack_interval_s:
             return
         self._last_ack = now
-        if _before_ack is not None:
-            await _before_ack()
+        before_ack = delivery.before_ack
+        if before_ack is not None:
+            await before_ack()
         handled, self._handled = self._handled, {}
         for tp, offsets in handled.items():
             self._ack_offsets(tp, offsets)
@@ -233,63 +211,8 @@ class BatchingTransport(faust_aiokafka.Transport):
     Consumer = BatchingConsumer
 
 
-def install_idle_fetch_backoff(backoff_s: float) -> None:
-    """Pause a fetcher for ``backoff_s`` after a fetch that returned no records.
+class BatchingApp(faust.App):
+    """A Faust app whose consumer delivers input topics in batches."""
 
-    A Kafka broker holds an empty fetch for up to fetch.max.wait.ms (long polling); the
-    embedded noida-db broker answers at once, so every caught-up aiokafka consumer
-    (Faust's, the read model's) spins at thousands of empty fetches per second, taking
-    CPU from the workers and the broker on a small machine. Against a broker that long
-    polls the pause only follows an already idle wait. Costs at most ``backoff_s`` of
-    latency to the first record after an idle spell. Process-wide; idempotent."""
-    if backoff_s <= 0 or getattr(Fetcher._proc_fetch_request, "idle_backoff", None):
-        return
-    fetch = Fetcher._proc_fetch_request
-
-    async def fetch_with_idle_backoff(self: Fetcher, assignment: Any, node_id: int,
-                                      request: Any) -> Any:
-        outcome = await fetch(self, assignment, node_id, request)
-        # a fetch only asks for partitions with nothing buffered: none buffered now means
-        # the response was empty
-        if not any(TopicPartition(topic, partition) in self._records
-                   for topic, partitions in request.topics for partition, *_ in partitions):
-            try:
-                await asyncio.sleep(backoff_s)
-            except asyncio.CancelledError:
-                # as aiokafka's own fetch does: a cancelled fetch (close, unassignment)
-                # ends quietly, its result no longer of interest
-                return False
-        return outcome
-
-    fetch_with_idle_backoff.idle_backoff = backoff_s  # type: ignore[attr-defined]
-    Fetcher._proc_fetch_request = fetch_with_idle_backoff  # type: ignore[method-assign]
-
-
-def rejoin_on_empty_assignment(
-        perform_group_join: Callable[[Any], Awaitable[tuple[str, bytes] | None]],
-) -> Callable[[Any], Awaitable[tuple[str, bytes] | None]]:
-    """``CoordinatorGroupRebalance.perform_group_join`` that answers None (join again,
-    after the retry backoff: aiokafka's path for a failed join or sync) when the group
-    coordinator's SyncGroup answer gives this member an empty assignment, instead of
-    handing the empty bytes to aiokafka, which cannot decode them and stops the
-    consumer (seen with the embedded broker when a member joined while the leader was
-    assigning; a Kafka coordinator does the same for a member the leader left out)."""
-
-    async def join(self: Any) -> tuple[str, bytes] | None:
-        assignment = await perform_group_join(self)
-        if assignment is not None and not assignment[1]:
-            log.warning("group %s: the coordinator gave this member an empty assignment; "
-                        "joining the group again", getattr(self, "group_id", "?"))
-            return None
-        return assignment
-
-    join.rejoins_on_empty = True  # type: ignore[attr-defined]
-    return join
-
-
-def install_empty_assignment_rejoin() -> None:
-    """Process-wide (every aiokafka consumer in a group); idempotent."""
-    rebalance = group_coordinator.CoordinatorGroupRebalance
-    if not getattr(rebalance.perform_group_join, "rejoins_on_empty", False):
-        rebalance.perform_group_join = rejoin_on_empty_assignment(  # type: ignore[method-assign]
-            rebalance.perform_group_join)
+    def _new_transport(self) -> TransportT:
+        return BatchingTransport(self.conf.broker_consumer, self)

@@ -11,7 +11,7 @@ polymon's batch handlers, the console's readers) only read its fields, which kee
 their names.
 
 - The common case (no deserializers, isolation level read_uncommitted: Faust's and
-  polymon's) reads the fetched bytes in C (``read_batches`` of streams/_avrodecode.c),
+  polymon's) reads the fetched bytes in C (``read_batches`` of streams/_native/batches.c),
   a run of record batches per call: plain, uncompressed v2 batches, with their CRC
   checked. Any other batch (compressed, an older format, malformed) is read by
   aiokafka's own code, one batch at a time (:class:`BatchReader`).
@@ -20,9 +20,13 @@ their names.
   (streams.compiled.MODULES): transactional aborts and deserializers as there.
 
 :func:`getall` is aiokafka's ``FetchResult.getall``; records, positions and errors
-are aiokafka's either way (tests/unit/test_fetching.py compares them on the same
-batches). aiokafka is pinned to that minor version (pyproject.toml); :func:`install`
-does nothing for another one. The bench's raw aiokafka loop runs in a process that
+are aiokafka's either way (tests/unit/framework/test_record_unpacking.py compares them on the same
+batches). Private parts of aiokafka it relies on (streams.framework.gate checks each,
+and the exact aiokafka version): ``PartitionRecords._unpack_records`` (replaced) and
+the partition's ``_records``, ``_tp``, deserializers, isolation level, CRC check and
+aborted-transaction helpers; ``FetchResult.getall`` (replaced) with its
+``_partition_records`` and ``_update_position``; the fetcher module's
+``MemoryRecords`` (replaced). The bench's raw aiokafka loop runs in a process that
 never installs this: it stays stock aiokafka (``polymon bench`` refuses to measure it
 otherwise).
 """
@@ -37,7 +41,6 @@ from collections.abc import Iterator
 from itertools import islice
 from typing import Any
 
-import aiokafka
 from aiokafka import errors
 from aiokafka.consumer import fetcher as aiokafka_fetcher
 from aiokafka.consumer.fetcher import READ_COMMITTED, FetchResult, PartitionRecords
@@ -48,7 +51,6 @@ from streams import avrodecode
 
 log = logging.getLogger(__name__)
 
-SUPPORTED_AIOKAFKA = "0.14."
 # aiokafka's own, kept for comparison and for a process that uninstalls
 STOCK_UNPACK = PartitionRecords._unpack_records
 STOCK_GETALL = FetchResult.getall
@@ -236,19 +238,12 @@ def getall(self: FetchResult, max_records: int | None = None) -> list[Any]:
     return fetched
 
 
-def install() -> bool:
+def install() -> None:
     """Every aiokafka consumer of this process unpacks with these (process-wide,
-    idempotent). False, and aiokafka's own stay, for an aiokafka version they were not
-    written against."""
-    if not aiokafka.__version__.startswith(SUPPORTED_AIOKAFKA):
-        log.warning("aiokafka %s: fetched records are unpacked by aiokafka's own code "
-                    "(polymon's compiled unpacking follows %sx)", aiokafka.__version__,
-                    SUPPORTED_AIOKAFKA)
-        return False
+    idempotent; streams.framework.install checks the aiokafka version first)."""
     PartitionRecords._unpack_records = unpack_records  # type: ignore[method-assign]
     FetchResult.getall = getall  # type: ignore[method-assign]
     aiokafka_fetcher.MemoryRecords = FetchedBytes  # type: ignore[misc]
-    return True
 
 
 def installed() -> bool:

@@ -1,4 +1,5 @@
-"""streams.fetching against aiokafka's own unpacking, on the same record batches."""
+"""streams.framework.record_unpacking against aiokafka's own unpacking, on the same
+record batches."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import struct
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-import aiokafka
 import pytest
 from aiokafka import errors
 from aiokafka.consumer import fetcher as aiokafka_fetcher
@@ -21,7 +21,7 @@ from aiokafka.structs import ConsumerRecord, TopicPartition
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams import fetching
+from streams.framework import record_unpacking
 
 TP = TopicPartition("health.events", 3)
 ABORT, COMMIT = 0, 1
@@ -31,7 +31,7 @@ GZIP = 1
 @pytest.fixture(autouse=True)
 def stock_afterwards() -> Iterator[None]:
     yield
-    fetching.uninstall()
+    record_unpacking.uninstall()
 
 
 def batch(base: int, offsets: Sequence[int], *, producer_id: int = -1,
@@ -75,7 +75,7 @@ def partition_records(data: bytes, *, fetch_offset: int = 0,
 
 
 def fields(record: Any) -> tuple[Any, ...]:
-    return tuple(getattr(record, name) for name in fetching.FetchedRecord._fields)
+    return tuple(getattr(record, name) for name in record_unpacking.FetchedRecord._fields)
 
 
 def unpacked(data: bytes, **options: Any) -> list[tuple[tuple[Any, ...], int]]:
@@ -86,14 +86,14 @@ def unpacked(data: bytes, **options: Any) -> list[tuple[tuple[Any, ...], int]]:
 
 def both(data: bytes, **options: Any) -> tuple[list[Any], list[Any]]:
     stock = unpacked(data, **options)
-    fetching.install()
+    record_unpacking.install()
     ours = unpacked(data, **options)
-    fetching.uninstall()
+    record_unpacking.uninstall()
     return stock, ours
 
 
 def test_a_fetched_record_has_a_consumer_records_fields_in_its_order() -> None:
-    assert fetching.FetchedRecord._fields == tuple(
+    assert record_unpacking.FetchedRecord._fields == tuple(
         field.name for field in dataclasses.fields(ConsumerRecord))
 
 
@@ -139,7 +139,7 @@ def test_a_corrupt_batch_raises_as_aiokafkas() -> None:
     data[-1] ^= 0xFF
     for install in (False, True):
         if install:
-            fetching.install()
+            record_unpacking.install()
         with pytest.raises(errors.CorruptRecordException):
             list(partition_records(bytes(data)))
 
@@ -198,14 +198,14 @@ def test_getall_in_steps_returns_what_aiokafka_returns(
         return [seen, consumed]
 
     stock = drain()
-    fetching.install()
+    record_unpacking.install()
     assert drain() == stock
 
 
 def test_plain_batches_are_read_in_c_and_their_records_are_not_tracked_by_the_gc() -> None:
-    fetching.install()
+    record_unpacking.install()
     records = partition_records(batch(0, range(5)) + batch(5, range(5), headers=[("h", b"1")]))
-    assert type(records._records_iterator) is fetching.BatchReader
+    assert type(records._records_iterator) is record_unpacking.BatchReader
     taken = records._records_iterator.take(None)
     assert [record.offset for record in taken] == list(range(10))
     assert taken[-1].headers == (("h", b"1"),)
@@ -214,50 +214,50 @@ def test_plain_batches_are_read_in_c_and_their_records_are_not_tracked_by_the_gc
 
 
 def test_the_c_reader_stops_where_aiokafka_is_to_read_or_the_crc_is_wrong() -> None:
-    read = fetching._read_batches
+    read = record_unpacking._read_batches
     assert read is not None
     plain, gzip = batch(0, range(3)), batch(3, range(3), compression=GZIP)
-    args = ("t", 0, fetching.FetchedRecord, True, None)
+    args = ("t", 0, record_unpacking.FetchedRecord, True, None)
     records, pos, next_offset, status = read(plain + gzip, 0, 0, *args)
     assert ([r.offset for r in records], pos, next_offset, status) == (
-        [0, 1, 2], len(plain), 3, fetching.BATCHES_PYTHON)
+        [0, 1, 2], len(plain), 3, record_unpacking.BATCHES_PYTHON)
     records, pos, next_offset, status = read(plain + plain[:30], 0, 0, *args)
-    assert (len(records), pos, status) == (3, len(plain), fetching.BATCHES_END)
+    assert (len(records), pos, status) == (3, len(plain), record_unpacking.BATCHES_END)
     corrupt = bytearray(plain)
     corrupt[-1] ^= 0xFF
     assert read(plain + bytes(corrupt), 0, 0, *args)[1:] == (
-        len(plain), 3, fetching.BATCHES_CRC)
-    assert read(bytes(corrupt), 0, 0, "t", 0, fetching.FetchedRecord, False, None)[3] == (
-        fetching.BATCHES_PYTHON)  # not checked: the record's bytes are then malformed
+        len(plain), 3, record_unpacking.BATCHES_CRC)
+    assert read(bytes(corrupt), 0, 0, "t", 0, record_unpacking.FetchedRecord, False, None)[3] == (
+        record_unpacking.BATCHES_PYTHON)  # not checked: the record's bytes are then malformed
     # a limit: no batch is begun once that many records are read
     three = plain + batch(3, range(3)) + batch(6, range(3))
-    records, pos, next_offset, status = read(three, 0, 0, "t", 0, fetching.FetchedRecord,
+    records, pos, next_offset, status = read(three, 0, 0, "t", 0, record_unpacking.FetchedRecord,
                                              True, 4)
     assert (len(records), pos, next_offset, status) == (
-        6, 2 * len(plain), 6, fetching.BATCHES_LIMIT)
+        6, 2 * len(plain), 6, record_unpacking.BATCHES_LIMIT)
     assert read(three, pos, next_offset, *args)[1:] == (3 * len(plain), 9,
-                                                        fetching.BATCHES_END)
-    assert read(legacy_batch(0, range(2)), 0, 0, *args)[3] == fetching.BATCHES_PYTHON
+                                                        record_unpacking.BATCHES_END)
+    assert read(legacy_batch(0, range(2)), 0, 0, *args)[3] == record_unpacking.BATCHES_PYTHON
     with pytest.raises(TypeError):
         read(bytearray(plain), 0, 0, *args)
 
 
-def test_install_is_idempotent_and_refuses_another_aiokafka(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    assert not fetching.installed()
-    assert fetching.install() and fetching.install()
-    assert fetching.installed()
-    assert PartitionRecords._unpack_records is fetching.unpack_records
-    fetching.uninstall()
-    monkeypatch.setattr(aiokafka, "__version__", "0.15.0")
-    assert not fetching.install()
-    assert not fetching.installed()
-    assert FetchResult.getall is fetching.STOCK_GETALL
+def test_install_is_idempotent_and_uninstall_restores_aiokafkas_own() -> None:
+    assert not record_unpacking.installed()
+    record_unpacking.install()
+    record_unpacking.install()
+    assert record_unpacking.installed()
+    assert PartitionRecords._unpack_records is record_unpacking.unpack_records
+    assert aiokafka_fetcher.MemoryRecords is record_unpacking.FetchedBytes
+    record_unpacking.uninstall()
+    assert not record_unpacking.installed()
+    assert FetchResult.getall is record_unpacking.STOCK_GETALL
+    assert aiokafka_fetcher.MemoryRecords is record_unpacking.STOCK_MEMORY_RECORDS
 
 
 def test_the_bench_refuses_to_time_a_raw_loop_with_this_installed() -> None:
-    from streams import bench
+    from streams.devtools import bench
 
-    fetching.install()
+    record_unpacking.install()
     with pytest.raises(bench.BenchError, match="raw loop"):
         bench.measure_raw("127.0.0.1:9", "unused.", 1)  # refused before any connection
