@@ -61,7 +61,7 @@ def _default_worker_id() -> str:
 
 # Credentials: never in config_version (which every envelope carries), logs or answers.
 SECRET_SETTINGS = frozenset({
-    "api_tokens", "ctl_token", "kafka_sasl_password", "kafka_ssl_key_password",
+    "api_tokens", "ctl_token", "kafka_sasl_password", "kafka_ssl_key_password", "peer_secret",
 })
 
 
@@ -163,7 +163,8 @@ class Settings(BaseSettings):
         "its URL for session_timeout_s leave the group, so the others take its partitions "
         "(the embedded broker never expires a dead member's session); unset: on for the "
         "embedded broker, off for Apache Kafka, whose coordinator expires sessions itself. "
-        "On Kafka it would let any worker evict a live peer whose HTTP port it cannot reach",
+        "On Kafka it would let any worker evict a live peer whose HTTP port it cannot reach. "
+        "Needs peer_secret (members prove their id to a signed probe only)",
     )
     member_check_interval_s: float = Field(
         2.0, gt=0, description="[embedded broker] how often a worker checks that the group's "
@@ -287,6 +288,16 @@ class Settings(BaseSettings):
     api_read_requires_token: bool = Field(
         False, description="GET /api/* needs a token with the 'read' right (default: open)"
     )
+    peer_secret: SecretStr | None = Field(
+        None, min_length=32, description="shared by every worker of the deployment: signs "
+        "the requests workers send each other (list fan-out, member checks), so no caller's "
+        "token is ever forwarded; needed with api_read_requires_token and for the member "
+        "check. Unset: fan-out requests go unsigned and /healthz names no member id",
+    )
+    peer_urls: list[str] | None = Field(
+        None, description="the workers' URLs (their web_url): fan-out and member checks go "
+        "only to announced URLs in this list; unset: to any http(s) URL announced in the group",
+    )
     api_command_wait_s: float = Field(
         3.0, ge=0, le=30, description="how long a mutation waits for its outcome in audit.log "
         "before answering 202 with the outcome still pending",
@@ -329,6 +340,12 @@ class Settings(BaseSettings):
         if (self.kafka_ssl_cert_file is None) != (self.kafka_ssl_key_file is None):
             raise ValueError("kafka_ssl_cert_file and kafka_ssl_key_file go together "
                              "(mutual TLS needs both)")
+        if self.evict_dead_members and self.peer_secret is None:
+            raise ValueError("evict_dead_members needs peer_secret: the member check reads "
+                             "each member's id from a signed request")
+        if self.api_read_requires_token and self.peer_secret is None:
+            raise ValueError("api_read_requires_token needs peer_secret: workers answer "
+                             "each other's list requests on it, never on a caller's token")
         uses_tls = protocol in ("SSL", "SASL_SSL")
         for name in ("kafka_ssl_ca_file", "kafka_ssl_cert_file", "kafka_ssl_key_file"):
             path = getattr(self, name)
@@ -441,7 +458,10 @@ class Settings(BaseSettings):
     @property
     def evicts_dead_members(self) -> bool:
         """Whether this worker makes silent group members leave (embedded broker only,
-        unless set explicitly)."""
+        unless set explicitly). Never without peer_secret: a member that cannot prove who
+        it is to an unsigned probe would look dead."""
+        if self.peer_secret is None:
+            return False
         if self.evict_dead_members is None:
             return self.broker_engine == "embedded"
         return self.evict_dead_members

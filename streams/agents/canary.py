@@ -6,9 +6,10 @@ slippage per fill, filled/requested per order).
 Flow per sample: check the event time → keep it in the window's bounded sample (pure
 core: streams.control.canary; bottom-k by id hash, so re-deliveries count once) →
 forget windows out of reach. On the clock tick (at most every
-``canary_evaluation_interval_s``): verdict per leading metric (one-sided test each
-way), combined ("worse on any leading metric" = regressed) → RISK_CANARY_REGRESSION
-alerts. The rollout gatekeeper (streams.agents.rollout) reads :func:`current_evaluation`
+``canary_evaluation_interval_s``), once per window, when it has completed: verdict per
+leading metric (one-sided non-inferiority test with the metric's margin), combined
+("worse on any leading metric" = regressed) → RISK_CANARY_REGRESSION alerts. The
+rollout gatekeeper (streams.agents.rollout) reads :func:`current_evaluation`
 for promotions to LIVE and rolls back on the regression alert.
 """
 
@@ -27,11 +28,13 @@ from streams.agents.ticks import EVENT_CLOCK, event_time_advanced, every, observ
 from streams.app import app, clock_ms, settings, topics
 from streams.codec import InputMessage
 from streams.control import canary
+from streams.control.alerts import rule_from
 from streams.records import ModelScore, ScopedFills
 from streams.scopes import ScopeError, validate_scope
 
 SOURCE = "agents.canary"
 WINDOW_MS = settings.canary_window_s * 1000
+RULE = rule_from(settings.alert_rule(canary.REGRESSION))
 _json = faust.Schema(key_serializer="json", value_serializer="json")
 _partitions = topics.health_events.partitions
 canary_samples = app.Table("canary-samples", default=None, schema=_json, partitions=_partitions)
@@ -121,11 +124,14 @@ def _values(scope: str, start: int, metric: str, tag: str) -> list[float]:
 
 
 def current_evaluation(scope: str, now_ms: int) -> dict[str, Any] | None:
-    """The canary verdicts of ``scope`` at ``now_ms``, from the samples on this worker."""
+    """The canary verdicts of ``scope`` at ``now_ms``: the decision of the last completed
+    window (computed from the samples on this worker when the tick has not yet)."""
     state = _states.get(scope)
     if not state:
         return None
     version = state["canary_version"]
+    if canary.decided(state["evaluation"], now_ms, WINDOW_MS, version):
+        return state["evaluation"]
     canary_tag = canary.cohort_tag("CANARY", version)
     samples = {
         int(start): {metric: (_values(scope, int(start), metric, canary_tag),
@@ -135,7 +141,7 @@ def current_evaluation(scope: str, now_ms: int) -> dict[str, Any] | None:
     }
     return canary.evaluate(samples, settings.canary_leading_metrics, settings.canary_alpha,
                            settings.canary_min_samples, settings.canary_test, now_ms,
-                           WINDOW_MS, version)
+                           WINDOW_MS, version, settings.canary_margins)
 
 
 def _comparable(evaluation: dict[str, Any] | None) -> Any:
@@ -154,10 +160,14 @@ async def evaluate_canaries(now_ms: int) -> None:
         for start, pairs in expired.items():
             for key in canary.sample_keys(scope, start, pairs):
                 forget(canary_samples, key, state["partition"])
+        if canary.decided(state["evaluation"], now_ms, WINDOW_MS, state["canary_version"]):
+            if expired:
+                store(canary_state, scope, state, state["partition"])
+            continue  # this window is decided: nothing changes until the next one ends
         evaluation = current_evaluation(scope, now_ms)
         assert evaluation is not None
         previous = _comparable(state["evaluation"])
-        transitions = canary.judge(state, evaluation)
+        transitions = canary.judge(state, evaluation, RULE)
         if expired or transitions or previous != _comparable(evaluation):
             store(canary_state, scope, state, state["partition"])
         if transitions:

@@ -30,12 +30,14 @@ from streams.agents.ticks import EVENT_CLOCK, event_time_advanced, observe_clock
 from streams.app import app, clock_ms, settings, topics
 from streams.codec import InputMessage
 from streams.control import drift
+from streams.control.alerts import rule_from
 from streams.records import FeatureProfile, FeatureSample
 from streams.scopes import ScopeError, validate_scope
 
 SOURCE = "agents.drift"
 WINDOW_MS = settings.drift_window_s * 1000
 HOP_MS = settings.drift_hop_s * 1000
+RULE = rule_from(settings.alert_rule(drift.DRIFT))
 _json = faust.Schema(key_serializer="json", value_serializer="json")
 _partitions = topics.health_events.partitions
 drift_profiles = app.Table("drift-profiles", default=None, schema=_json, partitions=_partitions)
@@ -96,7 +98,8 @@ async def _count_and_evaluate(record: FeatureSample, profile: dict[str, Any], st
     keys = (drift.counts_key(scope, version, bucket) for bucket in window)
     entries = [entry for key in keys if (entry := _counts.get(key))]
     transitions = drift.evaluate(state, profile, entries, now_ms, settings.drift_threshold,
-                                 settings.drift_min_samples, settings.drift_window_s)
+                                 settings.drift_min_samples, settings.drift_window_s,
+                                 RULE)
     kept = {key, *state["buckets"]}
     expired = {k for k in kept if int(k.rsplit("|", 1)[1]) < window[0]}
     buckets = sorted(kept - expired)

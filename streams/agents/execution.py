@@ -40,7 +40,7 @@ from streams.agents.ticks import EVENT_CLOCK, event_time_advanced, every, observ
 from streams.app import app, clock_ms, codecs, settings, topics
 from streams.codec import InputMessage
 from streams.control import execution
-from streams.control.alerts import AlertRule, AlertTransition
+from streams.control.alerts import AlertTransition, rule_from
 from streams.control.canary import fill_samples
 from streams.delivery import YIELD_EVERY
 from streams.records import FillEvent, FillKind, ScopedFills
@@ -55,10 +55,8 @@ BOUNDS = execution.Bounds(
     slippage_mean_bps=settings.exec_slippage_mean_bound_bps,
     fill_ratio_min=settings.exec_fill_ratio_min, min_fills=settings.exec_min_fills,
 )
-RULES = {code: AlertRule(int(rule.for_s * 1000), int(rule.keep_firing_for_s * 1000),
-                        rule.resolve_ratio)
-         for code in (execution.SLIPPAGE_BREACH, execution.FILL_RATIO_LOW)
-         for rule in (settings.alert_rule(code),)}
+RULES = {code: rule_from(settings.alert_rule(code))
+         for code in (execution.SLIPPAGE_BREACH, execution.FILL_RATIO_LOW)}
 _json = faust.Schema(key_serializer="json", value_serializer="json")
 # Per scope (market:<id>, bot:<id>, model:<id>#<COHORT>): bucket sums, figures, alerts.
 execution_state = app.Table("execution-state", default=None, schema=_json,

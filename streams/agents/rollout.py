@@ -176,8 +176,9 @@ def rollback_causes(scope: str) -> list[rollout.RollbackCause]:
                     "canary.version": str(evaluation.get("canary_version"))}
         for metric in regressed:
             m = evaluation["metrics"][metric]
-            for name in ("verdict", "delta", "p_better", "p_worse", "n_canary", "n_baseline",
-                         "mean_canary", "mean_baseline", "alpha", "window_start_ms"):
+            for name in ("verdict", "mean_canary", "mean_baseline", "delta", "margin",
+                         "p_value", "p_noninferior", "p_inferior", "n_canary", "n_baseline",
+                         "alpha", "window_start_ms"):
                 evidence[f"canary.{metric}.{name}"] = str(m.get(name))
         causes.append(rollout.RollbackCause(
             alert_id=canary_state["alert"]["alert_id"], reason_code="RISK_CANARY_REGRESSION",

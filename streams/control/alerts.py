@@ -132,3 +132,10 @@ def hysteresis(track: dict[str, Any], firing: bool, verdict: str, rule: AlertRul
 def timers_running(track: dict[str, Any]) -> bool:
     """Whether a later evaluation could change the alert with nothing else changing."""
     return "pending_ms" in track or "clear_ms" in track
+
+
+def rule_from(setting: Any) -> AlertRule:
+    """An :class:`AlertRule` from a setting with ``for_s``, ``keep_firing_for_s`` and
+    ``resolve_ratio`` (streams.settings.AlertRuleSetting)."""
+    return AlertRule(int(setting.for_s * 1000), int(setting.keep_firing_for_s * 1000),
+                     setting.resolve_ratio)

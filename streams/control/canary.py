@@ -1,12 +1,16 @@
 """Canary analysis of one model scope: per leading metric, canary samples against
-baseline samples over one fixed window, a one-sided significance test each way
-(:func:`streams.maths.canary.canary_verdict`), and the regression alert.
+baseline samples over one fixed window, a one-sided non-inferiority test with the
+metric's margin (:func:`streams.maths.canary.noninferiority_verdict`), and the
+regression alert.
 
 Pure: plain dicts, time passed in.
 
 Windows are fixed (tumbling, aligned on multiples of the window size, by event time).
-A metric is judged on the current window once both cohorts have ``min_samples`` there,
-else on the previous window, so a verdict does not vanish at every window boundary.
+The verdict is decided once per window, at its end, on that completed window: one test
+per metric and window, not a test of a growing window every tick (which would inflate
+the false-regression rate). Until the next window completes, that verdict stands. A
+window with fewer than ``min_samples`` in a cohort holds, and keeps the regression
+alert's state.
 
 Samples are bounded: each (window, metric, cohort) keeps at most ``capacity`` samples,
 chosen by bottom-k sampling on a hash of the sample's id (the ``capacity`` smallest
@@ -27,8 +31,17 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from streams.control.alerts import AlertTransition, Condition, step_alert
-from streams.maths.canary import Verdict, canary_verdict, combine_verdicts
+from streams.control.alerts import (
+    BREACH,
+    CLEAR,
+    UNKNOWN,
+    AlertRule,
+    AlertTransition,
+    Condition,
+    hysteresis,
+    step_alert,
+)
+from streams.maths.canary import Verdict, combine_verdicts, noninferiority_verdict
 
 REGRESSION = "RISK_CANARY_REGRESSION"
 SHARDS = 8
@@ -175,45 +188,58 @@ def sample_keys(scope: str, start_ms: int, pairs: Sequence[str]) -> list[str]:
 def _metric_dict(verdict: Any, window_start_ms: int, new: Sequence[float],
                  baseline: Sequence[float]) -> dict[str, Any]:
     return {
-        "verdict": verdict.verdict.value, "delta": verdict.delta, "p_better": verdict.p_better,
+        "verdict": verdict.verdict.value, "delta": verdict.delta, "margin": verdict.margin,
+        "p_value": verdict.p_value, "p_noninferior": verdict.p_noninferior,
+        "p_inferior": verdict.p_inferior, "p_better": verdict.p_better,
         "p_worse": verdict.p_worse, "n_canary": verdict.n_new, "n_baseline": verdict.n_baseline,
         "mean_canary": sum(new) / len(new) if new else None,
         "mean_baseline": sum(baseline) / len(baseline) if baseline else None,
         "direction": verdict.direction.value, "alpha": verdict.alpha,
+        "sufficient": verdict.sufficient_samples,
         "window_start_ms": window_start_ms, "reason": verdict.reason,
     }
+
+
+def decided_window(now_ms: int, window_ms: int) -> int:
+    """The start of the window judged at ``now_ms``: the last completed one."""
+    return window_start(now_ms, window_ms) - window_ms
 
 
 def evaluate(
     samples: Mapping[int, Mapping[str, tuple[Sequence[float], Sequence[float]]]],
     leading: Mapping[str, str], alpha: float, min_samples: int, test: str, now_ms: int,
-    window_ms: int, canary_version: str | None,
+    window_ms: int, canary_version: str | None, margins: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
     """Verdict per leading metric and combined, from ``samples[window_start][metric] =
-    (canary values, baseline values)``; the newest window with enough samples decides."""
+    (canary values, baseline values)``, on the last completed window at ``now_ms``,
+    with each metric's non-inferiority margin (``margins``, 0 when not given)."""
     metrics: dict[str, dict[str, Any]] = {}
     verdicts = {}
-    current = window_start(now_ms, window_ms)
+    start = decided_window(now_ms, window_ms)
     for metric, direction in leading.items():
-        chosen = None
-        for start in (current, current - window_ms):
-            new, baseline = samples.get(start, {}).get(metric, ((), ()))
-            verdict = canary_verdict(list(new), list(baseline), direction, alpha, min_samples,
-                                     test, metric)
-            if chosen is None or verdict.sufficient_samples:
-                chosen = (verdict, start, new, baseline)
-            if verdict.sufficient_samples:
-                break
-        assert chosen is not None
-        verdicts[metric] = chosen[0]
-        metrics[metric] = _metric_dict(*chosen)
+        new, baseline = samples.get(start, {}).get(metric, ((), ()))
+        verdict = noninferiority_verdict(list(new), list(baseline), direction,
+                                         (margins or {}).get(metric, 0.0), alpha,
+                                         min_samples, test, metric)
+        verdicts[metric] = verdict
+        metrics[metric] = _metric_dict(verdict, start, new, baseline)
     combined = combine_verdicts(verdicts) if verdicts else None
     return {
-        "evaluated_ms": now_ms, "window_s": window_ms / 1000, "canary_version": canary_version,
+        "evaluated_ms": now_ms, "window_s": window_ms / 1000, "window_start_ms": start,
+        "decided_ms": start + window_ms, "canary_version": canary_version,
         "combined": combined.verdict.value if combined else Verdict.HOLD.value,
         "regressed": list(combined.regressed) if combined else [],
         "metrics": metrics,
     }
+
+
+def decided(evaluation: Mapping[str, Any] | None, now_ms: int, window_ms: int,
+            canary_version: str | None) -> bool:
+    """Whether ``evaluation`` is already the decision of the window judged at ``now_ms``
+    (decided once, at the window's end: later samples of it change nothing)."""
+    return (evaluation is not None
+            and evaluation.get("window_start_ms") == decided_window(now_ms, window_ms)
+            and evaluation.get("canary_version") == canary_version)
 
 
 def summary(evaluation: Mapping[str, Any], metric: str) -> str:
@@ -221,20 +247,37 @@ def summary(evaluation: Mapping[str, Any], metric: str) -> str:
     delta = "n/a" if m["delta"] is None else f"{m['delta']:+.6g}"
     p_worse = "n/a" if m["p_worse"] is None else f"{m['p_worse']:.3g}"
     p_better = "n/a" if m["p_better"] is None else f"{m['p_better']:.3g}"
+    margin = m.get("margin")
+    p_value = m.get("p_value")
     return (f"{metric} {m['verdict']}: canary−baseline {delta} ({m['direction']}), "
-            f"p_better {p_better}, p_worse {p_worse}, alpha {m['alpha']:g}, "
+            f"margin {'n/a' if margin is None else f'{margin:g}'}, "
+            f"p {'n/a' if p_value is None else f'{p_value:.3g}'} "
+            f"(p_better {p_better}, p_worse {p_worse}), alpha {m['alpha']:g}, "
             f"n {m['n_canary']}/{m['n_baseline']}")
 
 
-def judge(state: dict[str, Any], evaluation: dict[str, Any]) -> list[AlertTransition]:
-    """Store the evaluation; the regression alert fires while any leading metric regressed."""
+_NO_RULE = AlertRule()
+
+
+def judge(state: dict[str, Any], evaluation: dict[str, Any],
+          rule: AlertRule = _NO_RULE) -> list[AlertTransition]:
+    """Store the evaluation; the regression alert fires when a leading metric regressed
+    (through ``rule``), resolves when a window decides none did, and keeps its state
+    through windows without enough samples."""
     state["evaluation"] = evaluation
     regressed = evaluation["regressed"]
+    measured = any(m.get("sufficient", True) for m in evaluation["metrics"].values())
+    verdict = BREACH if regressed else (CLEAR if measured else UNKNOWN)
+    track = state.setdefault("track", {})
+    edge = hysteresis(track, state["alert"] is not None, verdict, rule,
+                      evaluation["evaluated_ms"])
+    if edge is None:
+        return []
     metric = regressed[0] if regressed else next(iter(evaluation["metrics"]), "none")
     m = evaluation["metrics"].get(metric, {})
     condition = Condition(
         scope=state["scope"], subject="canary", reason_code=REGRESSION,
-        firing=bool(regressed), metric=f"p_worse:{metric}", value=m.get("p_worse"),
+        firing=edge == "fire", metric=f"p_inferior:{metric}", value=m.get("p_inferior"),
         threshold=m.get("alpha"),
         window_s=evaluation["window_s"],
         cause=f"{evaluation['canary_version']}@{m.get('window_start_ms')}:{metric}",

@@ -9,7 +9,9 @@ The drift alert (RISK_MODEL_DRIFT) fires when the largest per-feature KL reaches
 threshold and resolves only when a later evaluation, on at least ``min_samples``
 samples of the current window against the current profile, is healthy: "blocks every
 promotion until a fresh evaluation passes". A window with too few samples decides
-nothing and leaves the alert as it was.
+nothing and leaves the alert as it was. Through the rule's hysteresis (``rule``): a
+breach fires after its ``for``; the alert resolves once the KL has stayed below
+``resolve_ratio`` × the threshold for its ``keep_firing_for``.
 """
 
 from __future__ import annotations
@@ -19,7 +21,16 @@ from typing import Any
 
 import numpy as np
 
-from streams.control.alerts import AlertTransition, Condition, step_alert
+from streams.control.alerts import (
+    BETWEEN,
+    BREACH,
+    CLEAR,
+    AlertRule,
+    AlertTransition,
+    Condition,
+    hysteresis,
+    step_alert,
+)
 from streams.maths.drift import feature_drift, histogram_counts
 
 DRIFT = "RISK_MODEL_DRIFT"
@@ -84,9 +95,13 @@ def new_state(scope: str, partition: int) -> dict[str, Any]:
             "alert_evaluation": None}
 
 
+_NO_RULE = AlertRule()
+
+
 def evaluate(state: dict[str, Any], profile: Mapping[str, Any],
              window: Iterable[Mapping[str, Any]], now_ms: int, threshold: float,
-             min_samples: int, window_s: float) -> list[AlertTransition]:
+             min_samples: int, window_s: float,
+             rule: AlertRule = _NO_RULE) -> list[AlertTransition]:
     """Drift of the window's counts (entries of the profile's version) against the profile."""
     version = profile["model_version"]
     recent = {name: np.zeros(len(f["probabilities"]), dtype=np.int64)
@@ -113,9 +128,15 @@ def evaluate(state: dict[str, Any], profile: Mapping[str, Any],
         "per_feature": dict(report.per_feature),
     }
     verdict = "healthy" if report.healthy else "drifted"
+    judged = (BREACH if not report.healthy else
+              CLEAR if report.max_drift < threshold * rule.resolve_ratio else BETWEEN)
+    edge = hysteresis(state.setdefault("track", {}), state["alert"] is not None, judged, rule,
+                      now_ms)
+    if edge is None:
+        return []
     condition = Condition(
         scope=state["scope"], subject="features", reason_code=DRIFT,
-        firing=not report.healthy, metric=f"kl:{report.max_feature}",
+        firing=edge == "fire", metric=f"kl:{report.max_feature}",
         value=report.max_drift, threshold=threshold, window_s=window_s,
         cause=f"{version}@{bucket_start(now_ms, int(window_s * 1000))}",
         event_time_ms=now_ms,

@@ -242,8 +242,9 @@ def _canary_gate(gates: Gates, evidence: dict[str, str]) -> list[str]:
         if m is None:
             reasons.append(f"canary: no verdict for leading metric {metric}")
             continue
-        for name in ("verdict", "delta", "p_better", "p_worse", "n_canary", "n_baseline",
-                     "mean_canary", "mean_baseline", "alpha", "window_start_ms"):
+        for name in ("verdict", "mean_canary", "mean_baseline", "delta", "margin", "p_value",
+                     "p_noninferior", "p_inferior", "n_canary", "n_baseline", "alpha",
+                     "window_start_ms"):
             evidence[f"canary.{metric}.{name}"] = _fmt(m.get(name))
         if m["verdict"] != "promote_eligible":
             reasons.append(f"canary: {metric} is {m['verdict']} ({m['reason']})")

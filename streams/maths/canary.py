@@ -5,11 +5,15 @@ compared between the canary (``new``) and the ``baseline`` with a one-sided test
 Whether higher or lower is better is explicit (:class:`Direction`): for Brier score
 and slippage RMSE lower is better.
 
-Verdicts (:class:`Verdict`):
+Two gates:
 
-- ``promote_eligible`` — significantly better at level ``alpha``;
-- ``regressed`` — significantly worse at level ``alpha``;
-- ``hold`` — not enough samples, or no significant difference yet.
+- :func:`noninferiority_verdict` (the promotion gate): with a per-metric ``margin``, the
+  canary is ``promote_eligible`` when a one-sided test shows it *not worse* than the
+  baseline by the margin or more (H0: worse by ≥ margin), ``regressed`` when a
+  one-sided test shows it worse by more than the margin (H0: worse by ≤ margin), else
+  ``hold`` (too few samples, or neither shown).
+- :func:`canary_verdict` (superiority): ``promote_eligible`` when significantly better
+  at level ``alpha``, ``regressed`` when significantly worse, else ``hold``.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ __all__ = [
     "canary_delta",
     "canary_verdict",
     "combine_verdicts",
+    "noninferiority_verdict",
 ]
 
 DEFAULT_ALPHA = 0.05
@@ -142,6 +147,17 @@ class CanaryVerdict:
     min_samples: int
     metric: str | None
     reason: str
+    margin: float | None = None  # set by noninferiority_verdict
+    p_noninferior: float | None = None  # H1: not worse by the margin or more
+    p_inferior: float | None = None  # H1: worse by more than the margin
+
+    @property
+    def p_value(self) -> float | None:
+        """The p-value behind the verdict: of the non-inferiority test unless regressed
+        (then of the inferiority test); None when not tested."""
+        if self.margin is None:
+            return self.p_worse if self.verdict == Verdict.REGRESSED else self.p_better
+        return self.p_inferior if self.verdict == Verdict.REGRESSED else self.p_noninferior
 
     @property
     def sufficient_samples(self) -> bool:
@@ -262,6 +278,61 @@ def canary_verdict(
         p_better,
         p_worse,
     )
+
+
+def noninferiority_verdict(
+    new: ArrayLike,
+    baseline: ArrayLike,
+    direction: Direction | str,
+    margin: float,
+    alpha: float = DEFAULT_ALPHA,
+    min_samples: int = DEFAULT_MIN_SAMPLES,
+    test: StatisticalTest | str = StatisticalTest.MANN_WHITNEY,
+    metric: str | None = None,
+) -> CanaryVerdict:
+    """Non-inferiority of the canary on one metric, with ``margin`` (>= 0, in the
+    metric's unit): how much worse than the baseline still counts as "not worse".
+
+    Both one-sided tests compare the canary with the baseline shifted by the margin the
+    worse way (a location shift; Welch: on means): ``p_noninferior`` for "the canary is
+    better than baseline + margin" (lower is better) and ``p_inferior`` for "worse than
+    baseline + margin". Decision: too few samples → hold; ``p_noninferior < alpha`` →
+    promote_eligible; ``p_inferior < alpha`` → regressed; else hold. The superiority
+    p-values (``p_better``, ``p_worse``, margin 0) are reported alongside.
+
+    Example (the seed's): Brier 0.179 on the canary against 0.181, delta −0.002, margin
+    0.01: eligible once the samples make −0.002 significantly below +0.01.
+    """
+    parsed_direction = Direction.parse(direction)
+    if (isinstance(margin, bool) or not isinstance(margin, Real) or not math.isfinite(margin)
+            or margin < 0):
+        raise ValueError(f"margin must be a finite number >= 0, got {margin!r}")
+    plain = canary_verdict(new, baseline, parsed_direction, alpha, min_samples, test, metric)
+    fields = {name: getattr(plain, name) for name in CanaryVerdict.__slots__}
+    fields["margin"] = float(margin)
+    if not plain.sufficient_samples:
+        fields["reason"] = plain.reason
+        return CanaryVerdict(**fields)
+    worse = 1.0 if parsed_direction is Direction.LOWER_IS_BETTER else -1.0
+    shifted = _as_finite_samples("baseline", baseline) + worse * float(margin)
+    p_noninferior, p_inferior = _one_sided_p_values(
+        _as_finite_samples("new", new), shifted, parsed_direction, plain.test)
+    fields.update(p_noninferior=p_noninferior, p_inferior=p_inferior)
+    delta = "n/a" if plain.delta is None else f"{plain.delta:+.6g}"
+    if p_noninferior < alpha:
+        fields.update(verdict=Verdict.PROMOTE_ELIGIBLE,
+                      reason=f"not worse by {margin:g} or more (delta {delta}, {plain.test}: "
+                      f"p={p_noninferior:.3g} < {alpha})")
+    elif p_inferior < alpha:
+        fields.update(verdict=Verdict.REGRESSED,
+                      reason=f"worse by more than {margin:g} (delta {delta}, {plain.test}: "
+                      f"p={p_inferior:.3g} < {alpha})")
+    else:
+        fields.update(verdict=Verdict.HOLD,
+                      reason=f"neither shown (delta {delta}, margin {margin:g}, {plain.test}: "
+                      f"p_noninferior={p_noninferior:.3g}, p_inferior={p_inferior:.3g}, "
+                      f"alpha={alpha})")
+    return CanaryVerdict(**fields)
 
 
 @dataclass(frozen=True, slots=True)

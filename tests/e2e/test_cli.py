@@ -119,6 +119,9 @@ def test_demo_detects_every_scripted_fault(tmp_path: Path) -> None:
         assert fault.reason_code in row, row
         assert len(re.findall(r"-?\d+\.\d+s", row)) >= 3, f"injected/detected/delay: {row}"
     assert "stage CANARY" in result.stdout and "stage PAPER" in result.stdout
+    # hysteresis: each fault one episode, so no (scope, reason) fired twice
+    assert "no (scope, reason) fired more than once" in result.stdout
+    assert "fired more than once:" not in result.stdout
 
 
 def test_external_bootstrap_is_used_when_set(tmp_path: Path) -> None:

@@ -36,7 +36,9 @@ SETTINGS = {
     "evaluation_interval_s": 0.1, "canary_evaluation_interval_s": 0.2,
     "drift_min_samples": 200, "canary_min_samples": 30,
     "canary_leading_metrics": {"brier": "lower_is_better"},
+    "canary_window_s": 20, "canary_margins": {"brier": 0.01},
 }
+WINDOW_MS = 20_000
 EDGES = [-1.5, -0.5, 0.0, 0.5, 1.5]
 TRAINING = [0.02, 0.16, 0.32, 0.32, 0.16, 0.02]
 SHIFTED = [0.0, 0.02, 0.08, 0.2, 0.4, 0.3]
@@ -71,12 +73,25 @@ def features(model: str, rng: np.random.Generator, n: int,
             for _ in range(n)]
 
 
-def scores(model: str, cohort: Cohort, mean: float, n: int, seed: int) -> list[ModelScore]:
-    values = np.random.default_rng(seed).uniform(mean - 0.001, mean + 0.001, n)
+def completed_window_time() -> int:
+    """An event time in the last completed canary window, with at least 8 s left before
+    the next window completes (the verdict of a window stands until then)."""
+    now = now_ms()
+    if WINDOW_MS - now % WINDOW_MS < 8_000:
+        time.sleep((WINDOW_MS - now % WINDOW_MS) / 1000 + 0.1)
+        now = now_ms()
+    return now - now % WINDOW_MS - WINDOW_MS + 500
+
+
+def scores(model: str, cohort: Cohort, mean: float, n: int, seed: int,
+           at_ms: int) -> list[ModelScore]:
+    """Brier scores of exactly ``mean`` (standard deviation 0.05), stamped ``at_ms``."""
+    z = np.random.default_rng(seed).normal(0, 1, n)
+    values = mean + 0.05 * (z - z.mean()) / z.std()
     return [ModelScore(event_id=uuid.uuid4().hex, model=model,
                        model_version="v2" if cohort is Cohort.CANARY else "v1", cohort=cohort,
                        metric="brier", value=float(v), prediction_id=uuid.uuid4().hex,
-                       event_time_ms=now_ms()) for v in values]
+                       event_time_ms=at_ms) for v in values]
 
 
 def command(scope: str, action: OpsAction, target: str | None = None,
@@ -187,18 +202,38 @@ def test_the_full_ladder_is_walked_by_commands_through_the_canary_gate(stack: St
     assert held.decision == "refused"
     assert "canary: no verdict for leading metric brier" in held.evidence["reason"]
 
-    stack.send_records("model.scores", scores("pricer", Cohort.CANARY, 0.179, 50, 1)
-                       + scores("pricer", Cohort.BASELINE, 0.181, 50, 2))
-    wait_until(lambda: processed(worker, stack, "model.scores") == 100, 15,
+    # The seed's example: Brier 0.179 on the canary against 0.181, delta −0.002, within
+    # the margin 0.01 — not worse, so eligible (it is not shown *better*: p_better > 0.05).
+    at_ms = completed_window_time()
+    stack.send_records("model.scores", scores("pricer", Cohort.CANARY, 0.179, 500, 1, at_ms)
+                       + scores("pricer", Cohort.BASELINE, 0.181, 500, 2, at_ms))
+    wait_until(lambda: processed(worker, stack, "model.scores") == 1000, 15,
                what="the scores processed")
+
+    def decided() -> dict:
+        found = worker.get(f"/api/drift?scope={scope}")["models"].get(scope) or {}
+        brier = ((found.get("canary") or {}).get("metrics") or {}).get("brier") or {}
+        return brier.get("n_canary") == 500 and brier
+    brier = wait_until(decided, 15, what="the canary verdict of the completed window")
+    assert brier["verdict"] == "promote_eligible"
+    assert brier["mean_canary"] == pytest.approx(0.179, abs=1e-9)
+    assert brier["mean_baseline"] == pytest.approx(0.181, abs=1e-9)
+    assert brier["delta"] == pytest.approx(-0.002, abs=1e-9)
+    assert brier["margin"] == 0.01 and brier["p_value"] < 0.05 < brier["p_better"]
+    assert brier["window_start_ms"] == at_ms - 500
+
     live = command(scope, OpsAction.PROMOTE, "LIVE")
     stack.send_records("ops.commands", [live, live])  # a repeated command id is applied once
     granted = audit_of(stack, live)
-    assert granted.decision == "granted"
+    assert granted.decision == "granted", granted.evidence["reason"]
     assert granted.evidence["canary.brier.verdict"] == "promote_eligible"
-    assert float(granted.evidence["canary.brier.delta"]) == pytest.approx(-0.002, abs=3e-4)
-    assert float(granted.evidence["canary.brier.p_better"]) < 0.05
-    assert granted.evidence["canary.brier.n_canary"] == "50"
+    assert float(granted.evidence["canary.brier.delta"]) == pytest.approx(-0.002, abs=1e-6)
+    assert float(granted.evidence["canary.brier.mean_canary"]) == pytest.approx(0.179)
+    assert float(granted.evidence["canary.brier.mean_baseline"]) == pytest.approx(0.181)
+    assert granted.evidence["canary.brier.margin"] == "0.01"
+    assert float(granted.evidence["canary.brier.p_value"]) == pytest.approx(
+        brier["p_value"], rel=1e-5)
+    assert granted.evidence["canary.brier.n_canary"] == "500"
 
     past = command(scope, OpsAction.PROMOTE)
     stack.send_records("ops.commands", [past])
@@ -222,8 +257,9 @@ def test_a_clearly_worse_canary_is_rolled_back_with_an_audit_naming_the_metric(
     stack.start_worker(**SETTINGS)
     scope = register(stack, "shaky")
     walk(stack, scope, ["SHADOW", "PAPER", "CANARY"])
-    stack.send_records("model.scores", scores("shaky", Cohort.CANARY, 0.25, 50, 3)
-                       + scores("shaky", Cohort.BASELINE, 0.181, 50, 4))
+    at_ms = completed_window_time()
+    stack.send_records("model.scores", scores("shaky", Cohort.CANARY, 0.25, 50, 3, at_ms)
+                       + scores("shaky", Cohort.BASELINE, 0.181, 50, 4, at_ms))
 
     wait_until(lambda: stages(stack, scope)[-1:] == ["PAPER"], 20, what="rolled back to PAPER")
     [rollback] = [e for e in rollout_audit(stack) if e.payload.action == "auto_rollback"]
@@ -233,12 +269,13 @@ def test_a_clearly_worse_canary_is_rolled_back_with_an_audit_naming_the_metric(
     assert "canary regressed on brier" in payload.evidence["reason"]
     assert payload.evidence["canary.regressed"] == "brier"
     assert payload.evidence["reason_codes"] == "RISK_CANARY_REGRESSION"
-    assert float(payload.evidence["canary.brier.delta"]) == pytest.approx(0.069, abs=1e-3)
-    assert float(payload.evidence["canary.brier.p_worse"]) < 0.05
+    assert float(payload.evidence["canary.brier.delta"]) == pytest.approx(0.069, abs=1e-6)
+    assert float(payload.evidence["canary.brier.p_inferior"]) < 0.05
+    assert payload.evidence["canary.brier.margin"] == "0.01"
     assert (payload.before, payload.after) == ('{"stage": "CANARY"}', '{"stage": "PAPER"}')
     regression = [a for a in stack.read_records("monitor.alerts", idle_timeout_s=0.5)
                   if a.reason_code == "RISK_CANARY_REGRESSION"]
-    assert regression[0].scope == scope and regression[0].payload.metric == "p_worse:brier"
+    assert regression[0].scope == scope and regression[0].payload.metric == "p_inferior:brier"
 
     again = command(scope, OpsAction.PROMOTE, "CANARY")
     stack.send_records("ops.commands", [again])

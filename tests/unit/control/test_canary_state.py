@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streams.control import canary
-from streams.maths.canary import canary_verdict
+from streams.maths.canary import noninferiority_verdict
 from streams.records import AlertStatus
 
 SCOPE = "model:pricer"
@@ -83,32 +83,56 @@ def brier(mean: float, n: int, seed: int) -> list[float]:
     return list(np.random.default_rng(seed).uniform(mean - 0.001, mean + 0.001, n))
 
 
+MARGINS = {"brier": 0.01}
+NOW = T0 + WINDOW_MS + 10  # T0's window has completed: it is the one decided
+
+
 def test_brier_0179_against_0181_is_eligible_and_matches_the_maths_core() -> None:
+    """The seed's example: not worse by the margin (delta −0.002 against +0.01)."""
     new, baseline = brier(0.179, 50, 1), brier(0.181, 50, 2)
     evaluation = canary.evaluate({T0: {"brier": (new, baseline)}}, LEADING, 0.05, 30,
-                                 "mannwhitney", T0 + 10, WINDOW_MS, "v2")
-    expected = canary_verdict(new, baseline, "lower_is_better", 0.05, 30)
+                                 "mannwhitney", NOW, WINDOW_MS, "v2", MARGINS)
+    expected = noninferiority_verdict(new, baseline, "lower_is_better", 0.01, 0.05, 30)
     brier_verdict = evaluation["metrics"]["brier"]
     assert evaluation["combined"] == "promote_eligible"
+    assert evaluation["window_start_ms"] == T0 and evaluation["decided_ms"] == T0 + WINDOW_MS
     assert brier_verdict["verdict"] == "promote_eligible"
     assert brier_verdict["delta"] == pytest.approx(-0.002, abs=3e-4)
     assert brier_verdict["delta"] == expected.delta
-    assert brier_verdict["p_better"] == expected.p_better
+    assert brier_verdict["margin"] == 0.01
+    assert brier_verdict["p_value"] == expected.p_noninferior < 0.05
+    assert brier_verdict["mean_canary"] == pytest.approx(0.179, abs=3e-4)
     assert (brier_verdict["n_canary"], brier_verdict["n_baseline"]) == (50, 50)
     state = canary.new_state(SCOPE, 2)
     assert canary.judge(state, evaluation) == []
 
 
-def test_too_few_samples_hold_and_the_previous_window_decides_until_enough() -> None:
+def test_a_canary_that_is_not_better_but_not_worse_is_eligible() -> None:
+    """Equal distributions: the superiority test would hold forever; within the margin
+    the canary is not worse, so eligible."""
+    same = (brier(0.181, 200, 11), brier(0.181, 200, 12))
+    evaluation = canary.evaluate({T0: {"brier": same}}, LEADING, 0.05, 30, "welch", NOW,
+                                 WINDOW_MS, "v2", MARGINS)
+    assert evaluation["metrics"]["brier"]["p_better"] > 0.05
+    assert evaluation["combined"] == "promote_eligible"
+    no_margin = canary.evaluate({T0: {"brier": same}}, LEADING, 0.05, 30, "welch", NOW,
+                                WINDOW_MS, "v2", {})
+    assert no_margin["combined"] == "hold"
+
+
+def test_the_window_in_progress_is_not_judged_and_too_few_samples_hold() -> None:
     good = (brier(0.179, 50, 3), brier(0.181, 50, 4))
     few = (brier(0.3, 5, 5), brier(0.181, 5, 6))
-    evaluation = canary.evaluate({T0: {"brier": good}, T0 + WINDOW_MS: {"brier": few}},
-                                 LEADING, 0.05, 30, "mannwhitney", T0 + WINDOW_MS + 1,
-                                 WINDOW_MS, "v2")
+    samples = {T0: {"brier": good}, T0 + WINDOW_MS: {"brier": few}}
+    evaluation = canary.evaluate(samples, LEADING, 0.05, 30, "mannwhitney", NOW, WINDOW_MS,
+                                 "v2", MARGINS)
     assert evaluation["metrics"]["brier"]["window_start_ms"] == T0
     assert evaluation["combined"] == "promote_eligible"
-    evaluation = canary.evaluate({T0 + WINDOW_MS: {"brier": few}}, LEADING, 0.05, 30,
-                                 "mannwhitney", T0 + WINDOW_MS + 1, WINDOW_MS, "v2")
+    assert canary.decided(evaluation, NOW + 1, WINDOW_MS, "v2")
+    assert not canary.decided(evaluation, NOW + WINDOW_MS, WINDOW_MS, "v2"), "next window"
+    assert not canary.decided(evaluation, NOW + 1, WINDOW_MS, "v3"), "another canary"
+    evaluation = canary.evaluate(samples, LEADING, 0.05, 30, "mannwhitney", NOW + WINDOW_MS,
+                                 WINDOW_MS, "v2", MARGINS)
     assert evaluation["combined"] == "hold"
     assert "not enough samples" in evaluation["metrics"]["brier"]["reason"]
 
@@ -117,19 +141,24 @@ def test_worse_on_any_leading_metric_is_a_regression_alert_naming_the_metric() -
     leading = {"brier": "lower_is_better", "fill_ratio": "higher_is_better"}
     samples = {T0: {"brier": (brier(0.179, 50, 7), brier(0.181, 50, 8)),
                     "fill_ratio": (brier(0.5, 50, 9), brier(0.9, 50, 10))}}
-    evaluation = canary.evaluate(samples, leading, 0.05, 30, "mannwhitney", T0 + 5, WINDOW_MS,
-                                 "v2")
+    evaluation = canary.evaluate(samples, leading, 0.05, 30, "mannwhitney", NOW, WINDOW_MS,
+                                 "v2", {"brier": 0.01, "fill_ratio": 0.02})
     assert evaluation["combined"] == "regressed" and evaluation["regressed"] == ["fill_ratio"]
     state = canary.new_state(SCOPE, 2)
     [fired] = canary.judge(state, evaluation)
     assert fired.status is AlertStatus.FIRING
     assert fired.condition.reason_code == "RISK_CANARY_REGRESSION"
-    assert fired.condition.metric == "p_worse:fill_ratio"
+    assert fired.condition.metric == "p_inferior:fill_ratio"
     assert fired.condition.value < 0.05 and fired.condition.threshold == 0.05
     assert "fill_ratio regressed" in fired.condition.message
     assert state["alert_evaluation"] is evaluation
     assert canary.judge(state, evaluation) == [], "fires once"
-    calm = canary.evaluate({}, leading, 0.05, 30, "mannwhitney", T0 + 5, WINDOW_MS, "v2")
+    unknown = canary.evaluate({}, leading, 0.05, 30, "mannwhitney", NOW, WINDOW_MS, "v2")
+    assert canary.judge(state, unknown) == [], "a window without samples keeps the state"
+    calm_samples = {T0: {"brier": samples[T0]["brier"],
+                         "fill_ratio": (brier(0.9, 50, 13), brier(0.9, 50, 14))}}
+    calm = canary.evaluate(calm_samples, leading, 0.05, 30, "mannwhitney", NOW, WINDOW_MS,
+                           "v2", {"fill_ratio": 0.02})
     [resolved] = canary.judge(state, calm)
     assert resolved.status is AlertStatus.RESOLVED
 

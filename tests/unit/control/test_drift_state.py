@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from streams.control import drift
+from streams.control.alerts import AlertRule
 from streams.maths.drift import feature_drift, histogram_counts
 from streams.records import AlertStatus
 
@@ -95,3 +96,21 @@ def test_state_size_does_not_grow_with_samples() -> None:
     small = len(json.dumps(counts_for([sample(rng) for _ in range(10)])))
     large = len(json.dumps(counts_for([sample(rng) for _ in range(5000)])))
     assert large < small + 40
+
+
+def test_drift_resolves_below_the_resolve_threshold_after_keep_firing_for() -> None:
+    rule = AlertRule(keep_firing_for_ms=60_000, resolve_ratio=0.5)
+    rng = np.random.default_rng(5)
+    state = drift.new_state(SCOPE, 1)
+    shifted = [counts_for([sample(rng, shift=1.0) for _ in range(400)])]
+    [fired] = drift.evaluate(state, PROFILE, shifted, T0, 0.2, 100, 86400.0, rule)
+    assert fired.status is AlertStatus.FIRING
+    calm = [counts_for([sample(rng) for _ in range(400)])]
+    between = [counts_for([sample(rng, shift=0.33) for _ in range(400)])]
+    assert drift.evaluate(state, PROFILE, between, T0 + 1, 0.2, 100, 86400.0, rule) == []
+    assert 0.1 < state["evaluation"]["max_drift"] < 0.2, "healthy, not below 0.5 × 0.2"
+    assert drift.evaluate(state, PROFILE, calm, T0 + 2, 0.2, 100, 86400.0, rule) == []
+    assert state["evaluation"]["max_drift"] < 0.1
+    assert drift.evaluate(state, PROFILE, calm, T0 + 60_001, 0.2, 100, 86400.0, rule) == []
+    [resolved] = drift.evaluate(state, PROFILE, calm, T0 + 60_002, 0.2, 100, 86400.0, rule)
+    assert resolved.status is AlertStatus.RESOLVED

@@ -25,7 +25,8 @@ def round_trip(entry: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 def metric(verdict: str = "promote_eligible", delta: float = -0.002) -> dict[str, Any]:
-    return {"verdict": verdict, "delta": delta, "p_better": 0.001, "p_worse": 0.999,
+    return {"verdict": verdict, "delta": delta, "margin": 0.01, "p_value": 0.001,
+            "p_noninferior": 0.001, "p_inferior": 0.999, "p_better": 0.2, "p_worse": 0.8,
             "n_canary": 60, "n_baseline": 60, "mean_canary": 0.179, "mean_baseline": 0.181,
             "direction": "lower_is_better", "alpha": 0.05, "window_start_ms": T0,
             "reason": f"{verdict} because"}
@@ -261,7 +262,10 @@ def test_canary_to_live_needs_every_leading_metric_eligible() -> None:
     _, granted = promote(at("CANARY"), "LIVE")
     assert granted.granted
     assert granted.evidence["canary.brier.delta"] == "-0.002"
-    assert granted.evidence["canary.brier.p_better"] == "0.001"
+    assert granted.evidence["canary.brier.margin"] == "0.01"
+    assert granted.evidence["canary.brier.p_value"] == "0.001"
+    assert granted.evidence["canary.brier.mean_canary"] == "0.179"
+    assert granted.evidence["canary.brier.mean_baseline"] == "0.181"
     assert granted.evidence["canary.brier.verdict"] == "promote_eligible"
     assert granted.evidence["canary.slippage_abs_error_bps.n_canary"] == "60"
 

@@ -16,6 +16,7 @@ from streams.maths.canary import (
     canary_delta,
     canary_verdict,
     combine_verdicts,
+    noninferiority_verdict,
 )
 
 
@@ -254,3 +255,42 @@ def test_end_to_end_leading_metrics() -> None:
     assert combine_verdicts({"brier": brier, "slippage_rmse": slippage}).verdict == (
         "promote_eligible"
     )
+
+
+# --- non-inferiority (the promotion gate) ------------------------------------------------
+
+
+def _exact(mean: float, n: int, seed: int, sd: float = 0.05) -> np.ndarray:
+    z = np.random.default_rng(seed).normal(0, 1, n)
+    return mean + sd * (z - z.mean()) / z.std()
+
+
+@pytest.mark.parametrize("test", ["welch", "mannwhitney"])
+def test_the_seeds_example_is_eligible_as_not_worse(test: str) -> None:
+    result = noninferiority_verdict(_exact(0.179, 500, 1), _exact(0.181, 500, 2),
+                                    "lower_is_better", margin=0.01, alpha=0.05, test=test)
+    assert result.verdict == "promote_eligible"
+    assert result.delta == pytest.approx(-0.002)
+    assert result.margin == 0.01 and result.p_value == result.p_noninferior < 0.05
+    assert result.p_inferior > 0.5
+
+
+@pytest.mark.parametrize("direction, worse", [("lower_is_better", 0.03),
+                                              ("higher_is_better", -0.03)])
+def test_worse_beyond_the_margin_is_a_regression(direction: str, worse: float) -> None:
+    result = noninferiority_verdict(_exact(0.5 + worse, 500, 3), _exact(0.5, 500, 4),
+                                    direction, margin=0.01, test="welch")
+    assert result.verdict == "regressed" and result.p_value == result.p_inferior < 0.05
+
+
+def test_worse_within_the_margin_is_neither_shown_on_few_samples() -> None:
+    result = noninferiority_verdict(_exact(0.186, 40, 5), _exact(0.181, 40, 6),
+                                    "lower_is_better", margin=0.01, test="welch")
+    assert result.verdict == "hold" and "neither shown" in result.reason
+    few = noninferiority_verdict([0.1] * 5, [0.2] * 5, "lower_is_better", margin=0.01)
+    assert few.verdict == "hold" and few.p_value is None
+
+
+def test_a_negative_margin_is_refused() -> None:
+    with pytest.raises(ValueError, match="margin"):
+        noninferiority_verdict([0.1] * 40, [0.1] * 40, "lower_is_better", margin=-0.1)
