@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import faust
-from faust.types import TP
+from faust.types import TP, Message
 
 from streams import framework
 from streams.codec import InputMessage
@@ -56,16 +56,20 @@ def handle_batches(topic: faust.TopicT, handler: BatchHandler) -> None:
 
     async def deliver_one_by_one(stream: faust.StreamT) -> None:
         async for event in stream.events():
-            message = event.message
-            timestamp = message.timestamp
-            await handler(message.tp, [DeliveredMessage(
-                message.topic, message.partition, message.offset,
-                None if timestamp is None else round(timestamp * 1000),
-                message.key, message.value)])
+            await handler(event.message.tp, [delivered(event.message)])
             if before_ack is not None:
                 await before_ack()
 
     app.agent(topic, name=f"polymon.deliver.{topic_name}")(deliver_one_by_one)
+
+
+def delivered(message: Message) -> DeliveredMessage:
+    """A message of Faust's per-message path as handlers read it (its timestamp back in
+    milliseconds)."""
+    timestamp = message.timestamp
+    return DeliveredMessage(message.topic, message.partition, message.offset,
+                            None if timestamp is None else round(timestamp * 1000),
+                            message.key, message.value)
 
 
 def acknowledge_every(interval_s: float, before: Callable[[], Awaitable[Any]]) -> None:

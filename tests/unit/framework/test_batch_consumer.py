@@ -70,3 +70,43 @@ def test_offsets_are_acknowledged_once_and_only_from_the_committed_one_on(
     assert consumer._acked[TP_] == [*sorted(acked), *fresh]
     assert consumer._acked_index[TP_] == acked | set(fresh)
     assert consumer._n_acked == len(fresh)
+
+
+class _Message:
+    """What Faust's ``Consumer.ack`` reads of a message."""
+
+    def __init__(self, offset: int) -> None:
+        self.acked, self.tp, self.offset, self.topic = False, TP_, offset, TP_.topic
+
+
+class _Topics:
+    @staticmethod
+    def acks_enabled_for(topic: str) -> bool:
+        return True
+
+
+def _ack_state(acked: list[int], committed: int | None) -> batch_consumer.BatchingConsumer:
+    """A consumer holding only the bookkeeping an acknowledgement writes."""
+    consumer = batch_consumer.BatchingConsumer.__new__(batch_consumer.BatchingConsumer)
+    consumer.app = SimpleNamespace(topics=_Topics())
+    consumer._acked = {TP_: list(acked)}
+    consumer._acked_index = {TP_: set(acked)}
+    consumer._committed_offset = {TP_: committed}
+    consumer._n_acked = len(acked)
+    consumer._waiting_for_ack = None
+    consumer._unacked_messages = set()
+    return consumer
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sets(st.integers(0, 60), max_size=20), st.none() | st.integers(0, 30),
+       st.lists(st.integers(0, 60), unique=True, max_size=40))
+def test_acknowledging_a_batch_is_fausts_ack_of_each_offset(
+        acked: set[int], committed: int | None, handled: list[int]) -> None:
+    ours, fausts = (_ack_state(sorted(acked), committed) for _ in range(2))
+    ours._ack_offsets(TP_, handled)
+    for offset in handled:
+        faust_aiokafka.Consumer.ack(fausts, _Message(offset))  # type: ignore[arg-type]
+    assert ours._acked == fausts._acked
+    assert ours._acked_index == fausts._acked_index
+    assert ours._n_acked == fausts._n_acked
