@@ -37,6 +37,7 @@ RUN apt-get update \
     && cd / \
     && polymon --help > /dev/null \
     && python -c "from streams.topics import load_topic_specs; assert load_topic_specs()" \
+    && python -c "from streams.framework import gate; gate.check()" \
     && python -c "from streams import avrodecode; assert avrodecode.available(), avrodecode.status" \
     && python -c "from streams import compiled as c; m = c.read_manifest(); assert m and all(m.values()), m"
 

@@ -99,3 +99,13 @@ def test_pydantic_keeps_the_private_fields_written_in_its_slots() -> None:
     other = Needed("pydantic", "pydantic.main:BaseModel", "__pydantic_fields_kept__")
     assert gate.attribute_problem(other) == (
         "pydantic.main.BaseModel.__pydantic_fields_kept__: missing")
+
+
+def test_the_image_and_dev_install_with_the_lock_and_the_image_checks_the_gate() -> None:
+    root = LOCK.parent
+    dockerfile = re.sub(r"\\\n\s*", " ", (root / "Dockerfile").read_text())
+    assert re.search(r"^COPY .*\brequirements\.lock\b", dockerfile, re.MULTILINE)
+    assert re.search(r"pip install [^&]*-c requirements\.lock \.(\s|$)", dockerfile)
+    assert "from streams.framework import gate; gate.check()" in dockerfile
+    dev = re.sub(r"\\\n\s*", " ", (root / "dev").read_text())
+    assert re.search(r"pip install [^\n]*-c requirements\.lock -e '\.\[dev\]'", dev)
