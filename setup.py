@@ -1,13 +1,13 @@
-"""The compiled parts, all optional: without a C compiler (or Cython) the package
-installs without them and runs as pure Python, slower.
+"""The native parts, all optional: without a C compiler (or Cython), or with
+POLYMON_NO_EXTENSIONS=1, the package installs without them and runs their pure twins.
 
-- streams/_avrodecode.c: the Avro decoder of input records (else cavro decodes). The
-  build records the source's digest, so a build of an older source is recognised and
-  not used (streams/avrodecode.py).
+- streams._avro (streams/_native/avro.c): Avro frames decoded and encoded, input records
+  assembled (else fastavro and pydantic).
+- streams._batches (streams/_native/batches.c): Kafka record batches read (else aiokafka).
 - The hot path's modules (streams.compiled.MODULES), compiled from their .py by Cython.
-  The build writes streams/_compiled.json, each module's source digest (null: its
-  compilation failed), so a module edited since is run from its source
-  (streams/compiled.py).
+
+The build writes streams/_compiled.json, each part's source digest (null: its build
+failed), which the start-up check compares with the sources (streams/compiled.py).
 """
 
 import importlib.util
@@ -19,7 +19,6 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 HERE = Path(__file__).parent
-SOURCE = "streams/_avrodecode.c"
 
 # streams/compiled.py is stdlib only: loaded by path, without the package's dependencies
 _spec = importlib.util.spec_from_file_location("polymon_compiled", HERE / "streams/compiled.py")
@@ -27,13 +26,15 @@ assert _spec is not None and _spec.loader is not None
 compiled = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(compiled)
 
+native = os.environ.get(compiled.SWITCH, "") in ("", "0")
+package = HERE / "streams"
 extensions = [Extension(
-    "streams._avrodecode", [SOURCE], optional=True,
-    define_macros=[("SOURCE_SHA256", f'"{compiled.digest(HERE / SOURCE)}"')],
-    extra_compile_args=["-O2"],
-)]
-sources = {name: compiled.source_of(name, HERE / "streams") for name in compiled.MODULES}
-digests = {name: compiled.digest(path) for name, path in sources.items()}
+    name, [f"streams/{paths[0]}"], depends=[f"streams/{path}" for path in paths[1:]],
+    optional=True, extra_compile_args=["-O2"],
+) for name, paths in compiled.EXTENSIONS.items()] if native else []
+sources = {name: compiled.source_of(name, package) for name in compiled.MODULES}
+digests = {name: compiled.digest(*compiled.sources_of(name, package))
+           for name in [*compiled.EXTENSIONS, *compiled.MODULES]}
 
 try:
     from Cython.Build import cythonize
@@ -52,7 +53,7 @@ def _cythonized(names: list[str]) -> list[Extension]:
     )
 
 
-if cythonize is not None and os.environ.get("POLYMON_PURE_PYTHON") != "1":
+if cythonize is not None and native:
     try:
         extensions += _cythonized(list(sources))
     except Exception:  # one module Cython cannot read stays pure Python
@@ -64,7 +65,7 @@ if cythonize is not None and os.environ.get("POLYMON_PURE_PYTHON") != "1":
 
 
 class BuildExt(build_ext):
-    """Builds in parallel, and writes the manifest of the hot-path modules built."""
+    """Builds in parallel, and writes the manifest of the native parts built."""
 
     def finalize_options(self) -> None:
         super().finalize_options()
@@ -72,7 +73,7 @@ class BuildExt(build_ext):
             self.parallel = os.cpu_count() or 1
 
     def run(self) -> None:
-        self.built: dict[str, str | None] = dict.fromkeys(compiled.MODULES)
+        self.built: dict[str, str | None] = dict.fromkeys(digests)
         super().run()
         # next to the modules built: in place (editable) or in the wheel's tree
         manifest = Path(self.get_ext_fullpath("streams._manifest")).with_name(

@@ -34,7 +34,7 @@ from streams.scopes import validate_scope
 _assemble_in_python = pydantic_fields.assemble_in_python
 
 
-# the same in C (a quarter of the time), when the extension is built
+# the same in C (a quarter of the time), unless the extension is off or not built
 _assemble = (avrodecode.extension.assemble if avrodecode.extension is not None
              else _assemble_in_python)
 

@@ -1,32 +1,28 @@
-"""Decoding input records in C: a schema compiled to a program that the extension
-``streams._avrodecode`` (streams/_avrodecode.c, built by ``pip install``) walks over the
-bytes. It returns the dict fastavro returns, or None for anything that is not exactly
-one well-formed record: the caller then lets fastavro decide and say why. Four to six
-times faster than cavro on our records (0.5–0.8 µs each, measured on the bench's mix);
-tests/unit/test_avrodecode.py checks it against fastavro. With the same program the
-extension encodes the records polymon writes (``encode_frame``: the bytes fastavro
-writes, or None to let fastavro write them), and it assembles the input records'
-pydantic models from checked fields (``assemble``, used by streams/records.py).
+"""Avro in C: a record schema compiled to a program that the extension ``streams._avro``
+(streams/_native/avro.c) walks over a frame's bytes. ``decode_frame`` returns the dict
+fastavro returns, or None for anything that is not exactly one well-formed record: the
+caller then lets fastavro decide and say why. ``encode_frame`` writes the bytes fastavro
+writes, or None to let fastavro write them. tests/unit/test_avrodecode.py checks both
+against fastavro. The extension also assembles the input records' pydantic models from
+checked fields (``assemble``, streams/assembly.py) and gives their classes plain
+attribute reads (``plain_getattr``, streams/records.py).
 
-Without a C compiler the install goes on without the extension, and :func:`compile_program`
-returns None (cavro decodes instead). An extension built from another version of the
-source is not used either (a checkout edited since its last install): it says so once.
+fastavro is the twin: when the extension is not built (no C compiler at install) or
+``POLYMON_NO_EXTENSIONS`` is set (streams.compiled), :func:`compile_program` returns None
+and fastavro decodes and encodes everything.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import sys
-from pathlib import Path
-from types import ModuleType
 from typing import Any
+
+from streams import compiled
 
 log = logging.getLogger(__name__)
 
-SOURCE = Path(__file__).with_name("_avrodecode.c")
-
-# the opcodes of streams/_avrodecode.c
+# the opcodes of streams/_native/avro.c
 NULL, BOOLEAN, INT, LONG, FLOAT, DOUBLE, BYTES, STRING, FIXED, ENUM, UNION, ARRAY, MAP, \
     RECORD = range(14)
 _PRIMITIVES = {"null": NULL, "boolean": BOOLEAN, "int": INT, "long": LONG, "float": FLOAT,
@@ -39,21 +35,9 @@ class Unsupported(ValueError):
     """A schema the C decoder does not read as fastavro does (logical types, recursion)."""
 
 
-def _load(source: Path = SOURCE) -> tuple[ModuleType | None, str]:
-    """The extension, or None and why not. ``source``: what it must have been built from."""
-    try:
-        from streams import _avrodecode  # type: ignore[attr-defined]
-    except ImportError as exc:
-        return None, f"not built ({exc})"
-    if source.exists():  # a checkout: the build must be of this source
-        digest = hashlib.sha256(source.read_bytes()).hexdigest()
-        if digest != _avrodecode.SOURCE_SHA256:
-            return None, (f"built from another version of {source.name} "
-                          "(./dev reinstalls it; or pip install -e .)")
-    return _avrodecode, "built"
-
-
-extension, status = _load()
+extension = compiled.extension("streams._avro")
+status = ("off: " + compiled.SWITCH + " is set" if compiled.NO_EXTENSIONS
+          else "built" if extension is not None else "not built")
 _said_why = False  # that the extension is not used: logged once
 
 
@@ -68,8 +52,8 @@ def compile_program(schema: dict[str, Any]) -> Program | None:
     if extension is None:
         if not _said_why:
             _said_why = True
-            log.warning("input records are decoded with cavro (slower): the C decoder is %s",
-                        status)
+            log.warning("Avro is decoded and encoded by fastavro (slower): the C extension "
+                        "streams._avro is %s", status)
         return None
     try:
         return _compile(schema, {}, set(), schema.get("namespace", ""))

@@ -5,8 +5,8 @@ Importing this package registers every agent, timer and command handler with the
 
 from streams import compiled as _compiled
 
-# Modules of this package are compiled (streams.compiled.MODULES): the stale-build guard goes
-# in before any of its modules is found, whoever imports it first.
+# Modules of this package are compiled (streams.compiled.MODULES): the native parts are
+# readied (the switch, the check that the build is current) before any of them is found.
 _compiled.install()
 
 from streams.agents import (  # noqa: E402

@@ -16,9 +16,9 @@ from faust.types import TP
 from streams.agents.outputs import enqueue, flush_outbox_if_due
 from streams.app import codecs, metrics, settings, topics
 from streams.codec import (
-    DeadLetterWriter,
     InputMessage,
     Rejection,
+    encode_dead_letter,
     rejecting_decoder,
 )
 from streams.delivery import handle_batches
@@ -47,7 +47,7 @@ def _dead_letter_counter(source_topic: str, stage: DeadLetterStage) -> Any:
     return metrics.dead_letters.labels(source_topic, stage.value)
 
 
-_letters = DeadLetterWriter(codecs.catalog["DeadLetter"])
+_letters = codecs["DeadLetter"]
 
 
 @functools.lru_cache(maxsize=1024)
@@ -59,8 +59,8 @@ def publish_dead_letter(message: InputMessage, stage: DeadLetterStage, error: st
     """Queue the message's dead letter (Avro, keyed by its source topic) with the batch's
     other output: it is sent before the batch's offsets are acknowledged, so no input is
     lost."""
-    enqueue(topics.dead_letters, _topic_key(message.topic), _letters.encode(
-        message, stage, error, settings.worker_id, int(time.time() * 1000)))
+    enqueue(topics.dead_letters, _topic_key(message.topic), encode_dead_letter(
+        _letters, message, stage, error, settings.worker_id, int(time.time() * 1000)))
     _dead_letter_counter(message.topic, stage).inc()
     # the log is throttled per origin (a flood of garbage makes this path hot)
     origin = (message.topic, stage)

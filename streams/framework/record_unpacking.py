@@ -47,7 +47,7 @@ from aiokafka.consumer.fetcher import READ_COMMITTED, FetchResult, PartitionReco
 from aiokafka.record.memory_records import MemoryRecords
 from aiokafka.structs import ConsumerRecord
 
-from streams import avrodecode
+from streams import compiled
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +60,8 @@ FetchedRecord = namedtuple(  # type: ignore[misc]
     "FetchedRecord", [field.name for field in dataclasses.fields(ConsumerRecord)])
 _new_record = tuple.__new__  # a named tuple from its fields without a Python frame
 
-# the C reader of record batches, when the extension is built
-_read_batches = getattr(avrodecode.extension, "read_batches", None)
+# the C reader of record batches, unless it is off (POLYMON_NO_EXTENSIONS) or not built
+_read_batches = getattr(compiled.extension("streams._batches"), "read_batches", None)
 # read_batches' status: the end of the bytes (or of their last whole batch); a batch
 # aiokafka is to read; a batch whose CRC is wrong; the records asked for are read
 BATCHES_END, BATCHES_PYTHON, BATCHES_CRC, BATCHES_LIMIT = 0, 1, 2, 3

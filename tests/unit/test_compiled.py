@@ -1,11 +1,12 @@
-"""The hot path's compiled modules: a build is used only for the source it was built
-from; an edited module runs from its source."""
+"""The native parts: a build of other sources is refused at start-up, saying what to do;
+POLYMON_NO_EXTENSIONS turns every native part off, in favour of its pure twin."""
 
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -14,58 +15,75 @@ import pytest
 from streams import compiled
 
 MODULE = "streams.control.due"
+SUFFIX = compiled.EXTENSION_SUFFIXES[0]
 
 
-def _package(tmp_path: Path, text: str = "VALUE = 1\n") -> Path:
-    """A stand-in streams directory holding MODULE's source."""
+def _tree(tmp_path: Path, built: dict[str, str | None], text: str = "VALUE = 1\n") -> Path:
+    """A stand-in streams directory: MODULE's source and a build of it, and a manifest."""
     source = compiled.source_of(MODULE, tmp_path)
     source.parent.mkdir(parents=True)
     source.write_text(text)
+    source.with_name(source.stem + SUFFIX).write_bytes(b"a build")
+    (tmp_path / compiled.MANIFEST).write_text(json.dumps(built))
     return source
 
 
-def test_a_module_built_from_its_current_source_is_left_to_pythons_finders(
-        tmp_path: Path) -> None:
-    source = _package(tmp_path)
-    finder = compiled.StaleBuildFinder({MODULE: compiled.digest(source)}, tmp_path)
-    assert finder.find_spec(MODULE) is None
-    assert finder.stale == []
+def test_a_build_of_the_current_source_is_not_stale(tmp_path: Path) -> None:
+    source = _tree(tmp_path, {})
+    (tmp_path / compiled.MANIFEST).write_text(json.dumps({MODULE: compiled.digest(source)}))
+    assert compiled.stale(tmp_path) == []
 
 
 @pytest.mark.parametrize("built", [{MODULE: "0" * 64}, {MODULE: None}, {}],
-                         ids=["built-from-another-source", "build-failed", "never-built"])
-def test_a_module_edited_since_its_build_is_loaded_from_its_source(
+                         ids=["built-from-another-source", "build-failed", "not-listed"])
+def test_a_build_of_another_source_or_unlisted_is_stale(
         tmp_path: Path, built: dict[str, str | None]) -> None:
-    source = _package(tmp_path, "VALUE = 2\n")
-    finder = compiled.StaleBuildFinder(built, tmp_path)
-    spec = finder.find_spec(MODULE)
-    assert spec is not None and spec.origin == str(source)
-    assert finder.stale == [MODULE]
-    module = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    spec.loader.exec_module(module)
-    assert module.VALUE == 2
+    _tree(tmp_path, built)
+    assert compiled.stale(tmp_path) == [MODULE]
 
 
-def test_a_module_compiled_once_and_listed_no_more_is_loaded_from_its_source(
-        tmp_path: Path) -> None:
-    """Its build may still lie next to it: only the manifest's digest lets a build run."""
-    source = tmp_path / "settings.py"
-    source.write_text("VALUE = 3\n")
-    finder = compiled.StaleBuildFinder({MODULE: None}, tmp_path)
-    spec = finder.find_spec("streams.settings")
-    assert spec is not None and spec.origin == str(source)
-    assert finder.stale == []  # not one of the hot path's: nothing to warn about
+def test_a_c_extension_is_checked_against_all_of_its_sources(tmp_path: Path) -> None:
+    for path in compiled.EXTENSIONS["streams._batches"]:
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text(f"/* {path} */\n")
+    (tmp_path / f"_batches{SUFFIX}").write_bytes(b"a build")
+    sources = compiled.sources_of("streams._batches", tmp_path)
+    (tmp_path / compiled.MANIFEST).write_text(
+        json.dumps({"streams._batches": compiled.digest(*sources)}))
+    assert compiled.stale(tmp_path) == []
+    (tmp_path / "_native" / "reader.h").write_text("/* edited */\n")  # the shared header
+    assert compiled.stale(tmp_path) == ["streams._batches"]
 
 
-def test_packages_c_modules_and_installs_without_sources_are_left_alone(
-        tmp_path: Path) -> None:
-    finder = compiled.StaleBuildFinder({}, tmp_path)
-    assert finder.find_spec(MODULE) is None  # no source here: an installed build is it
-    (tmp_path / "agents").mkdir()
-    assert finder.find_spec("streams.agents") is None  # a package
-    assert finder.find_spec("streams._avrodecode") is None  # C, checked by avrodecode
-    assert finder.find_spec("json") is None  # not polymon's
+def test_a_build_without_its_source_is_left_alone(tmp_path: Path) -> None:
+    """An installed tree without sources: nothing to compare with."""
+    (tmp_path / f"clock{SUFFIX}").write_bytes(b"a build")
+    assert compiled.stale(tmp_path) == []
+
+
+def test_remove_stale_deletes_only_the_stale_builds(tmp_path: Path) -> None:
+    source = _tree(tmp_path, {})
+    current = tmp_path / "clock.py"
+    current.write_text("NOW = 0\n")
+    (tmp_path / f"clock{SUFFIX}").write_bytes(b"a build")
+    (tmp_path / compiled.MANIFEST).write_text(
+        json.dumps({"streams.clock": compiled.digest(current)}))
+    assert compiled.remove_stale(tmp_path) == [MODULE]
+    assert not source.with_name(source.stem + SUFFIX).exists()
+    assert (tmp_path / f"clock{SUFFIX}").exists()
+
+
+def test_install_refuses_a_stale_build_and_says_what_to_do(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _tree(tmp_path, {MODULE: "0" * 64})
+    monkeypatch.setattr(compiled, "ROOT", tmp_path)
+    monkeypatch.setattr(compiled, "_installed", False)
+    monkeypatch.setattr(compiled, "NO_EXTENSIONS", False)
+    with pytest.raises(compiled.StaleBuildError) as raised:
+        compiled.install()
+    message = str(raised.value)
+    assert MODULE in message and "./dev" in message and "pip install -e ." in message
+    assert "POLYMON_NO_EXTENSIONS=1" in message
 
 
 def test_the_manifest_is_read_as_written_and_a_broken_one_as_empty(tmp_path: Path) -> None:
@@ -76,43 +94,69 @@ def test_the_manifest_is_read_as_written_and_a_broken_one_as_empty(tmp_path: Pat
     assert compiled.read_manifest(tmp_path / "absent") == {}
 
 
-def test_load_passes_over_a_stale_build_and_leaves_no_finder_behind(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """What a process without the guard installed (the runner client's) loads of the hot
-    path goes through the same check."""
-    import streams
-
-    name = "streams.stale_probe"
-    source = compiled.source_of(name, tmp_path)
-    source.write_text("VALUE = 4\n")
-    (tmp_path / compiled.MANIFEST).write_text(json.dumps({name: "0" * 64}))
-    monkeypatch.setattr(compiled, "_finder", None)
-    finders = list(sys.meta_path)
-    try:
-        module = compiled.load(name, tmp_path)
-        assert module.VALUE == 4 and module.__file__ == str(source)
-        assert sys.modules[name] is module and vars(streams)["stale_probe"] is module
-        assert sys.meta_path == finders
-    finally:
-        sys.modules.pop(name, None)
-        vars(streams).pop("stale_probe", None)
+def test_every_listed_part_has_its_sources() -> None:
+    for name in [*compiled.EXTENSIONS, *compiled.MODULES]:
+        for path in compiled.sources_of(name):
+            assert path.is_file(), (name, path)
 
 
-def test_every_listed_module_exists_and_the_guard_is_installed() -> None:
-    for name in compiled.MODULES:
-        assert compiled.source_of(name).is_file(), name
-    assert any(isinstance(finder, compiled.StaleBuildFinder) for finder in sys.meta_path)
+def test_no_import_hook_is_left_unless_the_switch_is_on() -> None:
+    finders = [f for f in sys.meta_path if isinstance(f, compiled._SourceFinder)]
+    assert len(finders) == (1 if compiled.NO_EXTENSIONS else 0)
 
 
-def test_this_install_runs_the_hot_path_compiled_when_it_was_built() -> None:
+@pytest.mark.skipif(compiled.NO_EXTENSIONS, reason="POLYMON_NO_EXTENSIONS is set")
+def test_this_install_runs_every_native_part_when_it_was_built() -> None:
     """After ./dev (pip install -e .) with Cython and a C compiler, as on this machine
-    kind and in CI, every hot-path module runs compiled and current."""
+    and in CI, every native part runs native and current."""
     built = compiled.read_manifest()
     if not any(built.values()):
-        pytest.skip("the hot path is not compiled in this install (no Cython or compiler)")
+        pytest.skip("nothing native is built in this install (no Cython or compiler)")
+    assert compiled.stale() == []
     for name in compiled.MODULES:
         importlib.import_module(name)
     running = compiled.status()
-    assert running == dict.fromkeys(compiled.MODULES, True), compiled.describe()
-    assert compiled.describe() == f"{len(compiled.MODULES)}/{len(compiled.MODULES)} " \
-        "hot-path modules compiled"
+    assert running == dict.fromkeys([*compiled.MODULES, *compiled.EXTENSIONS], True), \
+        compiled.describe()
+
+
+# What a process reports of its native parts, with every one of them imported.
+_REPORT = """
+import json
+from streams import compiled
+compiled.install()
+import importlib
+for name in compiled.MODULES:
+    importlib.import_module(name)
+from streams import assembly, avrodecode, codec
+from streams.framework import record_unpacking
+print(json.dumps({
+    "status": compiled.status(),
+    "describe": compiled.describe(),
+    "avro": avrodecode.extension is not None,
+    "assemble_in_python": assembly._assemble is assembly._assemble_in_python,
+    "health_program": codec.Codecs(codec.SchemaCatalog())["HealthEvent"]._program is not None,
+    "read_batches": record_unpacking._read_batches is not None,
+}))
+"""
+
+
+@pytest.mark.parametrize("switch", ["1", "0"])
+def test_the_switch_turns_every_native_part_off(switch: str) -> None:
+    """A process started with POLYMON_NO_EXTENSIONS=1 runs every pure twin: the compiled
+    modules from their .py, fastavro and pydantic for Avro, aiokafka for batches."""
+    env = {**os.environ, compiled.SWITCH: switch}
+    done = subprocess.run([sys.executable, "-c", _REPORT], env=env, capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.splitlines()[-1])
+    if switch == "1":
+        assert not any(report["status"].values()), report
+        assert set(report["status"]) == {*compiled.MODULES, *compiled.EXTENSIONS}
+        assert report == report | {"avro": False, "assemble_in_python": True,
+                                   "health_program": False, "read_batches": False}
+        assert "POLYMON_NO_EXTENSIONS is set" in report["describe"]
+    elif any(compiled.read_manifest().values()):  # a native build: all of it in use
+        assert all(report["status"].values()), report
+        assert report == report | {"avro": True, "assemble_in_python": False,
+                                   "health_program": True, "read_batches": True}

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
-from streams import assembly, avrodecode, records
+from streams import assembly, avrodecode, compiled, records
 from streams.codec import SCHEMA_DIR, Codecs, SchemaCatalog
 from streams.records import (
     RECORD_TYPES,
@@ -193,7 +193,8 @@ def test_input_records_hot_path_agrees_with_pydantic(model: type[Record], assemb
 
 
 def test_assembled_records_are_pydantic_models_like_any_other() -> None:
-    assert assembly._assemble is not assembly._assemble_in_python, avrodecode.status
+    if not compiled.NO_EXTENSIONS:  # the C assembly, unless the switch turned it off
+        assert assembly._assemble is not assembly._assemble_in_python, avrodecode.status
     sample = SAMPLES["HealthEvent"][0]
     for assemble in _ASSEMBLERS.values():
         record = assemble(HealthEvent, dict(sample.__dict__), set(HealthEvent.model_fields))
@@ -236,6 +237,10 @@ def _record_classes(base: type[Record] = Record) -> list[type[Record]]:
     return found
 
 
+_native = pytest.mark.skipif(compiled.NO_EXTENSIONS, reason="POLYMON_NO_EXTENSIONS is set")
+
+
+@_native
 def test_records_read_fields_without_pydantics_getattr_hook() -> None:
     extension = avrodecode.extension
     assert extension is not None, avrodecode.status
@@ -250,6 +255,7 @@ def test_records_read_fields_without_pydantics_getattr_hook() -> None:
         sample.nope  # noqa: B018
 
 
+@_native
 def test_a_record_with_private_attributes_keeps_pydantics_getattr() -> None:
     class WithPrivate(Record):
         _cached: int = 7
