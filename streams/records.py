@@ -13,7 +13,8 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from streams import avrodecode, compiled
+from streams import compiled
+from streams.framework import pydantic_fields
 from streams.reason_codes import Severity
 from streams.scopes import validate_scope
 
@@ -36,12 +37,9 @@ class Record(BaseModel):
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
         """Attribute reads of a record with neither private attributes nor extras skip
-        pydantic's __getattr__ hook, which only handles those (streams/_avrodecode.c,
-        plain_getattr): agents read a dozen fields an event."""
+        pydantic's __getattr__ hook (streams.framework.pydantic_fields)."""
         super().__pydantic_init_subclass__(**kwargs)
-        if (avrodecode.extension is not None and not cls.__private_attributes__
-                and cls.model_config.get("extra") == "forbid"):
-            avrodecode.extension.plain_getattr(cls)
+        pydantic_fields.plain_attribute_reads(cls)
 
     @classmethod
     def from_avro(cls, datum: dict[str, Any]) -> Record:

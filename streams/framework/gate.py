@@ -97,6 +97,8 @@ NEEDED: tuple[Needed, ...] = (
     # pydantic_fields: a model's instance fields written without validation
     *(Needed("pydantic", "pydantic.main:BaseModel", name) for name in (
         "__pydantic_fields_set__", "__pydantic_extra__", "__pydantic_private__")),
+    # ... and the attribute hook record classes skip
+    Needed("pydantic", "pydantic.main:BaseModel", "__getattr__", ("self", "item")),
 )
 
 

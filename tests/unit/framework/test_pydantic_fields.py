@@ -50,3 +50,23 @@ def test_switched_to_pydantic_and_back() -> None:
     finally:
         pydantic_fields.use_fast_assembly()
     assert assembly._assemble is assembly.FAST_ASSEMBLE
+
+
+def test_record_classes_read_through_pydantics_hook_again_when_switched_off() -> None:
+    from streams import avrodecode
+
+    extension = avrodecode.extension
+    if extension is None:
+        pytest.skip("the C extension is off: attribute reads already go through the hook")
+    plain = list(pydantic_fields._plain_classes)
+    assert HealthEvent in plain and all(extension.has_plain_getattr(cls) for cls in plain)
+    sample = SAMPLES["HealthEvent"][0]
+    try:
+        pydantic_fields.use_pydantic()
+        assert not any(extension.has_plain_getattr(cls) for cls in plain)
+        assert sample.scope == sample.model_dump()["scope"]
+        with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+            sample.nothing  # noqa: B018  (pydantic's hook answers)
+    finally:
+        pydantic_fields.use_fast_assembly()
+    assert all(extension.has_plain_getattr(cls) for cls in plain)
