@@ -38,10 +38,12 @@ rm -rf "$scratch"
 sed -i "s|^log\.dirs=.*|log.dirs=$KAFKA_LOG_DIRS|" "$config/server.properties"
 
 if [[ ! -e ${KAFKA_LOG_DIRS%%,*}/meta.properties ]]; then
-    # later starts keep the metadata: change a password with kafka-configs.sh, not here
+    # later starts keep the metadata: change a password with kafka-configs.sh, not here.
+    # Its output lists the credential's salted keys: not for the logs (errors are on stderr).
     /opt/kafka/bin/kafka-storage.sh format --cluster-id "$CLUSTER_ID" \
         --config "$config/server.properties" \
-        --add-scram "SCRAM-SHA-512=[name=$admin,password=$password]"
+        --add-scram "SCRAM-SHA-512=[name=$admin,password=$password]" > /dev/null
+    echo "kafka-start: storage formatted, with the SCRAM credential of $admin"
 fi
 
 # The super user's client configuration: the healthcheck's, and admin tasks, e.g.

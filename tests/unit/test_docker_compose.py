@@ -470,6 +470,10 @@ def test_sasl_listeners_use_scram_with_a_login_module_each(compose: dict[str, An
     # the broker's own login is the super user's, whose credential kafka-start.sh formats
     admin, password = _jaas_login(_admin_jaas(compose))
     assert admin and len(password) >= 8
+    kafka = _services(compose)["kafka"]
+    script = _host_file(kafka, _command(kafka)[1])
+    assert script is not None
+    assert _jaas_variable(env["KAFKA_INTER_BROKER_LISTENER_NAME"]) in script.read_text()
 
 
 def test_the_broker_reads_the_tls_files_certs_init_writes(compose: dict[str, Any]) -> None:
