@@ -20,6 +20,7 @@ compiled.install()  # before the hot path's modules below: a stale build of one 
 from streams import framework, stores  # noqa: E402
 from streams.clock import make_clock  # noqa: E402
 from streams.codec import Codecs, SchemaCatalog  # noqa: E402
+from streams.kafka_security import faust_credentials  # noqa: E402
 
 settings = get_settings()
 # Faust, mode, aiokafka and pydantic internals: checked against the exact versions they
@@ -48,6 +49,7 @@ def _broker_urls(bootstrap: str) -> list[str]:
 app: faust.App = framework.app_class()(
     settings.group_id,
     broker=_broker_urls(settings.kafka_bootstrap),
+    broker_credentials=faust_credentials(settings),
     datadir=str(settings.state_dir / "workers" / settings.group_id / settings.worker_id),
     autodiscover=False,
     key_serializer="raw",
