@@ -21,6 +21,7 @@ from aiokafka.structs import ConsumerRecord, TopicPartition
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from streams import compiled
 from streams.framework import record_unpacking
 
 TP = TopicPartition("health.events", 3)
@@ -159,6 +160,11 @@ def legacy_batch(base: int, offsets: Sequence[int]) -> bytes:
     return bytes(data)
 
 
+# the C record-batch reader, unless the native parts are switched off
+_native = pytest.mark.skipif(compiled.NO_EXTENSIONS, reason="POLYMON_NO_EXTENSIONS is set")
+
+
+@_native
 @settings(max_examples=80, deadline=None)
 @given(st.lists(st.tuples(st.lists(st.integers(0, 30), min_size=1, max_size=12, unique=True),
                           st.sampled_from(["plain", "gzip", "v1", "control"])),
@@ -202,6 +208,7 @@ def test_getall_in_steps_returns_what_aiokafka_returns(
     assert drain() == stock
 
 
+@_native
 def test_plain_batches_are_read_in_c_and_their_records_are_not_tracked_by_the_gc() -> None:
     record_unpacking.install()
     records = partition_records(batch(0, range(5)) + batch(5, range(5), headers=[("h", b"1")]))
@@ -213,6 +220,7 @@ def test_plain_batches_are_read_in_c_and_their_records_are_not_tracked_by_the_gc
     assert not any(gc.is_tracked(record) or gc.is_tracked(record.headers) for record in taken)
 
 
+@_native
 def test_the_c_reader_stops_where_aiokafka_is_to_read_or_the_crc_is_wrong() -> None:
     read = record_unpacking._read_batches
     assert read is not None
