@@ -109,3 +109,37 @@ def test_the_image_and_dev_install_with_the_lock_and_the_image_checks_the_gate()
     assert "from streams.framework import gate; gate.check()" in dockerfile
     dev = re.sub(r"\\\n\s*", " ", (root / "dev").read_text())
     assert re.search(r"pip install [^\n]*-c requirements\.lock -e '\.\[dev\]'", dev)
+
+
+def _closure(root: str, extras: set[str]) -> set[str]:
+    """Every distribution ``root`` with ``extras`` needs, itself excluded, transitively."""
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+
+    def norm(name: str) -> str:
+        return re.sub(r"[-_.]+", "-", name).lower()
+
+    needed: set[str] = set()
+    pending = [(root, frozenset(extras))]
+    seen: set[tuple[str, frozenset[str]]] = set()
+    while pending:
+        name, wanted = pending.pop()
+        if (name, wanted) in seen:
+            continue
+        seen.add((name, wanted))
+        for spec in metadata.requires(name) or []:
+            requirement = Requirement(spec)
+            marker = requirement.marker
+            if marker is not None and not any(
+                    marker.evaluate({"extra": extra}) for extra in [*wanted, ""]):
+                continue
+            dependency = norm(requirement.name)
+            if dependency != norm(root):
+                needed.add(dependency)
+            pending.append((requirement.name, frozenset(requirement.extras)))
+    return needed
+
+
+def test_the_lock_holds_nothing_the_package_does_not_need() -> None:
+    assert set(_locked()) - _closure("polymon", {"dev", "embedded", "runner"}) == set()
