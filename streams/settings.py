@@ -114,6 +114,12 @@ class Settings(BaseSettings):
         "start when the installed versions differ from those they were written for. false: "
         "the libraries' own paths run instead (Faust's per-message delivery), slower",
     )
+    no_extensions: bool = Field(
+        False, description="true: no native part is used (streams.compiled, read from the "
+        "environment as a process starts): the C Avro and record-batch extensions and the "
+        "Cython-compiled hot path give way to their pure twins (fastavro, aiokafka, the "
+        ".py sources), slower; set at install, nothing native is built",
+    )
     acl_principals: AclPrincipals | None = Field(
         None, description="the deployment's Kafka principals, JSON: {\"worker\": "
         "\"User:polymon\", \"runners\": [...], \"producers\": {\"User:feeds\": "

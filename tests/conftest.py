@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import secrets
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -97,6 +98,8 @@ class Stack:
     engine: Engine = "kafka"
     replication: int | None = None  # topics' replication factor; None: the spec's
     security: dict[str, str] = field(default_factory=dict)  # librdkafka's, for a secured broker
+    # the workers of one test share it (streams.peer_auth), as a deployment's do
+    peer_secret: str = field(default_factory=lambda: secrets.token_hex(32))
     workers: list[WorkerProcess] = field(default_factory=list)
     _producer: Producer | None = None
 
@@ -136,6 +139,7 @@ class Stack:
                      **settings: Any) -> WorkerProcess:
         if self.replication is not None:
             settings.setdefault("replication_factor", self.replication)
+        settings.setdefault("peer_secret", self.peer_secret)
         worker = WorkerProcess(self.bootstrap, self.state_dir, worker_id=worker_id,
                                topic_prefix=self.prefix, broker_engine=self.engine,
                                **settings)

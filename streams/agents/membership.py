@@ -28,6 +28,8 @@ from aiokafka.protocol.group import LeaveGroupRequest
 from streams.app import app, metrics, settings
 from streams.control.membership import DeadMemberDetector, Sighting
 from streams.framework.clients import group_member_id
+from streams.kafka_security import aiokafka_security
+from streams.peer_auth import peer_headers, reachable_peer
 
 log = logging.getLogger(__name__)
 PROBE_TIMEOUT_S = 1.0
@@ -50,12 +52,19 @@ def announced_url(member_metadata: bytes) -> str | None:
     return str(url).rstrip("/") if url else None
 
 
+def _signed(url: str, path: str) -> dict[str, str]:
+    secret = settings.peer_secret.get_secret_value() if settings.peer_secret else None
+    return peer_headers(secret, "GET", url, path, int(time.time() * 1000))
+
+
 async def _probe(session: aiohttp.ClientSession, url: str | None) -> str | None:
-    """The member id the worker at ``url`` says it holds; None when it does not answer."""
-    if url is None:
+    """The member id the worker at ``url`` says it holds; None when it does not answer.
+    Only a signed request learns it, and only URLs a peer may have are asked."""
+    if url is None or not reachable_peer(url, settings.peer_urls):
         return None
     try:
-        async with session.get(f"{url}/healthz") as response:  # 200, or 503 while busy
+        async with session.get(f"{url}/healthz",  # 200, or 503 while busy
+                               headers=_signed(url, "/healthz")) as response:
             return str((await response.json(content_type=None))["group_member_id"])
     except Exception:
         return None
@@ -111,7 +120,8 @@ async def evict_dead_members() -> None:
             try:
                 if client is None:
                     client = AIOKafkaClient(bootstrap_servers=settings.kafka_bootstrap,
-                                            client_id=f"{settings.worker_id}-membership")
+                                            client_id=f"{settings.worker_id}-membership",
+                                            **aiokafka_security(settings))
                     await client.bootstrap()
                 await check_members(client)
                 if failing:

@@ -322,7 +322,7 @@ def run_demo(duration_s: float, seed: int, workers: int, keep_running: bool,
         outcome = create_topics(admin_client(broker.bootstrap), load_topic_specs())
         console.print(f"[green]✓[/green] {len(outcome)} topics created")
         # the demo's workers sign the requests they send each other with a secret of
-        # this run's (streams.web.peers)
+        # this run's (streams.peer_auth)
         worker_settings = {"peer_secret": secrets.token_hex(32), **DEMO_WORKER_SETTINGS,
                            **(extra_settings or {})}
         with console.status(f"starting {workers} polymon worker(s)"):

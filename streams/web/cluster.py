@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import aiohttp
 
 from streams.app import app, settings, topic_specs
+from streams.peer_auth import peer_headers, reachable_peer
 
 log = logging.getLogger(__name__)
 PARTITION_TOPIC = "health.events"  # every input topic is co-partitioned with it
@@ -42,7 +44,8 @@ def members() -> dict[str, list[int]]:
     found: dict[str, list[int]] = {}
     try:
         for url, topics in app.assignor.external_topics_metadata().items():
-            found[str(url).rstrip("/")] = sorted(topics.get(topic, []))
+            if reachable_peer(str(url), settings.peer_urls):
+                found[str(url).rstrip("/")] = sorted(topics.get(topic, []))
     except Exception:
         log.debug("no assignment metadata yet", exc_info=True)
     found[own_url()] = own_partitions()
@@ -54,18 +57,27 @@ def local_answer(data: Any) -> dict[str, Any]:
             "data": data}
 
 
+class PeerError(RuntimeError):
+    """A peer's answer was not a 200 (its body is not passed on)."""
+
+
+def signed(url: str, path: str) -> dict[str, str]:
+    """Headers of this worker's own GET of ``path`` on the peer at ``url``."""
+    secret = settings.peer_secret.get_secret_value() if settings.peer_secret else None
+    return peer_headers(secret, "GET", url, path, int(time.time() * 1000))
+
+
 async def _fetch(session: aiohttp.ClientSession, url: str, path: str,
-                 query: Mapping[str, str], headers: Mapping[str, str]) -> dict[str, Any]:
+                 query: Mapping[str, str]) -> dict[str, Any]:
+    # the caller's Authorization never travels: the request is this worker's own, signed
     async with session.get(f"{url}{path}", params={**query, "local": "true"},
-                           headers=headers) as response:
-        body = await response.json(content_type=None)
+                           headers=signed(url, path)) as response:
         if response.status != 200:
-            raise RuntimeError(f"HTTP {response.status}: {body}")
-        return body
+            raise PeerError(f"HTTP {response.status}")
+        return await response.json(content_type=None)
 
 
-async def fan_out(path: str, query: Mapping[str, str], headers: Mapping[str, str],
-                  local: Callable[[], Any],
+async def fan_out(path: str, query: Mapping[str, str], local: Callable[[], Any],
                   merge: Callable[[Any, Any], Any]) -> dict[str, Any]:
     """``local()`` here and ``path?local=true`` on every other member, merged."""
     mine = local_answer(local())
@@ -77,12 +89,15 @@ async def fan_out(path: str, query: Mapping[str, str], headers: Mapping[str, str
         timeout = aiohttp.ClientTimeout(total=settings.api_fanout_timeout_s)
         async with aiohttp.ClientSession(timeout=timeout) as session:
             results = await asyncio.gather(
-                *(_fetch(session, url, path, query, headers) for url in others),
+                *(_fetch(session, url, path, query) for url in others),
                 return_exceptions=True)
         for (url, parts), result in zip(others.items(), results, strict=True):
             if isinstance(result, BaseException):
+                # the kind of failure only: no exception text reaches an answer
+                error = str(result) if isinstance(result, PeerError) else (
+                    "timed out" if isinstance(result, asyncio.TimeoutError) else "unreachable")
                 workers.append({"worker_id": None, "url": url, "partitions": parts,
-                                "ok": False, "error": str(result) or type(result).__name__})
+                                "ok": False, "error": error})
                 continue
             answers.append(result)
             workers.append({"worker_id": result.get("worker_id"), "url": url,

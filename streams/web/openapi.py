@@ -424,9 +424,9 @@ def components() -> dict[str, Any]:
                 "url": _STR, "partitions": _partitions()})},
             "read_model": _object(["caught_up", "records", "error"], {
                 "caught_up": _BOOL, "records": _INT, "error": _STR_OR_NULL})}),
+        # group_member_id: answered to a peer's signed request only (streams.peer_auth)
         "Health": _object(
-            ["worker_id", "ready", "assigned_partitions", "group", "group_member_id",
-             "read_model_caught_up"],
+            ["worker_id", "ready", "assigned_partitions", "group", "read_model_caught_up"],
             {"worker_id": _STR, "ready": _BOOL, "assigned_partitions": _INT, "group": _STR,
              "group_member_id": _STR, "read_model_caught_up": _BOOL}),
     }

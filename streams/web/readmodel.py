@@ -34,7 +34,9 @@ class ReadModel:
         self.audit: deque[dict[str, Any]] = deque(maxlen=max(audit_tail, 1))
         self.outcomes: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self.caught_up = asyncio.Event()
-        self.last_error: str | None = None
+        # the kind of the last failure (an exception's class: its text may carry hosts
+        # or records, and goes to the log only)
+        self.last_error_kind: str | None = None
         self._waiters: dict[str, list[asyncio.Future[dict[str, Any]]]] = {}
         self.applied = 0
 
@@ -111,7 +113,7 @@ class ReadModel:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the broker went away: say so, try again
-                self.last_error = repr(exc)
+                self.last_error_kind = type(exc).__name__
                 log.warning("read model: %r; reconnecting in 1s", exc)
                 await asyncio.sleep(1.0)
 
@@ -157,7 +159,7 @@ class ReadModel:
                             pending.discard(tp)
                     if not pending:
                         self.caught_up.set()
-                        self.last_error = None
+                        self.last_error_kind = None
         finally:
             await consumer.stop()
 

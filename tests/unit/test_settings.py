@@ -29,17 +29,33 @@ def test_config_version_changes_with_decisive_settings() -> None:
     assert changed.config_version != Settings().config_version
 
 
+PEER_SECRET = "p" * 32
+
+
 def test_embedded_broker_workarounds_are_off_on_kafka_by_default() -> None:
     kafka = Settings()
     assert kafka.broker_engine == "kafka"
     assert not kafka.evicts_dead_members and not kafka.embedded_broker_workarounds
-    embedded = Settings(broker_engine="embedded")
+    embedded = Settings(broker_engine="embedded", peer_secret=PEER_SECRET)
     assert embedded.evicts_dead_members and embedded.embedded_broker_workarounds
 
 
 def test_eviction_set_explicitly_wins_over_the_engine() -> None:
-    assert not Settings(broker_engine="embedded", evict_dead_members=False).evicts_dead_members
-    assert Settings(broker_engine="kafka", evict_dead_members=True).evicts_dead_members
+    assert not Settings(broker_engine="embedded", evict_dead_members=False,
+                        peer_secret=PEER_SECRET).evicts_dead_members
+    assert Settings(broker_engine="kafka", evict_dead_members=True,
+                    peer_secret=PEER_SECRET).evicts_dead_members
+
+
+def test_no_eviction_and_no_read_tokens_without_a_peer_secret() -> None:
+    # a member proves its id to signed probes only: unsigned, every peer would look dead
+    assert not Settings(broker_engine="embedded").evicts_dead_members
+    with pytest.raises(ValidationError, match="evict_dead_members needs peer_secret"):
+        Settings(evict_dead_members=True)
+    with pytest.raises(ValidationError, match="api_read_requires_token needs peer_secret"):
+        Settings(api_read_requires_token=True)
+    with pytest.raises(ValidationError, match="at least 32"):
+        Settings(peer_secret="short")
 
 
 def test_unknown_broker_engine_is_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
