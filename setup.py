@@ -26,7 +26,7 @@ assert _spec is not None and _spec.loader is not None
 compiled = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(compiled)
 
-native = os.environ.get(compiled.SWITCH, "") in ("", "0")
+native = not compiled.NO_EXTENSIONS
 package = HERE / "streams"
 extensions = [Extension(
     name, [f"streams/{paths[0]}"], depends=[f"streams/{path}" for path in paths[1:]],

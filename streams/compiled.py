@@ -42,8 +42,11 @@ from pathlib import Path
 from types import ModuleType
 
 SWITCH = "POLYMON_NO_EXTENSIONS"
-# any value but empty or 0 turns the native parts off (as aiokafka reads NO_EXTENSIONS)
-NO_EXTENSIONS = os.environ.get(SWITCH, "") not in ("", "0")
+# Read here, before anything native can be imported (the Settings model documents it and
+# rejects a value that is no boolean at a worker's start): any value but these turns the
+# native parts off, as any value of aiokafka's NO_EXTENSIONS does.
+_OFF = ("", "0", "false", "f", "no", "n", "off")
+NO_EXTENSIONS = os.environ.get(SWITCH, "").strip().lower() not in _OFF
 
 # The C extensions, each with the sources its build is made of (under the package).
 EXTENSIONS: dict[str, tuple[str, ...]] = {
