@@ -389,6 +389,26 @@ def command_id(idempotency_key: str | None) -> str:
     return idempotency_key
 
 
+def reuse_differences(previous: Mapping[str, Any], actor: str, action: str, requested: str,
+                      body: Mapping[str, str]) -> list[str]:
+    """What a request under an Idempotency-Key already used differs in from the command
+    that key made (its audit entry ``previous``): [] for a true retry. ``requested`` is
+    what the path names (a scope, or an incident id)."""
+    evidence = previous.get("evidence") or {}
+    differences = []
+    if previous.get("action") != action.lower():
+        differences.append("action")
+    if previous.get("actor") != f"operator:{actor}":
+        differences.append("actor")
+    if requested not in (previous.get("scope"), evidence.get("target")):
+        differences.append("scope")
+    if evidence.get("reason") != body.get("reason"):
+        differences.append("reason")
+    if "to_stage" in body and evidence.get("target") != body["to_stage"]:
+        differences.append("to_stage")
+    return differences
+
+
 def metric_names(names: Iterable[str]) -> list[str]:
     """The ``name[]`` query values of /metrics: Prometheus metric names."""
     names = list(names)

@@ -424,12 +424,15 @@ async def submit(request: Request, right: str, action: OpsAction,
     authorize(who, right)
     command_id = api.command_id(request.headers.get("Idempotency-Key"))
     body = api.parse_body(await request.read(), fields)
-    path()  # a malformed request is a 400 even under a key an earlier command used
+    requested = str(path())  # a malformed request is a 400 even under a used key
     previous = read_model.outcomes.get(command_id)
     if previous is not None:  # a retry with the same Idempotency-Key: the same answer
-        if previous["action"] != action.value.lower():
-            raise ApiError(409, f"Idempotency-Key {command_id} was used for "
-                           f"{previous['action']} {previous['scope']}")
+        differences = api.reuse_differences(previous, who.actor, action.value, requested,
+                                            body)
+        if differences:
+            raise ApiError(409, f"Idempotency-Key {command_id} was used for another request "
+                           f"({previous['action']} {previous['scope']}); this one differs "
+                           f"in {', '.join(differences)}: send a new key")
         return 202, reply(command_id, previous["scope"], action,
                           previous["evidence"].get("target") or None, who.actor, previous)
     scope, target = build(body)

@@ -129,10 +129,24 @@ def test_refused_mutations_change_nothing_and_say_why(stack: Stack) -> None:
     assert 'route="/api/scopes/{scope}/pause",status="401"' in metrics
     assert "polymon_operator_commands_total{" not in metrics
 
-    # The one valid request goes through, once.
+    # The one valid request goes through, once; a retry under its key answers the same.
+    keyed = {**bearer(ADMIN), "Idempotency-Key": "pause-m1-1"}
     status, reply, _ = call(worker, "POST", "/api/scopes/market:m1/pause",
-                            b'{"reason": "book looks wrong"}', bearer(ADMIN))
+                            b'{"reason": "book looks wrong"}', keyed)
     assert status == 202 and reply["outcome"]["decision"] == "paused", reply
+    status, again, _ = call(worker, "POST", "/api/scopes/market:m1/pause",
+                            b'{"reason": "book looks wrong"}', keyed)
+    assert status == 202 and again["outcome"] == reply["outcome"]
+    # The key bound to that request: reused for another scope or reason, a 409 naming it,
+    # and nothing paused.
+    for path, body, differs in (("/api/scopes/market:m2/pause", b'{"reason": "book looks wrong"}',
+                                 "scope"),
+                                ("/api/scopes/market:m1/pause", b'{"reason": "another"}',
+                                 "reason")):
+        status, conflict, _ = call(worker, "POST", path, body, keyed)
+        assert status == 409 and conflict["error"].startswith(
+            "Idempotency-Key pause-m1-1 was used for another request"), conflict
+        assert conflict["error"].endswith(f"differs in {differs}: send a new key")
     commands = stack.read_records("ops.commands", idle_timeout_s=0.5)
     assert [(c.action.value, c.scope, c.actor, c.reason) for c in commands] == [
         ("PAUSE", "market:m1", "alice", "book looks wrong")]

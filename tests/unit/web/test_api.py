@@ -319,3 +319,21 @@ def test_pause_rollout_and_audit_views() -> None:
     view = api.audit_view(audit)
     assert view["before"] == {"paused": False} and view["after"] == "not json"
     assert view["evidence"]["reason"] == "why" and view["time_ms"] == 5
+
+
+def test_an_idempotency_key_is_bound_to_its_request() -> None:
+    previous = {"action": "pause", "actor": "operator:alice", "scope": "market:m1",
+                "evidence": {"reason": "book looks wrong", "target": ""}}
+    retry = {"reason": "book looks wrong"}
+    assert api.reuse_differences(previous, "alice", "PAUSE", "market:m1", retry) == []
+    assert api.reuse_differences(previous, "bob", "PAUSE", "market:m2", retry) == [
+        "actor", "scope"]
+    assert api.reuse_differences(previous, "alice", "RESUME", "market:m1",
+                                 {"reason": "other"}) == ["action", "reason"]
+    rollback = {"action": "rollback", "actor": "operator:alice", "scope": "model:m1",
+                "evidence": {"reason": "r", "target": "paper"}}
+    assert api.reuse_differences(rollback, "alice", "ROLLBACK", "model:m1",
+                                 {"reason": "r", "to_stage": "shadow"}) == ["to_stage"]
+    incident = {"action": "ack", "actor": "operator:alice", "scope": "market:m1",
+                "evidence": {"reason": "r", "target": "inc-1"}}
+    assert api.reuse_differences(incident, "alice", "ACK", "inc-1", {"reason": "r"}) == []
