@@ -22,6 +22,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from streams.control.incidents import IncidentIdError, family_of
 from streams.records import RolloutStage
@@ -37,8 +38,11 @@ ctl_cli = typer.Typer(
     no_args_is_help=True,
     help="Operate polymon through a worker's HTTP API: incidents, pauses, rollout.",
 )
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+# No markup: every string printed comes from a worker (scopes, reasons, actors), and a
+# "[...]" in one must print as written, not restyle the terminal. rich also drops control
+# characters from what it prints.
+out = Console(soft_wrap=True, markup=False)
+err = Console(stderr=True, soft_wrap=True, markup=False)
 
 
 class Ctx:
@@ -51,7 +55,7 @@ ctx = Ctx()
 
 
 def _fail(message: str, code: int) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}", highlight=False)
+    err.print(Text("error:", style="red"), message, highlight=False)
     return typer.Exit(code)
 
 

@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from streams import ctl
+
+
+def test_server_text_prints_as_written_never_as_markup_or_terminal_control(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    hostile = "[red]x[/red][link=http://evil]y[/link]\x1b[2J\x07"
+    reply = {"pauses": {"market:m1": {"paused": True, "reason_code": hostile,
+                                      "policy": "LATCH", "actor": hostile, "since_ms": 0}}}
+
+    def fake_call(method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        return reply
+
+    monkeypatch.setattr(ctl, "_call", fake_call)
+    monkeypatch.setattr(ctl.ctx, "as_json", False)
+    monkeypatch.setattr(ctl.out, "width", 300)
+    with ctl.out.capture() as captured:
+        ctl.pauses(scope=None, paused_only=False)
+    text = captured.get()
+    assert "[red]x[/red]" in text and "[link=http://evil]" in text
+    assert "\x1b" not in text and "\x07" not in text
