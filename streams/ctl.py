@@ -13,6 +13,7 @@ cannot be reached, 2 bad input (locally, or the API's 400/404/409), 3 not author
 from __future__ import annotations
 
 import json
+import unicodedata
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -82,6 +83,27 @@ def main(
 # --- HTTP ------------------------------------------------------------------------------
 
 
+def _escaped(character: str) -> str:
+    # control characters (an ESC starts a terminal sequence) and format characters (bidi
+    # overrides reorder what the operator reads) print as their escape
+    if unicodedata.category(character) in ("Cc", "Cf"):
+        return f"\\u{ord(character):04x}"
+    return character
+
+
+def printable(value: Any) -> Any:
+    """``value`` (a worker's JSON) with every string fit for a terminal."""
+    if isinstance(value, str):
+        if value.isprintable():
+            return value
+        return "".join(map(_escaped, value))
+    if isinstance(value, list):
+        return [printable(item) for item in value]
+    if isinstance(value, dict):
+        return {printable(key): printable(item) for key, item in value.items()}
+    return value
+
+
 def _call(method: str, path: str, body: dict[str, Any] | None = None,
           params: dict[str, Any] | None = None, idempotency_key: str | None = None,
           timeout_s: float = 30.0) -> Any:
@@ -99,13 +121,14 @@ def _call(method: str, path: str, body: dict[str, Any] | None = None,
     request = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=timeout_s) as response:
-            return json.loads(response.read() or b"null")
+            return printable(json.loads(response.read() or b"null"))
     except urllib.error.HTTPError as exc:
         raw = exc.read()
         try:
             message = json.loads(raw).get("error", raw.decode(errors="replace"))
         except (ValueError, AttributeError):
             message = raw.decode(errors="replace") or exc.reason
+        message = printable(str(message))[:2000]
         code = {400: EXIT_BAD_INPUT, 404: EXIT_BAD_INPUT, 409: EXIT_BAD_INPUT,
                 401: EXIT_DENIED, 403: EXIT_DENIED}.get(exc.code, EXIT_REFUSED)
         raise _fail(f"{method} {path}: HTTP {exc.code}: {message}", code) from None

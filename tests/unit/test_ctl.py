@@ -14,7 +14,7 @@ def test_server_text_prints_as_written_never_as_markup_or_terminal_control(
                                       "policy": "LATCH", "actor": hostile, "since_ms": 0}}}
 
     def fake_call(method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        return reply
+        return ctl.printable(reply)  # what _call does to every answer
 
     monkeypatch.setattr(ctl, "_call", fake_call)
     monkeypatch.setattr(ctl.ctx, "as_json", False)
@@ -24,3 +24,9 @@ def test_server_text_prints_as_written_never_as_markup_or_terminal_control(
     text = captured.get()
     assert "[red]x[/red]" in text and "[link=http://evil]" in text
     assert "\x1b" not in text and "\x07" not in text
+
+
+def test_printable_escapes_control_and_bidi_characters_everywhere() -> None:
+    reply = {"a\x1bb": ["ok", "evil\u202egnp.exe", {"x": "tab\there"}], "n": 3}
+    assert ctl.printable(reply) == {"a\\u001bb": ["ok", "evil\\u202egnp.exe",
+                                                  {"x": "tab\\u0009here"}], "n": 3}
