@@ -59,7 +59,11 @@ MAX_INCIDENT_ID = 128  # inc-<family>-<24 hex>: families are short words
 # Whitespace, spelled out: what Python's str.isspace() and ECMA-262's \s call whitespace
 # (they differ), so that every regex engine reads the reason's pattern as the API does.
 BLANK = r"\t\n\v\f\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
-REASON_PATTERN = f"[^{BLANK}]"  # somewhere a character that is not whitespace
+# Free text never carries control characters (terminal sequences, line breaks in logs) nor
+# the bidi controls that make text read differently from what it is.
+UNPRINTABLE = r"\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+# printable throughout, and somewhere a character that is not whitespace
+REASON_PATTERN = f"^[^{UNPRINTABLE}]*[^{UNPRINTABLE}{BLANK}][^{UNPRINTABLE}]*$"
 # Ids that stand alone in a URL path do not start with '.': '.' and '..' would be read as
 # path steps (and never reach the route), so their status_url would lead nowhere.
 IDEMPOTENCY_KEY_PATTERN = r"^[A-Za-z0-9_:\-][A-Za-z0-9_.:\-]{0,127}$"
@@ -77,6 +81,7 @@ METRIC_NAME_PATTERN = r"^[A-Za-z_:][A-Za-z0-9_:]{0,199}$"  # /metrics?name[]=...
 MAX_MODEL = len("strategy:") + MAX_SCOPE_ID
 MAX_COMMAND_ID = 128
 _REASON = re.compile(REASON_PATTERN)
+_UNPRINTABLE = re.compile(f"[{UNPRINTABLE}]")
 _TRIM = re.compile(f"^[{BLANK}]+|[{BLANK}]+$")
 _IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 _COMMAND_ID = re.compile(COMMAND_ID_PATTERN)
@@ -373,7 +378,11 @@ def parse_body(raw: bytes, fields: Mapping[str, BodyField]) -> dict[str, str]:
             continue
         if len(value) > spec.max_length:  # before trimming: the bound is on what came
             raise bad_request(f"{name}: at most {spec.max_length} characters, got {len(value)}")
-        if not _REASON.search(value):  # empty, or only whitespace
+        unprintable = _UNPRINTABLE.search(value)
+        if unprintable is not None:
+            raise bad_request(f"{name}: control and bidi characters are not allowed (U+"
+                              f"{ord(unprintable[0]):04X} at {unprintable.start()})")
+        if not _REASON.fullmatch(value):  # empty, or only whitespace
             raise bad_request(f"{name}: must not be empty")
         parsed[name] = _TRIM.sub("", value)
     return parsed

@@ -4,6 +4,7 @@ views built from table state and output records."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -337,3 +338,21 @@ def test_an_idempotency_key_is_bound_to_its_request() -> None:
     incident = {"action": "ack", "actor": "operator:alice", "scope": "market:m1",
                 "evidence": {"reason": "r", "target": "inc-1"}}
     assert api.reuse_differences(incident, "alice", "ACK", "inc-1", {"reason": "r"}) == []
+
+
+@pytest.mark.parametrize(("reason", "found"), [
+    ("feed down\x1b[2J", "U+001B at 9"), ("line\nbreak", "U+000A at 4"),
+    ("evil \u202egnp.exe", "U+202E at 5"), ("nul\x00", "U+0000 at 3"),
+])
+def test_reasons_with_control_or_bidi_characters_are_refused(reason: str, found: str) -> None:
+    with pytest.raises(ApiError, match=re.escape(
+            f"reason: control and bidi characters are not allowed ({found})")):
+        api.parse_body(json.dumps({"reason": reason}).encode(), api.REASON_BODY)
+    assert not re.fullmatch(api.REASON_PATTERN, reason)  # the document says the same
+
+
+def test_a_printable_reason_in_any_script_is_taken() -> None:
+    reason = "  рынок: книга устарела — 板情報が古い  "
+    assert api.parse_body(json.dumps({"reason": reason}).encode(), api.REASON_BODY) == {
+        "reason": reason.strip()}
+    assert re.fullmatch(api.REASON_PATTERN, reason)
