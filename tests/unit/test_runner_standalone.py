@@ -29,8 +29,8 @@ loaded = [m for m in sys.argv[1:] if m in sys.modules]
 from streams import compiled  # stdlib only (and imported already, by streams.records)
 print(json.dumps({
     "loaded": loaded,
-    "guards": [repr(f) for f in sys.meta_path if isinstance(f, compiled.StaleBuildFinder)],
-    "installed": compiled._finder is not None,
+    "guards": [repr(f) for f in sys.meta_path if isinstance(f, compiled._SourceFinder)],
+    "installed": compiled._installed,
     "added": [repr(f) for f in sys.meta_path if f not in finders],
 }))
 """
