@@ -12,13 +12,17 @@ were the most instructions per event left in interpreted Python.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from typing import Any
 
 from streams import avrodecode
 from streams.framework import pydantic_fields
 from streams.records import (
+    MAX_ENTRIES,
+    MAX_ID,
     MAX_LONG,
+    MAX_TEXT,
     Cohort,
     FeatureSample,
     FillEvent,
@@ -28,7 +32,7 @@ from streams.records import (
     ModelScore,
     Record,
 )
-from streams.scopes import validate_scope
+from streams.scopes import SCOPE_ID, validate_scope
 
 # written into pydantic's private instance fields: the one place that knows them
 _assemble_in_python = pydantic_fields.assemble_in_python
@@ -59,6 +63,34 @@ def _valid_scope(scope: str) -> bool:
     return True
 
 
+_SCOPE_ID = re.compile(SCOPE_ID)
+# ids of scopes found valid (markets, bots, models), bounded as the scopes are
+_VALID_IDS: set[str] = set()
+
+
+def _valid_id(value: str | None) -> bool:
+    """Whether ``value`` is None or a valid scope id; valid ones join _VALID_IDS (the
+    caller looks there first)."""
+    if value is None:
+        return True
+    if type(value) is not str or _SCOPE_ID.fullmatch(value) is None:
+        return False
+    if len(_VALID_IDS) >= _VALID_SCOPES_KEPT:
+        _VALID_IDS.clear()
+    _VALID_IDS.add(value)
+    return True
+
+
+def _over(value: str | None) -> bool:
+    """A name longer than its bound (None is within)."""
+    return value is not None and len(value) > MAX_ID
+
+
+def _bounded_attributes(attributes: dict[str, str]) -> bool:
+    return len(attributes) <= MAX_ENTRIES and all(
+        len(key) <= MAX_ID and len(value) <= MAX_TEXT for key, value in attributes.items())
+
+
 def _is_finite(value: float | None) -> bool:
     """None or a finite number (NaN fails every comparison, so it is caught here too)."""
     return value is None or -math.inf < value < math.inf
@@ -82,8 +114,12 @@ _health_event_kind, _fill_kind, _cohort = (
 def health_event(datum: dict[str, Any]) -> HealthEvent:
     kind = _health_event_kind(datum["kind"])
     sequence, interval = datum["sequence"], datum["heartbeat_interval_ms"]
-    if (kind is None or len(datum) != len(_HEALTH_EVENT_FIELDS) or not datum["event_id"]
+    attributes = datum["attributes"]
+    if (kind is None or len(datum) != len(_HEALTH_EVENT_FIELDS)
+            or not 0 < len(datum["event_id"]) <= MAX_ID
             or (datum["scope"] not in _VALID_SCOPES and not _valid_scope(datum["scope"]))
+            or len(datum["source"]) > MAX_ID or _over(datum["feed"]) or _over(datum["slo"])
+            or _over(datum["owner"]) or (attributes and not _bounded_attributes(attributes))
             or not 0 <= datum["event_time_ms"] <= MAX_LONG
             or (sequence is not None and not 0 <= sequence <= MAX_LONG)
             or (interval is not None and interval <= 0)
@@ -97,8 +133,13 @@ def health_event(datum: dict[str, Any]) -> HealthEvent:
 def fill_event(datum: dict[str, Any]) -> FillEvent:
     kind, cohort = _fill_kind(datum["kind"]), _cohort(datum["cohort"])
     requested, filled = datum["requested_size"], datum["filled_size"]
+    market, bot, model = datum["market"], datum["bot"], datum["model"]
     if (kind is None or cohort is None or len(datum) != len(_FILL_EVENT_FIELDS)
-            or not datum["event_id"] or not datum["market"] or not datum["bot"]
+            or not 0 < len(datum["event_id"]) <= MAX_ID
+            or (market not in _VALID_IDS and not _valid_id(market))
+            or (bot not in _VALID_IDS and not _valid_id(bot))
+            or (model is not None and model not in _VALID_IDS and not _valid_id(model))
+            or len(datum["order_id"]) > MAX_ID or _over(datum["model_version"])
             or not 0 <= datum["event_time_ms"] <= MAX_LONG
             or not 0 <= filled <= requested < math.inf
             or not _is_finite(datum["predicted_slippage_bps"])
@@ -110,8 +151,12 @@ def fill_event(datum: dict[str, Any]) -> FillEvent:
 
 def model_score(datum: dict[str, Any]) -> ModelScore:
     cohort = _cohort(datum["cohort"])
-    if (cohort is None or len(datum) != len(_MODEL_SCORE_FIELDS) or not datum["event_id"]
-            or not datum["model"] or not datum["metric"]
+    model = datum["model"]
+    if (cohort is None or len(datum) != len(_MODEL_SCORE_FIELDS)
+            or not 0 < len(datum["event_id"]) <= MAX_ID
+            or (model not in _VALID_IDS and not _valid_id(model))
+            or not 0 < len(datum["metric"]) <= MAX_ID
+            or len(datum["model_version"]) > MAX_ID or len(datum["prediction_id"]) > MAX_ID
             or not -math.inf < datum["value"] < math.inf
             or not 0 <= datum["event_time_ms"] <= MAX_LONG):
         return ModelScore.model_validate(datum)
@@ -120,9 +165,14 @@ def model_score(datum: dict[str, Any]) -> ModelScore:
 
 
 def feature_sample(datum: dict[str, Any]) -> FeatureSample:
-    if (len(datum) != len(_FEATURE_SAMPLE_FIELDS) or not datum["event_id"] or not datum["model"]
+    model, features = datum["model"], datum["features"]
+    if (len(datum) != len(_FEATURE_SAMPLE_FIELDS) or not 0 < len(datum["event_id"]) <= MAX_ID
+            or (model not in _VALID_IDS and not _valid_id(model))
+            or len(datum["model_version"]) > MAX_ID
             or not 0 <= datum["event_time_ms"] <= MAX_LONG
-            or not all(-math.inf < value < math.inf for value in datum["features"].values())):
+            or len(features) > MAX_ENTRIES
+            or not all(0 < len(name) <= MAX_ID and -math.inf < value < math.inf
+                       for name, value in features.items())):
         return FeatureSample.model_validate(datum)
     return _assemble(FeatureSample, datum, _FEATURE_SAMPLE_FIELDS)  # type: ignore[no-any-return]
 

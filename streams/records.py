@@ -16,9 +16,24 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 from streams import compiled
 from streams.framework import pydantic_fields
 from streams.reason_codes import Severity
-from streams.scopes import validate_scope
+from streams.scopes import SCOPE_ID, validate_scope
 
 Scope = Annotated[str, AfterValidator(validate_scope)]
+# Every string from outside (the input topics, operator commands) has a bound: ids are
+# message keys, labels and log fields everywhere. A record over a bound is dead-lettered
+# with its bytes and the reason, never processed.
+MAX_ID = 128
+MAX_TEXT = 500
+MAX_ENTRIES = 512  # attributes of an event, features of a sample or a profile
+# the characters no free text carries: controls, and the bidi controls that make text read
+# otherwise than it is (the operator API refuses the same)
+UNPRINTABLE = "\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+Id = Annotated[str, Field(min_length=1, max_length=MAX_ID)]
+Name = Annotated[str, Field(max_length=MAX_ID)]
+# the id part of a scope (market:<id>, bot:<id>, model:<id>), which keys and scopes are made of
+ScopeId = Annotated[str, Field(pattern=f"^{SCOPE_ID}$")]
+Text = Annotated[str, Field(max_length=MAX_TEXT, pattern=f"^[^{UNPRINTABLE}]*$")]
+Actor = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.@\-]{1,64}$")]
 MAX_LONG = 2**63 - 1  # Avro long
 NonNegativeLong = Annotated[int, Field(ge=0, le=MAX_LONG)]
 EpochMillis = Annotated[int, Field(ge=0, le=MAX_LONG)]
@@ -68,18 +83,19 @@ class HealthEvent(Record):
     ways agree."""
 
     AVRO_NAME = "HealthEvent"
-    event_id: str = Field(min_length=1)
+    event_id: Id
     scope: Scope
     kind: HealthEventKind
-    source: str
+    source: Name
     event_time_ms: EpochMillis
-    feed: str | None = None
+    feed: Name | None = None
     sequence: NonNegativeLong | None = None
-    slo: str | None = None
-    owner: str | None = None
+    slo: Name | None = None
+    owner: Name | None = None
     healthy: bool | None = None
     heartbeat_interval_ms: Annotated[int, Field(gt=0)] | None = None
-    attributes: dict[str, str] = Field(default_factory=dict)
+    attributes: dict[Name, Annotated[str, Field(max_length=MAX_TEXT)]] = Field(
+        default_factory=dict, max_length=MAX_ENTRIES)
 
     @model_validator(mode="after")
     def _kind_fields(self) -> HealthEvent:
@@ -112,19 +128,19 @@ class FillEvent(Record):
         """The message key: the market's scope, so this topic co-partitions with the rest."""
         return f"market:{self.market}"
 
-    event_id: str = Field(min_length=1)
-    market: str = Field(min_length=1)
-    bot: str = Field(min_length=1)
+    event_id: Id
+    market: ScopeId
+    bot: ScopeId
     kind: FillKind
-    order_id: str
+    order_id: Name
     event_time_ms: EpochMillis
     requested_size: float = Field(ge=0, allow_inf_nan=False)
     filled_size: float = Field(ge=0, allow_inf_nan=False)
     predicted_slippage_bps: float | None = None
     realized_slippage_bps: float | None = None
     cohort: Cohort = Cohort.BASELINE
-    model: str | None = None
-    model_version: str | None = None
+    model: ScopeId | None = None
+    model_version: Name | None = None
 
     @field_validator("predicted_slippage_bps", "realized_slippage_bps")
     @classmethod
@@ -200,13 +216,13 @@ class ModelScore(Record):
         """The message key: the model's scope, so this topic co-partitions with the rest."""
         return f"model:{self.model}"
 
-    event_id: str = Field(min_length=1)
-    model: str = Field(min_length=1)
-    model_version: str
+    event_id: Id
+    model: ScopeId
+    model_version: Name
     cohort: Cohort
-    metric: str = Field(min_length=1)
+    metric: Id
     value: float = Field(allow_inf_nan=False)
-    prediction_id: str
+    prediction_id: Name
     event_time_ms: EpochMillis
 
     @classmethod
@@ -222,11 +238,11 @@ class FeatureSample(Record):
         """The message key: the model's scope, so this topic co-partitions with the rest."""
         return f"model:{self.model}"
 
-    event_id: str = Field(min_length=1)
-    model: str = Field(min_length=1)
-    model_version: str
+    event_id: Id
+    model: ScopeId
+    model_version: Name
     event_time_ms: EpochMillis
-    features: dict[str, float]
+    features: dict[Id, float] = Field(max_length=MAX_ENTRIES)
 
     @field_validator("features")
     @classmethod
@@ -243,9 +259,9 @@ class FeatureSample(Record):
 
 class FeatureHistogram(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-    name: str
-    bin_edges: list[float]
-    probabilities: list[float]
+    name: Id
+    bin_edges: list[float] = Field(max_length=MAX_ENTRIES)
+    probabilities: list[float] = Field(max_length=MAX_ENTRIES + 1)
 
     @model_validator(mode="after")
     def _shape(self) -> FeatureHistogram:
@@ -271,10 +287,10 @@ class FeatureProfile(Record):
         """The message key: the model's scope, so this topic co-partitions with the rest."""
         return f"model:{self.model}"
 
-    model: str = Field(min_length=1)
-    model_version: str
+    model: ScopeId
+    model_version: Name
     created_time_ms: EpochMillis
-    features: list[FeatureHistogram]
+    features: list[FeatureHistogram] = Field(max_length=MAX_ENTRIES)
 
 
 class OpsAction(StrEnum):
@@ -288,12 +304,12 @@ class OpsAction(StrEnum):
 
 class OpsCommand(Record):
     AVRO_NAME = "OpsCommand"
-    command_id: str = Field(min_length=1)
+    command_id: Id
     scope: Scope
     action: OpsAction
-    actor: str = Field(min_length=1)
-    reason: str = ""
-    target: str | None = None
+    actor: Actor
+    reason: Text = ""
+    target: Name | None = None
     issued_time_ms: EpochMillis
 
 
@@ -436,6 +452,11 @@ class MonitorHeartbeat(Record):
     started_ms: EpochMillis
     version: str
     events_processed: NonNegativeLong = 0
+    # progress, so a worker whose input is stuck while its timers run is not trusted
+    input_partitions: Annotated[int, Field(ge=0, le=2**31 - 1)] | None = None
+    input_lag: NonNegativeLong | None = None
+    healthy: bool = True
+    unhealthy_reason: str | None = None
 
 
 class DeadLetterStage(StrEnum):

@@ -25,6 +25,8 @@ from streams.control.incidents import (
 )
 from streams.reason_codes import Severity
 from streams.records import (
+    MAX_TEXT,
+    UNPRINTABLE,
     AuditPayload,
     IncidentPayload,
     IncidentState,
@@ -50,7 +52,7 @@ ROLLOUT_KINDS = ("model", "strategy")
 INCIDENT_STATES = tuple(state.value for state in IncidentState)
 SEVERITIES = tuple(severity.value for severity in Severity)  # least severe first
 KINDS = (*sorted(SCOPE_KINDS), GLOBAL)  # of a scope's last segment
-MAX_REASON = 500
+MAX_REASON = MAX_TEXT  # the bound OpsCommand's reason has on ops.commands
 MAX_LIMIT = 5000
 MAX_INCIDENT_ID = 128  # inc-<family>-<24 hex>: families are short words
 
@@ -59,9 +61,6 @@ MAX_INCIDENT_ID = 128  # inc-<family>-<24 hex>: families are short words
 # Whitespace, spelled out: what Python's str.isspace() and ECMA-262's \s call whitespace
 # (they differ), so that every regex engine reads the reason's pattern as the API does.
 BLANK = r"\t\n\v\f\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
-# Free text never carries control characters (terminal sequences, line breaks in logs) nor
-# the bidi controls that make text read differently from what it is.
-UNPRINTABLE = r"\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
 # printable throughout, and somewhere a character that is not whitespace
 REASON_PATTERN = f"^[^{UNPRINTABLE}]*[^{UNPRINTABLE}{BLANK}][^{UNPRINTABLE}]*$"
 # Ids that stand alone in a URL path do not start with '.': '.' and '..' would be read as

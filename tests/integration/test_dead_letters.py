@@ -34,11 +34,10 @@ def test_garbage_flood_loses_nothing(stack: Stack) -> None:
 
     valid = list(health_events(VALID, markets=40, bots=10, start_ms=start_ms, seed=7))
     bad_bytes = list(garbage(GARBAGE, seed=7))
-    invalid = [
-        codec.encode(r.to_avro() | {"scope": "planet:x"} if i % 2 else
-                     r.to_avro() | {"sequence": -i - 1, "kind": "DATA_UPDATE", "feed": "book"})
-        for i, r in enumerate(health_events(INVALID, start_ms=start_ms, seed=8))
-    ]
+    wrongs = ({"scope": "planet:x"}, {"sequence": -1, "kind": "DATA_UPDATE", "feed": "book"},
+              {"source": "s" * 129})  # the last over the bound of every name from outside
+    invalid = [codec.encode(r.to_avro() | wrongs[i % len(wrongs)])
+               for i, r in enumerate(health_events(INVALID, start_ms=start_ms, seed=8))]
     messages = [(r.scope.encode(), codec.encode_record(r)) for r in valid]
     messages += [(b"market:m1", b) for b in bad_bytes] + [(b"market:m2", b) for b in invalid]
     random.Random(7).shuffle(messages)
@@ -58,6 +57,8 @@ def test_garbage_flood_loses_nothing(stack: Stack) -> None:
     assert len(origins) == len(letters), "each dead letter names its own source offset"
     stages = Counter(letter.stage for letter in letters)
     assert stages == {DeadLetterStage.DECODE: GARBAGE, DeadLetterStage.VALIDATE: INVALID}
+    over = [letter for letter in letters if "at most 128 characters" in letter.error]
+    assert len(over) == INVALID // len(wrongs) and all("source" in o.error for o in over)
     assert all(letter.error for letter in letters)
     assert any("unknown scope kind 'planet'" in letter.error for letter in letters)
 

@@ -22,6 +22,7 @@ from streams.records import (
     HealthEvent,
     HealthEventKind,
     ModelScore,
+    OpsCommand,
     Record,
     ReportEnvelope,
 )
@@ -129,7 +130,9 @@ def test_overfilled_order_is_rejected() -> None:
 
 # Input records skip pydantic on their hot path (from_avro checks the decoded datum in
 # plain Python): for any datum Avro can decode, both ways must agree exactly.
-_texts = st.sampled_from(["", "x", "e1", "book"]) | st.text(max_size=4)
+# at and over the bounds of ids and names (128), and what no scope id may hold
+_texts = (st.sampled_from(["", "x", "e1", "book", "x" * 128, "x" * 129, "a/market:b", "m 1"])
+          | st.text(max_size=4))
 _longs = st.sampled_from([-(2**63), -1, 0, 1, T0, 2**63 - 1]) | st.integers(-3, 3)
 _doubles = st.sampled_from([0.0, -0.0, 0.5, 1.0, 10.0, -1.0, math.nan, math.inf, -math.inf,
                             1e308]) | st.floats()
@@ -273,3 +276,27 @@ def test_the_codec_decodes_input_records_through_their_compiled_assembly() -> No
         encoded = codecs[record_type.AVRO_NAME].encode_record(sample)
         assert codecs[record_type.AVRO_NAME].decode_record(encoded) == sample
     assert codecs["ScopedFills"].from_avro == records.ScopedFills.from_avro  # pydantic's
+
+
+@pytest.mark.parametrize(("model", "field", "value"), [
+    (HealthEvent, "attributes", {f"k{i}": "v" for i in range(513)}),
+    (HealthEvent, "attributes", {"k": "v" * 501}),
+    (HealthEvent, "source", "s" * 129),
+    (FeatureSample, "features", {f"f{i}": 1.0 for i in range(513)}),
+    (FillEvent, "market", "m/market:x"),
+])
+def test_input_records_over_a_bound_are_refused_on_both_paths(
+        model: type[Record], field: str, value: object) -> None:
+    datum = SAMPLES[model.AVRO_NAME][0].to_avro()
+    datum[field] = value
+    for build in (model.from_avro, model.model_validate):
+        with pytest.raises(ValidationError, match=field):
+            build(dict(datum))
+
+
+def test_operator_commands_from_kafka_are_bounded() -> None:
+    command = SAMPLES["OpsCommand"][0].to_avro()
+    for field, value in (("reason", "r" * 501), ("reason", "feed down\x1b[2J"),
+                         ("actor", "alice bob"), ("command_id", "c" * 129)):
+        with pytest.raises(ValidationError, match=field):
+            OpsCommand.model_validate({**command, field: value})
