@@ -13,6 +13,7 @@ cannot be reached, 2 bad input (locally, or the API's 400/404/409), 3 not author
 from __future__ import annotations
 
 import json
+import re
 import unicodedata
 import urllib.error
 import urllib.parse
@@ -26,7 +27,7 @@ from rich.table import Table
 from rich.text import Text
 
 from streams.control.incidents import IncidentIdError, family_of
-from streams.records import RolloutStage
+from streams.records import MAX_TEXT, UNPRINTABLE, RolloutStage
 from streams.scopes import ScopeError, parse_scope
 from streams.settings import Settings
 
@@ -168,6 +169,13 @@ def _incident(value: str) -> str:
 def _reason(value: str) -> str:
     if not value.strip():
         raise _fail("--reason must not be empty: it is recorded in audit.log", EXIT_BAD_INPUT)
+    if len(value) > MAX_TEXT:
+        raise _fail(f"--reason: at most {MAX_TEXT} characters, got {len(value)}",
+                    EXIT_BAD_INPUT)
+    unprintable = re.search(f"[{UNPRINTABLE}]", value)
+    if unprintable is not None:
+        raise _fail(f"--reason: control and bidi characters are not allowed (U+"
+                    f"{ord(unprintable[0]):04X} at {unprintable.start()})", EXIT_BAD_INPUT)
     return value.strip()
 
 

@@ -15,12 +15,14 @@ SCOPE_KINDS = frozenset({"bot", "market", "model", "feed", "strategy"})
 # and URL paths everywhere.
 MAX_SCOPE_LENGTH = 256
 MAX_SCOPE_ID = 128
+MAX_SCOPE_SEGMENTS = 4  # bot:b1/market:m7/... : a pause covers every ancestor of a scope
 SCOPE_ID = rf"[A-Za-z0-9_.\-]{{1,{MAX_SCOPE_ID}}}"
 _KINDS = "|".join(sorted(SCOPE_KINDS))
 # The grammar as one regex, which the OpenAPI document (streams/web/openapi.py) publishes
 # as the scopes' ``pattern`` (ECMA-262 and Python read it alike); parse_scope says the same
 # with precise messages (tests/unit/web/test_openapi.py fuzzes the two against each other).
-SCOPE_PATTERN = rf"^(?:{GLOBAL}|(?:{_KINDS}):{SCOPE_ID}(?:/(?:{_KINDS}):{SCOPE_ID})*)$"
+SCOPE_PATTERN = (rf"^(?:{GLOBAL}|(?:{_KINDS}):{SCOPE_ID}"
+                 rf"(?:/(?:{_KINDS}):{SCOPE_ID}){{0,{MAX_SCOPE_SEGMENTS - 1}}})$")
 _SEGMENT = re.compile(rf"(?P<kind>[a-z]+):(?P<id>{SCOPE_ID})")
 
 
@@ -37,8 +39,12 @@ def parse_scope(scope: str) -> tuple[tuple[str, str], ...]:
     if len(scope) > MAX_SCOPE_LENGTH:
         raise ScopeError(f"scope {scope[:40]!r}...: {len(scope)} characters, at most "
                          f"{MAX_SCOPE_LENGTH}")
+    parts = scope.split("/")
+    if len(parts) > MAX_SCOPE_SEGMENTS:
+        raise ScopeError(f"scope {scope[:60]!r}: {len(parts)} segments, at most "
+                         f"{MAX_SCOPE_SEGMENTS}")
     segments = []
-    for part in scope.split("/"):
+    for part in parts:
         # fullmatch: a regex's $ would let a trailing newline through
         match = _SEGMENT.fullmatch(part)
         if match is None:

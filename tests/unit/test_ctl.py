@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import typer
 
 from streams import ctl
 
@@ -30,3 +31,16 @@ def test_printable_escapes_control_and_bidi_characters_everywhere() -> None:
     reply = {"a\x1bb": ["ok", "evil\u202egnp.exe", {"x": "tab\there"}], "n": 3}
     assert ctl.printable(reply) == {"a\\u001bb": ["ok", "evil\\u202egnp.exe",
                                                   {"x": "tab\\u0009here"}], "n": 3}
+
+
+@pytest.mark.parametrize(("reason", "message"), [
+    ("  ", "--reason must not be empty"),
+    ("r" * 501, "--reason: at most 500 characters, got 501"),
+    ("down\x1b[2J", "--reason: control and bidi characters are not allowed (U+001B at 4)"),
+])
+def test_a_bad_reason_is_refused_before_anything_is_sent(
+        reason: str, message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(typer.Exit) as exited:
+        ctl._reason(reason)
+    assert exited.value.exit_code == ctl.EXIT_BAD_INPUT
+    assert message in capsys.readouterr().err.replace("\n", "")

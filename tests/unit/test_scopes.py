@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from streams.scopes import ScopeError, ancestors, parse_scope
+from streams.scopes import SCOPE_PATTERN, ScopeError, ancestors, parse_scope
 
 
 def test_global_and_nested_scopes_parse() -> None:
@@ -26,3 +28,11 @@ def test_a_market_under_a_bot_is_covered_by_global_bot_and_market() -> None:
     assert ancestors("bot:b1/market:m7") == ["global", "bot:b1", "market:m7", "bot:b1/market:m7"]
     assert ancestors("market:m7") == ["global", "market:m7"]
     assert ancestors("global") == ["global"]
+
+
+def test_a_scope_has_at_most_four_segments() -> None:
+    assert parse_scope("strategy:s/bot:b1/market:m7/feed:book")
+    with pytest.raises(ScopeError, match="5 segments, at most 4"):
+        parse_scope("strategy:s/bot:b1/market:m7/feed:book/model:x")
+    assert not re.fullmatch(SCOPE_PATTERN, "strategy:s/bot:b1/market:m7/feed:book/model:x")
+    assert re.fullmatch(SCOPE_PATTERN, "strategy:s/bot:b1/market:m7/feed:book")
