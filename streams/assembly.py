@@ -5,8 +5,8 @@ Each function checks a datum against its record's constraints in plain code and
 assembles the model without pydantic; a datum that fails any check goes through pydantic
 (the record's ``model_validate``), which accepts it or says precisely why not
 (tests/unit/test_records.py checks that both ways agree). The input records' own
-``from_avro`` call these, and the codec binds them (``AvroCodec.from_avro``): the checks
-were the most instructions per event left in interpreted Python.
+``from_avro`` call these, and the codec binds them (``AvroCodec.from_avro``): checking
+and assembling records is a large share of the per-event work.
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ def _is_finite(value: float | None) -> bool:
 
 
 # Enum members and model fields read per record, bound once: on Python 3.11 every
-# ``Enum.MEMBER`` read goes through EnumType.__getattr__ (~70 ns, ten times a global's)
+# ``Enum.MEMBER`` read goes through EnumType.__getattr__, far slower than a global's
 _HEALTH_EVENT_KINDS = {kind.value: kind for kind in HealthEventKind}
 _DATA_UPDATE, _SLO_PROBE = HealthEventKind.DATA_UPDATE, HealthEventKind.SLO_PROBE
 _HEALTH_EVENT_FIELDS = set(HealthEvent.model_fields)

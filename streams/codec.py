@@ -35,8 +35,8 @@ class AvroCodec(avro.AvroCodec):
     def __init__(self, entry: SchemaEntry, catalog: SchemaCatalog) -> None:
         super().__init__(entry, catalog)
         # bound once, the input records' compiled assembly where there is one: a pydantic
-        # model class's attributes are read through its metaclass's __getattr__ hook
-        # (~400 instructions), and this runs per record
+        # model class's attributes are read through its metaclass's __getattr__ hook,
+        # and this runs per record
         self.from_avro = assembly.FROM_AVRO.get(self.record_type, self.record_type.from_avro)
 
     def encode(self, datum: dict[str, Any]) -> bytes:

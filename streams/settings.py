@@ -186,6 +186,16 @@ class Settings(BaseSettings):
     monitor_heartbeat_interval_s: float = Field(
         1.0, gt=0, description="how often a worker publishes its own liveness"
     )
+    input_stall_s: float = Field(
+        10.0, gt=0, description="a worker whose input partition has records waiting and "
+        "no progress for this long announces itself unhealthy in its heartbeat (runners' "
+        "guards then fail closed)",
+    )
+    fault_stall_input_file: Path | None = Field(
+        None, description="FAULT INJECTION, for tests only (unset in production): while "
+        "this file exists the worker stops fetching its input topics, its timers and "
+        "heartbeat running on",
+    )
     log_level: str = Field(
         "info", description="the worker's log level (debug, info, warning, error)")
     clock: Literal["wall", "event"] = Field(
@@ -215,8 +225,8 @@ class Settings(BaseSettings):
         "it is first judged here (its backlog comes first)",
     )
     # Each fetch is a round trip to Faust's consumer thread plus the per-fetch bookkeeping
-    # (acks, active partitions): 10,000 measured ~10 % more events/s than 2,000 through
-    # the pipeline (as many as the bench's raw loop takes per getmany). A backlog's batch is
+    # (acks, active partitions), so fewer, larger fetches carry more events per second
+    # (docs/benchmarks.md). A backlog's batch is
     # still handed over in chunks of delivery.YIELD_EVERY, with the loop turning between.
     max_poll_records: int = Field(
         10_000, ge=1, description="records per fetch from the broker handed to the input "
@@ -244,6 +254,28 @@ class Settings(BaseSettings):
     outbox_linger_s: float = Field(
         0.05, ge=0, description="queued re-keyed fills and dead letters are handed to the "
         "producer once this long has passed since the last hand-over (0: after every batch)",
+    )
+    # Readers of control.pauses keep the newest state per scope: a state re-published
+    # unchanged (same state id and times) changes nothing, and heals a publish lost in
+    # a crash between the latch's changelog write and the publish.
+    pause_republish_interval_s: float = Field(
+        30.0, ge=0, description="a worker re-publishes the current state of every pause "
+        "latch it owns on partition assignment and this often (0: on assignment only)",
+    )
+    producer_delivery_timeout_s: float = Field(
+        120.0, gt=0, description="the producer retries a message the broker does not "
+        "acknowledge (acks=all) for this long; meanwhile the offsets of its cause are not "
+        "committed, then the worker stops with an error naming the topic",
+    )
+    producer_idempotence: bool | None = Field(
+        None, description="idempotent producer (no duplicates from the producer's own "
+        "retries); unset: on with Apache Kafka, off with the embedded broker (which lacks "
+        "InitProducerId). Needs the framework patches",
+    )
+    # Fault injection for the fault tests only; never set in a deployment.
+    fault_crash_before_pause_publish: bool = Field(
+        False, description="FAULT INJECTION, tests only: the worker exits (os._exit) right "
+        "after a pause latch's change reached its changelog, before the pause is published",
     )
     stale_hold_down_s: float = Field(
         5.0, ge=0, description="a stale-data or heartbeat pause clears after the scope is "
@@ -471,6 +503,13 @@ class Settings(BaseSettings):
         if self.evict_dead_members is None:
             return self.broker_engine == "embedded"
         return self.evict_dead_members
+
+    @property
+    def idempotent_producer(self) -> bool:
+        """Whether the worker's producer is idempotent (``producer_idempotence``)."""
+        if self.producer_idempotence is None:
+            return self.broker_engine == "kafka"
+        return self.producer_idempotence
 
     @property
     def embedded_broker_workarounds(self) -> bool:

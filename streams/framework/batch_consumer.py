@@ -3,9 +3,8 @@ ceiling.
 
 Faust hands every consumed message to its streams one at a time: two new tasks and an
 ``asyncio.wait`` per message in ``Consumer._drain_messages``, a queue hop into the
-agent, per-message sensors and acks. Measured on this machine class that path delivers
-about 5,000 events/s to an agent that only counts, while the same fetches arrive at
-hundreds of thousands per second. polymon keeps everything else of Faust (consumer
+agent, per-message sensors and acks: that path delivers a small fraction of what the
+same fetches bring in (docs/benchmarks.md has the figures). polymon keeps everything else of Faust (consumer
 group, partition assignment, table changelogs and recovery, commits, timers, web) and
 replaces only that hand-off, for the topics that registered a batch handler
 (streams.delivery): each fetched batch of a partition goes to its handler in one call,
@@ -35,6 +34,7 @@ from mode.utils.futures import notify
 
 from streams import delivery
 from streams.delivery import YIELD_EVERY, BatchHandler
+from streams.framework.producer import IdempotentProducer
 
 
 class BatchingConsumer(faust_aiokafka.Consumer):
@@ -165,7 +165,7 @@ class BatchingConsumer(faust_aiokafka.Consumer):
     def _new_offset(self, tp: TP) -> int | None:
         """Faust's: the offset to commit after the first run of consecutive acknowledged
         offsets. Faust finds that run with a Python call per offset (``groupby`` with a
-        lambda), about 150 ns an offset, every offset once; here, when no gap intervals
+        lambda), every offset once; here, when no gap intervals
         are to be merged (the common case; otherwise Faust's own runs), by bisection."""
         acked = self._acked[tp]
         if not acked or self._gap[tp]:
@@ -209,6 +209,7 @@ def first_run_length(numbers: Sequence[int]) -> int:
 
 class BatchingTransport(faust_aiokafka.Transport):
     Consumer = BatchingConsumer
+    Producer = IdempotentProducer
 
 
 class BatchingApp(faust.App):

@@ -3,9 +3,8 @@
 aiokafka unpacks a fetched partition in its consumer thread, record by record, in
 interpreted Python: a generator step through ``PartitionRecords.__next__``, a Cython
 record object and its property reads, a call to ``_consumer_record`` and a
-``ConsumerRecord`` dataclass built by its Python ``__init__`` (about 1.2 µs a record
-measured here, most of a raw aiokafka loop's cost and about a seventh of a worker's
-whole cost per event). Here each record is a :data:`FetchedRecord` (a named tuple with
+``ConsumerRecord`` dataclass built by its Python ``__init__`` (most of a raw aiokafka
+loop's cost, and a large share of a worker's cost per event). Here each record is a :data:`FetchedRecord` (a named tuple with
 ``ConsumerRecord``'s fields, in its order): readers of a record (Faust's consumer,
 polymon's batch handlers, the console's readers) only read its fields, which keep
 their names.
