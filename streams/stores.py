@@ -2,7 +2,8 @@
 
 Agents read their state with ``table.data.get(key)`` on every event. Faust's store is a
 MutableMapping proxy whose ``get`` is the generic one (``self[key]`` through a
-``__missing__`` check, a KeyError for every absent key), several lookups an event. Here ``get`` and ``in`` go straight to the dict.
+``__missing__`` check, a KeyError for every absent key), several lookups an event. Here
+``get`` and ``in`` go straight to the dict.
 
 Agents write rows with ``put``/``drop`` (streams.agents.outputs.store/forget), which also
 note each key's partition the way Faust's changelog recovery does: after a rebalance

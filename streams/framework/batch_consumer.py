@@ -4,12 +4,12 @@ ceiling.
 Faust hands every consumed message to its streams one at a time: two new tasks and an
 ``asyncio.wait`` per message in ``Consumer._drain_messages``, a queue hop into the
 agent, per-message sensors and acks: that path delivers a small fraction of what the
-same fetches bring in (docs/benchmarks.md has the figures). polymon keeps everything else of Faust (consumer
-group, partition assignment, table changelogs and recovery, commits, timers, web) and
-replaces only that hand-off, for the topics that registered a batch handler
-(streams.delivery): each fetched batch of a partition goes to its handler in one call,
-then its offsets are acknowledged together. Topics without a handler keep Faust's
-per-message path.
+same fetches bring in (docs/benchmarks.md has the figures). polymon keeps everything
+else of Faust (consumer group, partition assignment, table changelogs and recovery,
+commits, timers, web) and replaces only that hand-off, for the topics that registered a
+batch handler (streams.delivery): each fetched batch of a partition goes to its handler
+in one call, then its offsets are acknowledged together. Topics without a handler keep
+Faust's per-message path.
 
 Private parts of faust-streaming's Consumer it relies on (streams.framework.gate checks
 each): ``_drain_messages`` and ``_new_offset`` (overridden), ``_wait_next_records``,

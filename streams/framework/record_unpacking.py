@@ -4,10 +4,10 @@ aiokafka unpacks a fetched partition in its consumer thread, record by record, i
 interpreted Python: a generator step through ``PartitionRecords.__next__``, a Cython
 record object and its property reads, a call to ``_consumer_record`` and a
 ``ConsumerRecord`` dataclass built by its Python ``__init__`` (most of a raw aiokafka
-loop's cost, and a large share of a worker's cost per event). Here each record is a :data:`FetchedRecord` (a named tuple with
-``ConsumerRecord``'s fields, in its order): readers of a record (Faust's consumer,
-polymon's batch handlers, the console's readers) only read its fields, which keep
-their names.
+loop's cost, and a large share of a worker's cost per event). Here each record is a
+:data:`FetchedRecord` (a named tuple with ``ConsumerRecord``'s fields, in its order):
+readers of a record (Faust's consumer, polymon's batch handlers, the console's readers)
+only read its fields, which keep their names.
 
 - The common case (no deserializers, isolation level read_uncommitted: Faust's and
   polymon's) reads the fetched bytes in C (``read_batches`` of streams/_native/batches.c),
