@@ -443,7 +443,10 @@ async def submit(request: Request, right: str, action: OpsAction,
         await publisher.publish(command)
     except Exception as exc:
         metrics.operator_commands.labels(action.value, "unpublished").inc()
-        raise ApiError(503, f"could not publish the command to ops.commands: {exc}") from None
+        log.warning("command %s: not published to ops.commands: %r", command_id, exc)
+        raise ApiError(503, f"could not publish the command to ops.commands "
+                       f"({type(exc).__name__}; the worker's log has the details): "
+                       "retry with the same Idempotency-Key") from None
     outcome = await read_model.wait_outcome(command_id, settings.api_command_wait_s)
     metrics.operator_commands.labels(action.value,
                                      outcome["decision"] if outcome else "pending").inc()
