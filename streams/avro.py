@@ -116,8 +116,15 @@ class SchemaCatalog:
         definitions = {
             path.stem: json.loads(path.read_text()) for path in sorted(schema_dir.glob("*.avsc"))
         }
+        # Earlier versions of a record's schema, to read what they wrote: history/
+        # <Name>.<id>.avsc, the id its frames carry.
+        history = [(path.stem.rpartition(".")[0], int(path.stem.rpartition(".")[2]),
+                    json.loads(path.read_text()))
+                   for path in sorted((schema_dir / "history").glob("*.avsc"))]
         if registry_url:
             client = SchemaRegistryClient(registry_url)
+            history = [(name, client.register(f"polymon.v1.{name}", definition), definition)
+                       for name, _, definition in history]
             ids = {
                 name: client.register(f"polymon.v1.{name}", definition)
                 for name, definition in definitions.items()
@@ -131,7 +138,8 @@ class SchemaCatalog:
                     f"schemas without an id in {schema_dir / 'registry.json'}: {', '.join(missing)}"
                 )
         self._by_name = {n: SchemaEntry(n, ids[n], d) for n, d in definitions.items()}
-        self._by_id = {entry.schema_id: entry for entry in self._by_name.values()}
+        self._by_id = {old_id: SchemaEntry(n, old_id, d) for n, old_id, d in history}
+        self._by_id.update((entry.schema_id, entry) for entry in self._by_name.values())
 
     def __getitem__(self, name: str) -> SchemaEntry:
         try:

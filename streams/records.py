@@ -456,7 +456,7 @@ class MonitorHeartbeat(Record):
     input_partitions: Annotated[int, Field(ge=0, le=2**31 - 1)] | None = None
     input_lag: NonNegativeLong | None = None
     healthy: bool = True
-    unhealthy_reason: str | None = None
+    unhealthy_reason: Text | None = None
 
 
 class DeadLetterStage(StrEnum):

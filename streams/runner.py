@@ -10,13 +10,23 @@ It fails closed. A scope is denied, with the reason, while:
 1. the guard is not running (not started, or stopped);
 2. the broker is unreachable (librdkafka reported all brokers down, or a fatal or
    authentication error) until a fresh round trip to the broker succeeds again;
-3. the guard has not caught up with ``control.pauses``: every partition read up to
-   the high watermark taken at start (and taken again after a lost connection);
-4. polymon's heartbeat is older than ``heartbeat_max_age_s``, or none was seen;
-5. the scope, or a scope covering it (``global`` > ``bot:<id>`` > ``market:<id>``,
+3. a ``control.pauses`` partition has no leader or its end offset cannot be read (the
+   reason names the partition);
+4. the guard has not caught up with ``control.pauses``: every partition read up to
+   its high watermark, read again at least every ``heartbeat_max_age_s`` (partitions
+   are listed again as often: added ones are read from the beginning);
+5. polymon's heartbeat is older than ``heartbeat_max_age_s``, or none was seen; or a
+   worker that beats reports its input stuck, or its heartbeats show input lag and no
+   progress (``events_processed`` unchanged) for longer than ``heartbeat_max_age_s``;
+6. the scope, or a scope covering it (``global`` > ``bot:<id>`` > ``market:<id>``,
    see ``streams.scopes.ancestors``), is paused, or its latest ``control.pauses``
    record did not decode (undecodable messages are logged, counted and skipped; a
    pause record that cannot be read must not let its scope trade).
+
+A ``control.pauses`` record counts only when its key is its payload's scope (others
+are logged, counted and ignored: a record under the wrong key could otherwise unpause
+a scope), and per scope the newest by ``(updated_ms, state_id)`` wins, in whatever
+order records arrive; a tombstone deletes its key.
 
 Heartbeat age, per polymon worker, is the larger of (a) wall-clock now minus the
 heartbeat's own ``time_ms`` and (b) the time since this guard received it
@@ -24,7 +34,9 @@ heartbeat's own ``time_ms`` and (b) the time since this guard received it
 count as old as they are; (b) keeps a worker whose clock runs ahead from looking
 fresh after it stopped. The freshest worker counts: polymon is alive while any of
 its workers beats. A worker whose clock runs behind by more than the bound makes
-the guard fail closed: a safe failure, and the reason shows the age.
+the guard fail closed: a safe failure, and the reason shows the age. Every worker
+whose heartbeat is fresh must also show progress: one stuck worker leaves the scopes of
+its partitions unwatched.
 
 The pure part (``GuardState``, ``assess``, ``decide``) holds no Kafka and no clock;
 ``PauseGuard`` feeds it from a confluent-kafka consumer. It needs only what the
@@ -84,6 +96,7 @@ class GuardState(StrEnum):
 
     STOPPED = "stopped"
     BROKER_UNREACHABLE = "broker_unreachable"
+    PARTITION_UNAVAILABLE = "partition_unavailable"
     CATCHING_UP = "catching_up"
     HEARTBEAT_STALE = "heartbeat_stale"
     READY = "ready"
@@ -91,12 +104,16 @@ class GuardState(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class GuardStatus:
-    """The guard's health at one instant. Truthy when scopes may be looked at."""
+    """The guard's health at one instant. Truthy when scopes may be looked at.
+
+    ``undecodable``: records skipped because they did not decode; ``misplaced``:
+    control.pauses records ignored because their key is not their payload's scope."""
 
     state: GuardState
     reason: str
     heartbeat_age_s: float | None = None
     undecodable: int = 0
+    misplaced: int = 0
 
     @property
     def ready(self) -> bool:
@@ -120,10 +137,27 @@ class Decision:
 
 @dataclass
 class Beat:
-    """The newest heartbeat of one polymon worker."""
+    """The newest heartbeat of one polymon worker, and since when its input has stood
+    still with lag (``progress_mono``: receipt of the last beat that showed progress or
+    no lag)."""
 
     time_ms: int
     received_mono: float
+    events_processed: int = 0
+    input_lag: int | None = None
+    healthy: bool = True
+    unhealthy_reason: str | None = None
+    progress_mono: float | None = None
+
+    def stalled_s(self, now_mono: float) -> float:
+        """How long input lag has stood without progress (0: none, or lag unknown)."""
+        if not self.input_lag or self.progress_mono is None:
+            return 0.0
+        return now_mono - self.progress_mono
+
+
+def _version(state: PauseState) -> tuple[int, str]:
+    return state.updated_ms, state.state_id
 
 
 @dataclass
@@ -136,26 +170,45 @@ class PauseBook:
     # Scopes whose latest control.pauses record could not be decoded: denied (we cannot
     # tell whether they are paused) until a readable record or a tombstone replaces it.
     unreadable: dict[str, str] = field(default_factory=dict)
+    # (updated_ms, state_id) of the state a tombstone deleted: an older record arriving
+    # after the deletion must not bring it back.
+    deleted: dict[str, tuple[int, str]] = field(default_factory=dict)
     heartbeats: dict[str, Beat] = field(default_factory=dict)
-    # control.pauses partition -> offset to reach (None: end offsets not read yet).
+    # control.pauses partition -> offset to reach (None: end offsets not read yet), and
+    # when (monotonic) those end offsets were read.
     targets: dict[int, int] | None = None
+    targets_mono: float | None = None
     positions: dict[int, int] = field(default_factory=dict)
+    # control.pauses partition -> why it cannot be read now (no leader, an error).
+    unavailable: dict[int, str] = field(default_factory=dict)
     broker_error: str | None = None
     closed: str | None = "guard not started"
     waiting_for: str | None = None
     undecodable: int = 0
+    misplaced: int = 0
 
     def apply_pause(self, scope: str, state: PauseState | None) -> bool:
-        """A record (or a tombstone, None) of control.pauses; True when it changed."""
-        self.unreadable.pop(scope, None)
-        if self.pauses.get(scope) == state:
+        """A record (or a tombstone, None) of control.pauses keyed ``scope``; True when it
+        changed what the guard holds. A record whose payload names another scope is
+        ignored (counted in ``misplaced``); an older one than the scope's is ignored."""
+        if state is not None and state.scope != scope:
+            self.misplaced += 1
             return False
+        self.unreadable.pop(scope, None)
+        known = self.pauses.get(scope)
         if state is None:
+            if known is None:
+                return False
+            self.deleted[scope] = _version(known)
             del self.pauses[scope]
             self.paused.pop(scope, None)
-        else:
-            self.pauses[scope] = state
-            self.paused[scope] = state.paused
+            return True
+        floor = _version(known) if known is not None else self.deleted.get(scope)
+        if floor is not None and _version(state) <= floor:
+            return False  # the same record again, or one older than what is known
+        self.deleted.pop(scope, None)
+        self.pauses[scope] = state
+        self.paused[scope] = state.paused
         return True
 
     def apply_unreadable(self, key: str, error: str) -> None:
@@ -167,18 +220,26 @@ class PauseBook:
             return
         self.unreadable[key] = error
 
-    def apply_heartbeat(self, worker_id: str, time_ms: int | None, received_mono: float) -> None:
-        """A heartbeat of a worker (None: its tombstone, the worker is gone)."""
-        if time_ms is None:
+    def apply_heartbeat(self, worker_id: str, beat: Beat | None) -> None:
+        """A heartbeat of a worker (None: its tombstone, the worker is gone). Progress is
+        judged on receipt: the beat moved ``events_processed`` on, or shows no lag."""
+        if beat is None:
             self.heartbeats.pop(worker_id, None)
             return
         known = self.heartbeats.get(worker_id)
-        if known is None or time_ms >= known.time_ms:
-            self.heartbeats[worker_id] = Beat(time_ms, received_mono)
+        if known is not None and beat.time_ms < known.time_ms:
+            return
+        progressed = (known is None or known.progress_mono is None or not beat.input_lag
+                      or beat.events_processed != known.events_processed)
+        beat.progress_mono = beat.received_mono if progressed else known.progress_mono
+        self.heartbeats[worker_id] = beat
 
-    def set_targets(self, end_offsets: Mapping[int, tuple[int, int]]) -> None:
-        """The (low, high) watermarks of every control.pauses partition: read up to high."""
+    def set_targets(self, end_offsets: Mapping[int, tuple[int, int]],
+                    read_mono: float) -> None:
+        """The (low, high) watermarks of every control.pauses partition, read at
+        ``read_mono``: read up to high."""
         self.targets = {p: high if high > low else 0 for p, (low, high) in end_offsets.items()}
+        self.targets_mono = read_mono
 
     def consumed(self, partition: int, next_offset: int) -> None:
         self.positions[partition] = max(self.positions.get(partition, 0), next_offset)
@@ -191,12 +252,32 @@ class PauseBook:
                       if self.positions.get(p, 0) < target)
 
 
+def _age_s(beat: Beat, now_ms: int, now_mono: float) -> float:
+    return max((now_ms - beat.time_ms) / 1000.0, now_mono - beat.received_mono)
+
+
 def heartbeat_age_s(heartbeats: Mapping[str, Beat], now_ms: int,
                     now_mono: float) -> float | None:
     """Age of the freshest worker's heartbeat (see the module doc), None if none seen."""
-    ages = [max((now_ms - beat.time_ms) / 1000.0, now_mono - beat.received_mono)
-            for beat in heartbeats.values()]
+    ages = [_age_s(beat, now_ms, now_mono) for beat in heartbeats.values()]
     return min(ages) if ages else None
+
+
+def stuck_worker(heartbeats: Mapping[str, Beat], now_ms: int, now_mono: float,
+                 max_age_s: float) -> str | None:
+    """Why a worker whose heartbeat is fresh cannot be trusted (it reports itself
+    unhealthy, or its input lag stood without progress for longer than ``max_age_s``);
+    None when every fresh worker makes progress."""
+    for worker, beat in sorted(heartbeats.items()):
+        if _age_s(beat, now_ms, now_mono) > max_age_s:
+            continue  # gone: its partitions move to the others, its beats age out
+        if not beat.healthy:
+            return f"polymon worker {worker} unhealthy: {beat.unhealthy_reason or 'no reason'}"
+        stalled = beat.stalled_s(now_mono)
+        if stalled > max_age_s:
+            return (f"polymon worker {worker} made no progress for {stalled:.1f}s with input "
+                    f"lag {beat.input_lag} (limit {max_age_s:g}s)")
+    return None
 
 
 def assess(book: PauseBook, now_ms: int, now_mono: float, heartbeat_max_age_s: float,
@@ -204,20 +285,29 @@ def assess(book: PauseBook, now_ms: int, now_mono: float, heartbeat_max_age_s: f
            heartbeat_topic: str = HEARTBEAT_TOPIC) -> GuardStatus:
     """The guard's health from what it knows and the time: the fail-closed checks."""
     age = heartbeat_age_s(book.heartbeats, now_ms, now_mono)
-    extra: dict[str, Any] = {"heartbeat_age_s": age, "undecodable": book.undecodable}
+    extra: dict[str, Any] = {"heartbeat_age_s": age, "undecodable": book.undecodable,
+                             "misplaced": book.misplaced}
     if book.closed is not None:
         return GuardStatus(GuardState.STOPPED, book.closed, **extra)
     if book.broker_error is not None:
         return GuardStatus(GuardState.BROKER_UNREACHABLE,
                            f"broker unreachable: {book.broker_error}", **extra)
+    if book.unavailable:
+        detail = "; ".join(f"partition {p}: {why}" for p, why in sorted(book.unavailable.items()))
+        return GuardStatus(GuardState.PARTITION_UNAVAILABLE,
+                           f"{pauses_topic} unavailable ({detail})", **extra)
     lagging = book.lagging()
-    if lagging is None or lagging:
+    read_age = None if book.targets_mono is None else now_mono - book.targets_mono
+    if lagging is None or lagging or read_age is None or read_age > heartbeat_max_age_s:
         if book.waiting_for:
             detail = f" ({book.waiting_for})"
-        elif lagging is None:
+        elif lagging is None or read_age is None:
             detail = " (reading its end offsets)"
-        else:
+        elif lagging:
             detail = f" (partitions {', '.join(map(str, lagging))} behind)"
+        else:
+            detail = (f" (end offsets read {read_age:.1f}s ago, "
+                      f"limit {heartbeat_max_age_s:g}s)")
         return GuardStatus(GuardState.CATCHING_UP, f"not caught up with {pauses_topic}{detail}",
                            **extra)
     if age is None:
@@ -227,6 +317,9 @@ def assess(book: PauseBook, now_ms: int, now_mono: float, heartbeat_max_age_s: f
         return GuardStatus(GuardState.HEARTBEAT_STALE,
                            f"polymon heartbeat {age:.1f}s old (limit {heartbeat_max_age_s:g}s)",
                            **extra)
+    stuck = stuck_worker(book.heartbeats, now_ms, now_mono, heartbeat_max_age_s)
+    if stuck is not None:
+        return GuardStatus(GuardState.HEARTBEAT_STALE, stuck, **extra)
     return GuardStatus(GuardState.READY, "ready", **extra)
 
 
@@ -302,10 +395,15 @@ class PauseGuard:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_state: GuardState | None = None
+        # End offsets and partitions are read again this often: targets never older than
+        # the bound while the broker answers.
+        self._refresh_s = max(0.1, heartbeat_max_age_s / 3)
         # Touched by the consumer thread only.
         self._assigned = False
+        self._partitions: set[tuple[str, int]] = set()
         self._need_sync = True
         self._next_attempt = 0.0
+        self._next_refresh = 0.0
 
     # -- the hot path ------------------------------------------------------------------
 
@@ -392,12 +490,10 @@ class PauseGuard:
                     self._handle(message)
                 self._report_health()
                 now = time.monotonic()
-                if now >= self._next_attempt and (not self._assigned or self._need_sync):
-                    self._next_attempt = now + _RETRY_S
-                    if not self._assigned:
-                        self._assign(consumer)
-                    if self._assigned and self._need_sync:
-                        self._sync(consumer)
+                due = not self._assigned or self._need_sync or now >= self._next_refresh
+                if due and now >= self._next_attempt:
+                    self._next_attempt = now + min(_RETRY_S, self._refresh_s)
+                    self._refresh(consumer)
         except Exception:  # never die silently: the guard is then closed, with the reason
             log.exception("pause guard thread failed")
             with self._lock:
@@ -417,8 +513,13 @@ class PauseGuard:
         else:
             log.debug("pause guard: %s", error.str())
 
-    def _assign(self, consumer: Consumer) -> None:
-        partitions: list[KafkaTopicPartition] = []
+    def _refresh(self, consumer: Consumer) -> None:
+        """List both topics' partitions (assigning added ones, from the beginning) and read
+        control.pauses' end offsets: the guard is caught up once it read that far. Also
+        the proof that the broker answers again after a loss. A control.pauses partition
+        without a leader, or whose end offset cannot be read, is named as unavailable."""
+        started = time.monotonic()
+        listed: dict[str, Any] = {}
         try:
             for topic in (self.pauses_topic, self.heartbeat_topic):
                 described = consumer.list_topics(topic, timeout=_CALL_TIMEOUT_S).topics.get(topic)
@@ -426,8 +527,7 @@ class PauseGuard:
                     with self._lock:
                         self._book.waiting_for = f"waiting for topic {topic}"
                     return
-                partitions += [KafkaTopicPartition(topic, p, OFFSET_BEGINNING)
-                               for p in described.partitions]
+                listed[topic] = described
         except KafkaException as exc:
             error = exc.args[0] if exc.args else exc
             with self._lock:
@@ -435,30 +535,47 @@ class PauseGuard:
                     else str(error)
             self._need_sync = True
             return
-        consumer.assign(partitions)
+        added = [KafkaTopicPartition(topic, p, OFFSET_BEGINNING)
+                 for topic, described in listed.items() for p in sorted(described.partitions)
+                 if (topic, p) not in self._partitions]
+        if added:
+            if self._assigned:
+                log.info("pause guard: partitions added: %s",
+                         ", ".join(f"{tp.topic}[{tp.partition}]" for tp in added))
+            consumer.incremental_assign(added)
+            self._partitions.update((tp.topic, tp.partition) for tp in added)
         self._assigned = True
+        unavailable: dict[int, str] = {}
+        offsets: dict[int, tuple[int, int]] = {}
+        for p, meta in sorted(listed[self.pauses_topic].partitions.items()):
+            if meta.error is not None:
+                unavailable[p] = meta.error.str()
+            elif meta.leader < 0:
+                unavailable[p] = "no leader"
+            else:
+                try:
+                    offsets[p] = consumer.get_watermark_offsets(
+                        KafkaTopicPartition(self.pauses_topic, p), timeout=_CALL_TIMEOUT_S,
+                        cached=False)
+                except KafkaException as exc:
+                    error = exc.args[0] if exc.args else exc
+                    unavailable[p] = "end offset not read: " + (
+                        error.str() if isinstance(error, KafkaError) else str(error))
         with self._lock:
             self._book.waiting_for = None
-
-    def _sync(self, consumer: Consumer) -> None:
-        """Read control.pauses' end offsets: the guard is caught up once it read that far.
-        Also the proof that the broker answers again after a loss."""
-        offsets: dict[int, tuple[int, int]] = {}
-        try:
-            for tp in consumer.assignment():
-                if tp.topic == self.pauses_topic:
-                    offsets[tp.partition] = consumer.get_watermark_offsets(
-                        KafkaTopicPartition(tp.topic, tp.partition), timeout=_CALL_TIMEOUT_S,
-                        cached=False)
-        except KafkaException as exc:
-            log.debug("pause guard: end offsets not read: %s", exc)
-            return
-        with self._lock:
-            self._book.set_targets(offsets)
+            # end offsets count from when the read began; every partition's or none
+            self._book.unavailable = unavailable
+            if not unavailable:
+                self._book.set_targets(offsets, started)
             if self._book.broker_error is not None:
                 log.info("pause guard: broker reachable again")
             self._book.broker_error = None
+        if unavailable:
+            log.debug("pause guard: %s partitions unavailable: %s", self.pauses_topic,
+                      unavailable)
+            return
         self._need_sync = False
+        self._next_refresh = started + self._refresh_s
 
     def _handle(self, message: Message) -> None:
         error = message.error()
@@ -467,6 +584,13 @@ class PauseGuard:
                 if message.topic() == self.pauses_topic:
                     with self._lock:
                         self._book.consumed(message.partition(), message.offset())
+            elif (message.topic() == self.pauses_topic and message.partition() is not None
+                  and message.partition() >= 0 and error.code() not in _LOST
+                  and not error.fatal()):
+                # a partition's own error: not ready until a refresh finds it readable
+                with self._lock:
+                    self._book.unavailable[message.partition()] = error.str()
+                self._need_sync = True
             else:
                 self._on_error(error)
             return
@@ -496,11 +620,14 @@ class PauseGuard:
             if error is not None:
                 self._book.apply_unreadable(key, error)  # counted; its scope fails closed
                 return
-            scope = state.scope if state is not None else key
-            changed = self._book.apply_pause(scope, state)
+            if state is not None and state.scope != key:
+                log.warning("pause guard: ignoring %s[%d]@%d: key %r is not its scope %r",
+                            message.topic(), message.partition(), message.offset(), key,
+                            state.scope)
+            changed = self._book.apply_pause(key, state)
         if changed and self.on_change is not None:
             try:
-                self.on_change(scope, state)
+                self.on_change(key, state)
             except Exception:
                 log.exception("pause guard: on_change callback failed")
 
@@ -509,7 +636,7 @@ class PauseGuard:
         if message.value() is None:
             worker = (message.key() or b"").decode(errors="replace")
             with self._lock:
-                self._book.apply_heartbeat(worker, None, received)
+                self._book.apply_heartbeat(worker, None)
             return
         beat: MonitorHeartbeat | None
         beat, error = self._decode(self._heartbeat_codec, message)
@@ -517,7 +644,9 @@ class PauseGuard:
             if error is not None:
                 self._book.undecodable += 1  # counted and skipped: its age cannot help
             elif beat is not None:
-                self._book.apply_heartbeat(beat.worker_id, beat.time_ms, received)
+                self._book.apply_heartbeat(beat.worker_id, Beat(
+                    beat.time_ms, received, beat.events_processed, beat.input_lag,
+                    beat.healthy, beat.unhealthy_reason))
 
     def _report_health(self) -> None:
         with self._changed:

@@ -12,11 +12,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, NewPartitions
 
 from streams.processes import free_port
 from streams.records import MonitorHeartbeat, OpsAction, OpsCommand, PausePolicy, PauseState
 from streams.runner import Decision, GuardState, GuardStatus, PauseGuard
-from tests.conftest import Stack, start_test_broker, wait_until
+from tests.conftest import CODECS, SPECS, Stack, start_test_broker, wait_until
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "trading_runner.py"
 
@@ -233,3 +235,46 @@ def test_tombstones_delete_and_undecodable_records_are_counted_and_fail_their_sc
                    what="tombstones applied")
         assert recorder.changes[-1] == ("market:m6", None)
         assert guard.paused_scopes() == {}
+
+
+def test_misplaced_records_are_ignored_the_newest_state_wins_and_added_partitions_are_read(
+        stack: Stack, recorder: Recorder) -> None:
+    # No worker: this test writes polymon's outputs itself.
+    stack.create_topics()
+    now = int(time.time() * 1000)
+
+    def state(scope: str, paused: bool, updated_ms: int, state_id: str) -> PauseState:
+        return PauseState(scope=scope, paused=paused, reason_code="GOV_OPERATOR_PAUSE",
+                          since_ms=now, policy=PausePolicy.MANUAL, actor="operator:alice",
+                          updated_ms=updated_ms, state_id=state_id)
+
+    stack.send_records("monitor.heartbeat", [MonitorHeartbeat(
+        worker_id="fake", time_ms=now, started_ms=now, version="test")])
+    # the newer resume lands first, the older pause after it
+    stack.send_records("control.pauses", [state("market:m1", False, now + 10, "b"),
+                                          state("market:m1", True, now, "a")])
+    # a pause of global filed under another scope's key
+    stack.send_raw("control.pauses", [(b"market:m2", CODECS["PauseState"].encode_record(
+        state("global", True, now, "forged")))])
+    topic = stack.topic("control.pauses")
+    with PauseGuard(stack.bootstrap, topic_prefix=stack.prefix, heartbeat_max_age_s=30,
+                    on_change=recorder.on_change) as guard:
+        assert guard.wait_ready(timeout=15), guard.status()
+        assert guard.allowed("market:m1"), "the newest state (resumed) wins"
+        assert guard.allowed("bot:b1/market:m2"), "the misplaced global pause is ignored"
+        assert guard.status().misplaced == 1
+        assert all(scope == "market:m1" for scope, _ in recorder.changes)
+
+        count = SPECS["control.pauses"].partitions
+        admin = AdminClient({"bootstrap.servers": stack.bootstrap})
+        admin.create_partitions([NewPartitions(topic, count + 1)])[topic].result(15)
+        producer = Producer({"bootstrap.servers": stack.bootstrap})
+        producer.produce(topic, key=b"market:m9", partition=count,
+                         value=CODECS["PauseState"].encode_record(
+                             state("market:m9", True, now, "on-the-new-partition")))
+        assert producer.flush(15) == 0
+        # listed again within a third of the bound, read from the beginning
+        denied = decision_when(guard, "market:m9", lambda d: d.covering_scope == "market:m9",
+                               30, "the pause on the added partition obeyed")
+        assert denied.reason.startswith("paused: market:m9 (")
+        assert guard.status().ready
