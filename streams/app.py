@@ -56,7 +56,11 @@ app: faust.App = framework.app_class()(
     value_serializer="raw",
     topic_partitions=settings.partitions or 4,
     topic_replication_factor=settings.replication_factor,
+    # Decisions count once the broker has them on every in-sync replica (acks=all; the
+    # producer is idempotent with the framework patches: streams.framework.producer);
+    # one not acknowledged within this is retried until then, and then stops the worker.
     producer_acks=-1,
+    producer_request_timeout=settings.producer_delivery_timeout_s,
     broker_session_timeout=settings.session_timeout_s,
     broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
     broker_rebalance_timeout=settings.rebalance_timeout_s,

@@ -14,6 +14,7 @@ Who calls the handlers depends on ``framework_patches`` (streams.framework):
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import namedtuple
 from collections.abc import Awaitable, Callable, Sequence
@@ -77,3 +78,62 @@ def acknowledge_every(interval_s: float, before: Callable[[], Awaitable[Any]]) -
     has been awaited."""
     global ack_interval_s, before_ack
     ack_interval_s, before_ack = interval_s, before
+
+
+class DeliveryFailed(RuntimeError):
+    """The broker did not acknowledge a message polymon sent (after the producer's own
+    retries): the offsets of its cause must not be committed."""
+
+
+class PendingDeliveries:
+    """The delivery futures of sent messages (decisions, outbox batches, changelog
+    batches) until the broker has acknowledged them: :meth:`settle` is awaited before
+    handled offsets are acknowledged, so a commit never covers a message the broker does
+    not have. Faust's ``send()`` and aiokafka's ``send_batch()`` return once a message
+    is queued, and the producer's ``flush()`` does not raise on a failed batch: only the
+    futures tell."""
+
+    def __init__(self) -> None:
+        self._futures: list[tuple[str, asyncio.Future[Any]]] = []
+
+    def __len__(self) -> int:
+        return len(self._futures)
+
+    def track(self, topic: str, future: Awaitable[Any]) -> None:
+        """Keep ``future`` (a message or batch sent to ``topic``) until settled."""
+        self._futures.append((topic, asyncio.ensure_future(future)))
+
+    async def settle(self) -> int:
+        """Wait until every tracked delivery is acknowledged (the producer retries
+        meanwhile: a broker that cannot take a message blocks here). Returns how many
+        were settled; raises :class:`DeliveryFailed` naming each topic whose delivery
+        failed (the failed ones are forgotten: the caller must not acknowledge, and
+        stops the worker)."""
+        futures, self._futures = self._futures, []
+        if not futures:
+            return 0
+        waiting = [future for _, future in futures if not future.done()]
+        try:
+            if waiting:
+                await asyncio.wait(waiting)
+        except BaseException:  # cancelled: whatever is not done yet is still pending
+            self._futures = [item for item in futures if not item[1].done()] + self._futures
+            raise
+        failed: list[tuple[str, BaseException]] = []
+        for topic, future in futures:
+            if future.cancelled():
+                failed.append((topic, asyncio.CancelledError("its delivery was cancelled")))
+            elif (error := future.exception()) is not None:
+                failed.append((topic, error))
+        if failed:
+            topics = sorted({topic for topic, _ in failed})
+            first = failed[0][1]
+            raise DeliveryFailed(
+                f"{len(failed)} of {len(futures)} sent messages or batches were not "
+                f"acknowledged by the broker (topics: {', '.join(topics)}): "
+                f"{first!r}") from first
+        return len(futures)
+
+
+# every message polymon sends, until acknowledged (see PendingDeliveries)
+pending = PendingDeliveries()

@@ -23,7 +23,7 @@ import faust
 from streams.agents.commands import handles
 from streams.agents.decoding import InvalidInput, consume
 from streams.agents.operator_audit import publish_command_audit
-from streams.agents.outputs import enqueue, forget, owned_partitions, store
+from streams.agents.outputs import enqueue, forget, owned_partitions, send, store
 from streams.agents.ticks import every
 from streams.app import app, clock, codecs, settings, topics
 from streams.codec import InputMessage
@@ -80,14 +80,14 @@ async def _decide(dedup_key: str, state: dict[str, Any], outcome: Outcome, parti
     if outcome.incident is not None:
         incident = outcome.incident
         version = _incident_envelope(incident, cause_id, now_ms, event_time_ms)
-        await topics.incidents.send(key=incident["incident_id"].encode(), value=version)
+        await send(topics.incidents, incident["incident_id"].encode(), version)
         # on the partition the input producers pick for the scope (not Faust's), where
         # the scope's rollout state lives; sent with the batch's other output
         enqueue(topics.incident_scopes, incident["scope"].encode(),
                 codecs["ReportEnvelope"].encode_record(version))
     if outcome.decision == "opened" and outcome.incident is not None:
         incident = outcome.incident
-        await topics.audit.send(key=incident["scope"].encode(), value=audit_envelope(
+        await send(topics.audit, incident["scope"].encode(), audit_envelope(
             decision_id=incident["incident_id"], scope=incident["scope"],
             reason_code=incident["reason_code"], action="incident", actor=SOURCE,
             decision="opened", before=outcome.before, after=outcome.after,
@@ -143,7 +143,7 @@ async def forward_incident_command(command: OpsCommand, message: InputMessage) -
                       "reason": command.reason, "issued_time_ms": str(command.issued_time_ms)},
         ),
     )
-    await topics.incident_inputs.send(key=dedup_key.encode(), value=request)
+    await send(topics.incident_inputs, dedup_key.encode(), request)
 
 
 async def forward_pause(state: PauseState, message: InputMessage) -> None:
@@ -164,7 +164,7 @@ async def forward_pause(state: PauseState, message: InputMessage) -> None:
                       "policy": state.policy.value},
         ),
     )
-    await topics.incident_inputs.send(key=dedup_key.encode(), value=change)
+    await send(topics.incident_inputs, dedup_key.encode(), change)
 
 
 consume(topics.pauses, "PauseState", forward_pause)
@@ -240,7 +240,7 @@ async def expire_resolved_incidents(now_ms: int) -> None:
         if expired is None:
             continue
         for incident_id in expired:  # sent as its versions were, so on their partition
-            await topics.incidents.send(key=incident_id.encode(), value=None)
+            await send(topics.incidents, incident_id.encode(), None)
         forget(incidents, dedup_key, entry["partition"])
 
 

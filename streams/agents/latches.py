@@ -4,19 +4,31 @@ pause or release a scope goes through here, so control.pauses has one writer per
 Input topics are keyed by scope strings (health.events by scope, exec.fills by market
 scope, model topics by model scope, ops.commands by scope) with one partition count,
 so the latch of a scope lives on the worker that processes that scope's events.
+
+Each row keeps, beside the latch, the pause state last published for it ("state"). The
+owner re-publishes that state unchanged (same state id and times: nothing changes for
+a reader) on partition assignment and every ``pause_republish_interval_s``, so a pause
+whose publish was lost (a crash between the row's changelog write and the publish) is
+on control.pauses again within that bound.
 """
 
 from __future__ import annotations
 
+import logging
+import os
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import faust
 
 from streams.agents.outputs import (
+    flush_changelogs,
     owned_partitions,
+    pause_state,
     publish_alert,
     publish_pause,
     rows_of,
+    send_pause_state,
     store,
 )
 from streams.agents.ticks import every_tick
@@ -25,9 +37,12 @@ from streams.control import pauses
 from streams.control.alerts import AlertTransition
 from streams.control.pauses import PauseChange
 from streams.reason_codes import reason
-from streams.records import AlertStatus
+from streams.records import AlertStatus, PauseState
 
+log = logging.getLogger(__name__)
 SOURCE = "agents.latches"
+# the exit status of the fault-injection hook (fault_crash_before_pause_publish)
+FAULT_EXIT_STATUS = 86
 pause_latches = app.Table(
     "pause-latches", default=None, partitions=topics.health_events.partitions,
     schema=faust.Schema(key_serializer="json", value_serializer="json"),
@@ -52,6 +67,49 @@ def _hold_down_ms() -> int:
     return int(settings.stale_hold_down_s * 1000)
 
 
+def latch_row(partition: int, latch: dict[str, Any], changes: list[PauseChange],
+              now_ms: int, previous: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The table row of a latch: its partition, the latch, and the pause state last
+    published for it (the last of ``changes``, made at ``now_ms``, else the previous
+    row's), which is what gets re-published."""
+    row: dict[str, Any] = {"partition": partition, "latch": latch}
+    if changes:
+        row["state"] = pause_state(changes[-1], now_ms).model_dump(mode="json")
+    elif previous and previous.get("state") is not None:
+        row["state"] = previous["state"]
+    return row
+
+
+def states_to_republish(rows: Iterable[tuple[str, Any]],
+                        owned: set[int]) -> list[dict[str, Any]]:
+    """The last published pause state of every row on an ``owned`` partition (rows of
+    partitions given up are their new owner's to re-publish; a latch never flipped has
+    no state)."""
+    return [row["state"] for _, row in rows
+            if row and row["partition"] in owned and row.get("state") is not None]
+
+
+async def republish_pause_states() -> int:
+    """Re-publish the last pause state of every latch this worker owns, unchanged."""
+    states = states_to_republish(list(_latches.items()), owned_partitions(topics.health_events))
+    for state in states:
+        await send_pause_state(PauseState.model_validate(state))
+    if states:
+        log.info("re-published the pause state of %d scope(s)", len(states))
+    return len(states)
+
+
+async def _publish_pauses(changes: list[PauseChange], source: str, now_ms: int) -> None:
+    if changes and settings.fault_crash_before_pause_publish:
+        await flush_changelogs()  # the latch's row is on its changelog, acknowledged
+        log.critical("FAULT INJECTION (POLYMON_FAULT_CRASH_BEFORE_PAUSE_PUBLISH): exiting "
+                     "after the pause latch's changelog write, before the pause publish")
+        logging.shutdown()
+        os._exit(FAULT_EXIT_STATUS)
+    for change in changes:
+        await publish_pause(change, source, now_ms)
+
+
 async def apply_alerts(scope: str, partition: int, transitions: list[AlertTransition],
                        now_ms: int, source: str) -> None:
     """Publish alert transitions and apply the pausing ones to the scope's latch."""
@@ -72,11 +130,11 @@ async def apply_alerts(scope: str, partition: int, transitions: list[AlertTransi
     latch, change = pauses.expire(latch, now_ms, _hold_down_ms(), source)
     changes += [change] if change else []
     if any(reason(t.condition.reason_code).pauses for t in transitions) or changes:
-        store(pause_latches, scope, {"partition": partition, "latch": latch}, partition)
+        store(pause_latches, scope,
+              latch_row(partition, latch, changes, now_ms, _latches.get(scope)), partition)
     for transition in transitions:
         await publish_alert(transition, source, now_ms)
-    for change in changes:
-        await publish_pause(change, source, now_ms)
+    await _publish_pauses(changes, source, now_ms)
 
 
 async def operator_command(scope: str, partition: int, command_id: str, pause: bool,
@@ -84,9 +142,10 @@ async def operator_command(scope: str, partition: int, command_id: str, pause: b
     now_ms = clock.now_ms()
     step = pauses.operator_pause if pause else pauses.resume
     latch, change = step(_latch(scope), command_id, now_ms, f"operator:{actor}")
-    store(pause_latches, scope, {"partition": partition, "latch": latch}, partition)
-    if change:
-        await publish_pause(change, SOURCE, now_ms)
+    changes = [change] if change else []
+    store(pause_latches, scope,
+          latch_row(partition, latch, changes, now_ms, _latches.get(scope)), partition)
+    await _publish_pauses(changes, SOURCE, now_ms)
 
 
 def paused_scopes() -> dict[str, bool]:
@@ -106,6 +165,20 @@ async def expire_hold_downs(now_ms: int) -> None:
             continue  # given up in a rebalance: its new owner clears it
         latch, change = pauses.expire(entry["latch"], now_ms, _hold_down_ms(), SOURCE)
         if change:
-            store(pause_latches, scope, {"partition": entry["partition"], "latch": latch},
+            store(pause_latches, scope,
+                  latch_row(entry["partition"], latch, [change], now_ms, entry),
                   entry["partition"])
-            await publish_pause(change, SOURCE, now_ms)
+            await _publish_pauses([change], SOURCE, now_ms)
+
+
+@pause_latches.on_recover
+async def republish_on_assignment() -> None:
+    """After every rebalance's table recovery: the latches of newly owned partitions
+    (and those kept) re-publish their state."""
+    await republish_pause_states()
+
+
+if settings.pause_republish_interval_s:
+    @app.timer(interval=settings.pause_republish_interval_s)
+    async def republish_periodically() -> None:
+        await republish_pause_states()

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from streams.agents.latches import pause_latches
+from streams.agents.outputs import send
 from streams.app import clock, settings, topics
 from streams.envelope import audit_envelope
 from streams.records import OpsAction, OpsCommand
@@ -24,7 +25,7 @@ async def publish_command_audit(command: OpsCommand, decision: str, *, before: A
                                 after: Any = None, detail: str = "",
                                 evidence: dict[str, Any] | None = None,
                                 source: str = SOURCE) -> None:
-    await topics.audit.send(key=command.scope.encode(), value=audit_envelope(
+    await send(topics.audit, command.scope.encode(), audit_envelope(
         decision_id=command_decision_id(command.command_id), scope=command.scope,
         reason_code="GOV_OPERATOR_ACTION", action=command.action.value.lower(),
         actor=f"operator:{command.actor}", decision=decision, before=before, after=after,

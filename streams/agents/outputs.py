@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import time
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -19,11 +20,24 @@ from streams.app import app, settings, topics
 from streams.control.alerts import AlertTransition
 from streams.control.keying import partition_for
 from streams.control.pauses import PauseChange
-from streams.delivery import YIELD_EVERY, acknowledge_every
+from streams.delivery import YIELD_EVERY, DeliveryFailed, acknowledge_every, pending
 from streams.envelope import alert_envelope, audit_envelope
 from streams.framework.clients import aiokafka_producer
 from streams.records import AlertStatus, PauseState
 from streams.stores import MemoryStore
+
+log = logging.getLogger(__name__)
+
+def track(topic: str, future: Any) -> None:
+    """Keep the delivery future of a message or batch sent to ``topic``: the next flush
+    waits for the broker's acknowledgement (streams.delivery.PendingDeliveries)."""
+    pending.track(topic, future)
+
+
+async def send(topic: faust.TopicT, key: bytes, value: Any) -> None:
+    """``topic.send``, its delivery tracked: Faust's send returns once the message is
+    queued, and nothing else would notice that the broker never took it."""
+    track(topic.get_topic_name(), await topic.send(key=key, value=value))
 
 
 def owned_partitions(topic: faust.TopicT) -> set[int]:
@@ -40,7 +54,7 @@ _flushing = asyncio.Lock()
 
 # id(table) -> (table, its rows, its rows' partitions, its changelog topic name): stores
 # are the hottest writes, and Faust derives the name anew on every call (tables are not
-# hashable). A plain tuple: a NamedTuple here measured a few % slower per event.
+# hashable). A plain tuple: cheaper to unpack than a NamedTuple.
 _sinks: dict[int, tuple[faust.Table, dict[Any, Any], dict[Any, int], str]] = {}
 # read for every store: bound once (a method looked up per call costs more than the read)
 _sink_get, _unsent_get = _sinks.get, _unsent.get
@@ -57,8 +71,8 @@ def _sink_of(table: faust.Table) -> tuple[faust.Table, dict[Any, Any], dict[Any,
 
 def rows_of(table: faust.Table) -> dict[Any, Any]:
     """The rows of ``table``: its store's own dict, which lasts the table's life. Agents
-    bind it once: ``table.data`` is a Python property behind mode's attribute hook, about
-    850 instructions a read, and the handlers read tables several times per event."""
+    bind it once: ``table.data`` is a Python property behind mode's attribute hook, and
+    the handlers read tables several times per event."""
     return _sink_of(table)[1]
 
 
@@ -106,23 +120,23 @@ async def send_raw(topic: str, partition: int,
             await asyncio.sleep(0)  # the staleness timer run between them
         while batch.append(key=key, value=value, timestamp=None) is None:
             if batch.record_count() == 0:  # larger than a whole batch: on its own
-                await producer.send(topic, value, key=key, partition=partition)
+                track(topic, await producer.send(topic, value, key=key, partition=partition))
                 break
-            await producer.send_batch(batch, topic, partition=partition)
+            track(topic, await producer.send_batch(batch, topic, partition=partition))
             batch = producer.create_batch()
         count += 1
     if batch.record_count():
-        await producer.send_batch(batch, topic, partition=partition)
+        track(topic, await producer.send_batch(batch, topic, partition=partition))
     return count
 
 
 async def _send_one_by_one(topic: str, partition: int,
                            messages: Iterable[tuple[bytes | None, bytes | None]]) -> int:
-    pending = [await app.producer.send(topic, key, value, partition, None, None)
+    futures = [await app.producer.send(topic, key, value, partition, None, None)
                for key, value in messages]
-    for sent in pending:  # handed over only once the broker has them, as a batch is
+    for sent in futures:  # handed over only once the broker has them
         await sent
-    return len(pending)
+    return len(futures)
 
 
 def encode_json(value: Any) -> bytes:
@@ -200,14 +214,33 @@ def changelog_messages(changes: dict[str, Any]) -> Iterator[tuple[bytes, bytes |
         yield encode_json(key), None if value is None else encode_json(value)
 
 
+async def settle_deliveries() -> int:
+    """Wait until the broker has acknowledged everything sent so far (the producer
+    retries meanwhile). A delivery that failed stops the worker, loudly: the offsets of
+    its cause are never committed, so the restarted worker decides again."""
+    try:
+        return await pending.settle()
+    except DeliveryFailed as exc:
+        log.critical("polymon worker stopping: %s. No offset after its cause is "
+                     "committed; a restart re-processes it (and re-publishes every pause "
+                     "latch's state)", exc)
+        await app.crash(exc)
+        raise
+
+
 async def flush_changelogs() -> int:
     """Hand every queued message and every unsent table change to the producer (changes
-    as JSON, as the tables' schema reads them back on recovery). Called before handled
-    offsets are acknowledged (so a commit never covers a change its changelog has not
-    got) and every ``changelog_flush_interval_s``."""
+    as JSON, as the tables' schema reads them back on recovery), and wait for the
+    broker's acknowledgement of all of them. Called before handled offsets are
+    acknowledged (so a commit never covers a decision the broker has not got, nor a
+    change its changelog has not got) and every ``changelog_flush_interval_s``.
+    Decisions are acknowledged before the table changes that record them are sent: a
+    crash in between leaves the state from before, and the re-processed input decides
+    again (same ids)."""
     sent = 0
     async with _flushing:  # a caller returns only when nothing popped is still unsent
         sent += await _send_outbox()
+        await settle_deliveries()
         while _unsent:
             target, changes = _unsent.popitem()
             try:
@@ -215,6 +248,7 @@ async def flush_changelogs() -> int:
             except BaseException:  # kept for the next flush; newer values win
                 _unsent[target] = {**changes, **_unsent.get(target, {})}
                 raise
+        await settle_deliveries()
     return sent
 
 
@@ -242,9 +276,9 @@ async def publish_alert(transition: AlertTransition, source: str, now_ms: int) -
         source=source, observed_ms=now_ms, event_time_ms=condition.event_time_ms,
         config_version=settings.config_version,
     )
-    await topics.alerts.send(key=envelope.dedup_key.encode(), value=envelope)
+    await send(topics.alerts, envelope.dedup_key.encode(), envelope)
     firing = transition.status is AlertStatus.FIRING
-    await topics.audit.send(key=condition.scope.encode(), value=audit_envelope(
+    await send(topics.audit, condition.scope.encode(), audit_envelope(
         decision_id=transition.alert_id, scope=condition.scope,
         reason_code=condition.reason_code, action="alert", actor=source,
         decision="firing" if firing else "resolved",
@@ -256,14 +290,23 @@ async def publish_alert(transition: AlertTransition, source: str, now_ms: int) -
     ))
 
 
-async def publish_pause(change: PauseChange, source: str, now_ms: int) -> None:
-    state = PauseState(
+def pause_state(change: PauseChange, now_ms: int) -> PauseState:
+    """What control.pauses carries for ``change``, made at ``now_ms``."""
+    return PauseState(
         scope=change.scope, paused=change.paused, reason_code=change.reason_code,
         since_ms=change.since_ms, cause_id=change.cause_id, policy=change.policy,
         actor=change.actor, updated_ms=now_ms, state_id=change.state_id,
     )
-    await topics.pauses.send(key=change.scope.encode(), value=state)
-    await topics.audit.send(key=change.scope.encode(), value=audit_envelope(
+
+
+async def send_pause_state(state: PauseState) -> None:
+    """Send a scope's pause state to control.pauses (tracked until acknowledged)."""
+    await send(topics.pauses, state.scope.encode(), state)
+
+
+async def publish_pause(change: PauseChange, source: str, now_ms: int) -> None:
+    await send_pause_state(pause_state(change, now_ms))
+    await send(topics.audit, change.scope.encode(), audit_envelope(
         decision_id=change.state_id, scope=change.scope,
         reason_code=change.reason_code or "GOV_OPERATOR_ACTION",
         action="pause" if change.paused else "resume", actor=change.actor,

@@ -31,7 +31,7 @@ import faust
 
 from streams.agents import canary, drift, health, incidents
 from streams.agents.commands import handles
-from streams.agents.outputs import owned_partitions, store
+from streams.agents.outputs import owned_partitions, send, store
 from streams.agents.ticks import every_tick
 from streams.app import app, clock, settings, topics
 from streams.codec import InputMessage
@@ -65,9 +65,9 @@ async def _apply(scope: str, partition: int, entry: dict[str, Any] | None,
         return
     if decision.granted:
         assert entry is not None
-        await topics.rollout.send(key=scope.encode(), value=RolloutState(**entry["state"]))
+        await send(topics.rollout, scope.encode(), RolloutState(**entry["state"]))
     after = decision.to_stage if decision.granted else decision.from_stage
-    await topics.audit.send(key=scope.encode(), value=audit_envelope(
+    await send(topics.audit, scope.encode(), audit_envelope(
         decision_id=decision.decision_id, scope=scope, reason_code="GOV_ROLLOUT_TRANSITION",
         action=decision.action, actor=decision.actor,
         decision="granted" if decision.granted else "refused",

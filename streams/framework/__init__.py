@@ -17,6 +17,8 @@ module holds one job:
 - :mod:`~streams.framework.pydantic_fields`: input records assembled without
   validation (writes ``__pydantic_fields_set__``, ``__pydantic_extra__``,
   ``__pydantic_private__``).
+- :mod:`~streams.framework.producer`: Faust's producer made idempotent (extends
+  ``Producer._settings_extra``).
 - :mod:`~streams.framework.clients`: the aiokafka producer under Faust's, and the
   group member id this worker holds.
 - :mod:`~streams.framework.gate`: the exact versions and attributes all of this was
@@ -70,10 +72,11 @@ def install(settings: Settings) -> bool:
                     "per-message delivery and aiokafka's own unpacking run")
         _patched = False
         return False
-    from streams.framework import embedded_broker, gate, record_unpacking
+    from streams.framework import embedded_broker, gate, producer, record_unpacking
 
     gate.check()  # raises FrameworkMismatch, before anything is changed
     record_unpacking.install()
+    producer.install(settings.idempotent_producer)
     if settings.embedded_broker_workarounds:
         embedded_broker.install_idle_fetch_backoff(settings.idle_fetch_backoff_s)
         embedded_broker.install_empty_assignment_rejoin()

@@ -85,6 +85,10 @@ NEEDED: tuple[Needed, ...] = (
     Needed("aiokafka", "aiokafka.consumer.fetcher:Fetcher", "_records", instance=True),
     Needed("aiokafka", "aiokafka.consumer.group_coordinator:CoordinatorGroupRebalance",
            "perform_group_join", ("self",)),
+    # producer: Faust's producer, idempotent
+    Needed("faust-streaming", "faust.transport.drivers.aiokafka:Producer",
+           "_settings_extra", ("self",)),
+    Needed("faust-streaming", "faust.transport.drivers.aiokafka:Transport", "Producer"),
     # clients: the aiokafka producer and consumer under Faust's
     Needed("faust-streaming", "faust.transport.drivers.aiokafka:Producer",
            "_ensure_producer", ("self",)),

@@ -29,3 +29,68 @@ def test_a_message_of_fausts_path_reads_as_the_fetched_record(
     fields = ("topic", "partition", "offset", "timestamp", "key", "value")
     assert ([getattr(delivered(message), name) for name in fields]
             == [getattr(record, name) for name in fields])
+
+
+# --- PendingDeliveries: a commit waits for the broker's acknowledgement ---------------
+
+
+async def test_settle_waits_for_every_delivery_and_forgets_them() -> None:
+    import asyncio
+
+    from streams.delivery import PendingDeliveries
+
+    pending = PendingDeliveries()
+    loop = asyncio.get_running_loop()
+    first, second = loop.create_future(), loop.create_future()
+    pending.track("control.pauses", first)
+    pending.track("audit.log", second)
+    settling = asyncio.ensure_future(pending.settle())
+    await asyncio.sleep(0.01)
+    assert not settling.done()  # the broker has not acknowledged: the commit waits
+    first.set_result("metadata")
+    await asyncio.sleep(0.01)
+    assert not settling.done()
+    second.set_result("metadata")
+    assert await settling == 2
+    assert len(pending) == 0 and await pending.settle() == 0
+
+
+async def test_a_failed_delivery_raises_naming_its_topic() -> None:
+    import asyncio
+
+    import pytest
+
+    from streams.delivery import DeliveryFailed, PendingDeliveries
+
+    pending = PendingDeliveries()
+    loop = asyncio.get_running_loop()
+    delivered_one, failed, cancelled = (loop.create_future() for _ in range(3))
+    delivered_one.set_result("metadata")
+    failed.set_exception(RuntimeError("NotEnoughReplicasError"))
+    cancelled.cancel()
+    pending.track("monitor.alerts", delivered_one)
+    pending.track("control.pauses", failed)
+    pending.track("audit.log", cancelled)
+    with pytest.raises(DeliveryFailed, match=r"2 of 3 .*audit.log, control.pauses.*"
+                                             r"NotEnoughReplicasError"):
+        await pending.settle()
+
+
+async def test_a_cancelled_settle_keeps_what_is_not_yet_acknowledged() -> None:
+    import asyncio
+
+    from streams.delivery import PendingDeliveries
+
+    pending = PendingDeliveries()
+    loop = asyncio.get_running_loop()
+    done, waiting = loop.create_future(), loop.create_future()
+    done.set_result("metadata")
+    pending.track("control.pauses", done)
+    pending.track("control.pauses", waiting)
+    settling = asyncio.ensure_future(pending.settle())
+    await asyncio.sleep(0.01)
+    settling.cancel()
+    await asyncio.gather(settling, return_exceptions=True)
+    assert len(pending) == 1  # the next settle still waits for it
+    waiting.set_result("metadata")
+    assert await pending.settle() == 1
