@@ -130,7 +130,7 @@ def current_evaluation(scope: str, now_ms: int) -> dict[str, Any] | None:
     if not state:
         return None
     version = state["canary_version"]
-    if canary.decided(state["evaluation"], now_ms, WINDOW_MS, version):
+    if _decided(scope, state, now_ms):
         return state["evaluation"]
     canary_tag = canary.cohort_tag("CANARY", version)
     samples = {
@@ -142,6 +142,27 @@ def current_evaluation(scope: str, now_ms: int) -> dict[str, Any] | None:
     return canary.evaluate(samples, settings.canary_leading_metrics, settings.canary_alpha,
                            settings.canary_min_samples, settings.canary_test, now_ms,
                            WINDOW_MS, version, settings.canary_margins)
+
+
+def _decided(scope: str, state: dict[str, Any], now_ms: int) -> bool:
+    """Whether the kept evaluation is the decision of the window judged at ``now_ms``, on
+    every sample of it kept here (one that arrived after the window's end, in flight,
+    has it decided again)."""
+    evaluation = state["evaluation"]
+    version = state["canary_version"]
+    if not canary.decided(evaluation, now_ms, WINDOW_MS, version):
+        return False
+    start = evaluation["window_start_ms"]
+    canary_tag = canary.cohort_tag("CANARY", version)
+    for metric, figures in evaluation["metrics"].items():
+        for tag, n in ((canary_tag, figures["n_canary"]), (canary.BASELINE, figures["n_baseline"])):
+            kept = 0
+            for shard in range(canary.SHARDS):
+                entry = _samples.get(canary.samples_key(scope, start, metric, tag, shard))
+                kept += len(entry["kept"]) if entry else 0
+            if kept != n:
+                return False
+    return True
 
 
 def _comparable(evaluation: dict[str, Any] | None) -> Any:
@@ -160,7 +181,7 @@ async def evaluate_canaries(now_ms: int) -> None:
         for start, pairs in expired.items():
             for key in canary.sample_keys(scope, start, pairs):
                 forget(canary_samples, key, state["partition"])
-        if canary.decided(state["evaluation"], now_ms, WINDOW_MS, state["canary_version"]):
+        if _decided(scope, state, now_ms):
             if expired:
                 store(canary_state, scope, state, state["partition"])
             continue  # this window is decided: nothing changes until the next one ends

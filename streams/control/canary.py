@@ -8,7 +8,8 @@ Pure: plain dicts, time passed in.
 Windows are fixed (tumbling, aligned on multiples of the window size, by event time).
 The verdict is decided once per window, at its end, on that completed window: one test
 per metric and window, not a test of a growing window every tick (which would inflate
-the false-regression rate). Until the next window completes, that verdict stands. A
+the false-regression rate). Until the next window completes, that verdict stands (a
+sample of the window that arrives after its end has it decided again). A
 window with fewer than ``min_samples`` in a cohort holds, and keeps the regression
 alert's state.
 

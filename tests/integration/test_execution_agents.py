@@ -55,6 +55,19 @@ def _clear_of_midnight() -> None:
         time.sleep(left + 1)
 
 
+CANARY_WINDOW_MS = 60_000
+
+
+def completed_canary_window_time() -> int:
+    """An event time in the last completed canary window, with at least 30 s left before
+    the next one completes (the verdict of a window stands until then)."""
+    now = now_ms()
+    if CANARY_WINDOW_MS - now % CANARY_WINDOW_MS < 30_000:
+        time.sleep((CANARY_WINDOW_MS - now % CANARY_WINDOW_MS) / 1000 + 0.1)
+        now = now_ms()
+    return now - now % CANARY_WINDOW_MS - CANARY_WINDOW_MS + 500
+
+
 def fill(market: str, bot: str, predicted: float, realized: float) -> FillEvent:
     return FillEvent(event_id=uuid.uuid4().hex, market=market, bot=bot, kind=FillKind.FILL,
                      order_id=uuid.uuid4().hex, event_time_ms=now_ms(), requested_size=10.0,
@@ -205,20 +218,22 @@ def test_a_models_fills_reach_its_cohort_figures_and_its_canary_samples(stack: S
     _clear_of_midnight()
     stack.create_topics()
     worker = stack.start_worker(**SETTINGS, canary_evaluation_interval_s=0.2,
+                                canary_window_s=CANARY_WINDOW_MS // 1000,
                                 canary_min_samples=5, canary_leading_metrics={
                                     "slippage_abs_error_bps": "lower_is_better",
                                     "fill_ratio": "higher_is_better"})
     rng = np.random.default_rng(11)
+    at_ms = completed_canary_window_time()  # the canary decides a window once it completed
     fills = {cohort: [FillEvent(
         event_id=uuid.uuid4().hex, market=f"m{i % 9}", bot="b1", kind=FillKind.FILL,
-        order_id=uuid.uuid4().hex, event_time_ms=now_ms(), requested_size=10.0,
+        order_id=uuid.uuid4().hex, event_time_ms=at_ms, requested_size=10.0,
         filled_size=float(rng.uniform(2, 10)), predicted_slippage_bps=float(p),
         realized_slippage_bps=float(p + rng.normal(0, 2)), cohort=cohort, model="pricer",
         model_version="v1" if cohort is Cohort.BASELINE else "v2")
         for i, p in enumerate(rng.uniform(1, 5, n))]
         for cohort, n in ((Cohort.BASELINE, 40), (Cohort.CANARY, 25))}
     intents = [FillEvent(event_id=uuid.uuid4().hex, market="m1", bot="b1", kind=FillKind.INTENT,
-                         order_id=uuid.uuid4().hex, event_time_ms=now_ms(), requested_size=5.0,
+                         order_id=uuid.uuid4().hex, event_time_ms=at_ms, requested_size=5.0,
                          filled_size=0.0, model="pricer", model_version="v2",
                          cohort=Cohort.CANARY) for _ in range(3)]
     stack.send_records("exec.fills", fills[Cohort.BASELINE] + fills[Cohort.CANARY] + intents)

@@ -36,9 +36,9 @@ SETTINGS = {
     "evaluation_interval_s": 0.1, "canary_evaluation_interval_s": 0.2,
     "drift_min_samples": 200, "canary_min_samples": 30,
     "canary_leading_metrics": {"brier": "lower_is_better"},
-    "canary_window_s": 20, "canary_margins": {"brier": 0.01},
+    "canary_window_s": 60, "canary_margins": {"brier": 0.01},
 }
-WINDOW_MS = 20_000
+WINDOW_MS = 60_000
 EDGES = [-1.5, -0.5, 0.0, 0.5, 1.5]
 TRAINING = [0.02, 0.16, 0.32, 0.32, 0.16, 0.02]
 SHIFTED = [0.0, 0.02, 0.08, 0.2, 0.4, 0.3]
@@ -74,10 +74,10 @@ def features(model: str, rng: np.random.Generator, n: int,
 
 
 def completed_window_time() -> int:
-    """An event time in the last completed canary window, with at least 8 s left before
+    """An event time in the last completed canary window, with at least 30 s left before
     the next window completes (the verdict of a window stands until then)."""
     now = now_ms()
-    if WINDOW_MS - now % WINDOW_MS < 8_000:
+    if WINDOW_MS - now % WINDOW_MS < 30_000:
         time.sleep((WINDOW_MS - now % WINDOW_MS) / 1000 + 0.1)
         now = now_ms()
     return now - now % WINDOW_MS - WINDOW_MS + 500
