@@ -455,6 +455,7 @@ class MonitorHeartbeat(Record):
     # progress, so a worker whose input is stuck while its timers run is not trusted
     input_partitions: Annotated[int, Field(ge=0, le=2**31 - 1)] | None = None
     input_lag: NonNegativeLong | None = None
+    input_offset_sum: NonNegativeLong | None = None
     healthy: bool = True
     unhealthy_reason: Text | None = None
 

@@ -17,7 +17,8 @@ It fails closed. A scope is denied, with the reason, while:
    are listed again as often: added ones are read from the beginning);
 5. polymon's heartbeat is older than ``heartbeat_max_age_s``, or none was seen; or a
    worker that beats reports its input stuck, or its heartbeats show input lag and no
-   progress (``events_processed`` unchanged) for longer than ``heartbeat_max_age_s``;
+   progress (its input offsets, or ``events_processed``, unchanged) for longer than
+   ``heartbeat_max_age_s``;
 6. the scope, or a scope covering it (``global`` > ``bot:<id>`` > ``market:<id>``,
    see ``streams.scopes.ancestors``), is paused, or its latest ``control.pauses``
    record did not decode (undecodable messages are logged, counted and skipped; a
@@ -147,7 +148,15 @@ class Beat:
     input_lag: int | None = None
     healthy: bool = True
     unhealthy_reason: str | None = None
+    # sum of the input partitions' next offsets: moves with every record taken, valid or
+    # dead-lettered (events_processed counts only the valid ones)
+    input_offset_sum: int | None = None
     progress_mono: float | None = None
+
+    def progressed_since(self, known: Beat) -> bool:
+        if self.input_offset_sum is not None and known.input_offset_sum is not None:
+            return self.input_offset_sum != known.input_offset_sum
+        return self.events_processed != known.events_processed
 
     def stalled_s(self, now_mono: float) -> float:
         """How long input lag has stood without progress (0: none, or lag unknown)."""
@@ -230,7 +239,7 @@ class PauseBook:
         if known is not None and beat.time_ms < known.time_ms:
             return
         progressed = (known is None or known.progress_mono is None or not beat.input_lag
-                      or beat.events_processed != known.events_processed)
+                      or beat.progressed_since(known))
         beat.progress_mono = beat.received_mono if progressed else known.progress_mono
         self.heartbeats[worker_id] = beat
 
@@ -646,7 +655,7 @@ class PauseGuard:
             elif beat is not None:
                 self._book.apply_heartbeat(beat.worker_id, Beat(
                     beat.time_ms, received, beat.events_processed, beat.input_lag,
-                    beat.healthy, beat.unhealthy_reason))
+                    beat.healthy, beat.unhealthy_reason, beat.input_offset_sum))
 
     def _report_health(self) -> None:
         with self._changed:

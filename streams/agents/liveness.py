@@ -93,6 +93,7 @@ async def publish_liveness() -> None:
         events_processed=_processed_total(),
         input_partitions=len(inputs),
         input_lag=sum(seen.lag for seen in observed.values()),
+        input_offset_sum=sum(seen.offset for seen in observed.values()),
         healthy=problem is None,
         unhealthy_reason=problem,
     )

@@ -357,6 +357,23 @@ def test_a_worker_whose_lag_stands_without_progress_fails_the_guard_closed() -> 
     assert assess(book, NOW_MS + 6_600, NOW_MONO + 6.6, LIMIT_S)
 
 
+def test_input_taken_but_dead_lettered_is_progress() -> None:
+    book = ready_book()
+    book.heartbeats.clear()
+    for i in range(10):  # garbage: events_processed stands, the input offsets move on
+        book.apply_heartbeat("w1", Beat(NOW_MS - 10_000 + i * 1000, NOW_MONO - 10 + i,
+                                        events_processed=5, input_lag=800,
+                                        input_offset_sum=1000 + 100 * i))
+    assert assess(book, NOW_MS, NOW_MONO, LIMIT_S)
+    for i in range(10, 17):  # and now they stand too
+        book.apply_heartbeat("w1", Beat(NOW_MS - 10_000 + i * 1000, NOW_MONO - 10 + i,
+                                        events_processed=5, input_lag=800,
+                                        input_offset_sum=1900))
+    book.targets_mono = NOW_MONO + 6.0  # end offsets read again meanwhile
+    status = assess(book, NOW_MS + 7_000, NOW_MONO + 7.0, LIMIT_S)
+    assert status.state is GuardState.HEARTBEAT_STALE and "made no progress" in status.reason
+
+
 def test_lag_that_is_worked_off_is_progress() -> None:
     book = ready_book()
     book.heartbeats.clear()
@@ -410,12 +427,12 @@ def _read(body: bytes, writer: dict[str, Any], reader: dict[str, Any]) -> dict[s
 def test_an_old_heartbeat_reads_with_the_new_schema_as_no_progress_reported() -> None:
     datum = _read(_write(OLD_HEARTBEAT, OLD_DATUM), OLD_HEARTBEAT, NEW_HEARTBEAT)
     assert datum == {**OLD_DATUM, "input_partitions": None, "input_lag": None,
-                     "healthy": True, "unhealthy_reason": None}
+                     "input_offset_sum": None, "healthy": True, "unhealthy_reason": None}
 
 
 def test_a_new_heartbeat_reads_with_the_old_schema() -> None:
-    new = {**OLD_DATUM, "input_partitions": 4, "input_lag": 17, "healthy": False,
-           "unhealthy_reason": "input stuck"}
+    new = {**OLD_DATUM, "input_partitions": 4, "input_lag": 17, "input_offset_sum": 9000,
+           "healthy": False, "unhealthy_reason": "input stuck"}
     assert _read(_write(NEW_HEARTBEAT, new), NEW_HEARTBEAT, OLD_HEARTBEAT) == OLD_DATUM
 
 
