@@ -256,33 +256,83 @@ def evaluation_due(state: dict[str, Any], scope: str, now_ms: int, threshold_s: 
     return alerting or (due is not None and now_ms >= due), due
 
 
+SLO_BURN, SLO_BURN_TICKET = "GOV_SLO_BURN", "GOV_SLO_BURN_TICKET"
+
+
 def new_slo_state(partition: int, scope: str, slo: str, owner: str | None) -> dict[str, Any]:
     return {"partition": partition, "scope": scope, "slo": slo, "owner": owner,
-            "counts": windows.new_counts(), "alert": None}
+            "counts": windows.new_counts(), "alert": None, "ticket_alert": None,
+            "status": None}
+
+
+def slo_status(counts: dict[int, tuple[int, int]], target: float, rules: Sequence[BurnRule],
+               verdict: Any, now_ms: int) -> dict[str, Any]:
+    """What the API, metrics and console show of an SLO: per window its counts,
+    compliance and burn rate; per rule its burn rates and whether it fires; the error
+    budget left over the longest window (1 − errors / allowed errors, < 0 when spent)."""
+    per_window = {}
+    for window_s, (healthy, total) in sorted(counts.items()):
+        compliance = healthy / total if total else None
+        per_window[str(window_s)] = {
+            "healthy": healthy, "total": total, "compliance": compliance,
+            "compliant": None if compliance is None else compliance >= target,
+            "burn_rate": verdict.burn_rates.get(window_s)}
+    longest = max(counts)
+    healthy, total = counts[longest]
+    allowed = (1 - target) * total
+    firing = {rule.name for rule in verdict.firing_rules}
+    return {
+        "target": target, "evaluated_ms": now_ms, "windows": per_window,
+        "budget_window_s": longest,
+        "error_budget_remaining": (1 - (total - healthy) / allowed) if total else None,
+        "rules": [{"name": rule.name, "severity": rule.severity,
+                   "long_window_s": rule.long_window_s, "short_window_s": rule.short_window_s,
+                   "threshold": rule.burn_rate_threshold,
+                   "burn_rate_long": verdict.burn_rates.get(rule.long_window_s),
+                   "burn_rate_short": verdict.burn_rates.get(rule.short_window_s),
+                   "firing": rule.name in firing} for rule in rules],
+        "firing_rules": [rule.name for rule in verdict.firing_rules],
+    }
 
 
 def observe_probe(state: dict[str, Any], event_time_ms: int, healthy: bool, now_ms: int,
                   target: float, rules: Sequence[BurnRule], min_events: int,
                   bucket_ms: int) -> list[AlertTransition]:
-    """Count one SLO probe and evaluate the multiwindow burn rules at ``now_ms``."""
+    """Count one SLO probe and evaluate the multiwindow burn rules at ``now_ms``.
+
+    The firing rule's severity decides: a page-level rule raises GOV_SLO_BURN (CRITICAL,
+    pauses the scope), a ticket-level one GOV_SLO_BURN_TICKET (WARNING, no pause)."""
     windows.add(state["counts"], event_time_ms, healthy, bucket_ms)
     longest_ms = max(rule.long_window_s for rule in rules) * 1000
     windows.prune(state["counts"], now_ms, longest_ms, bucket_ms)
     lengths = {w for rule in rules for w in (rule.long_window_s, rule.short_window_s)}
     counts = {w: windows.window(state["counts"], now_ms, w * 1000, bucket_ms) for w in lengths}
     verdict = multiwindow_burn(counts, target, rules, min_events)
-    rule = verdict.firing or rules[0]
-    rate = verdict.burn_rates.get(rule.long_window_s)
-    healthy_n, total_n = counts[rule.long_window_s]
-    condition = Condition(
-        scope=state["scope"], subject=state["slo"], reason_code="GOV_SLO_BURN",
-        firing=verdict.fires, metric="burn_rate", value=rate,
-        threshold=rule.burn_rate_threshold, window_s=float(rule.long_window_s),
-        cause=f"{state['slo']}@{event_time_ms - event_time_ms % bucket_ms}",
-        event_time_ms=event_time_ms,
-        message=(f"SLO {state['slo']} (owner {state['owner'] or 'unknown'}): {healthy_n}/"
-                 f"{total_n} healthy over {rule.long_window_s}s, target {target}, "
-                 f"rule {rule.name}"),
-    )
-    state["alert"], transition = step_alert(state["alert"], condition)
-    return [transition] if transition else []
+    state["status"] = slo_status(counts, target, rules, verdict, now_ms)
+    transitions = []
+    for code, slot, severities in ((SLO_BURN, "alert", ("page",)),
+                                   (SLO_BURN_TICKET, "ticket_alert", ("ticket",))):
+        firing = [r for r in verdict.firing_rules if r.severity in severities]
+        if code == SLO_BURN_TICKET:  # any other severity than page is a ticket
+            firing = [r for r in verdict.firing_rules if r.severity != "page"]
+        candidates = [r for r in rules if (r.severity == "page") == (code == SLO_BURN)]
+        rule = firing[0] if firing else (candidates[0] if candidates else rules[0])
+        if bool(firing) == (state.get(slot) is not None):
+            continue  # no edge
+        rate = verdict.burn_rates.get(rule.long_window_s)
+        healthy_n, total_n = counts[rule.long_window_s]
+        condition = Condition(
+            scope=state["scope"], subject=state["slo"], reason_code=code,
+            firing=bool(firing), metric="burn_rate", value=rate,
+            threshold=rule.burn_rate_threshold, window_s=float(rule.long_window_s),
+            cause=f"{state['slo']}@{event_time_ms - event_time_ms % bucket_ms}",
+            event_time_ms=event_time_ms,
+            message=(f"SLO {state['slo']} (owner {state['owner'] or 'unknown'}): {healthy_n}/"
+                     f"{total_n} healthy over {rule.long_window_s}s, target {target}, "
+                     f"burn rate {'n/a' if rate is None else f'{rate:.4g}'}, rule {rule.name} "
+                     f"({rule.severity})"),
+        )
+        state[slot], transition = step_alert(state.get(slot), condition)
+        if transition:
+            transitions.append(transition)
+    return transitions

@@ -289,6 +289,7 @@ ROUTE_QUERIES: dict[str, dict[str, QueryParam]] = {
     "/api/heartbeats": _params("scope", "kind", "local"),
     "/api/execution": _params("scope", "kind", "local"),
     "/api/drift": _params("scope", "kind", "local"),
+    "/api/slos": _params("scope", "kind", "local"),
     "/api/incidents": _params("scope", "kind", "state", "severity", "limit"),
     "/api/pauses": _params("scope", "kind", "paused"),
     "/api/rollout": _params("scope", "kind"),
@@ -556,6 +557,29 @@ def execution_rows(execution_state: Iterable[tuple[str, Any]],
             "last_event_ms": state.get("last_event_ms"), "windows": state.get("figures") or {},
             "alerts": {code: (alert or {}).get("alert_id") for code, alert in alerts.items()},
             "breaching": sorted(code for code, alert in alerts.items() if alert),
+        }
+    return rows
+
+
+def slo_rows(slo_windows: Iterable[tuple[str, Any]], match: ScopeFilter) -> dict[str, Any]:
+    """Per SLO of a scope (key ``<scope>|<slo>``), with its owner: compliance and burn
+    rate per window, error budget left, each burn rule's rates and whether it fires, and
+    the page- and ticket-level alerts firing."""
+    rows: dict[str, Any] = {}
+    for key, state in slo_windows:
+        if not state or not match.matches(state["scope"]):
+            continue
+        status = state.get("status") or {}
+        rows[key] = {
+            "scope": state["scope"], "slo": state["slo"], "owner": state.get("owner"),
+            "target": status.get("target"), "evaluated_ms": status.get("evaluated_ms"),
+            "windows": status.get("windows") or {},
+            "budget_window_s": status.get("budget_window_s"),
+            "error_budget_remaining": status.get("error_budget_remaining"),
+            "rules": status.get("rules") or [],
+            "firing_rules": status.get("firing_rules") or [],
+            "alerts": {"GOV_SLO_BURN": (state.get("alert") or {}).get("alert_id"),
+                       "GOV_SLO_BURN_TICKET": (state.get("ticket_alert") or {}).get("alert_id")},
         }
     return rows
 

@@ -229,6 +229,10 @@ def paths(read_requires_token: bool = False) -> dict[str, dict[str, Any]]:
         "/api/drift": _read("listDrift", "model drift and canary/baseline deltas (the drift "
                             "and canary agents' tables)", _fanned("DriftRow", "models"),
                             route="/api/drift", description=fanned, **reads),
+        "/api/slos": _read("listSlos", "SLOs with their owners: compliance and burn rate per "
+                           "window, error budget left, burn rules, firing alerts (the health "
+                           "agent's SLO table)", _fanned("SloRow", "slos"),
+                           route="/api/slos", description=fanned, **reads),
         "/api/incidents": _read(
             "listIncidents", "the incident queue, unresolved first, most severe first",
             {"type": "object", "required": ["incidents", "counts"], "properties": {
@@ -410,6 +414,15 @@ def components() -> dict[str, Any]:
              "windows": {"type": "object"},
              "alerts": {"type": "object", "additionalProperties": _STR_OR_NULL},
              "breaching": {"type": "array", "items": _STR}}),
+        "SloRow": _object(
+            ["scope", "slo", "owner", "windows", "rules", "firing_rules", "alerts"],
+            {"scope": _STR, "slo": _STR, "owner": _STR_OR_NULL,
+             "target": {"type": ["number", "null"]}, "evaluated_ms": _INT_OR_NULL,
+             "windows": {"type": "object"}, "budget_window_s": _INT_OR_NULL,
+             "error_budget_remaining": {"type": ["number", "null"]},
+             "rules": {"type": "array", "items": {"type": "object"}},
+             "firing_rules": {"type": "array", "items": _STR},
+             "alerts": {"type": "object", "additionalProperties": _STR_OR_NULL}}),
         "DriftRow": _object(["drift", "canary"], {"drift": {"type": ["object", "null"]},
                                                   "canary": {"type": ["object", "null"]}}),
         "WorkerAnswer": _object(["url", "partitions", "ok"], {

@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 from faust.web import Request, Response, View
 
 from streams.agents import canary, drift, execution
-from streams.agents.health import scope_health
+from streams.agents.health import scope_health, slo_windows
 from streams.agents.membership import own_member_id
 from streams.app import app, clock, codecs, metrics, settings, topic_specs, topics
 from streams.control import health
@@ -282,6 +282,21 @@ class Drift(ApiView):
             if params.get("local"):
                 return result
             return {"models": result["data"], "workers": result["workers"],
+                    "complete": result["complete"], "now_ms": now_ms()}
+
+        return await self.answer(request, handler)
+
+
+@page("/api/slos")
+class Slos(ApiView):
+    async def get(self, request: Request) -> Response:
+        async def handler() -> Reply:
+            params = self.params(request)
+            result = await merged(request, params, lambda: api.slo_rows(
+                owned_items(slo_windows), scope_filter(params)))
+            if params.get("local"):
+                return result
+            return {"slos": result["data"], "workers": result["workers"],
                     "complete": result["complete"], "now_ms": now_ms()}
 
         return await self.answer(request, handler)

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from streams.control import health
 from streams.control.alerts import AlertTransition
-from streams.maths.slo import BurnRule
+from streams.maths.slo import DEFAULT_BURN_RULES, BurnRule
 from streams.reason_codes import reason
 from streams.records import AlertStatus, HealthEventKind
 
@@ -598,3 +598,43 @@ def test_observe_event_is_its_parts_in_one_call(events) -> None:
         assert got == (expected, *health.evaluation_due(parts, SCOPE, now_ms, threshold,
                                                         MISS_FACTOR))
         assert whole == parts
+
+
+def _seed_slo(healthy_n: int, total_n: int) -> tuple[dict[str, Any], list[AlertTransition]]:
+    """``healthy_n`` of ``total_n`` probes over the last hour, with the default rules."""
+    state = health.new_slo_state(0, "market:*", "ingestion", "team-data")
+    transitions = []
+    now = T0 + 3_600_000
+    for n in range(total_n):  # unhealthy ones spread over the hour
+        at = T0 + n * 3_600_000 // total_n
+        healthy = (n * (total_n - healthy_n)) % total_n >= total_n - healthy_n
+        health.windows.add(state["counts"], at, healthy, 60_000)
+    transitions += health.observe_probe(state, now, True, now, 0.995, DEFAULT_BURN_RULES,
+                                        10, 60_000)
+    return state, transitions
+
+
+def test_the_seeds_slo_example_is_compliant_without_a_burn_alert() -> None:
+    state, transitions = _seed_slo(99_640 - 1, 100_000 - 1)  # the probe observe adds: one
+    assert transitions == []
+    three_days = state["status"]["windows"][str(3 * 86_400)]
+    assert (three_days["healthy"], three_days["total"]) == (99_640, 100_000)
+    assert three_days["compliance"] == pytest.approx(0.9964)
+    assert three_days["compliant"] is True
+    assert three_days["burn_rate"] == pytest.approx(0.72)
+    assert state["status"]["error_budget_remaining"] == pytest.approx(0.28)
+    assert state["status"]["firing_rules"] == []
+
+
+def test_a_ticket_level_burn_is_a_warning_that_does_not_pause() -> None:
+    state, transitions = _seed_slo(99_440 - 1, 100_000 - 1)
+    [fired] = transitions
+    assert fired.condition.reason_code == "GOV_SLO_BURN_TICKET"
+    assert fired.condition.value == pytest.approx(1.12)
+    assert reason("GOV_SLO_BURN_TICKET").severity.value == "WARNING"
+    assert not reason("GOV_SLO_BURN_TICKET").pauses and reason("GOV_SLO_BURN").pauses
+    assert state["status"]["firing_rules"] == ["ticket_burn"]
+    assert state["status"]["windows"][str(3 * 86_400)]["compliant"] is False
+    assert state["status"]["error_budget_remaining"] == pytest.approx(-0.12)
+    assert state["alert"] is None and state["ticket_alert"] is not None
+    assert "owner team-data" in fired.condition.message

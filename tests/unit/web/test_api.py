@@ -356,3 +356,18 @@ def test_a_printable_reason_in_any_script_is_taken() -> None:
     assert api.parse_body(json.dumps({"reason": reason}).encode(), api.REASON_BODY) == {
         "reason": reason.strip()}
     assert re.fullmatch(api.REASON_PATTERN, reason)
+
+
+def test_slo_rows_show_owner_compliance_budget_and_alerts() -> None:
+    status = {"target": 0.995, "evaluated_ms": 7, "windows": {"3600": {"compliance": 0.9964}},
+              "budget_window_s": 3600, "error_budget_remaining": 0.28, "rules": [],
+              "firing_rules": []}
+    state = {"partition": 0, "scope": "market:m1", "slo": "ingestion", "owner": "team-data",
+             "status": status, "alert": None, "ticket_alert": {"alert_id": "t1"}}
+    rows = api.slo_rows([("market:m1|ingestion", state), ("bot:b1|x", None)], ScopeFilter())
+    row = rows["market:m1|ingestion"]
+    assert (row["owner"], row["target"], row["error_budget_remaining"]) == (
+        "team-data", 0.995, 0.28)
+    assert row["windows"]["3600"]["compliance"] == 0.9964
+    assert row["alerts"] == {"GOV_SLO_BURN": None, "GOV_SLO_BURN_TICKET": "t1"}
+    assert api.slo_rows([("market:m1|ingestion", state)], ScopeFilter("bot:")) == {}
