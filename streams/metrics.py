@@ -68,6 +68,19 @@ class Metrics:
             "polymon_canary_delta", "mean(canary) - mean(baseline) per model and metric",
             ["model", "metric"], registry=self.registry,
         )
+        self.slo_compliance = Gauge(
+            "polymon_slo_compliance", "healthy / total probes per SLO and window (every scope "
+            "of the SLO)", ["slo", "owner", "window"], registry=self.registry,
+        )
+        self.slo_burn_rate = Gauge(
+            "polymon_slo_burn_rate", "error-budget burn rate (1 - compliance) / (1 - target) "
+            "per SLO and window", ["slo", "owner", "window"], registry=self.registry,
+        )
+        self.slo_budget_remaining = Gauge(
+            "polymon_slo_error_budget_remaining", "error budget left over the SLO's longest "
+            "window (1 - errors / allowed errors; < 0 when spent)", ["slo", "owner", "window"],
+            registry=self.registry,
+        )
         self.incidents_open = Gauge(
             "polymon_incidents_open", "Incidents not yet resolved, by state and severity",
             ["state", "severity"], registry=self.registry,

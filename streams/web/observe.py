@@ -19,7 +19,8 @@ def refresh(metrics: Metrics, *, now_ms: int, scope_health: Iterable[tuple[str, 
             rollout: Mapping[str, Mapping[str, Any]],
             execution_state: Iterable[tuple[str, Any]] = (),
             drift_state: Iterable[tuple[str, Any]] = (),
-            canary_state: Iterable[tuple[str, Any]] = ()) -> None:
+            canary_state: Iterable[tuple[str, Any]] = (),
+            slo_windows: Iterable[tuple[str, Any]] = ()) -> None:
     staleness: dict[tuple[str, str], float] = {}
     stale: dict[tuple[str, str], int] = defaultdict(int)
     missing: dict[tuple[str, str], int] = defaultdict(int)
@@ -72,6 +73,7 @@ def refresh(metrics: Metrics, *, now_ms: int, scope_health: Iterable[tuple[str, 
 
     _execution(metrics, execution_state)
     _models(metrics, drift_state, canary_state)
+    _slos(metrics, slo_windows)
 
 
 def _execution(metrics: Metrics, execution_state: Iterable[tuple[str, Any]]) -> None:
@@ -103,6 +105,36 @@ def _execution(metrics: Metrics, execution_state: Iterable[tuple[str, Any]]) -> 
         metrics.slippage_error.labels(kind, "abs_mean_max").set(value)
     for kind, value in worst_rmse.items():
         metrics.slippage_error.labels(kind, "rmse_max").set(value)
+
+
+def _slos(metrics: Metrics, slo_windows: Iterable[tuple[str, Any]]) -> None:
+    """Per (SLO, owner, window): the counts of every scope of the SLO summed (labels stay
+    bounded: no scope label), then compliance, burn rate and the budget left."""
+    sums: dict[tuple[str, str, str], list[float]] = {}
+    targets: dict[str, float] = {}
+    longest: dict[str, str] = {}
+    for _, state in slo_windows:
+        status = (state or {}).get("status")
+        if not status:
+            continue
+        slo, owner = state["slo"], state.get("owner") or "unknown"
+        targets[slo] = status["target"]
+        longest[slo] = str(status["budget_window_s"])
+        for window, figures in status["windows"].items():
+            cell = sums.setdefault((slo, owner, window), [0, 0])
+            cell[0] += figures["healthy"]
+            cell[1] += figures["total"]
+    for gauge in (metrics.slo_compliance, metrics.slo_burn_rate, metrics.slo_budget_remaining):
+        gauge.clear()
+    for (slo, owner, window), (healthy, total) in sums.items():
+        if not total:
+            continue
+        allowed = 1 - targets[slo]
+        metrics.slo_compliance.labels(slo, owner, window).set(healthy / total)
+        metrics.slo_burn_rate.labels(slo, owner, window).set((total - healthy) / total / allowed)
+        if window == longest[slo]:
+            metrics.slo_budget_remaining.labels(slo, owner, window).set(
+                1 - (total - healthy) / (allowed * total))
 
 
 def _models(metrics: Metrics, drift_state: Iterable[tuple[str, Any]],

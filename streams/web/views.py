@@ -161,6 +161,7 @@ class MetricsPage(View):
             execution_state=owned_items(execution.execution_state),
             drift_state=owned_items(drift.drift_state),
             canary_state=owned_items(canary.canary_state),
+            slo_windows=owned_items(slo_windows),
         )
 
 

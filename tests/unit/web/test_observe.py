@@ -60,3 +60,23 @@ def test_gauges_aggregate_by_kind_and_never_label_a_market() -> None:
     observe.refresh(metrics, now_ms=10_000, scope_health=[], threshold_s=lambda s, f: 2.0,
                     miss_factor=3.0, pauses={}, incidents=[], rollout={})
     assert sample(metrics, "polymon_feeds_stale", scope_kind="market", feed="book") is None
+
+
+def test_slo_gauges_sum_the_scopes_of_an_slo_by_owner_and_window() -> None:
+    metrics = Metrics(CollectorRegistry())
+
+    def slo(scope: str, healthy: int, total: int) -> tuple[str, dict]:
+        window = {"healthy": healthy, "total": total}
+        return (f"{scope}|ingestion", {"scope": scope, "slo": "ingestion", "owner": "team-data",
+                                       "status": {"target": 0.995, "budget_window_s": 259200,
+                                                  "windows": {"259200": window}}})
+
+    observe.refresh(metrics, now_ms=0, scope_health=[], threshold_s=lambda s, f: 2.0,
+                    miss_factor=3.0, pauses={}, incidents=[], rollout={},
+                    slo_windows=[slo("market:m1", 59_440, 60_000),
+                                 slo("market:m2", 40_000, 40_000)])
+    labels = {"slo": "ingestion", "owner": "team-data", "window": "259200"}
+    assert sample(metrics, "polymon_slo_compliance", **labels) == 0.9944
+    assert round(sample(metrics, "polymon_slo_burn_rate", **labels), 9) == 1.12
+    assert round(sample(metrics, "polymon_slo_error_budget_remaining", **labels), 9) == -0.12
+    assert "market:m1" not in metrics.render().decode(), "no scope label"
