@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field, SecretStr, field_validator, model_validat
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streams.acls import AclPrincipals
+from streams.scopes import ScopeError, validate_scope
 
 
 class BurnRuleSetting(BaseModel):
@@ -215,6 +216,14 @@ class Settings(BaseSettings):
         description="per scope kind or exact scope: {feed: threshold_s}, e.g. "
         '{"market:m7": {"book": 5}, "market": {"book": 3}}; exact scope wins',
     )
+    expected_feeds: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description='scopes and the feeds that must report, e.g. {"market:m1": ["book"], '
+        '"bot:b1": ["heartbeat"]} ("heartbeat": its heartbeats, at '
+        "heartbeat_default_interval_s): one that has not reported within its threshold after "
+        "the worker took the scope's partition (plus catch_up_grace_s) is stale, so a feed "
+        "that never starts is caught",
+    )
     catch_up_tolerance_s: float = Field(
         1.0, gt=0, description="a partition whose unprocessed backlog is older than this is "
         "catching up: its scopes are not judged stale until it has caught up",
@@ -393,6 +402,18 @@ class Settings(BaseSettings):
             if path is not None and not Path(path).is_file():
                 raise ValueError(f"{name}: no such file: {path}")
         return self
+
+    @field_validator("expected_feeds")
+    @classmethod
+    def _expected_scopes_are_scopes(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for scope, feeds in value.items():
+            try:
+                validate_scope(scope)
+            except ScopeError as exc:
+                raise ValueError(f"expected_feeds: {exc}") from None
+            if not feeds or any(not feed for feed in feeds):
+                raise ValueError(f"expected_feeds: {scope} needs a list of feed names")
+        return value
 
     @field_validator("api_tokens")
     @classmethod

@@ -28,7 +28,7 @@ from streams.agents.ticks import (
 )
 from streams.app import app, clock_ms, settings, topics
 from streams.codec import InputMessage
-from streams.control import health
+from streams.control import health, keying
 from streams.control.alerts import AlertTransition
 from streams.control.due import DueIndex
 from streams.maths.slo import DEFAULT_BURN_RULES, BurnRule
@@ -148,6 +148,10 @@ def catching_up(partition: int, now_ms: int) -> bool:
     return high is not None and high > offset + 1
 
 
+# partition -> when this worker took it (expected feeds that never reported count from then)
+_assigned_at: dict[int, int] = {}
+
+
 @app.on_partitions_assigned.connect
 async def restart_catch_up_grace(sender: Any, assigned: set[TP], **kwargs: Any) -> None:
     """A partition taken over from a dead worker comes with that worker's last state
@@ -157,6 +161,31 @@ async def restart_catch_up_grace(sender: Any, assigned: set[TP], **kwargs: Any) 
     for tp in assigned:
         if tp.topic == topic:
             _untouched_since.pop(tp.partition, None)
+            _assigned_at.pop(tp.partition, None)
+
+
+# expected scope -> (its partition on health.events, the feeds that must report)
+_EXPECTED = {scope: (keying.partition_for(scope.encode(), topics.health_events.partitions,
+                                          settings.input_partitioner), feeds)
+             for scope, feeds in settings.expected_feeds.items()}
+
+
+@every(1.0)
+async def expect_feeds(now_ms: int) -> None:
+    """Expected feeds (setting ``expected_feeds``) of the scopes on this worker's
+    partitions that have never reported get a clock from when the partition was taken,
+    so a feed that never starts goes stale (after the catch-up grace) like any other."""
+    if not _EXPECTED:
+        return
+    owned = owned_partitions(topics.health_events)
+    for scope, (partition, feeds) in _EXPECTED.items():
+        if partition not in owned:
+            continue
+        since = _assigned_at.setdefault(partition, now_ms)
+        state = _states.get(scope) or health.new_scope_state(partition)
+        if health.expect(state, feeds, since, _DEFAULT_HEARTBEAT_MS):
+            state["partition"] = partition
+            _keep(state, scope)
 
 
 def on_health_event(record: HealthEvent, message: InputMessage) -> Awaitable[None] | None:

@@ -167,6 +167,25 @@ def observe_update(state: dict[str, Any], scope: str, feed: str, event_time_ms: 
     return [AlertTransition(gap_id, AlertStatus.FIRING, condition, gap_id)]
 
 
+def expect(state: dict[str, Any], feeds: Sequence[str], since_ms: int,
+           heartbeat_interval_ms: int) -> bool:
+    """Feeds of the scope that must report (``"heartbeat"``: its heartbeats), counted
+    from ``since_ms`` (when this worker took the scope's partition) if they never have:
+    one that stays silent goes stale after its threshold like any other. Whether the
+    state changed."""
+    changed = False
+    for feed in feeds:
+        if feed == "heartbeat":
+            if state["heartbeat"] is None:
+                observe_heartbeat(state, since_ms, heartbeat_interval_ms)
+                changed = True
+        elif feed not in state["feeds"]:
+            entry = state["feeds"][feed] = new_feed_entry()
+            entry["last_event_ms"] = since_ms
+            changed = True
+    return changed
+
+
 def observe_heartbeat(state: dict[str, Any], event_time_ms: int, interval_ms: int) -> None:
     beat = state["heartbeat"] or {"last_event_ms": 0, "interval_ms": interval_ms, "alert": None}
     beat["last_event_ms"] = max(beat["last_event_ms"], event_time_ms)

@@ -171,6 +171,26 @@ def test_a_bot_that_stops_heartbeating_is_paused(stack: Stack) -> None:
     assert "bot:b2" not in pauses_by_scope(stack)
 
 
+def test_an_expected_feed_that_never_reports_goes_stale(stack: Stack) -> None:
+    """market:m9's book and bot:b9's heartbeats must report (setting expected_feeds) and
+    never do: once the worker holds their partitions, the threshold (plus the catch-up
+    grace) runs out and they are stale like any other feed."""
+    stack.create_topics()
+    started = now_ms()
+    stack.start_worker(**FAST, catch_up_grace_s=1.0, heartbeat_default_interval_s=1.0,
+                       staleness_thresholds_s={"book": 2.0, "default": 10.0},
+                       expected_feeds={"market:m9": ["book"], "bot:b9": ["heartbeat"]})
+    found = wait_until(lambda: {a.scope: a for a in stack.read_records(
+        "monitor.alerts", idle_timeout_s=0.5)}.keys() >= {"market:m9", "bot:b9"}
+        and stack.read_records("monitor.alerts", idle_timeout_s=0.5), 30,
+        what="market:m9's book and bot:b9's heartbeat stale")
+    by_scope = {a.scope: a for a in found}
+    assert by_scope["market:m9"].reason_code == "RISK_STALE_BOOK"
+    assert by_scope["bot:b9"].reason_code == "GOV_HEARTBEAT_MISSED"
+    assert by_scope["market:m9"].observed_time_ms - started >= 2000, "after its threshold"
+    assert pauses_by_scope(stack).keys() >= {"market:m9", "bot:b9"}
+
+
 def test_a_sequence_gap_raises_one_gap_alert_with_the_missing_count(stack: Stack) -> None:
     stack.create_topics()
     # the book is not fed after these events: staleness out of reach, so that a slow read

@@ -638,3 +638,18 @@ def test_a_ticket_level_burn_is_a_warning_that_does_not_pause() -> None:
     assert state["status"]["error_budget_remaining"] == pytest.approx(-0.12)
     assert state["alert"] is None and state["ticket_alert"] is not None
     assert "owner team-data" in fired.condition.message
+
+
+def test_an_expected_feed_that_never_reported_goes_stale_after_its_threshold() -> None:
+    state = health.new_scope_state(3)
+    assert health.expect(state, ["book", "heartbeat"], T0, 500)
+    assert not health.expect(state, ["book", "heartbeat"], T0 + 5, 500), "once"
+    threshold = lambda scope, feed: 2.0  # noqa: E731
+    assert health.evaluate(state, "market:m9", T0 + 1_000, threshold, 3.0) == []
+    fired = health.evaluate(state, "market:m9", T0 + 2_001, threshold, 3.0)
+    assert {t.condition.reason_code for t in fired} == {"RISK_STALE_BOOK",
+                                                        "GOV_HEARTBEAT_MISSED"}
+    fresh = health.new_scope_state(3)
+    health.observe_update(fresh, "market:m9", "book", T0 + 1_500, None)
+    assert not health.expect(fresh, ["book"], T0, 500), "a feed that reported is not reset"
+    assert fresh["feeds"]["book"]["last_event_ms"] == T0 + 1_500
