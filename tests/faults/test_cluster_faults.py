@@ -15,7 +15,8 @@ import pytest
 
 from streams.control.keying import partition_for
 from streams.devtools.kafka_broker import KafkaCluster
-from streams.records import AlertStatus
+from streams.records import AlertStatus, OpsAction, OpsCommand
+from streams.runner import GuardState, GuardStatus, PauseGuard
 from streams.worker_process import WorkerProcess
 from tests.conftest import SPECS, Stack, engine_under_test, start_test_broker, wait_until
 from tests.integration.test_health_agents import FAST, Feeder, alerts, book, pauses_by_scope
@@ -232,3 +233,105 @@ def test_a_worker_killed_during_a_rebalance_leaves_no_scope_unwatched(
                    f"expected {len(markets)}, seen {len(found & set(markets))}")
     assert_one_id_per_cause(stack, markets)
     assert first.exit_code is None and late.exit_code is None
+
+
+# -- PauseGuard: never READY on a stale view ------------------------------------------------
+
+GUARD_MAX_AGE_S = 2.0
+BEATING = {**CLUSTER_WORKER, "monitor_heartbeat_interval_s": 0.2}
+
+
+def test_the_guard_is_not_ready_while_a_pauses_partition_has_lost_its_leader(
+        cluster: KafkaCluster, cluster_stack: Stack, figures: list[str]) -> None:
+    stack = cluster_stack
+    stack.start_worker("guarded", **BEATING)
+    health: list[GuardStatus] = []  # appends are atomic; the guard's thread appends
+    pauses = stack.topic("control.pauses")
+    with PauseGuard(stack.bootstrap, topic_prefix=stack.prefix,
+                    heartbeat_max_age_s=GUARD_MAX_AGE_S, on_health=health.append) as guard:
+        assert guard.wait_ready(timeout=30), guard.status()
+        # a partition led by another node than monitor.heartbeat's: the beats go on, and
+        # what the guard reports is the partition
+        beats_leader = cluster.leader_of(stack.topic("monitor.heartbeat"), 0)
+        partition = next((p for p in range(SPECS["control.pauses"].partitions)
+                          if cluster.leader_of(pauses, p) != beats_leader), 0)
+        leader = cluster.leader_of(pauses, partition)
+        seen_before = len(health)
+        killed_at = time.monotonic()
+        cluster.node(leader).kill()
+        named = wait_until(  # the reason (a status is falsy when not ready)
+            lambda: next((s.reason for s in health[seen_before:]
+                          if s.state is GuardState.PARTITION_UNAVAILABLE
+                          and f"partition {partition}:" in s.reason), None),
+            30, what=f"the guard not ready, naming {pauses} partition {partition}")
+        unready_s = time.monotonic() - killed_at
+        assert not guard.allowed("market:x1")
+        # READY again only once a new leader answers and the guard read up to its end
+        assert guard.wait_ready(timeout=60), guard.status()
+        recovered_s = time.monotonic() - killed_at
+        after = health[seen_before:]
+        assert after[-1].state is GuardState.READY
+        assert all(not s.ready for s in after[:-1]), [s.state for s in after]
+        new_leader = cluster.leader_of(pauses, partition)
+        assert new_leader not in (-1, leader)
+        # caught up on that partition under its new leader: a pause landing there is obeyed
+        scope = scopes_on("control.pauses", partition, 1, "g")[0]
+        stack.send_records("ops.commands", [OpsCommand(
+            command_id=f"guard-{partition}", scope=scope, action=OpsAction.PAUSE,
+            actor="alice", reason="fault test", issued_time_ms=int(time.time() * 1000))])
+        wait_until(lambda: not guard.allowed(scope) and guard.status().ready, 30,
+                   what=f"{scope} (partition {partition}) paused, the guard ready")
+        cluster.node(leader).start()
+        cluster.wait_ready()
+    figures.append(f"cluster, control.pauses partition {partition}'s leader (node {leader}) "
+                   f"killed: guard not ready after {unready_s:.1f} s ({named}); "
+                   f"ready again after {recovered_s:.1f} s under node {new_leader}")
+
+
+# who sees it first: the worker (it stops announcing itself healthy after input_stall_s),
+# or, with a worker slower to judge than the guard's bound, the guard itself (the beats
+# show lag and no progress)
+@pytest.mark.parametrize(("input_stall_s", "expected"), [
+    (1.0, "polymon worker stuck unhealthy: input stuck: no progress on "),
+    (600.0, "polymon worker stuck made no progress for "),
+], ids=["worker-judges", "guard-judges"])
+def test_a_worker_whose_input_is_stuck_while_its_timers_run_fails_the_guard_closed(
+        cluster_stack: Stack, tmp_path: Path, figures: list[str], input_stall_s: float,
+        expected: str) -> None:
+    stack = cluster_stack
+    stall = tmp_path / "stall-input"
+    stack.start_worker("stuck", fault_stall_input_file=str(stall), input_stall_s=input_stall_s,
+                       **BEATING)
+    markets = [f"market:k{i}" for i in range(4)]
+    with Feeder(stack, lambda scope, seq: book(scope, seq)) as feeder, \
+            PauseGuard(stack.bootstrap, topic_prefix=stack.prefix,
+                       heartbeat_max_age_s=GUARD_MAX_AGE_S) as guard:
+        feeder.live = set(markets)
+        assert guard.wait_ready(timeout=30), guard.status()
+        wait_until(lambda: guard.allowed("market:k0"), 10, what="market:k0 allowed")
+        stall.touch()  # from the next heartbeat on, the worker takes no input
+        stalled_at = time.monotonic()
+        seen: list[GuardStatus] = []
+
+        def closed() -> bool:
+            seen[:] = [guard.status()]
+            return not seen[0].ready
+
+        wait_until(closed, GUARD_MAX_AGE_S + 10, interval_s=0.05,
+                   what="the guard failed closed on the stuck worker")
+        closed_s = time.monotonic() - stalled_at
+        status = seen[0]
+        assert status.state is GuardState.HEARTBEAT_STALE, status
+        assert status.reason.startswith(expected), status
+        # it still beats: the heartbeat's age is not what failed the guard
+        assert status.heartbeat_age_s is not None and status.heartbeat_age_s < GUARD_MAX_AGE_S
+        # the bound, plus a beat for the hook to act, the next records to arrive and a
+        # beat to carry the lag (0.2 s, 0.1 s, 0.2 s), with room for a loaded machine
+        assert closed_s < GUARD_MAX_AGE_S + 2.0, closed_s
+        assert not guard.allowed("market:k1")
+
+        stall.unlink()  # input flows again: the lag is worked off, the guard trusts it
+        wait_until(lambda: guard.allowed("market:k1"), 30, what="allowed once input flows")
+    figures.append(f"cluster, a worker's input stuck while it beats (its input_stall_s "
+                   f"{input_stall_s:g} s): guard closed after "
+                   f"{closed_s:.1f} s (bound {GUARD_MAX_AGE_S:g} s): {status.reason}")
