@@ -269,10 +269,17 @@ def test_misplaced_records_are_ignored_the_newest_state_wins_and_added_partition
         admin = AdminClient({"bootstrap.servers": stack.bootstrap})
         admin.create_partitions([NewPartitions(topic, count + 1)])[topic].result(15)
         producer = Producer({"bootstrap.servers": stack.bootstrap})
+        wait_until(lambda: len(producer.list_topics(topic, timeout=5).topics[topic].partitions)
+                   > count, 15, what="the producer knows the added partition")
+        delivered: list[object] = []
         producer.produce(topic, key=b"market:m9", partition=count,
                          value=CODECS["PauseState"].encode_record(
-                             state("market:m9", True, now, "on-the-new-partition")))
-        assert producer.flush(15) == 0
+                             state("market:m9", True, now, "on-the-new-partition")),
+                         on_delivery=lambda error, _: delivered.append(error))
+        assert producer.flush(15) == 0 and delivered == [None], delivered
+        stack.send_records("monitor.heartbeat", [MonitorHeartbeat(  # polymon still beats
+            worker_id="fake", time_ms=int(time.time() * 1000), started_ms=now,
+            version="test")])
         # listed again within a third of the bound, read from the beginning
         denied = decision_when(guard, "market:m9", lambda d: d.covering_scope == "market:m9",
                                30, "the pause on the added partition obeyed")
