@@ -15,9 +15,10 @@ Who calls the handlers depends on ``framework_patches`` (streams.framework):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import namedtuple
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import faust
@@ -57,7 +58,8 @@ def handle_batches(topic: faust.TopicT, handler: BatchHandler) -> None:
 
     async def deliver_one_by_one(stream: faust.StreamT) -> None:
         async for event in stream.events():
-            await handler(event.message.tp, [delivered(event.message)])
+            async with deciding():
+                await handler(event.message.tp, [delivered(event.message)])
             if before_ack is not None:
                 await before_ack()
 
@@ -95,6 +97,7 @@ class PendingDeliveries:
 
     def __init__(self) -> None:
         self._futures: list[tuple[str, asyncio.Future[Any]]] = []
+        self.failure: DeliveryFailed | None = None  # once set, every settle raises it
 
     def __len__(self) -> int:
         return len(self._futures)
@@ -107,8 +110,10 @@ class PendingDeliveries:
         """Wait until every tracked delivery is acknowledged (the producer retries
         meanwhile: a broker that cannot take a message blocks here). Returns how many
         were settled; raises :class:`DeliveryFailed` naming each topic whose delivery
-        failed (the failed ones are forgotten: the caller must not acknowledge, and
-        stops the worker)."""
+        failed, then and on every later call: nothing is acknowledged after a loss (not
+        even by the stop that follows), so the worker stops with its cause uncommitted."""
+        if self.failure is not None:
+            raise self.failure
         futures, self._futures = self._futures, []
         if not futures:
             return 0
@@ -128,12 +133,42 @@ class PendingDeliveries:
         if failed:
             topics = sorted({topic for topic, _ in failed})
             first = failed[0][1]
-            raise DeliveryFailed(
+            self.failure = DeliveryFailed(
                 f"{len(failed)} of {len(futures)} sent messages or batches were not "
-                f"acknowledged by the broker (topics: {', '.join(topics)}): "
-                f"{first!r}") from first
+                f"acknowledged by the broker (topics: {', '.join(topics)}): {first!r}")
+            self.failure.__cause__ = first
+            raise self.failure
         return len(futures)
 
 
 # every message polymon sends, until acknowledged (see PendingDeliveries)
 pending = PendingDeliveries()
+
+
+# Code midway between changing a table and sending the decisions the change records
+_deciding = 0
+_none_deciding = asyncio.Event()
+_none_deciding.set()
+
+
+@contextlib.asynccontextmanager
+async def deciding() -> AsyncIterator[None]:
+    """Around a handler or a tick: its table changes and the decisions they record are
+    handed over as one. Changelogs are sent only while no such code is midway
+    (:func:`none_deciding`), after the decisions already sent are acknowledged: a
+    changelog never records a decision that is not yet sent."""
+    global _deciding
+    _deciding += 1
+    _none_deciding.clear()
+    try:
+        yield
+    finally:
+        _deciding -= 1
+        if not _deciding:
+            _none_deciding.set()
+
+
+async def none_deciding() -> None:
+    """Return when no handler or tick is midway between a table change and its sends."""
+    while _deciding:
+        await _none_deciding.wait()

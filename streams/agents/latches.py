@@ -101,7 +101,8 @@ async def republish_pause_states() -> int:
 
 async def _publish_pauses(changes: list[PauseChange], source: str, now_ms: int) -> None:
     if changes and settings.fault_crash_before_pause_publish:
-        await flush_changelogs()  # the latch's row is on its changelog, acknowledged
+        # the latch's row on its changelog, acknowledged (from within the decider)
+        await flush_changelogs(wait_for_deciders=False)
         log.critical("FAULT INJECTION (POLYMON_FAULT_CRASH_BEFORE_PAUSE_PUBLISH): exiting "
                      "after the pause latch's changelog write, before the pause publish")
         logging.shutdown()

@@ -20,7 +20,13 @@ from streams.app import app, settings, topics
 from streams.control.alerts import AlertTransition
 from streams.control.keying import partition_for
 from streams.control.pauses import PauseChange
-from streams.delivery import YIELD_EVERY, DeliveryFailed, acknowledge_every, pending
+from streams.delivery import (
+    YIELD_EVERY,
+    DeliveryFailed,
+    acknowledge_every,
+    none_deciding,
+    pending,
+)
 from streams.envelope import alert_envelope, audit_envelope
 from streams.framework.clients import aiokafka_producer
 from streams.records import AlertStatus, PauseState
@@ -214,13 +220,20 @@ def changelog_messages(changes: dict[str, Any]) -> Iterator[tuple[bytes, bytes |
         yield encode_json(key), None if value is None else encode_json(value)
 
 
+_stopping = False  # a delivery failed: the worker stops
+
+
 async def settle_deliveries() -> int:
     """Wait until the broker has acknowledged everything sent so far (the producer
     retries meanwhile). A delivery that failed stops the worker, loudly: the offsets of
     its cause are never committed, so the restarted worker decides again."""
+    global _stopping
     try:
         return await pending.settle()
     except DeliveryFailed as exc:
+        if _stopping:  # said once; every later flush refuses as well
+            raise
+        _stopping = True
         log.critical("polymon worker stopping: %s. No offset after its cause is "
                      "committed; a restart re-processes it (and re-publishes every pause "
                      "latch's state)", exc)
@@ -228,7 +241,7 @@ async def settle_deliveries() -> int:
         raise
 
 
-async def flush_changelogs() -> int:
+async def flush_changelogs(wait_for_deciders: bool = True) -> int:
     """Hand every queued message and every unsent table change to the producer (changes
     as JSON, as the tables' schema reads them back on recovery), and wait for the
     broker's acknowledgement of all of them. Called before handled offsets are
@@ -239,15 +252,22 @@ async def flush_changelogs() -> int:
     again (same ids)."""
     sent = 0
     async with _flushing:  # a caller returns only when nothing popped is still unsent
-        sent += await _send_outbox()
-        await settle_deliveries()
-        while _unsent:
-            target, changes = _unsent.popitem()
-            try:
-                sent += await send_raw(*target, changelog_messages(changes))
-            except BaseException:  # kept for the next flush; newer values win
+        if wait_for_deciders:  # (not from within a decider: it would wait for itself)
+            await none_deciding()
+        # taken with no handler or tick midway (no await since): every decision these
+        # changes record is already sent, so settled below before they are
+        changes_now = dict(_unsent)
+        _unsent.clear()
+        try:
+            sent += await _send_outbox()
+            await settle_deliveries()
+            for target in list(changes_now):
+                sent += await send_raw(*target, changelog_messages(changes_now[target]))
+                del changes_now[target]  # (a target cut short is sent again, whole)
+        except BaseException:  # kept for the next flush; newer values win
+            for target, changes in changes_now.items():
                 _unsent[target] = {**changes, **_unsent.get(target, {})}
-                raise
+            raise
         await settle_deliveries()
     return sent
 

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 
 from streams.app import app, clock, settings
 from streams.codec import InputMessage
+from streams.delivery import deciding
 
 TickCallback = Callable[[int], Awaitable[None]]
 _callbacks: list[TickCallback] = []
@@ -52,8 +53,9 @@ def every(interval_s: float) -> Callable[[TickCallback], TickCallback]:
 async def run_ticks(now_ms: int) -> None:
     # table changes made here reach their changelogs with the next flush (every
     # changelog_flush_interval_s, and before any offset is acknowledged)
-    for callback in _callbacks:
-        await callback(now_ms)
+    async with deciding():  # their table changes are sent with their decisions
+        for callback in _callbacks:
+            await callback(now_ms)
 
 
 async def event_time_advanced(now_ms: int) -> None:

@@ -103,7 +103,8 @@ class BatchingConsumer(faust_aiokafka.Consumer):
                 return
             chunk = records[start:start + YIELD_EVERY]
             await self._add_gaps(tp, chunk)
-            await handler(tp, chunk)
+            async with delivery.deciding():
+                await handler(tp, chunk)
             lowest, highest = chunk[0].offset, chunk[-1].offset
             self._handled.setdefault(tp, []).extend(
                 range(lowest, highest + 1) if highest - lowest + 1 == len(chunk)  # no gaps

@@ -74,6 +74,10 @@ async def test_a_failed_delivery_raises_naming_its_topic() -> None:
     with pytest.raises(DeliveryFailed, match=r"2 of 3 .*audit.log, control.pauses.*"
                                              r"NotEnoughReplicasError"):
         await pending.settle()
+    # and so does every later settle: nothing is acknowledged after a loss
+    pending.track("monitor.alerts", asyncio.ensure_future(asyncio.sleep(0)))
+    with pytest.raises(DeliveryFailed, match=r"control\.pauses"):
+        await pending.settle()
 
 
 async def test_a_cancelled_settle_keeps_what_is_not_yet_acknowledged() -> None:
