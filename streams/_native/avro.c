@@ -325,9 +325,15 @@ typedef struct {
 
 /* -1 on a Python error (set), 0 on success */
 static int writer_reserve(Writer *w, Py_ssize_t more) {
-    if (w->size + more <= w->capacity) return 0;
-    Py_ssize_t capacity = w->capacity ? w->capacity : 256;
-    while (capacity < w->size + more) capacity *= 2;
+    if (more <= w->capacity - w->size) return 0;
+    /* sizes past PY_SSIZE_T_MAX (no bytes object holds them) and a doubling that would
+     * overflow are refused, not wrapped */
+    if (more > PY_SSIZE_T_MAX - w->size) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    Py_ssize_t needed = w->size + more, capacity = w->capacity ? w->capacity : 256;
+    while (capacity < needed) capacity = capacity > PY_SSIZE_T_MAX / 2 ? needed : capacity * 2;
     char *data = PyMem_Realloc(w->data, (size_t)capacity);
     if (data == NULL) {
         PyErr_NoMemory();

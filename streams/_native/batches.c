@@ -118,7 +118,13 @@ static int read_batch_records(const unsigned char *batch, Py_ssize_t size, PyObj
         }
         if (r.p - start != length) goto malformed;
         PyObject_GC_UnTrack(headers);  /* strings and bytes (see the record's below) */
-        int64_t offset = base_offset + offset_delta;
+        /* offsets and timestamps out of int64_t (and the offset after the last one):
+         * aiokafka reads such a batch, with Python's integers */
+        int64_t offset, timestamp = max_timestamp, after;
+        if (add_int64(base_offset, offset_delta, &offset) < 0 || add_int64(offset, 1, &after) < 0
+                || (!log_append_time
+                    && add_int64(first_timestamp, timestamp_delta, &timestamp) < 0))
+            goto malformed;
         if (offset < *next_offset) {  /* before the fetch position (a batch's head) */
             Py_DECREF(key);
             Py_DECREF(value);
@@ -132,8 +138,7 @@ static int read_batch_records(const unsigned char *batch, Py_ssize_t size, PyObj
         PyTuple_SET_ITEM(record, 0, topic);
         PyTuple_SET_ITEM(record, 1, partition);
         PyTuple_SET_ITEM(record, 2, PyLong_FromLongLong(offset));
-        PyTuple_SET_ITEM(record, 3, PyLong_FromLongLong(
-            log_append_time ? max_timestamp : first_timestamp + timestamp_delta));
+        PyTuple_SET_ITEM(record, 3, PyLong_FromLongLong(timestamp));
         PyTuple_SET_ITEM(record, 4, PyLong_FromLong(log_append_time));
         PyTuple_SET_ITEM(record, 7, Py_NewRef(Py_None));  /* v2 records carry no checksum */
         PyTuple_SET_ITEM(record, 8, PyLong_FromSsize_t(key == Py_None ? -1 : PyBytes_GET_SIZE(key)));
@@ -153,7 +158,7 @@ static int read_batch_records(const unsigned char *batch, Py_ssize_t size, PyObj
          * plain tuples itself, not those of a tuple subclass). */
         PyObject_GC_UnTrack(record);
         Py_DECREF(record);
-        *next_offset = offset + 1;
+        *next_offset = after;
         continue;
     malformed:
         Py_DECREF(key);
@@ -205,7 +210,13 @@ static PyObject *read_batches(PyObject *module, PyObject *const *args, Py_ssize_
             break;
         }
         int64_t attributes = read_be(batch + 21, 2);
-        int64_t batch_next_offset = read_be(batch, 8) + read_be(batch + 23, 4) + 1;
+        /* base offset + last offset delta + 1, when an int64_t (else aiokafka's) */
+        int64_t last_offset, batch_next_offset;
+        if (add_int64(read_be(batch, 8), read_be(batch + 23, 4), &last_offset) < 0
+                || add_int64(last_offset, 1, &batch_next_offset) < 0) {
+            status = BATCHES_PYTHON;
+            break;
+        }
         if (attributes & 0x20) {  /* a control batch: skipped */
             next_offset = batch_next_offset;
             pos += (Py_ssize_t)size;

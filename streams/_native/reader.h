@@ -30,6 +30,15 @@ static inline int read_long(Reader *r, int64_t *out) {
     return 0;
 }
 
+/* a + b into *out, or -1 when the sum is not an int64_t: offsets and timestamps of a
+ * record batch are sums of fields the input sets (base + delta), and signed overflow is
+ * undefined behaviour in C, so each is checked before it is made. */
+static inline int add_int64(int64_t a, int64_t b, int64_t *out) {
+    if ((b > 0 && a > INT64_MAX - b) || (b < 0 && a < INT64_MIN - b)) return -1;
+    *out = a + b;
+    return 0;
+}
+
 /* A length (of bytes, a string): non-negative and within the buffer. */
 static inline int read_length(Reader *r, Py_ssize_t *out) {
     int64_t length;
