@@ -254,18 +254,18 @@ def main(argv: list[str]) -> None:
         print("\n".join(targets()))
         return
     target, flags = command, argv[3:]
-    if flags[:1] == ["--corpus"]:  # the seeds written into this corpus directory
-        corpus = Path(flags[1])
-        corpus.mkdir(parents=True, exist_ok=True)
-        for index, seed in enumerate(seeds(target)):
-            (corpus / f"seed-{index}").write_bytes(seed)
-        flags = [*flags[2:], str(corpus)]
     if target == "batches":
         test_one = batches_target(modules["streams._batches"])
     elif target.startswith("avro:") and target[5:] in programs():
         test_one = avro_target(target[5:], modules["streams._avro"])
     else:
         raise SystemExit(f"unknown target {target!r}; targets: {', '.join(targets())}")
+    if flags[:1] == ["--corpus"]:  # the seeds written into this corpus directory
+        corpus = Path(flags[1])
+        corpus.mkdir(parents=True, exist_ok=True)
+        for index, seed in enumerate(seeds(target)):
+            (corpus / f"seed-{index}").write_bytes(seed)
+        flags = [*flags[2:], str(corpus)]
     for seed in seeds(target):  # the seeds themselves pass, else the harness is wrong
         test_one(seed)
     import atheris
