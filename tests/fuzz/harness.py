@@ -140,10 +140,12 @@ _CRC = struct.Struct(">I")
 
 
 def with_crcs(data: bytes) -> bytes:
-    """``data`` with the CRC-32C of each v2 batch it holds made right (a batch's CRC
-    covers its bytes from the attributes on: without this, nearly every mutation would
-    stop at the check), and uncompressed: the C reader hands a compressed batch to
-    aiokafka whole, and decompressing garbage would only fuzz the codecs."""
+    """``data`` as v2 batches (magic 2) with the CRC-32C of each made right (a batch's
+    CRC covers its bytes from the attributes on: without this, nearly every mutation
+    would stop at the check), and uncompressed. The C reader hands any other batch to
+    aiokafka whole; fuzzing those would fuzz aiokafka's legacy reader and codecs, which
+    read a malformed legacy batch differently from a slice than from the whole fetch
+    (SystemError, "Negative size passed to PyBytes_FromStringAndSize")."""
     from aiokafka.record.util import calc_crc32c
 
     out = bytearray(data)
@@ -152,9 +154,9 @@ def with_crcs(data: bytes) -> bytes:
         size = 12 + _LENGTH.unpack_from(out, pos + 8)[0]
         if size < 61 or size > len(out) - pos:
             break
-        if out[pos + 16] == 2:
-            out[pos + 22] &= 0xF8  # the attributes' compression bits
-            _CRC.pack_into(out, pos + 17, calc_crc32c(bytes(out[pos + 21:pos + size])))
+        out[pos + 16] = 2  # magic
+        out[pos + 22] &= 0xF8  # the attributes' compression bits
+        _CRC.pack_into(out, pos + 17, calc_crc32c(bytes(out[pos + 21:pos + size])))
         pos += size
     return bytes(out)
 
