@@ -168,6 +168,11 @@ async def deciding() -> AsyncIterator[None]:
             _none_deciding.set()
 
 
+def deciders_midway() -> int:
+    """How many handlers or ticks are midway between a table change and its sends."""
+    return _deciding
+
+
 async def none_deciding() -> None:
     """Return when no handler or tick is midway between a table change and its sends."""
     while _deciding:

@@ -24,6 +24,7 @@ from streams.delivery import (
     YIELD_EVERY,
     DeliveryFailed,
     acknowledge_every,
+    deciders_midway,
     none_deciding,
     pending,
 )
@@ -251,9 +252,14 @@ async def flush_changelogs(wait_for_deciders: bool = True) -> int:
     crash in between leaves the state from before, and the re-processed input decides
     again (same ids)."""
     sent = 0
-    async with _flushing:  # a caller returns only when nothing popped is still unsent
+    while True:  # (never waiting for deciders under the lock: they flush the outbox)
         if wait_for_deciders:  # (not from within a decider: it would wait for itself)
             await none_deciding()
+        await _flushing.acquire()  # a caller returns only when nothing popped is unsent
+        if not wait_for_deciders or not deciders_midway():
+            break
+        _flushing.release()
+    try:
         # taken with no handler or tick midway (no await since): every decision these
         # changes record is already sent, so settled below before they are
         changes_now = dict(_unsent)
@@ -269,6 +275,8 @@ async def flush_changelogs(wait_for_deciders: bool = True) -> int:
                 _unsent[target] = {**changes, **_unsent.get(target, {})}
             raise
         await settle_deliveries()
+    finally:
+        _flushing.release()
     return sent
 
 
