@@ -100,8 +100,10 @@ def test_a_pause_lost_between_changelog_and_publish_is_republished(
         row = _latch_rows(stack)["market:c0"]
         assert row["latch"]["paused"] and row["state"]["paused"]  # on the changelog...
         assert "market:c0" not in pauses_by_scope(stack)  # ...and never published
+        # no periodic re-publishing: the one on partition assignment is under test
         second = stack.start_worker("crashy", wait=False, static_membership=True,
-                                    web_port=first.web_port, **RESILIENT)
+                                    web_port=first.web_port, **RESILIENT,
+                                    pause_republish_interval_s=0)
         second.wait_ready(timeout_s=90)
         history = wait_until(lambda: pauses_by_scope(stack).get("market:c0"), 30,
                              what="the restarted worker re-published the pause")
