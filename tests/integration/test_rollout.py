@@ -213,7 +213,8 @@ def test_the_full_ladder_is_walked_by_commands_through_the_canary_gate(stack: St
     def decided() -> dict:
         found = worker.get(f"/api/drift?scope={scope}")["models"].get(scope) or {}
         brier = ((found.get("canary") or {}).get("metrics") or {}).get("brier") or {}
-        return brier.get("n_canary") == 500 and brier
+        # both cohorts counted: a window is decided again when more of its samples arrive
+        return brier.get("n_canary") == 500 and brier.get("n_baseline") == 500 and brier
     brier = wait_until(decided, 15, what="the canary verdict of the completed window")
     assert brier["verdict"] == "promote_eligible"
     assert brier["mean_canary"] == pytest.approx(0.179, abs=1e-9)
