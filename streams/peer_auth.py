@@ -16,10 +16,18 @@ import hmac
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
+from pydantic import SecretStr
+
+Secret = SecretStr | str | None
+
 PEER_TIME = "X-Polymon-Peer-Time"
 PEER_SIGNATURE = "X-Polymon-Peer-Signature"
 MAX_SKEW_S = 30.0
 _MAX_TIME_CHARS = 16
+
+
+def _revealed(secret: Secret) -> str | None:
+    return secret.get_secret_value() if isinstance(secret, SecretStr) else secret
 
 
 def signature(secret: str, method: str, target: str, path: str, time_ms: int) -> str:
@@ -27,19 +35,21 @@ def signature(secret: str, method: str, target: str, path: str, time_ms: int) ->
     return hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()
 
 
-def peer_headers(secret: str | None, method: str, target: str, path: str,
+def peer_headers(secret: Secret, method: str, target: str, path: str,
                  now_ms: int) -> dict[str, str]:
     """The headers of a request this worker sends to the peer at ``target``; none
     without a secret (the peer then treats it as any anonymous caller)."""
+    secret = _revealed(secret)
     if not secret:
         return {}
     return {PEER_TIME: str(now_ms),
             PEER_SIGNATURE: signature(secret, method, target, path, now_ms)}
 
 
-def is_peer(secret: str | None, method: str, own_url: str, path: str,
+def is_peer(secret: Secret, method: str, own_url: str, path: str,
             headers: Mapping[str, str], now_ms: int) -> bool:
     """Whether a request to this worker (at ``own_url``) was signed by a peer, recently."""
+    secret = _revealed(secret)
     sent, given = headers.get(PEER_TIME, ""), headers.get(PEER_SIGNATURE, "")
     if not secret or not given or not sent.isdigit() or len(sent) > _MAX_TIME_CHARS:
         return False

@@ -52,11 +52,6 @@ def announced_url(member_metadata: bytes) -> str | None:
     return str(url).rstrip("/") if url else None
 
 
-def _signed(url: str, path: str) -> dict[str, str]:
-    secret = settings.peer_secret.get_secret_value() if settings.peer_secret else None
-    return peer_headers(secret, "GET", url, path, int(time.time() * 1000))
-
-
 async def _probe(session: aiohttp.ClientSession, url: str | None) -> str | None:
     """The member id the worker at ``url`` says it holds; None when it does not answer.
     Only a signed request learns it, and only URLs a peer may have are asked."""
@@ -64,7 +59,8 @@ async def _probe(session: aiohttp.ClientSession, url: str | None) -> str | None:
         return None
     try:
         async with session.get(f"{url}/healthz",  # 200, or 503 while busy
-                               headers=_signed(url, "/healthz")) as response:
+                               headers=peer_headers(settings.peer_secret, "GET", url, "/healthz",
+                                                    int(time.time() * 1000))) as response:
             return str((await response.json(content_type=None))["group_member_id"])
     except Exception:
         return None

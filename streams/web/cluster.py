@@ -63,8 +63,7 @@ class PeerError(RuntimeError):
 
 def signed(url: str, path: str) -> dict[str, str]:
     """Headers of this worker's own GET of ``path`` on the peer at ``url``."""
-    secret = settings.peer_secret.get_secret_value() if settings.peer_secret else None
-    return peer_headers(secret, "GET", url, path, int(time.time() * 1000))
+    return peer_headers(settings.peer_secret, "GET", url, path, int(time.time() * 1000))
 
 
 async def _fetch(session: aiohttp.ClientSession, url: str, path: str,

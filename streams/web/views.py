@@ -102,8 +102,7 @@ def principal(request: Request) -> Principal:
 
 def from_peer(request: Request) -> bool:
     """Signed by another worker of this deployment (streams.peer_auth)."""
-    secret = settings.peer_secret.get_secret_value() if settings.peer_secret else None
-    return is_peer(secret, request.method, own_url(), request.path, request.headers,
+    return is_peer(settings.peer_secret, request.method, own_url(), request.path, request.headers,
                    int(time.time() * 1000))
 
 
