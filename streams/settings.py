@@ -41,8 +41,11 @@ class AlertRuleSetting(BaseModel):
 
 def _default_alert_rules() -> dict[str, AlertRuleSetting]:
     execution = AlertRuleSetting(for_s=0.0, keep_firing_for_s=60.0, resolve_ratio=0.8)
+    # KL estimated on a window's samples is noisy around the threshold: resolve below
+    # 0.8 × it, held for one hop of the default drift window (drift_hop_s)
+    drift = AlertRuleSetting(for_s=0.0, keep_firing_for_s=3600.0, resolve_ratio=0.8)
     return {"default": AlertRuleSetting(), "EXEC_SLIPPAGE_BREACH": execution,
-            "EXEC_FILL_RATIO_LOW": execution}
+            "EXEC_FILL_RATIO_LOW": execution, "RISK_MODEL_DRIFT": drift}
 
 
 ApiRight = Literal["read", "pause", "resume", "rollback", "promote", "ack", "resolve"]

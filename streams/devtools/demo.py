@@ -74,11 +74,12 @@ DEMO_WORKER_SETTINGS: dict[str, Any] = {
     "canary_window_s": 5,
     "canary_min_samples": 30,
     "canary_evaluation_interval_s": 0.5,
-    # hysteresis scaled to the demo's windows: an episode resolves after 2 s within 0.8 ×
-    # its bound (production: 60 s)
+    # hysteresis scaled to the demo's windows: an episode resolves after 2 s (one hop)
+    # within 0.8 × its bound (production: 60 s, and one drift hop)
     "alert_rules": {"default": {},
                     "EXEC_SLIPPAGE_BREACH": {"keep_firing_for_s": 2.0, "resolve_ratio": 0.8},
-                    "EXEC_FILL_RATIO_LOW": {"keep_firing_for_s": 2.0, "resolve_ratio": 0.8}},
+                    "EXEC_FILL_RATIO_LOW": {"keep_firing_for_s": 2.0, "resolve_ratio": 0.8},
+                    "RISK_MODEL_DRIFT": {"keep_firing_for_s": 2.0, "resolve_ratio": 0.8}},
 }
 
 

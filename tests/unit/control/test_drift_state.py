@@ -114,3 +114,21 @@ def test_drift_resolves_below_the_resolve_threshold_after_keep_firing_for() -> N
     assert drift.evaluate(state, PROFILE, calm, T0 + 60_001, 0.2, 100, 86400.0, rule) == []
     [resolved] = drift.evaluate(state, PROFILE, calm, T0 + 60_002, 0.2, 100, 86400.0, rule)
     assert resolved.status is AlertStatus.RESOLVED
+
+
+def test_default_drift_rule_does_not_resolve_when_the_kl_dips_just_under_the_threshold() -> None:
+    from streams.control.alerts import rule_from
+    from streams.settings import Settings
+
+    rule = rule_from(Settings().alert_rule(drift.DRIFT))
+    rng = np.random.default_rng(6)
+    state = drift.new_state(SCOPE, 1)
+    shifted = [counts_for([sample(rng, shift=1.0) for _ in range(400)])]
+    [fired] = drift.evaluate(state, PROFILE, shifted, T0, 0.2, 100, 86400.0, rule)
+    assert fired.status is AlertStatus.FIRING
+    # a shift entering the window: the estimate wanders just under the threshold
+    near = [counts_for([sample(rng, shift=0.32) for _ in range(400)])]
+    for step in range(1, 5):
+        assert drift.evaluate(state, PROFILE, near, T0 + step * HOP_MS, 0.2, 100,
+                              86400.0, rule) == []
+        assert 0.16 < state["evaluation"]["max_drift"] < 0.2
