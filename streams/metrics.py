@@ -81,6 +81,11 @@ class Metrics:
             "window (1 - errors / allowed errors; < 0 when spent)", ["slo", "owner", "window"],
             registry=self.registry,
         )
+        self.slo_rule_firing = Gauge(
+            "polymon_slo_rule_firing", "scopes of the SLO on which the burn rule fires (rules "
+            "and severities are the settings')", ["slo", "owner", "rule", "severity"],
+            registry=self.registry,
+        )
         self.incidents_open = Gauge(
             "polymon_incidents_open", "Incidents not yet resolved, by state and severity",
             ["state", "severity"], registry=self.registry,

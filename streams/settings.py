@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field, SecretStr, field_validator, model_validat
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streams.acls import AclPrincipals
+from streams.control.slos import MAX_ENDANGERED, pause_scope_of
 from streams.scopes import ScopeError, validate_scope
 
 
@@ -25,7 +26,28 @@ class BurnRuleSetting(BaseModel):
     long_window_s: int = Field(gt=0)
     short_window_s: int = Field(gt=0)
     burn_rate_threshold: float = Field(gt=0)
-    severity: str = "page"
+    # page: GOV_SLO_BURN, CRITICAL, pauses; ticket: GOV_SLO_BURN_TICKET, WARNING, no pause
+    severity: Literal["page", "ticket"] = "page"
+
+
+class SloSetting(BaseModel):
+    """One SLO's declaration (see docs/operator-guide.md, "SLOs")."""
+
+    model_config = {"extra": "forbid"}
+    target: float | None = Field(None, gt=0, lt=1, description="unset: slo_default_target")
+    owner: str | None = Field(None, min_length=1, max_length=64,
+                              pattern=r"^[A-Za-z0-9_.@\-]+$")
+    endangers: list[str] = Field(default_factory=list, max_length=MAX_ENDANGERED)
+
+    @field_validator("endangers")
+    @classmethod
+    def _patterns(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            try:
+                pause_scope_of(pattern)
+            except ScopeError as exc:
+                raise ValueError(str(exc)) from None
+        return value
 
 
 class AlertRuleSetting(BaseModel):
@@ -310,6 +332,14 @@ class Settings(BaseSettings):
     slo_targets: dict[str, float] = Field(
         default_factory=dict, description="target per SLO name, e.g. {\"book-latency\": 0.999}"
     )
+    slos: dict[str, SloSetting] = Field(
+        default_factory=dict, max_length=256,
+        description='SLO declarations: {"ingest": {"target": 0.995, "owner": "data-eng", '
+        '"endangers": ["market:*"]}}; a page-level burn pauses the endangered scopes (a '
+        "scope, or kind:* as the last segment: market:* pauses global, bot:b1/market:* "
+        "pauses bot:b1); the owner wins over the probes' own; a target here wins over "
+        "slo_targets",
+    )
     slo_burn_rules: list[BurnRuleSetting] | None = Field(
         None, description="multiwindow burn rules; unset: 14.4x 1h/5m, 6x 6h/30m, 1x 3d/6h"
     )
@@ -565,7 +595,15 @@ class Settings(BaseSettings):
     def alert_rule(self, reason_code: str) -> AlertRuleSetting:
         """The hysteresis of ``reason_code``'s alerts."""
         rule = self.alert_rules.get(reason_code) or self.alert_rules.get("default")
+        declared = self.slos.get(slo)
+        if declared is not None and declared.target is not None:
+            return declared.target
         return rule or AlertRuleSetting()
+
+    def slo_owner(self, slo: str) -> str | None:
+        """The declared owner of ``slo`` (None: the probes' own)."""
+        declared = self.slos.get(slo)
+        return declared.owner if declared is not None else None
 
     def pause_policy(self, reason_code: str) -> str:
         return self.pause_policies.get(reason_code, "AUTO_CLEAR")

@@ -18,7 +18,7 @@ from faust.types import TP
 
 from streams.agents.decoding import InvalidInput, consume
 from streams.agents.latches import apply_alerts, holding
-from streams.agents.outputs import owned_partitions, rows_of, store
+from streams.agents.outputs import enqueue, owned_partitions, rows_of, store
 from streams.agents.ticks import (
     EVENT_CLOCK,
     event_time_advanced,
@@ -26,13 +26,14 @@ from streams.agents.ticks import (
     every_tick,
     observe_clock,
 )
-from streams.app import app, clock_ms, settings, topics
+from streams.app import app, clock_ms, codecs, settings, topics
 from streams.codec import InputMessage
-from streams.control import health, keying
-from streams.control.alerts import AlertTransition
+from streams.control import health, keying, slos
+from streams.control.alerts import AlertTransition, Condition
 from streams.control.due import DueIndex
+from streams.envelope import alert_envelope
 from streams.maths.slo import DEFAULT_BURN_RULES, BurnRule
-from streams.records import HealthEvent, HealthEventKind
+from streams.records import AlertPayload, AlertStatus, HealthEvent, HealthEventKind, ReportEnvelope
 from streams.stores import upgrade_recovered
 
 SOURCE = "agents.health"
@@ -226,16 +227,73 @@ def on_health_event(record: HealthEvent, message: InputMessage) -> Awaitable[Non
     return None
 
 
+# SLO -> the pause scopes its page-level burns pause besides the probe's own (setting
+# slos' "endangers"), and the re-keyed stream that takes each burn to their latches
+_ENDANGERED = {slo: slos.pause_scopes(declared.endangers)
+               for slo, declared in settings.slos.items() if declared.endangers}
+slo_endangered = app.topic(
+    f"{settings.group_id}-slo.endangered-repartition",
+    partitions=topics.health_events.partitions, key_type=bytes, key_serializer="raw",
+    value_serializer="raw", internal=True, replicas=settings.replication_factor,
+)
+_envelopes = codecs["ReportEnvelope"]
+
+
 def _observe_probe(record: HealthEvent, partition: int, now_ms: int) -> list[AlertTransition]:
     assert record.slo is not None and record.healthy is not None  # validated for SLO_PROBE
     key = f"{record.scope}|{record.slo}"
     state = _slo_states.get(key) or health.new_slo_state(partition, record.scope,
                                                               record.slo, record.owner)
+    # the declared owner wins; else the probes' own (the latest)
+    state["owner"] = settings.slo_owner(record.slo) or record.owner or state["owner"]
     transitions = health.observe_probe(
         state, record.event_time_ms, record.healthy, now_ms, settings.slo_target(record.slo),
         burn_rules, settings.slo_min_events, settings.slo_bucket_s * 1000)
     store(slo_windows, key, state, partition)
+    if transitions and record.slo in _ENDANGERED:
+        _forward_burns(transitions, _ENDANGERED[record.slo], record.scope, now_ms)
     return transitions
+
+
+def _forward_burns(transitions: list[AlertTransition], targets: tuple[str, ...],
+                   own_scope: str, now_ms: int) -> None:
+    """Each page-level burn transition, re-keyed by every scope the SLO endangers: the
+    latch of a scope lives on that scope's partition (streams.agents.latches), so the
+    burn reaches it there (sent with the batch's other output, before its offsets are
+    acknowledged)."""
+    for target, transition in slos.endangered_pauses(transitions, targets, own_scope):
+        condition = transition.condition
+        envelope = alert_envelope(
+            alert_id=transition.alert_id, status=transition.status, scope=target,
+            reason_code=condition.reason_code, metric=condition.metric,
+            value=condition.value, threshold=condition.threshold, window_s=condition.window_s,
+            message=f"{condition.message}; endangers {target}", source=SOURCE,
+            observed_ms=now_ms, event_time_ms=condition.event_time_ms,
+            config_version=settings.config_version)
+        enqueue(slo_endangered, target.encode(), _envelopes.encode_record(envelope))
+
+
+async def on_endangered_burn(envelope: ReportEnvelope, message: InputMessage) -> None:
+    """A page-level burn of an SLO that endangers this scope: the scope's latch holds it
+    (policy from pause_policies), or releases it when the burn resolved. The alert itself
+    was published by the probe's scope."""
+    payload = envelope.payload
+    if not isinstance(payload, AlertPayload) or envelope.reason_code != slos.SLO_BURN:
+        raise InvalidInput(f"expected a {slos.SLO_BURN} alert, got {envelope.reason_code} "
+                           f"({type(payload).__name__})")
+    condition = Condition(
+        scope=envelope.scope, subject=envelope.scope, reason_code=envelope.reason_code,
+        firing=payload.status is AlertStatus.FIRING, metric=payload.metric,
+        value=payload.value, threshold=payload.threshold, window_s=payload.window_s,
+        cause=envelope.envelope_id, event_time_ms=envelope.event_time_ms,
+        message=payload.message)
+    transition = AlertTransition(envelope.envelope_id, payload.status, condition,
+                                 envelope.envelope_id)
+    await apply_alerts(envelope.scope, message.partition, [transition], clock_ms(), SOURCE,
+                       publish_alerts=False)
+
+
+consume(slo_endangered, "ReportEnvelope", on_endangered_burn)
 
 
 consume(topics.health_events, "HealthEvent", on_health_event)

@@ -112,8 +112,9 @@ async def _publish_pauses(changes: list[PauseChange], source: str, now_ms: int) 
 
 
 async def apply_alerts(scope: str, partition: int, transitions: list[AlertTransition],
-                       now_ms: int, source: str) -> None:
-    """Publish alert transitions and apply the pausing ones to the scope's latch."""
+                       now_ms: int, source: str, publish_alerts: bool = True) -> None:
+    """Publish alert transitions and apply the pausing ones to the scope's latch
+    (``publish_alerts`` False: an alert published elsewhere that pauses this scope too)."""
     if not transitions and not holding(scope):  # the common case: nothing to do
         return
     latch = _latch(scope)
@@ -133,8 +134,9 @@ async def apply_alerts(scope: str, partition: int, transitions: list[AlertTransi
     if any(reason(t.condition.reason_code).pauses for t in transitions) or changes:
         store(pause_latches, scope,
               latch_row(partition, latch, changes, now_ms, _latches.get(scope)), partition)
-    for transition in transitions:
-        await publish_alert(transition, source, now_ms)
+    if publish_alerts:
+        for transition in transitions:
+            await publish_alert(transition, source, now_ms)
     await _publish_pauses(changes, source, now_ms)
 
 

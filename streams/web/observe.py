@@ -109,7 +109,9 @@ def _execution(metrics: Metrics, execution_state: Iterable[tuple[str, Any]]) -> 
 
 def _slos(metrics: Metrics, slo_windows: Iterable[tuple[str, Any]]) -> None:
     """Per (SLO, owner, window): the counts of every scope of the SLO summed (labels stay
-    bounded: no scope label), then compliance, burn rate and the budget left."""
+    bounded: no scope label), then compliance, burn rate and the budget left; per rule,
+    on how many of the SLO's scopes it fires."""
+    slo_windows = list(slo_windows)
     sums: dict[tuple[str, str, str], list[float]] = {}
     targets: dict[str, float] = {}
     longest: dict[str, str] = {}
@@ -124,8 +126,18 @@ def _slos(metrics: Metrics, slo_windows: Iterable[tuple[str, Any]]) -> None:
             cell = sums.setdefault((slo, owner, window), [0, 0])
             cell[0] += figures["healthy"]
             cell[1] += figures["total"]
-    for gauge in (metrics.slo_compliance, metrics.slo_burn_rate, metrics.slo_budget_remaining):
+    firing: dict[tuple[str, str, str, str], int] = {}
+    for _, state in slo_windows:
+        status = (state or {}).get("status")
+        for rule in (status or {}).get("rules") or ():
+            cell = (state["slo"], state.get("owner") or "unknown", rule["name"],
+                    rule["severity"])
+            firing[cell] = firing.get(cell, 0) + bool(rule["firing"])
+    for gauge in (metrics.slo_compliance, metrics.slo_burn_rate, metrics.slo_budget_remaining,
+                  metrics.slo_rule_firing):
         gauge.clear()
+    for labels, count in firing.items():
+        metrics.slo_rule_firing.labels(*labels).set(count)
     for (slo, owner, window), (healthy, total) in sums.items():
         if not total:
             continue

@@ -67,9 +67,13 @@ def test_slo_gauges_sum_the_scopes_of_an_slo_by_owner_and_window() -> None:
 
     def slo(scope: str, healthy: int, total: int) -> tuple[str, dict]:
         window = {"healthy": healthy, "total": total}
+        burning = healthy / total < 0.995
+        rules = [{"name": "ticket_burn", "severity": "ticket", "firing": burning},
+                 {"name": "page_fast_burn", "severity": "page", "firing": False}]
         return (f"{scope}|ingestion", {"scope": scope, "slo": "ingestion", "owner": "team-data",
                                        "status": {"target": 0.995, "budget_window_s": 259200,
-                                                  "windows": {"259200": window}}})
+                                                  "windows": {"259200": window},
+                                                  "rules": rules}})
 
     observe.refresh(metrics, now_ms=0, scope_health=[], threshold_s=lambda s, f: 2.0,
                     miss_factor=3.0, pauses={}, incidents=[], rollout={},
@@ -79,4 +83,9 @@ def test_slo_gauges_sum_the_scopes_of_an_slo_by_owner_and_window() -> None:
     assert sample(metrics, "polymon_slo_compliance", **labels) == 0.9944
     assert round(sample(metrics, "polymon_slo_burn_rate", **labels), 9) == 1.12
     assert round(sample(metrics, "polymon_slo_error_budget_remaining", **labels), 9) == -0.12
+    owner = {"slo": "ingestion", "owner": "team-data"}
+    assert sample(metrics, "polymon_slo_rule_firing", **owner, rule="ticket_burn",
+                  severity="ticket") == 1, "one of the two scopes burns"
+    assert sample(metrics, "polymon_slo_rule_firing", **owner, rule="page_fast_burn",
+                  severity="page") == 0
     assert "market:m1" not in metrics.render().decode(), "no scope label"
