@@ -562,7 +562,8 @@ def execution_rows(execution_state: Iterable[tuple[str, Any]],
 
 
 def slo_rows(slo_windows: Iterable[tuple[str, Any]], match: ScopeFilter) -> dict[str, Any]:
-    """Per SLO of a scope (key ``<scope>|<slo>``), with its owner: compliance and burn
+    """Per SLO of a scope (key ``<scope>|<slo>``), with its owner and the scopes a
+    page-level burn pauses besides it (setting slos' "endangers"): compliance and burn
     rate per window, error budget left, each burn rule's rates and whether it fires, and
     the page- and ticket-level alerts firing."""
     rows: dict[str, Any] = {}
@@ -572,6 +573,7 @@ def slo_rows(slo_windows: Iterable[tuple[str, Any]], match: ScopeFilter) -> dict
         status = state.get("status") or {}
         rows[key] = {
             "scope": state["scope"], "slo": state["slo"], "owner": state.get("owner"),
+            "endangers": list(state.get("endangers") or ()),
             "target": status.get("target"), "evaluated_ms": status.get("evaluated_ms"),
             "windows": status.get("windows") or {},
             "budget_window_s": status.get("budget_window_s"),

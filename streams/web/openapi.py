@@ -442,6 +442,7 @@ def components() -> dict[str, Any]:
             ["worker_id", "ready", "assigned_partitions", "group", "read_model_caught_up"],
             {"worker_id": _STR, "ready": _BOOL, "assigned_partitions": _INT, "group": _STR,
              "group_member_id": _STR, "read_model_caught_up": _BOOL}),
+             "endangers": {"type": "array", "items": _STR},
     }
     return {"securitySchemes": {"bearer": {
                 "type": "http", "scheme": "bearer",

@@ -109,6 +109,7 @@ def test_the_seeds_slo_example_through_the_pipeline(stack: Stack) -> None:
     assert hour["burn_rate"] == pytest.approx(1.12, rel=1e-9)
     assert burning["error_budget_remaining"] == pytest.approx(-0.12, rel=1e-9)
     assert burning["firing_rules"] == ["page_burn", "ticket_burn"]
+    assert burning["endangers"] == ["global"], "market:* pauses global"
     assert {r["name"]: r["burn_rate_long"] for r in burning["rules"]} == pytest.approx(
         {"page_burn": 1.12, "ticket_burn": 1.12}, rel=1e-9)
 

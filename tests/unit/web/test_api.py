@@ -363,11 +363,13 @@ def test_slo_rows_show_owner_compliance_budget_and_alerts() -> None:
               "budget_window_s": 3600, "error_budget_remaining": 0.28, "rules": [],
               "firing_rules": []}
     state = {"partition": 0, "scope": "market:m1", "slo": "ingestion", "owner": "team-data",
-             "status": status, "alert": None, "ticket_alert": {"alert_id": "t1"}}
+             "status": status, "alert": None, "ticket_alert": {"alert_id": "t1"},
+             "endangers": ["global"]}
     rows = api.slo_rows([("market:m1|ingestion", state), ("bot:b1|x", None)], ScopeFilter())
     row = rows["market:m1|ingestion"]
     assert (row["owner"], row["target"], row["error_budget_remaining"]) == (
         "team-data", 0.995, 0.28)
+    assert row["endangers"] == ["global"]
     assert row["windows"]["3600"]["compliance"] == 0.9964
     assert row["alerts"] == {"GOV_SLO_BURN": None, "GOV_SLO_BURN_TICKET": "t1"}
     assert api.slo_rows([("market:m1|ingestion", state)], ScopeFilter("bot:")) == {}
