@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import unicodedata
 import urllib.error
 import urllib.parse
 import urllib.request
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -27,6 +29,7 @@ from rich.table import Table
 from rich.text import Text
 
 from streams.control.incidents import IncidentIdError, family_of
+from streams.incident_review import decisions_during, incident_review
 from streams.records import MAX_TEXT, UNPRINTABLE, RolloutStage
 from streams.scopes import ScopeError, parse_scope
 from streams.settings import Settings
@@ -284,6 +287,31 @@ def incident(incident_id: Annotated[str, typer.Argument(help="inc-<family>-<hex>
     for entry in reply["timeline"]:
         out.print(f"  {_time(entry['time_ms'])}  {entry['what']}  — {entry['actor']}",
                   highlight=False)
+
+
+@ctl_cli.command("incident-report")
+def incident_report(
+    incident_id: Annotated[str, typer.Argument(help="inc-<family>-<hex>")],
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="write the markdown here instead of printing it")] = None,
+) -> None:
+    """The incident's review as markdown: timeline, decisions and their causes, pauses
+    and their durations, root cause, follow-ups."""
+    incident = _call("GET", f"/api/incidents/{_incident(incident_id)}")
+    audit = _call("GET", "/api/audit", params={"scope": incident["scope"], "limit": 5000})
+    now = int(time.time() * 1000)
+    decisions = decisions_during(incident, reversed(audit["entries"]), now)
+    text = incident_review(incident, decisions, now)
+    if ctx.as_json:
+        _print_json({"incident_id": incident["incident_id"], "markdown": text})
+    elif output is not None:
+        try:
+            output.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise _fail(f"cannot write {output}: {exc.strerror}", EXIT_BAD_INPUT) from None
+        err.print(f"wrote {output}", highlight=False)
+    else:
+        print(text, end="")
 
 
 @ctl_cli.command()

@@ -90,6 +90,18 @@ class Metrics:
             "polymon_incidents_open", "Incidents not yet resolved, by state and severity",
             ["state", "severity"], registry=self.registry,
         )
+        self.incident_time_to_acknowledge = Gauge(
+            "polymon_incident_time_to_acknowledge_seconds",
+            "Seconds from an incident's opening to its acknowledgement, per reason family "
+            "(stat: count, mean, p50, p90, max of the incidents acknowledged)",
+            ["family", "stat"], registry=self.registry,
+        )
+        self.incident_time_to_resolve = Gauge(
+            "polymon_incident_time_to_resolve_seconds",
+            "Seconds from an incident's opening to its resolution, per reason family "
+            "(stat: count, mean, p50, p90, max of the incidents resolved)",
+            ["family", "stat"], registry=self.registry,
+        )
         self.scopes_paused = Gauge(
             "polymon_scopes_paused", "Scopes paused on control.pauses, per scope kind",
             ["scope_kind"], registry=self.registry,

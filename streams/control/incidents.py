@@ -15,6 +15,7 @@ is how an ACK/RESOLVE keyed by scope finds the partition that owns the incident.
 from __future__ import annotations
 
 import copy
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -299,3 +300,40 @@ def on_command(state: dict[str, Any], *, command_id: str, action: str, incident:
             timeline_limit)
     return state, Outcome("resolved", current, f"resolved by {actor}{note}", before,
                           summary(current), incident, audit=True)
+
+
+RESPONSE_STATS = ("count", "mean", "p50", "p90", "max")
+
+
+def _figures(seconds: list[float]) -> dict[str, float]:
+    ordered = sorted(seconds)
+
+    def rank(q: float) -> float:  # nearest rank: a value that really occurred
+        return ordered[max(0, math.ceil(len(ordered) * q) - 1)]
+
+    return {"count": len(ordered), "mean": sum(ordered) / len(ordered), "p50": rank(0.5),
+            "p90": rank(0.9), "max": ordered[-1]}
+
+
+def response_times(incidents: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per reason family: incidents by state, and the seconds from opening to the first
+    acknowledgement and to resolution (``count``, ``mean``, ``p50``, ``p90``, ``max`` of
+    the incidents that got there; None when none did). ``incidents`` are the API's
+    incident views (``opened_ms``, ``acknowledged_ms``, ``resolved_ms``)."""
+    families: dict[str, dict[str, Any]] = {}
+    waits: dict[str, tuple[list[float], list[float]]] = {}
+    for incident in incidents:
+        family = incident["reason_family"]
+        row = families.setdefault(family, {"incidents": 0, **{s: 0 for s in STATES}})
+        row["incidents"] += 1
+        row[incident["state"]] += 1
+        to_ack, to_resolve = waits.setdefault(family, ([], []))
+        opened = incident["opened_ms"]
+        if incident.get("acknowledged_ms") is not None:
+            to_ack.append(max(0, incident["acknowledged_ms"] - opened) / 1000)
+        if incident["state"] == RESOLVED and incident.get("resolved_ms") is not None:
+            to_resolve.append(max(0, incident["resolved_ms"] - opened) / 1000)
+    for family, (to_ack, to_resolve) in waits.items():
+        families[family]["time_to_acknowledge_s"] = _figures(to_ack) if to_ack else None
+        families[family]["time_to_resolve_s"] = _figures(to_resolve) if to_resolve else None
+    return dict(sorted(families.items()))

@@ -9,6 +9,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from streams.control.health import gap_counts
+from streams.control.incidents import response_times
 from streams.metrics import Metrics
 from streams.web.api import STAGES, scope_kind
 
@@ -60,6 +61,8 @@ def refresh(metrics: Metrics, *, now_ms: int, scope_health: Iterable[tuple[str, 
         if incident["state"] != "RESOLVED":
             metrics.incidents_open.labels(incident["state"], incident["severity"]).inc()
 
+    _response_times(metrics, incidents)
+
     metrics.scopes_paused.clear()
     paused: dict[str, int] = defaultdict(int)
     for scope, pause in pauses.items():
@@ -74,6 +77,18 @@ def refresh(metrics: Metrics, *, now_ms: int, scope_health: Iterable[tuple[str, 
     _execution(metrics, execution_state)
     _models(metrics, drift_state, canary_state)
     _slos(metrics, slo_windows)
+
+
+def _response_times(metrics: Metrics, incidents: Iterable[Mapping[str, Any]]) -> None:
+    """Time to acknowledge and to resolve per reason family (a fixed, small set)."""
+    for gauge in (metrics.incident_time_to_acknowledge, metrics.incident_time_to_resolve):
+        gauge.clear()
+    for family, row in response_times(list(incidents)).items():
+        for gauge, figures in ((metrics.incident_time_to_acknowledge,
+                                row["time_to_acknowledge_s"]),
+                               (metrics.incident_time_to_resolve, row["time_to_resolve_s"])):
+            for stat, value in (figures or {}).items():
+                gauge.labels(family, stat).set(value)
 
 
 def _execution(metrics: Metrics, execution_state: Iterable[tuple[str, Any]]) -> None:

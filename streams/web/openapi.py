@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic.json_schema import models_json_schema
 
+from streams.control.incidents import RESPONSE_STATS
 from streams.records import OpsAction, PauseState, RolloutState, TimelineEntry
 from streams.web import api
 from streams.web.api import (
@@ -242,6 +243,22 @@ def paths(read_requires_token: bool = False) -> dict[str, dict[str, Any]]:
                                           for s in INCIDENT_STATES}}}},
             route="/api/incidents", links=_incident_links("$response.body#/incidents/0/"
                                                           "incident_id"), **reads),
+        "/api/incidents/stats": _read(
+            "incidentStats", "per reason family: incidents by state, and the seconds from "
+            "opening to acknowledgement and to resolution", {
+                "type": "object", "required": ["families"], "properties": {
+                    "families": {"type": "object",
+                                 "additionalProperties": _ref("IncidentFamilyStats")}}},
+            route="/api/incidents/stats", **reads),
+        "/api/incidents/{incident_id}/review": _read(
+            "getIncidentReview", "the incident's review as markdown: timeline, decisions "
+            "and their causes, pauses and their durations, root cause, follow-ups",
+            {"type": "object", "required": ["incident_id", "state", "markdown"],
+             "properties": {"incident_id": {"type": "string"},
+                            "state": {"type": "string", "enum": list(INCIDENT_STATES)},
+                            "markdown": {"type": "string"}}},
+            route="/api/incidents/{incident_id}/review", path=(INCIDENT_PATH,),
+            not_found="no such incident", **reads),
         "/api/incidents/{incident_id}": _read(
             "getIncident", "one incident with its timeline", _ref("Incident"),
             route="/api/incidents/{incident_id}", path=(INCIDENT_PATH,),
@@ -339,6 +356,10 @@ _NUM = {"type": "number"}
 _BOOL = {"type": "boolean"}
 _STR_OR_NULL = {"type": ["string", "null"]}
 _INT_OR_NULL = {"type": ["integer", "null"]}
+_RESPONSE_TIMES = {"anyOf": [
+    {"type": "object", "required": list(RESPONSE_STATS),
+     "properties": {"count": _INT, **{stat: _NUM for stat in RESPONSE_STATS[1:]}}},
+    {"type": "null"}], "description": "seconds from opening (null: none got there yet)"}
 
 
 def _record_schemas() -> dict[str, Any]:
@@ -396,6 +417,10 @@ def components() -> dict[str, Any]:
              "paused": {"type": ["boolean", "null"]},
              "timeline": {"type": "array", "items": _ref("TimelineEntry")},
              "envelope_id": _STR}),
+        "IncidentFamilyStats": _object(
+            ["incidents", *INCIDENT_STATES, "time_to_acknowledge_s", "time_to_resolve_s"],
+            {"incidents": _INT, **{state: _INT for state in INCIDENT_STATES},
+             "time_to_acknowledge_s": _RESPONSE_TIMES, "time_to_resolve_s": _RESPONSE_TIMES}),
         "FreshnessRow": _object(["feeds", "stale", "missing"], {
             "feeds": {"type": "object", "additionalProperties": _object(
                 ["last_event_ms", "age_s", "threshold_s", "stale", "missing"],

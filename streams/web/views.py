@@ -29,7 +29,9 @@ from streams.agents.health import scope_health, slo_windows
 from streams.agents.membership import own_member_id
 from streams.app import app, clock, codecs, metrics, settings, topic_specs, topics
 from streams.control import health
+from streams.control.incidents import response_times
 from streams.control.pauses import is_paused
+from streams.incident_review import decisions_during, incident_review
 from streams.peer_auth import is_peer
 from streams.records import OpsAction, OpsCommand
 from streams.web import api, observe
@@ -318,6 +320,16 @@ class Incidents(ApiView):
         return await self.answer(request, handler)
 
 
+@page("/api/incidents/stats")
+class IncidentStats(ApiView):
+    async def get(self, request: Request) -> Response:
+        async def handler() -> Reply:
+            self.params(request)
+            return {"families": response_times(list(read_model.incidents.values()))}
+
+        return await self.answer(request, handler)
+
+
 def known_incident(incident_id: str) -> dict[str, Any]:
     api.incident_path_id(incident_id)
     incident = read_model.incidents.get(incident_id)
@@ -332,6 +344,20 @@ class IncidentDetail(ApiView):
         async def handler() -> Reply:
             self.params(request)
             return known_incident(incident_id)
+
+        return await self.answer(request, handler)
+
+
+@page("/api/incidents/{incident_id}/review")
+class IncidentReview(ApiView):
+    async def get(self, request: Request, incident_id: str) -> Response:
+        async def handler() -> Reply:
+            self.params(request)
+            incident = known_incident(incident_id)
+            now = now_ms()
+            decisions = decisions_during(incident, read_model.audit, now)
+            return {"incident_id": incident_id, "state": incident["state"],
+                    "markdown": incident_review(incident, decisions, now)}
 
         return await self.answer(request, handler)
 

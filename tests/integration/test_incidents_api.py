@@ -125,6 +125,7 @@ def test_alert_incident_acknowledge_resolve_through_the_api(stack: Stack) -> Non
                             {"reason": "feed restarted"}, BOB)
     assert status == 202 and resolved["outcome"]["decision"] == "resolved", resolved
     assert resolved["outcome"]["actor"] == "operator:bob"
+    review_and_response_times(stack, worker, incident_id)
 
     # Every state on monitor.incidents, in order, with who did what in the timeline.
     records = incident_records(stack)
@@ -182,6 +183,43 @@ def test_alert_incident_acknowledge_resolve_through_the_api(stack: Stack) -> Non
     first_versions = [r for r in records if r.payload.incident_id == incident_id]
     assert all(r.payload.state.value == "RESOLVED" for r in first_versions[versions_before:])
     assert len({r.payload.incident_id for r in records}) == 2, "re-delivery opened nothing"
+
+
+def review_and_response_times(stack: Stack, worker: WorkerProcess, incident_id: str) -> None:
+    """The resolved incident's figures: its review (API and ctl), its family's response
+    times (API and Prometheus)."""
+    view = wait_until(lambda: (i := call(worker, "GET", f"/api/incidents/{incident_id}")[1])
+                      ["state"] == "RESOLVED" and i, 10, what="the read view resolved")
+    to_ack = (view["acknowledged_ms"] - view["opened_ms"]) / 1000
+    to_resolve = (view["resolved_ms"] - view["opened_ms"]) / 1000
+    status, stats = call(worker, "GET", "/api/incidents/stats")
+    assert status == 200, stats
+    staleness = stats["families"]["staleness"]
+    assert (staleness["incidents"], staleness["RESOLVED"]) == (1, 1)
+    assert staleness["time_to_acknowledge_s"]["count"] == 1
+    assert staleness["time_to_acknowledge_s"]["mean"] == pytest.approx(to_ack)
+    assert staleness["time_to_resolve_s"]["max"] == pytest.approx(to_resolve)
+    metrics = worker.get_text("/metrics")
+    assert (f'polymon_incident_time_to_resolve_seconds{{family="staleness",stat="max"}} '
+            f"{to_resolve}") in metrics
+
+    status, review = call(worker, "GET", f"/api/incidents/{incident_id}/review")
+    assert status == 200 and review["state"] == "RESOLVED", review
+    text = review["markdown"]
+    assert text.startswith(f"# Incident review: {incident_id}\n")
+    assert "| Resolved |" in text and "by operator:bob" in text
+    assert "acknowledged: book feed down, paging the feed owner" in text
+    pauses = text.split("## Pauses")[1]
+    assert "RISK_STALE_BOOK, AUTO_CLEAR" in pauses
+    decisions = text.split("## Decisions and their causes")[1].split("## Pauses")[0]
+    assert "| alert | alert firing RISK_STALE_BOOK" in decisions
+    assert "| pause | paused (RISK_STALE_BOOK) |" in decisions, "the pause, with its cause"
+    assert call(worker, "GET", "/api/incidents/inc-staleness-" + "0" * 24 + "/review")[0] == 404
+
+    printed = polymon_ctl(stack, worker, "incident-report", incident_id)
+    assert printed.returncode == 0, printed.stderr
+    assert printed.stdout.startswith(f"# Incident review: {incident_id}\n")
+    assert "| pause | paused (RISK_STALE_BOOK) |" in printed.stdout
 
 
 def owner(members: list[dict[str, Any]], partition: int) -> str:

@@ -299,3 +299,28 @@ def test_a_key_that_never_opened_an_incident_goes_at_once() -> None:
     stray, outcome = clear(state(), "alert-9")
     assert outcome.decision == "ignored"
     assert incidents.expired_incidents(stray, 0, DAY_MS) == []
+
+
+def response_view(family: str, state: str, opened: int, acked: int | None = None,
+                  resolved: int | None = None) -> dict[str, Any]:
+    return {"reason_family": family, "state": state, "opened_ms": opened,
+            "acknowledged_ms": acked, "resolved_ms": resolved}
+
+
+def test_response_times_per_family_count_only_incidents_that_got_there() -> None:
+    views = [response_view("staleness", "RESOLVED", 0, 10_000, 60_000),
+             response_view("staleness", "RESOLVED", 0, None, 30_000),  # resolved unacked
+             response_view("staleness", "ACKNOWLEDGED", 0, 50_000),
+             response_view("staleness", "OPEN", 0),
+             response_view("execution", "OPEN", 0)]
+    stats = incidents.response_times(views)
+    assert list(stats) == ["execution", "staleness"]
+    staleness = stats["staleness"]
+    assert (staleness["incidents"], staleness["OPEN"], staleness["ACKNOWLEDGED"],
+            staleness["RESOLVED"]) == (4, 1, 1, 2)
+    assert staleness["time_to_acknowledge_s"] == {"count": 2, "mean": 30.0, "p50": 10.0,
+                                                  "p90": 50.0, "max": 50.0}
+    assert staleness["time_to_resolve_s"] == {"count": 2, "mean": 45.0, "p50": 30.0,
+                                              "p90": 60.0, "max": 60.0}
+    assert stats["execution"]["time_to_acknowledge_s"] is None
+    assert stats["execution"]["time_to_resolve_s"] is None

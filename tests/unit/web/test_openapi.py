@@ -34,8 +34,8 @@ COMMANDS = {  # path: (right, body fields, 404 possible)
     "/api/incidents/{incident_id}/resolve": ("resolve", api.REASON_BODY, True),
 }
 OPEN_PAGES = ("/", "/healthz", "/metrics", "/api/openapi.json")
-DETAILS = ("/api/incidents/{incident_id}", "/api/rollout/{model}",
-           "/api/commands/{command_id}")
+DETAILS = ("/api/incidents/{incident_id}", "/api/incidents/{incident_id}/review",
+           "/api/rollout/{model}", "/api/commands/{command_id}")
 
 
 def registered() -> dict[str, set[str]]:
@@ -60,7 +60,7 @@ def test_document_shape() -> None:
     assert document["servers"] == [{"url": "http://127.0.0.1:6066"}]
     json.dumps(document)  # served as JSON
     ids = [op["operationId"] for ops in document["paths"].values() for op in ops.values()]
-    assert len(ids) == len(set(ids)) == 24
+    assert len(ids) == len(set(ids)) == 26
     for path, operations in document["paths"].items():
         for name in re.findall(r"\{(\w+)\}", path):
             for operation in operations.values():
@@ -174,6 +174,7 @@ PATH_CHECKS = {
     ("/api/rollout/{model}/promote", "model"): api.rollout_scope,
     ("/api/rollout/{model}", "model"): api.rollout_scope,
     ("/api/incidents/{incident_id}", "incident_id"): api.incident_path_id,
+    ("/api/incidents/{incident_id}/review", "incident_id"): api.incident_path_id,
     ("/api/incidents/{incident_id}/ack", "incident_id"): api.incident_path_id,
     ("/api/incidents/{incident_id}/resolve", "incident_id"): api.incident_path_id,
     ("/api/commands/{command_id}", "command_id"): api.command_path_id,
