@@ -38,7 +38,7 @@ clock = make_clock(settings.clock)
 clock_ms = clock.now_ms
 
 INPUT_TOPICS = ("health.events", "exec.fills", "model.scores", "model.features",
-                "model.profiles", "ops.commands")
+                "model.profiles", "model.evaluations", "ops.commands")
 
 
 def _broker_urls(bootstrap: str) -> list[str]:
@@ -110,6 +110,7 @@ class Topics:
     model_scores = _declare("model.scores")
     model_features = _declare("model.features")
     model_profiles = _declare("model.profiles")
+    model_evaluations = _declare("model.evaluations")
     ops_commands = _declare("ops.commands")
     alerts = _declare("monitor.alerts")
     incident_inputs = _declare("monitor.incident.inputs")

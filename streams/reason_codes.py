@@ -51,7 +51,8 @@ _CODES = [
     ReasonCode("GOV_OPERATOR_ACTION", "operator", Severity.INFO, False,
                "an operator command (ack, resolve, resume, promote, rollback)"),
     ReasonCode("GOV_ROLLOUT_TRANSITION", "rollout", Severity.INFO, False,
-               "a rollout stage change, granted or refused"),
+               "a rollout stage change, granted or refused; a version marked "
+               "REEVALUATION_REQUIRED by drift; an evaluation result recorded"),
     ReasonCode("GOV_INVALID_INPUT", "input", Severity.WARNING, False,
                "an input message was dead-lettered"),
     ReasonCode("EXEC_SLIPPAGE_BREACH", "execution", Severity.CRITICAL, True,

@@ -300,6 +300,13 @@ class OpsAction(StrEnum):
     RESUME = "RESUME"
     ROLLBACK = "ROLLBACK"
     PROMOTE = "PROMOTE"
+    EVALUATE = "EVALUATE"
+
+
+class EvaluationReference(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    evaluation_id: Id
+    passed: bool
 
 
 class OpsCommand(Record):
@@ -311,6 +318,43 @@ class OpsCommand(Record):
     reason: Text = ""
     target: Name | None = None
     issued_time_ms: EpochMillis
+    evaluation: EvaluationReference | None = None
+
+    @model_validator(mode="after")
+    def _evaluation_with_evaluate(self) -> OpsCommand:
+        if (self.action is OpsAction.EVALUATE) != (self.evaluation is not None):
+            raise ValueError("evaluation: required with EVALUATE (and only with it)")
+        if self.action is OpsAction.EVALUATE and not self.target:
+            raise ValueError("target: EVALUATE names the model version evaluated")
+        return self
+
+
+class ModelEvaluation(Record):
+    """An offline evaluation's result for one model version (model.evaluations)."""
+
+    AVRO_NAME = "ModelEvaluation"
+    scope: Scope
+    model_version: Id
+    evaluation_id: Id
+    passed: bool
+    metrics: dict[Id, float] = Field(default_factory=dict, max_length=MAX_ENTRIES)
+    evaluator: Id
+    event_time_ms: EpochMillis
+
+    @field_validator("scope")
+    @classmethod
+    def _model_scope(cls, scope: str) -> str:
+        if not scope.startswith("model:") or "/" in scope:
+            raise ValueError(f"an evaluation is of a model scope model:<id>, not {scope!r}")
+        return scope
+
+    @field_validator("metrics")
+    @classmethod
+    def _finite_metrics(cls, metrics: dict[str, float]) -> dict[str, float]:
+        for name, value in metrics.items():
+            if not math.isfinite(value):
+                raise ValueError(f"metric {name!r} is {value}, not a finite number")
+        return metrics
 
 
 class AlertStatus(StrEnum):
@@ -434,6 +478,17 @@ class RolloutTransition(BaseModel):
     actor: str
     reason: str
     decision_id: str
+    # transition | reevaluation_required | evaluation (the last two keep the stage)
+    event: str = "transition"
+    ref: str | None = None
+
+
+class ReevaluationMark(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_version: str
+    since_ms: EpochMillis
+    alert_id: str
+    reason: str
 
 
 class RolloutState(Record):
@@ -443,6 +498,7 @@ class RolloutState(Record):
     model_version: str | None = None
     updated_ms: EpochMillis
     history: list[RolloutTransition] = Field(default_factory=list)
+    reevaluation: ReevaluationMark | None = None
 
 
 class MonitorHeartbeat(Record):
@@ -492,6 +548,7 @@ RECORD_TYPES: dict[str, type[Record]] = {
     for cls in (
         HealthEvent, FillEvent, ModelScore, FeatureSample, FeatureProfile, OpsCommand,
         ReportEnvelope, PauseState, RolloutState, MonitorHeartbeat, DeadLetter, ScopedFills,
+        ModelEvaluation,
     )
 }
 

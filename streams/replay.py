@@ -26,7 +26,7 @@ from streams.topics import admin_client, create_topics, load_topic_specs
 from streams.worker_process import WorkerProcess
 
 INPUT_TOPICS = ("health.events", "exec.fills", "model.scores", "model.features",
-                "model.profiles", "ops.commands")
+                "model.profiles", "model.evaluations", "ops.commands")
 OUTPUT_TOPICS = ("monitor.alerts", "control.pauses", "monitor.incidents")
 
 

@@ -22,6 +22,12 @@ rewrites one small entry, not the whole reservoir.
 
 Canary samples are kept per model version (cohort tag ``CANARY:<version>``); the
 canary judged is the version seen last. Baseline samples are one pool.
+
+Baseline delta (:func:`note_baseline_delta`): the live model (the BASELINE cohort)
+against its own baseline window, per leading metric: its mean over the window just
+decided minus its mean over the window before it (the previous decided window). The
+canary delta says whether the new version is worse than the live one; the baseline delta
+says whether the live one itself moved.
 """
 
 from __future__ import annotations
@@ -260,11 +266,37 @@ def summary(evaluation: Mapping[str, Any], metric: str) -> str:
 _NO_RULE = AlertRule()
 
 
+def note_baseline_delta(state: dict[str, Any], evaluation: dict[str, Any]) -> None:
+    """Keep the baseline cohort's means of the decided window (the last two windows'),
+    and add ``baseline_delta`` per leading metric to ``evaluation``: the mean now, the
+    mean over the previous window, and their difference (None while either is unknown)."""
+    start = evaluation["window_start_ms"]
+    previous_start = start - int(evaluation["window_s"] * 1000)
+    kept = state.setdefault("baseline_means", {})
+    kept[str(start)] = {metric: [figures["mean_baseline"], figures["n_baseline"]]
+                        for metric, figures in evaluation["metrics"].items()
+                        if figures.get("mean_baseline") is not None}
+    for old in sorted(kept, key=int)[:-2]:
+        del kept[old]
+    before = kept.get(str(previous_start), {})
+    deltas = {}
+    for metric, figures in evaluation["metrics"].items():
+        now = figures.get("mean_baseline")
+        then = before.get(metric, [None, 0])[0]
+        deltas[metric] = {
+            "mean_now": now, "mean_before": then,
+            "delta": now - then if now is not None and then is not None else None,
+            "n_now": figures.get("n_baseline", 0), "n_before": before.get(metric, [None, 0])[1],
+            "window_start_ms": start, "previous_window_start_ms": previous_start}
+    evaluation["baseline_delta"] = deltas
+
+
 def judge(state: dict[str, Any], evaluation: dict[str, Any],
           rule: AlertRule = _NO_RULE) -> list[AlertTransition]:
     """Store the evaluation; the regression alert fires when a leading metric regressed
     (through ``rule``), resolves when a window decides none did, and keeps its state
     through windows without enough samples."""
+    note_baseline_delta(state, evaluation)
     state["evaluation"] = evaluation
     regressed = evaluation["regressed"]
     measured = any(m.get("sufficient", True) for m in evaluation["metrics"].values())

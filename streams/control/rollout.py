@@ -19,7 +19,13 @@ remembered command ids). Nothing is mutated in place.
 - A regression or drift while in CANARY or LIVE rolls back automatically
   (:func:`auto_roll_back`): one stage down, or to the configured safe stage; once per
   alert (the alert ids acted on are remembered).
-- Commands are idempotent by command id.
+- Drift over its threshold on the version under rollout marks it REEVALUATION_REQUIRED
+  (:func:`require_reevaluation`, once per drift alert): the mark is kept in the rollout
+  state, survives the alert resolving, and refuses every promotion until an evaluation
+  of that version passes (:func:`record_evaluation`, from model.evaluations or an
+  EVALUATE command). A failing evaluation, or one of another version, is recorded and
+  leaves the mark. Rollbacks are never blocked by it; a new version starts unmarked.
+- Commands are idempotent by command id, evaluations by evaluation id.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from streams.envelope import derive_id
@@ -38,6 +45,7 @@ ROLLOUT_KINDS = ("model", "strategy")
 AUTO_ROLLBACK_STAGES = frozenset({RolloutStage.CANARY.value, RolloutStage.LIVE.value})
 _REMEMBERED = 200
 _LADDER = " → ".join(STAGES)
+REEVALUATION_REQUIRED = "REEVALUATION_REQUIRED"
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +85,7 @@ class Decision:
     actor: str
     reason: str
     evidence: dict[str, str]
+    outcome: str | None = None  # what the audit says when not granted/refused
 
 
 def rollout_scope_problem(scope: str) -> str | None:
@@ -164,6 +173,7 @@ def register(entry: dict[str, Any] | None, scope: str, model_version: str, now_m
     decision_id = derive_id("rollout", scope, "register", model_version, cause)
     entry = _transition(entry, scope, RolloutStage.REPLAY.value, now_ms, actor, reason,
                         decision_id, model_version)
+    entry["state"]["reevaluation"] = None  # a mark is of one version: the new one has none
     return entry, Decision(
         decision_id=decision_id, scope=scope, action="register", granted=True,
         from_stage=before, to_stage=RolloutStage.REPLAY.value, actor=actor, reason=reason,
@@ -294,6 +304,7 @@ def promote(entry: dict[str, Any] | None, scope: str, target: str | None, gates:
                        [f"cannot skip {skipped}: promotions go one stage at a time "
                         f"({current} → {STAGES[index + 1]})"])
     refusals, evidence = check_gates(wanted, gates)
+    refusals += _reevaluation_gate(entry, evidence)
     if refusals:
         return _refuse(entry, scope, action, command_id, actor, wanted, refusals, evidence)
     decision_id = derive_id("rollout", scope, action, command_id)
@@ -376,3 +387,130 @@ def auto_roll_back(entry: dict[str, Any] | None, scope: str, causes: Sequence[Ro
         evidence.update(cause.evidence)
     return entry, Decision(decision_id, scope, "auto_rollback", True, current, wanted, actor,
                            text, evidence)
+
+
+# --- drift forces re-evaluation ---------------------------------------------------------
+
+
+def reevaluation_of(entry: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    """The REEVALUATION_REQUIRED mark of the entry's model version, or None."""
+    return entry["state"].get("reevaluation") if entry else None
+
+
+def _reevaluation_gate(entry: Mapping[str, Any], evidence: dict[str, str]) -> list[str]:
+    mark = reevaluation_of(entry)
+    evidence["reevaluation"] = REEVALUATION_REQUIRED if mark else "not required"
+    if not mark:
+        return []
+    evidence.update({"reevaluation.model_version": mark["model_version"],
+                     "reevaluation.since_ms": str(mark["since_ms"]),
+                     "reevaluation.alert_id": mark["alert_id"]})
+    return [mark["reason"]]
+
+
+def _iso(time_ms: int) -> str:
+    return datetime.fromtimestamp(time_ms / 1000, UTC).isoformat(timespec="seconds").replace(
+        "+00:00", "Z")
+
+
+def _note(entry: dict[str, Any], now_ms: int, actor: str, reason: str, decision_id: str,
+          event: str, ref: str) -> None:
+    """A history entry that keeps the stage (a mark set, an evaluation recorded)."""
+    state = entry["state"]
+    state["history"].append({"from_stage": state["stage"], "to_stage": state["stage"],
+                             "time_ms": now_ms, "actor": actor, "reason": reason,
+                             "decision_id": decision_id, "event": event, "ref": ref})
+    state["updated_ms"] = now_ms
+
+
+def require_reevaluation(entry: dict[str, Any] | None, scope: str, alert_id: str,
+                         model_version: str, evidence: Mapping[str, str], actor: str,
+                         now_ms: int) -> tuple[dict[str, Any] | None, Decision | None]:
+    """The drift alert ``alert_id`` fired on ``model_version``: mark it REEVALUATION_REQUIRED
+    when it is the version under rollout (once per alert; an already marked version keeps
+    its first mark)."""
+    if entry is None or entry["state"].get("model_version") != model_version:
+        return entry, None
+    if alert_id in entry.get("marked", ()):
+        return entry, None
+    entry = copy.deepcopy(entry)
+    entry.setdefault("marked", [])
+    _remember(entry, "marked", alert_id)
+    mark = reevaluation_of(entry)
+    if mark is not None and mark["model_version"] == model_version:
+        return entry, None
+    reason = (f"re-evaluation required: drift on {model_version} at {_iso(now_ms)} "
+              f"(alert {alert_id}); awaiting an evaluation on model.evaluations")
+    decision_id = derive_id("rollout", scope, "reevaluation_required", alert_id)
+    entry["state"]["reevaluation"] = {"model_version": model_version, "since_ms": now_ms,
+                                      "alert_id": alert_id, "reason": reason}
+    _note(entry, now_ms, actor, reason, decision_id, "reevaluation_required", alert_id)
+    stage = entry["state"]["stage"]
+    return entry, Decision(decision_id, scope, "reevaluation_required", True, stage, stage,
+                           actor, reason,
+                           {"model_version": model_version, "alert_id": alert_id,
+                            "reevaluation": REEVALUATION_REQUIRED, **evidence},
+                           outcome="marked")
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    """An evaluation result of one model version (model.evaluations or EVALUATE)."""
+
+    model_version: str
+    evaluation_id: str
+    passed: bool
+    evaluator: str
+    time_ms: int
+    metrics: Mapping[str, float] = field(default_factory=dict)
+
+
+def record_evaluation(entry: dict[str, Any] | None, scope: str, evaluation: Evaluation,
+                      actor: str, now_ms: int, command_id: str | None = None,
+                      reason: str = "") -> tuple[dict[str, Any] | None, Decision | None]:
+    """Record an evaluation in the rollout history; a passing one of the marked version
+    clears REEVALUATION_REQUIRED. Idempotent by evaluation id (and by ``command_id``, the
+    operator command that reported it, if any)."""
+    key = f"evaluation:{evaluation.evaluation_id}"
+    if entry is not None and (key in entry["commands"] or command_id in entry["commands"]):
+        return entry, None
+    verdict = "passed" if evaluation.passed else "failed"
+    evidence = {**({"command_id": command_id, "target": evaluation.model_version,
+                    "reason": reason} if command_id else {}),
+                "evaluation_id": evaluation.evaluation_id,
+                "model_version": evaluation.model_version, "passed": str(evaluation.passed),
+                "evaluator": evaluation.evaluator, "evaluated_ms": str(evaluation.time_ms),
+                **{f"metric.{name}": _fmt(value)
+                   for name, value in sorted(evaluation.metrics.items())}}
+    problem = rollout_scope_problem(scope)
+    if problem is None and _kind(scope) != "model":
+        problem = f"evaluations are of models, not {scope}"
+    if problem is None and entry is None:
+        problem = f"unknown model: {scope} has no rollout state"
+    if problem is not None:
+        return _refuse(entry, scope, "evaluation", key, actor, None, [problem], evidence)
+    assert entry is not None
+    entry = copy.deepcopy(entry)
+    _remember(entry, "commands", key)
+    if command_id:
+        _remember(entry, "commands", command_id)
+    mark = reevaluation_of(entry)
+    clears = evaluation.passed and mark is not None and (
+        mark["model_version"] == evaluation.model_version)
+    reason = (f"evaluation {evaluation.evaluation_id} of {evaluation.model_version} "
+              f"{verdict} (evaluator {evaluation.evaluator})")
+    if clears:
+        assert mark is not None
+        reason += f": clears the re-evaluation required since {_iso(mark['since_ms'])}"
+        entry["state"]["reevaluation"] = None
+    elif mark is not None:
+        reason += (f": re-evaluation of {mark['model_version']} still required (it needs a "
+                   f"passing evaluation of {mark['model_version']})")
+    evidence["summary"] = reason
+    evidence["reevaluation"] = ("cleared" if clears else
+                                REEVALUATION_REQUIRED if mark else "not required")
+    decision_id = derive_id("rollout", scope, "evaluation", evaluation.evaluation_id)
+    _note(entry, now_ms, actor, reason, decision_id, "evaluation", evaluation.evaluation_id)
+    stage = entry["state"]["stage"]
+    return entry, Decision(decision_id, scope, "evaluation", True, stage, stage, actor, reason,
+                           evidence, outcome=verdict)

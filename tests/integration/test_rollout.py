@@ -16,11 +16,14 @@ from streams.records import (
     AlertStatus,
     AuditPayload,
     Cohort,
+    DeadLetterStage,
+    EvaluationReference,
     FeatureHistogram,
     FeatureProfile,
     FeatureSample,
     HealthEvent,
     HealthEventKind,
+    ModelEvaluation,
     ModelScore,
     OpsAction,
     OpsCommand,
@@ -28,7 +31,7 @@ from streams.records import (
     RolloutState,
 )
 from streams.worker_process import WorkerProcess
-from tests.conftest import Stack, wait_until
+from tests.conftest import CODECS, Stack, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -181,6 +184,108 @@ def test_drift_below_threshold_allows_promotion_and_shifted_features_block_it(
     assert "until a fresh evaluation passes" in refused.evidence["reason"]
     assert refused.evidence["drift.status"] == "drifted"
     assert stages(stack, scope) == ["REPLAY", "SHADOW"], "a refusal is not a transition"
+
+
+DRIFT_SETTINGS = {**SETTINGS, "drift_window_s": 4, "drift_hop_s": 1,
+                  "alert_rules": {"RISK_MODEL_DRIFT": {"for_s": 0, "keep_firing_for_s": 0,
+                                                       "resolve_ratio": 0.8}}}
+
+
+def rollout_states(stack: Stack, scope: str) -> list[RolloutState]:
+    return [s for s in stack.read_records("control.rollout", idle_timeout_s=0.5)
+            if s.scope == scope]
+
+
+def audited(stack: Stack, action: str, ref: str) -> AuditPayload:
+    return wait_until(lambda: [e.payload for e in rollout_audit(stack)
+                               if e.payload.action == action
+                               and ref in e.payload.evidence.values()], 15,
+                      what=f"the audit entry of {action} {ref}")[0]
+
+
+def test_drift_forces_a_reevaluation_before_any_further_promotion(stack: Stack) -> None:
+    """Shifted features → drift fires → the version is marked REEVALUATION_REQUIRED;
+    healthy features again resolve the alert, yet promotion stays refused for the mark;
+    a failing evaluation (operator command) keeps it, a passing one on model.evaluations
+    clears it and the promotion is granted. Malformed evaluations are dead-lettered."""
+    stack.create_topics()
+    worker = stack.start_worker(**DRIFT_SETTINGS)
+    scope = register(stack, "drifted")
+    rng = np.random.default_rng(5)
+    stack.send_records("model.features", features("drifted", rng, 600, SHIFTED))
+    wait_until(lambda: [a for a in stack.read_records("monitor.alerts", idle_timeout_s=0.5)
+                        if a.reason_code == "RISK_MODEL_DRIFT"
+                        and a.payload.status is AlertStatus.FIRING], 15, what="drift firing")
+    marked = wait_until(lambda: [s for s in rollout_states(stack, scope) if s.reevaluation],
+                        15, what="the REEVALUATION_REQUIRED mark on control.rollout")[0]
+    assert marked.stage.value == "REPLAY" and marked.reevaluation.model_version == "v2"
+    assert marked.history[-1].event == "reevaluation_required"
+    mark_audit = audited(stack, "reevaluation_required", marked.reevaluation.alert_id)
+    assert mark_audit.decision == "marked"
+
+    time.sleep(DRIFT_SETTINGS["drift_window_s"] + 1)  # the shifted samples leave the window
+    stack.send_records("model.features", features("drifted", rng, 400, TRAINING))
+    wait_until(lambda: [a for a in stack.read_records("monitor.alerts", idle_timeout_s=0.5)
+                        if a.reason_code == "RISK_MODEL_DRIFT"
+                        and a.payload.status is AlertStatus.RESOLVED], 15,
+               what="drift resolved on healthy features")
+
+    refused_cmd = command(scope, OpsAction.PROMOTE, "SHADOW")
+    stack.send_records("ops.commands", [refused_cmd])
+    refused = audit_of(stack, refused_cmd)
+    assert refused.decision == "refused"
+    assert refused.evidence["drift.status"] == "healthy", "drift is healthy again"
+    assert refused.evidence["reason"].startswith("re-evaluation required: drift on v2 at ")
+    assert "awaiting an evaluation on model.evaluations" in refused.evidence["reason"]
+    assert refused.evidence["reevaluation"] == "REEVALUATION_REQUIRED"
+
+    failing = OpsCommand(command_id=uuid.uuid4().hex, scope=scope, action=OpsAction.EVALUATE,
+                         actor="alice", reason="backtest run 41", target="v2",
+                         issued_time_ms=now_ms(),
+                         evaluation=EvaluationReference(evaluation_id="run-41", passed=False))
+    stack.send_records("ops.commands", [failing])
+    failed = audit_of(stack, failing)
+    assert failed.decision == "failed" and failed.actor == "operator:alice"
+    assert failed.evidence["reevaluation"] == "REEVALUATION_REQUIRED"
+    still_cmd = command(scope, OpsAction.PROMOTE, "SHADOW")
+    stack.send_records("ops.commands", [still_cmd])
+    assert audit_of(stack, still_cmd).decision == "refused"
+
+    garbage = b"\x00\x00\x00\x00\x0e not avro"
+    not_a_model = CODECS["ModelEvaluation"].encode(
+        {"scope": "market:m1", "model_version": "v2", "evaluation_id": "x", "passed": True,
+         "metrics": {}, "evaluator": "stage10", "event_time_ms": now_ms()})
+    stack.send_raw("model.evaluations", [(b"model:drifted", garbage),
+                                         (b"market:m1", not_a_model)])
+    stack.send_records("model.evaluations", [ModelEvaluation(
+        scope=scope, model_version="v2", evaluation_id="run-42", passed=True,
+        metrics={"brier": 0.179}, evaluator="stage10", event_time_ms=now_ms())])
+    passed = audited(stack, "evaluation", "run-42")
+    assert passed.decision == "passed" and passed.actor == "evaluator:stage10"
+    assert passed.evidence["reevaluation"] == "cleared"
+    assert passed.evidence["metric.brier"] == "0.179"
+
+    granted_cmd = command(scope, OpsAction.PROMOTE, "SHADOW")
+    stack.send_records("ops.commands", [granted_cmd])
+    granted = audit_of(stack, granted_cmd)
+    assert granted.decision == "granted" and granted.evidence["reevaluation"] == "not required"
+    final = wait_until(lambda: [s for s in rollout_states(stack, scope)
+                                if s.stage.value == "SHADOW"], 15, what="SHADOW")[-1]
+    assert final.reevaluation is None
+    events = [(h.event, h.ref) for h in final.history]
+    assert ("reevaluation_required", marked.reevaluation.alert_id) in events
+    assert events.index(("evaluation", "run-41")) < events.index(("evaluation", "run-42"))
+    assert events[-1] == ("transition", None)
+
+    letters = wait_until(lambda: [d for d in stack.read_records(
+        "monitor.deadletter", idle_timeout_s=0.5)
+        if d.source_topic == stack.topic("model.evaluations")], 15,
+        what="the malformed evaluations dead-lettered")
+    assert sorted(d.stage for d in letters) == [DeadLetterStage.DECODE,
+                                                DeadLetterStage.VALIDATE]
+    assert {d.value for d in letters} == {garbage, not_a_model}
+    assert any("model scope" in d.error for d in letters)
+    assert processed(worker, stack, "model.evaluations") == 1
 
 
 def test_the_full_ladder_is_walked_by_commands_through_the_canary_gate(stack: Stack) -> None:

@@ -212,3 +212,27 @@ def test_a_fills_carried_samples_leave_out_the_values_it_does_not_carry() -> Non
                                                       ("fill_ratio", 0.75)]
     assert canary.carried_fill_samples(math.nan, 1.0) == [("fill_ratio", 1.0)]
     assert canary.carried_fill_samples(0.5, math.nan) == [("slippage_abs_error_bps", 0.5)]
+
+
+def test_the_baseline_delta_compares_the_live_model_with_its_previous_window() -> None:
+    state = canary.new_state(SCOPE, 2)
+    first = canary.evaluate({T0: {"brier": (brier(0.179, 50, 21), brier(0.181, 50, 22))}},
+                            LEADING, 0.05, 30, "welch", NOW, WINDOW_MS, "v2", MARGINS)
+    canary.judge(state, first)
+    delta = first["baseline_delta"]["brier"]
+    assert delta["mean_now"] == first["metrics"]["brier"]["mean_baseline"]
+    assert delta["mean_before"] is None and delta["delta"] is None, "no window before"
+    baseline_now = brier(0.2, 50, 23)
+    second = canary.evaluate(
+        {T0 + WINDOW_MS: {"brier": (brier(0.179, 50, 24), baseline_now)}}, LEADING, 0.05, 30,
+        "welch", NOW + WINDOW_MS, WINDOW_MS, "v2", MARGINS)
+    canary.judge(state, second)
+    delta = second["baseline_delta"]["brier"]
+    assert delta["window_start_ms"] == T0 + WINDOW_MS
+    assert delta["previous_window_start_ms"] == T0
+    assert delta["mean_before"] == first["metrics"]["brier"]["mean_baseline"]
+    assert delta["delta"] == pytest.approx(np.mean(baseline_now) - delta["mean_before"])
+    assert delta["delta"] == pytest.approx(0.019, abs=3e-3)
+    assert (delta["n_now"], delta["n_before"]) == (50, 50)
+    assert len(state["baseline_means"]) == 2
+    json.dumps(state)  # it lives in a table

@@ -351,3 +351,107 @@ def test_drift_and_regression_together_roll_back_once() -> None:
     assert decision.to_stage == "CANARY"
     assert decision.evidence["causes"] == "alert-c1,alert-d1"
     assert sorted(entry["acted"]) == ["alert-c1", "alert-d1"]
+
+
+# --- drift forces re-evaluation -------------------------------------------------------------
+
+EVIDENCE = {"drift.max_kl": "0.9", "drift.feature": "spread"}
+
+
+def marked(stage: str = "PAPER", alert_id: str = "alert-drift-1") -> dict[str, Any]:
+    entry, decision = rollout.require_reevaluation(at(stage), SCOPE, alert_id, "v2", EVIDENCE,
+                                                   "agents.rollout", T0 + 50)
+    assert decision is not None and decision.action == "reevaluation_required"
+    return round_trip(entry)
+
+
+def evaluate(entry: dict[str, Any], passed: bool, version: str = "v2",
+             evaluation_id: str = "eval-1") -> tuple[Any, rollout.Decision]:
+    new, decision = rollout.record_evaluation(
+        entry, SCOPE, rollout.Evaluation(version, evaluation_id, passed, "stage10", T0 + 60,
+                                         {"brier": 0.179}),
+        "evaluator:stage10", T0 + 70)
+    assert decision is not None
+    return round_trip(new), decision
+
+
+def test_drift_on_the_version_under_rollout_marks_it_reevaluation_required() -> None:
+    entry = marked()
+    state = RolloutState(**entry["state"])  # the mark is part of the published state
+    assert state.stage.value == "PAPER"  # the stage is unchanged
+    assert state.reevaluation is not None and state.reevaluation.model_version == "v2"
+    assert state.reevaluation.alert_id == "alert-drift-1"
+    assert state.history[-1].event == "reevaluation_required"
+    assert state.history[-1].ref == "alert-drift-1"
+    # once per alert: the same alert again changes nothing
+    again, decision = rollout.require_reevaluation(entry, SCOPE, "alert-drift-1", "v2", {},
+                                                   "agents.rollout", T0 + 90)
+    assert decision is None and again["state"] == entry["state"]
+
+
+def test_drift_on_another_version_does_not_mark() -> None:
+    entry, decision = rollout.require_reevaluation(at("PAPER"), SCOPE, "a1", "v1", {},
+                                                   "agents.rollout", T0)
+    assert decision is None and rollout.reevaluation_of(entry) is None
+
+
+def test_a_marked_version_is_refused_promotion_even_with_every_gate_green() -> None:
+    # GREEN: drift healthy again (no alert), canary eligible, no incident
+    entry, decision = promote(marked(), "CANARY")
+    assert not decision.granted and entry["state"]["stage"] == "PAPER"
+    assert "re-evaluation required: drift on v2 at" in decision.reason
+    assert "awaiting an evaluation on model.evaluations" in decision.reason
+    assert decision.evidence["reevaluation"] == "REEVALUATION_REQUIRED"
+    assert decision.evidence["reevaluation.alert_id"] == "alert-drift-1"
+
+
+def test_a_failing_evaluation_is_recorded_and_keeps_the_mark() -> None:
+    entry, decision = evaluate(marked(), passed=False)
+    assert decision.outcome == "failed" and decision.evidence["reevaluation"] == (
+        "REEVALUATION_REQUIRED")
+    assert rollout.reevaluation_of(entry) is not None
+    last = entry["state"]["history"][-1]
+    assert (last["event"], last["ref"]) == ("evaluation", "eval-1")
+    assert "failed" in last["reason"]
+    _, refused = promote(entry, "CANARY")
+    assert not refused.granted and "re-evaluation required" in refused.reason
+
+
+def test_a_passing_evaluation_of_another_version_keeps_the_mark() -> None:
+    entry, decision = evaluate(marked(), passed=True, version="v1")
+    assert decision.outcome == "passed" and rollout.reevaluation_of(entry) is not None
+    assert "still required" in decision.reason
+    _, refused = promote(entry, "CANARY")
+    assert not refused.granted
+
+
+def test_a_passing_evaluation_of_the_version_clears_the_mark() -> None:
+    entry, decision = evaluate(marked(), passed=True)
+    assert decision.outcome == "passed" and decision.evidence["reevaluation"] == "cleared"
+    assert decision.evidence["metric.brier"] == "0.179"
+    assert rollout.reevaluation_of(entry) is None
+    assert RolloutState(**entry["state"]).reevaluation is None
+    entry, granted = promote(entry, "CANARY")
+    assert granted.granted and entry["state"]["stage"] == "CANARY"
+    assert granted.evidence["reevaluation"] == "not required"
+
+
+def test_evaluations_are_idempotent_by_id_and_need_a_known_model() -> None:
+    entry, _ = evaluate(marked(), passed=False)
+    again, decision = rollout.record_evaluation(
+        entry, SCOPE, rollout.Evaluation("v2", "eval-1", True, "x", T0), "x", T0 + 80)
+    assert decision is None and again == entry  # the same id: already recorded
+    _, unknown = rollout.record_evaluation(
+        None, SCOPE, rollout.Evaluation("v2", "eval-2", True, "x", T0), "x", T0)
+    assert unknown is not None and not unknown.granted and "unknown model" in unknown.reason
+
+
+def test_the_mark_does_not_block_rollbacks_and_a_new_version_starts_unmarked() -> None:
+    entry = marked("CANARY")
+    back, decision = rollout.roll_back(entry, SCOPE, None, "operator:alice", "rb1", "",
+                                       T0 + 100)
+    assert decision is not None and decision.granted and back["state"]["stage"] == "PAPER"
+    assert rollout.reevaluation_of(back) is not None  # still marked after a rollback
+    fresh, registered_decision = rollout.register(back, SCOPE, "v3", T0 + 200, "agents.rollout",
+                                                  "profile:v3")
+    assert registered_decision is not None and rollout.reevaluation_of(fresh) is None
