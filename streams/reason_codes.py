@@ -38,6 +38,8 @@ _CODES = [
                "live feature distribution drifted from training (KL above threshold)"),
     ReasonCode("RISK_CANARY_REGRESSION", "canary", Severity.CRITICAL, False,
                "canary is worse than baseline on a leading metric"),
+    ReasonCode("RISK_STATE_DIVERGENCE", "divergence", Severity.CRITICAL, False,
+               "a fill or order intent on a scope paused for longer than the grace"),
     ReasonCode("GOV_HEARTBEAT_MISSED", "heartbeat", Severity.CRITICAL, True,
                "no heartbeat within interval x tolerance"),
     ReasonCode("GOV_DATA_GAP", "gaps", Severity.WARNING, False,

@@ -495,6 +495,11 @@ class Settings(BaseSettings):
         description="scope kinds an execution breach pauses (through their pause latch, "
         "policy from pause_policies); other kinds only alert",
     )
+    divergence_grace_s: float = Field(
+        5.0, ge=0, description="RISK_STATE_DIVERGENCE when a fill or order intent on "
+        "exec.fills comes this long (its event time) after a pause covering its bot and "
+        "market: the time a pause may take to reach the runners",
+    )
     drift_threshold: float = Field(
         0.20, ge=0, description="RISK_MODEL_DRIFT when max KL(recent ‖ training) reaches this"
     )

@@ -12,6 +12,7 @@ _compiled.install()
 from streams.agents import (  # noqa: E402
     canary,
     commands,
+    divergence,
     drift,
     execution,
     health,
@@ -22,5 +23,5 @@ from streams.agents import (  # noqa: E402
     rollout,
 )
 
-__all__ = ["canary", "commands", "drift", "execution", "health", "incidents", "latches",
-           "liveness", "membership", "rollout"]
+__all__ = ["canary", "commands", "divergence", "drift", "execution", "health", "incidents",
+           "latches", "liveness", "membership", "rollout"]

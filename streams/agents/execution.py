@@ -14,7 +14,8 @@ producers would pick for that key (streams.control.keying, setting
 one worker, and a model's fill samples meet its scores, drift and rollout state. One
 message per bot and batch, not one per fill: a bot's fills come from every market.
 
-Flow per fill: decode → check the event time → market figures (pure core:
+Flow per fill: decode → check the event time → trading on a paused scope (only while
+some scope is paused: streams.agents.divergence) → market figures (pure core:
 streams.control.execution) → alerts/pauses → into its bot's and model's digests; after
 the batch, the digests are sent on. Per ScopedFills: the bot's figures → alerts/pauses,
 or the model's cohort figures and canary samples. A clock tick re-evaluates every scope
@@ -31,7 +32,7 @@ from typing import Any
 
 import faust
 
-from streams.agents import canary
+from streams.agents import canary, divergence
 from streams.agents.decoding import InvalidInput, consume
 from streams.agents.health import check_event_time
 from streams.agents.latches import apply_alerts
@@ -71,6 +72,8 @@ _scoped_fills = codecs["ScopedFills"]
 _FILL = FillKind.FILL  # a member read per fill (EnumType's hook: slow)
 _states = rows_of(execution_state)
 _state_of = _states.get  # per fill: bound once (see streams.app.clock_ms)
+_paused = divergence.view.paused  # empty (falsy) unless some scope is paused
+_check_divergence = divergence.check_fill
 
 
 def _state(key: str, scope: str, partition: int) -> dict[str, Any]:
@@ -151,15 +154,18 @@ def on_fill(record: FillEvent, message: InputMessage) -> Awaitable[None] | None:
     rekeyed = _rekeyed_scopes(record, scope)
     observe_clock(time_ms, message)
     now_ms = clock_ms()
+    # trading on a paused scope: judged only while some scope is paused
+    alarm = _check_divergence(record, message.partition, now_ms) if _paused else None
     state = _state(scope, scope, message.partition)
     execution.observe(state, record.kind is _FILL, time_ms, record.requested_size,
                       record.filled_size, record.predicted_slippage_bps,
                       record.realized_slippage_bps, BUCKET_MS)
     pending = _observed(scope, state, now_ms)
     if pending is not None:  # a replay: evaluated now, then sent on at once
-        return _forward_after(pending, record, rekeyed, now_ms)
+        forward = _forward_after(pending, record, rekeyed, now_ms)
+        return forward if alarm is None else _in_turn([alarm, forward])
     _collect(record, rekeyed)
-    return None
+    return alarm
 
 
 # scope (bot:, model:) -> the fills of the batch in hand bound for it

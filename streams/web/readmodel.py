@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from streams.codec import AvroCodec, CodecError
+from streams.control.divergence import PauseView
 from streams.web.api import audit_view, incident_view, pause_view, rollout_view
 
 log = logging.getLogger(__name__)
@@ -26,14 +27,18 @@ MAX_OUTCOMES = 5000
 
 
 class ReadModel:
-    def __init__(self, codecs: Mapping[str, AvroCodec], audit_tail: int = 1000) -> None:
+    def __init__(self, codecs: Mapping[str, AvroCodec], audit_tail: int = 1000,
+                 pause_view: PauseView | None = None) -> None:
         self.codecs = codecs
         self.pauses: dict[str, dict[str, Any]] = {}
+        # the paused scopes, for the fill check (streams.agents.divergence)
+        self.pause_view = pause_view if pause_view is not None else PauseView()
         self.incidents: dict[str, dict[str, Any]] = {}
         self.rollout: dict[str, dict[str, Any]] = {}
         self.audit: deque[dict[str, Any]] = deque(maxlen=max(audit_tail, 1))
         self.outcomes: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self.caught_up = asyncio.Event()
+        self.pause_view.caught_up = self.caught_up.is_set
         # the kind of the last failure (an exception's class: its text may carry hosts
         # or records, and goes to the log only)
         self.last_error_kind: str | None = None
@@ -53,10 +58,14 @@ class ReadModel:
                  "control.rollout": self.rollout}[topic]
         if value is None:  # a tombstone
             store.pop(text_key, None)
+            if topic == "control.pauses":
+                self.pause_view.remove(text_key)
             return
         if topic == "control.pauses":
             record = self.codecs["PauseState"].decode_record(value)
             store[record.scope] = pause_view(record)
+            self.pause_view.note(record.scope, record.paused, record.state_id,
+                                 record.since_ms, record.reason_code, record.actor)
         elif topic == "control.rollout":
             record = self.codecs["RolloutState"].decode_record(value)
             store[record.scope] = rollout_view(record)
@@ -167,6 +176,7 @@ class ReadModel:
         """Start over (after a reconnect the topics are read again from the start)."""
         self.caught_up.clear()
         self.pauses.clear()
+        self.pause_view.clear()
         self.incidents.clear()
         self.rollout.clear()
         self.audit.clear()

@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 
 from faust.web import Request, Response, View
 
-from streams.agents import canary, drift, execution
+from streams.agents import canary, divergence, drift, execution
 from streams.agents.health import scope_health, slo_windows
 from streams.agents.membership import own_member_id
 from streams.app import app, clock, codecs, metrics, settings, topic_specs, topics
@@ -43,7 +43,7 @@ from streams.web.publish import CommandPublisher
 from streams.web.readmodel import COMPACTED, TAILED, ReadModel
 
 log = logging.getLogger(__name__)
-read_model = ReadModel(codecs, settings.audit_tail)
+read_model = ReadModel(codecs, settings.audit_tail, pause_view=divergence.view)
 publisher = CommandPublisher(topics.ops_commands, codecs["OpsCommand"],
                              settings.input_partitioner)
 

@@ -56,3 +56,18 @@ async def test_waiting_for_an_outcome() -> None:
     assert (await waiting)["decision"] == "paused"
     assert (await model.wait_outcome("c9", 0))["decision"] == "paused"
     assert not model._waiters
+
+
+def test_the_pause_view_keeps_the_paused_scopes_only() -> None:
+    model = ReadModel(CODECS)
+    model.apply("control.pauses", b"market:m1", pause("market:m1", True))
+    model.apply("control.pauses", b"global", pause("global", True))
+    model.apply("control.pauses", b"bot:b1", pause("bot:b1", False))
+    assert sorted(model.pause_view.paused) == ["global", "market:m1"]
+    assert model.pause_view.paused["market:m1"].state_id == "p-True"
+    model.apply("control.pauses", b"market:m1", pause("market:m1", False))
+    model.apply("control.pauses", b"global", None)
+    assert model.pause_view.paused == {}
+    assert model.pause_view.caught_up() is False
+    model.caught_up.set()
+    assert model.pause_view.caught_up() is True
