@@ -595,20 +595,20 @@ class Settings(BaseSettings):
         return self.staleness_thresholds_s.get("default", 10.0)
 
     def slo_target(self, slo: str) -> float:
-        return self.slo_targets.get(slo, self.slo_default_target)
-
-    def alert_rule(self, reason_code: str) -> AlertRuleSetting:
-        """The hysteresis of ``reason_code``'s alerts."""
-        rule = self.alert_rules.get(reason_code) or self.alert_rules.get("default")
         declared = self.slos.get(slo)
         if declared is not None and declared.target is not None:
             return declared.target
-        return rule or AlertRuleSetting()
+        return self.slo_targets.get(slo, self.slo_default_target)
 
     def slo_owner(self, slo: str) -> str | None:
         """The declared owner of ``slo`` (None: the probes' own)."""
         declared = self.slos.get(slo)
         return declared.owner if declared is not None else None
+
+    def alert_rule(self, reason_code: str) -> AlertRuleSetting:
+        """The hysteresis of ``reason_code``'s alerts."""
+        rule = self.alert_rules.get(reason_code) or self.alert_rules.get("default")
+        return rule or AlertRuleSetting()
 
     def pause_policy(self, reason_code: str) -> str:
         return self.pause_policies.get(reason_code, "AUTO_CLEAR")
