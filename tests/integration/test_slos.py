@@ -11,7 +11,13 @@ from typing import Any
 
 import pytest
 
-from streams.records import AlertStatus, HealthEvent, HealthEventKind, ReportEnvelope
+from streams.records import (
+    AlertStatus,
+    HealthEvent,
+    HealthEventKind,
+    PauseState,
+    ReportEnvelope,
+)
 from streams.worker_process import http_json
 from tests.conftest import CODECS, Stack, wait_until
 from tests.integration.test_health_agents import pauses_by_scope
@@ -139,13 +145,18 @@ def test_the_seeds_slo_example_through_the_pipeline(stack: Stack) -> None:
 
     # Pauses: the page-level burn pauses the probe's scope and what the SLO endangers
     # (market:* → global, the one scope covering every market); nothing else.
-    pauses = wait_until(lambda: (p := pauses_by_scope(stack)) and "global" in p and p, 30,
-                        what="the endangered scopes paused")
+    def paused() -> dict[str, list[PauseState]]:
+        """Pause states per scope, each once (a latch's owner re-publishes its state
+        unchanged, same state id, on assignment and periodically)."""
+        return {scope: list({state.state_id: state for _, state in states}.values())
+                for scope, states in pauses_by_scope(stack).items()}
+
+    wait_until(lambda: "global" in paused(), 30, what=f"global paused (have {paused()})")
     time.sleep(1.0)
-    pauses = pauses_by_scope(stack)
+    pauses = paused()
     assert sorted(pauses) == ["feed:ingest-b", "global"]
     for scope in ("global", "feed:ingest-b"):
-        [(_, state)] = pauses[scope]
+        [state] = pauses[scope]
         assert state.paused and state.reason_code == "GOV_SLO_BURN"
         assert state.policy.value == "LATCH" and state.cause_id == page.envelope_id
 
