@@ -16,7 +16,9 @@ class _Generation:
     consumer_generation_id = 1
 
 
-@given(st.none() | st.integers(0, 2**53), st.none() | st.binary(max_size=8),
+# Faust keeps a message's timestamp as float seconds: milliseconds round-trip exactly up to
+# 2**43 (the year 2248), not near 2**53
+@given(st.none() | st.integers(0, 2**43), st.none() | st.binary(max_size=8),
        st.none() | st.binary(max_size=8), st.integers(0, 2**40))
 def test_a_message_of_fausts_path_reads_as_the_fetched_record(
         timestamp_ms: int | None, key: bytes | None, value: bytes | None, offset: int) -> None:

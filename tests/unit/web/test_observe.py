@@ -21,8 +21,12 @@ def test_gauges_aggregate_by_kind_and_never_label_a_market() -> None:
         for i in range(5)
     ] + [("bot:b1", {"partition": 0, "feeds": {},
                      "heartbeat": {"last_event_ms": 8_000, "interval_ms": 500}})]
-    incidents = [{"state": "OPEN", "severity": "CRITICAL"}, {"state": "OPEN", "severity":
-                 "CRITICAL"}, {"state": "RESOLVED", "severity": "WARNING"}]
+    incidents = [{"state": "OPEN", "severity": "CRITICAL", "reason_family": "staleness",
+                  "opened_ms": 0},
+                 {"state": "OPEN", "severity": "CRITICAL", "reason_family": "staleness",
+                  "opened_ms": 0, "acknowledged_ms": 4000},
+                 {"state": "RESOLVED", "severity": "WARNING", "reason_family": "execution",
+                  "opened_ms": 0, "resolved_ms": 90_000}]
     observe.refresh(
         metrics, now_ms=10_000, scope_health=health, threshold_s=lambda s, f: 2.0,
         miss_factor=3.0, pauses={"market:m1": {"paused": True}, "bot:b1": {"paused": False}},
@@ -49,6 +53,12 @@ def test_gauges_aggregate_by_kind_and_never_label_a_market() -> None:
     assert sample(metrics, "polymon_fill_ratio", scope_kind="market", stat="min") == 0.5
     assert sample(metrics, "polymon_fill_ratio", scope_kind="market", stat="mean") == 0.7
     assert sample(metrics, "polymon_fill_ratio", scope_kind="model", stat="min") is None
+    assert sample(metrics, "polymon_incident_time_to_acknowledge_seconds",
+                  family="staleness", stat="max") == 4.0
+    assert sample(metrics, "polymon_incident_time_to_resolve_seconds",
+                  family="execution", stat="mean") == 90.0
+    assert sample(metrics, "polymon_incident_time_to_resolve_seconds",
+                  family="staleness", stat="mean") is None, "none resolved"
     assert sample(metrics, "polymon_slippage_error_bps", scope_kind="market",
                   stat="abs_mean_max") == 3.0
     assert sample(metrics, "polymon_drift_kl", model="model:x") == 0.09
