@@ -30,7 +30,7 @@ from rich.text import Text
 
 from streams.control.incidents import IncidentIdError, family_of
 from streams.incident_review import decisions_during, incident_review
-from streams.records import MAX_TEXT, UNPRINTABLE, RolloutStage
+from streams.records import MAX_ID, MAX_TEXT, UNPRINTABLE, RolloutStage
 from streams.scopes import ScopeError, parse_scope
 from streams.settings import Settings
 
@@ -214,7 +214,8 @@ def _report(reply: dict[str, Any]) -> None:
                   f"(polymon ctl command {reply['command_id']})", highlight=False)
         return
     evidence = outcome.get("evidence", {})
-    detail = evidence.get("detail") or evidence.get("refused_because") or ""
+    detail = (evidence.get("detail") or evidence.get("refused_because")
+              or evidence.get("summary") or "")
     line = f"{what}: {outcome['decision']}" + (f" ({detail})" if detail else "")
     if not ctx.as_json:
         out.print(line, highlight=False)
@@ -341,11 +342,13 @@ def rollout(
     if ctx.as_json:
         _print_json(reply)
         return
-    table = _table("scope", "stage", "ladder", "version", "updated")
+    table = _table("scope", "stage", "ladder", "version", "re-evaluation", "updated")
     for name, r in reply["rollout"].items():
         ladder = " ".join(f"[{s}]" if s == r["stage"] else s.lower() for s in STAGES)
+        mark = r.get("reevaluation")
         table.add_row(name, r["stage"], ladder, r["model_version"] or "-",
-                      _time(r["updated_ms"]))
+                      f"REQUIRED ({mark['model_version']} since {_time(mark['since_ms'])})"
+                      if mark else "-", _time(r["updated_ms"]))
     out.print(table)
 
 
@@ -440,6 +443,36 @@ def promote(model: Annotated[str, typer.Argument(help="a model id, model:<id> or
     body = {"reason": _reason(reason), **({"to_stage": _stage(to)} if to else {})}
     _report(_call("POST", f"/api/rollout/{urllib.parse.quote(model, safe=':')}/promote", body,
                   idempotency_key=idempotency_key))
+
+
+def _evaluation_ref(value: str, option: str) -> str:
+    if not value.strip() or len(value) > MAX_ID:
+        raise _fail(f"{option}: 1 to {MAX_ID} characters, got {len(value)}", EXIT_BAD_INPUT)
+    unprintable = re.search(f"[{UNPRINTABLE}]", value)
+    if unprintable is not None:
+        raise _fail(f"{option}: control and bidi characters are not allowed (U+"
+                    f"{ord(unprintable[0]):04X} at {unprintable.start()})", EXIT_BAD_INPUT)
+    return value.strip()
+
+
+@ctl_cli.command()
+def evaluate(
+    scope: Annotated[str, typer.Option("--scope", help="the model: model:<id> or a bare id")],
+    version: Annotated[str, typer.Option("--version", help="the model version evaluated")],
+    evaluation_id: Annotated[str, typer.Option("--evaluation-id",
+                                               help="the evaluation's reference (a run id)")],
+    passed: Annotated[bool, typer.Option("--passed/--failed",
+                                         help="the evaluation's result")],
+    reason: ReasonOption, idempotency_key: KeyOption = None) -> None:
+    """Report an evaluation result of a model version: a passing one clears its
+    REEVALUATION_REQUIRED mark (drift), a failing one is recorded and keeps it."""
+    if ":" in scope:
+        _scope(scope)
+    body = {"reason": _reason(reason), "model_version": _evaluation_ref(version, "--version"),
+            "evaluation_id": _evaluation_ref(evaluation_id, "--evaluation-id"),
+            "result": "PASSED" if passed else "FAILED"}
+    _report(_call("POST", f"/api/rollout/{urllib.parse.quote(scope, safe=':')}/evaluation",
+                  body, idempotency_key=idempotency_key))
 
 
 @ctl_cli.command()

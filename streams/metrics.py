@@ -68,6 +68,12 @@ class Metrics:
             "polymon_canary_delta", "mean(canary) - mean(baseline) per model and metric",
             ["model", "metric"], registry=self.registry,
         )
+        self.baseline_delta = Gauge(
+            "polymon_baseline_delta", "the live model (baseline cohort) against its own "
+            "baseline window: mean over the last decided canary window - mean over the "
+            "window before it, per model and leading metric", ["model", "metric"],
+            registry=self.registry,
+        )
         self.slo_compliance = Gauge(
             "polymon_slo_compliance", "healthy / total probes per SLO and window (every scope "
             "of the SLO)", ["slo", "owner", "window"], registry=self.registry,
@@ -110,6 +116,12 @@ class Metrics:
             "polymon_rollout_stage",
             "Rollout stage per model/strategy scope: 0 replay, 1 shadow, 2 paper, 3 canary, "
             "4 live", ["scope"], registry=self.registry,
+        )
+        self.rollout_reevaluation_required = Gauge(
+            "polymon_rollout_reevaluation_required",
+            "1 while the scope's model version is REEVALUATION_REQUIRED (drift; promotions "
+            "refused until an evaluation of the version passes), else 0", ["scope"],
+            registry=self.registry,
         )
         self.group_members_evicted = Counter(
             "polymon_group_members_evicted_total", "dead consumer-group members made to leave",

@@ -488,7 +488,7 @@ def record_evaluation(entry: dict[str, Any] | None, scope: str, evaluation: Eval
     if problem is None and entry is None:
         problem = f"unknown model: {scope} has no rollout state"
     if problem is not None:
-        return _refuse(entry, scope, "evaluation", key, actor, None, [problem], evidence)
+        return _refuse(entry, scope, "evaluate", key, actor, None, [problem], evidence)
     assert entry is not None
     entry = copy.deepcopy(entry)
     _remember(entry, "commands", key)
@@ -512,5 +512,5 @@ def record_evaluation(entry: dict[str, Any] | None, scope: str, evaluation: Eval
     decision_id = derive_id("rollout", scope, "evaluation", evaluation.evaluation_id)
     _note(entry, now_ms, actor, reason, decision_id, "evaluation", evaluation.evaluation_id)
     stage = entry["state"]["stage"]
-    return entry, Decision(decision_id, scope, "evaluation", True, stage, stage, actor, reason,
+    return entry, Decision(decision_id, scope, "evaluate", True, stage, stage, actor, reason,
                            evidence, outcome=verdict)

@@ -25,6 +25,7 @@ from streams.control.incidents import (
 )
 from streams.reason_codes import Severity
 from streams.records import (
+    MAX_ID,
     MAX_TEXT,
     UNPRINTABLE,
     AuditPayload,
@@ -71,6 +72,7 @@ _ROLLOUT_KINDS = "|".join(ROLLOUT_KINDS)
 ROLLOUT_SCOPE_PATTERN = rf"^(?:{_ROLLOUT_KINDS}):{SCOPE_ID}$"
 _BARE_ID = rf"[A-Za-z0-9_\-][A-Za-z0-9_.\-]{{0,{MAX_SCOPE_ID - 1}}}"
 MODEL_PATTERN = rf"^(?:(?:{_ROLLOUT_KINDS}):{SCOPE_ID}|{_BARE_ID})$"
+EVALUATED_MODEL_PATTERN = rf"^(?:model:{SCOPE_ID}|{_BARE_ID})$"  # evaluations: models only
 # The incident ids' own grammar, without Python's group names (ECMA-262 spells them
 # differently, and the generators of clients and tests read Python's way of matching).
 INCIDENT_ID_PATTERN = re.sub(r"\(\?P<\w+>", "(", _INCIDENT_ID.pattern)
@@ -78,6 +80,7 @@ SCOPE_PREFIX_PATTERN = rf"^[A-Za-z0-9_.:/\-]{{0,{MAX_SCOPE_LENGTH}}}$"
 AUDIT_ACTION_PATTERN = r"^[A-Za-z_]{1,32}$"
 METRIC_NAME_PATTERN = r"^[A-Za-z_:][A-Za-z0-9_:]{0,199}$"  # /metrics?name[]=...
 MAX_MODEL = len("strategy:") + MAX_SCOPE_ID
+MAX_EVALUATED_MODEL = len("model:") + MAX_SCOPE_ID
 MAX_COMMAND_ID = 128
 _REASON = re.compile(REASON_PATTERN)
 _UNPRINTABLE = re.compile(f"[{UNPRINTABLE}]")
@@ -345,6 +348,15 @@ NEXT_STAGE = BodyField(choices=tuple(STAGES),
 REASON_BODY = {"reason": REASON}
 ROLLBACK_BODY = {"reason": REASON, "to_stage": STAGE}
 PROMOTE_BODY = {"reason": REASON, "to_stage": NEXT_STAGE}
+EVALUATION_BODY = {
+    "reason": REASON,
+    "model_version": BodyField(required=True, max_length=MAX_ID,
+                               description="the model version evaluated"),
+    "evaluation_id": BodyField(required=True, max_length=MAX_ID,
+                               description="the evaluation's reference (a run id)"),
+    "result": BodyField(required=True, choices=("PASSED", "FAILED"),
+                        description="PASSED clears the version's REEVALUATION_REQUIRED mark"),
+}
 
 
 def parse_body(raw: bytes, fields: Mapping[str, BodyField]) -> dict[str, str]:
@@ -415,6 +427,11 @@ def reuse_differences(previous: Mapping[str, Any], actor: str, action: str, requ
         differences.append("reason")
     if "to_stage" in body and evidence.get("target") != body["to_stage"]:
         differences.append("to_stage")
+    for name in ("model_version", "evaluation_id"):
+        if name in body and evidence.get(name) != body[name]:
+            differences.append(name)
+    if "result" in body and evidence.get("passed") != str(body["result"] == "PASSED"):
+        differences.append("result")
     return differences
 
 
@@ -480,6 +497,15 @@ def check_promotion(scope: str, rollout: Mapping[str, Any] | None,
     if to_stage is not None and STAGES.index(to_stage) <= STAGES.index(current):
         raise ApiError(409, f"cannot promote {scope} from {current} to {to_stage}: "
                        "not a later stage")
+
+
+def evaluation_scope(model: str) -> str:
+    """The scope an evaluation is reported for: a model (model:<id> or a bare id)."""
+    scope = rollout_scope(model)
+    if _leaf_kind(scope) != "model":
+        raise bad_request(f"model: evaluations are of models (model:<id>), not "
+                          f"{_shown(scope)}")
+    return scope
 
 
 def check_rollback(scope: str, rollout: Mapping[str, Any] | None, to_stage: str) -> None:
@@ -588,8 +614,9 @@ def slo_rows(slo_windows: Iterable[tuple[str, Any]], match: ScopeFilter) -> dict
 
 def drift_rows(drift_state: Iterable[tuple[str, Any]], canary_state: Iterable[tuple[str, Any]],
                match: ScopeFilter) -> dict[str, Any]:
-    """Per model: drift against training (max KL, its feature, healthy) and the canary
-    against the baseline per leading metric (means, delta, verdict, p-values)."""
+    """Per model: drift against training (max KL, its feature, healthy), the canary
+    against the baseline per leading metric (means, delta, verdict, p-values) and the
+    baseline delta (the live cohort against its own previous window)."""
     rows: dict[str, Any] = {}
     for scope, state in drift_state:
         if state and match.matches(scope):
@@ -605,6 +632,8 @@ def drift_rows(drift_state: Iterable[tuple[str, Any]], canary_state: Iterable[tu
                 "regressed": evaluation.get("regressed", []),
                 "evaluated_ms": evaluation.get("evaluated_ms"),
                 "metrics": evaluation.get("metrics", {}),
+                # the live (baseline) cohort now against its previous window, per metric
+                "baseline_delta": evaluation.get("baseline_delta", {}),
                 "alert_id": (state.get("alert") or {}).get("alert_id")}
     return rows
 

@@ -71,8 +71,11 @@ def refresh(metrics: Metrics, *, now_ms: int, scope_health: Iterable[tuple[str, 
         metrics.scopes_paused.labels(kind).set(count)
 
     metrics.rollout_stage.clear()
+    metrics.rollout_reevaluation_required.clear()
     for scope, state in rollout.items():
         metrics.rollout_stage.labels(scope).set(STAGES.index(state["stage"]))
+        metrics.rollout_reevaluation_required.labels(scope).set(
+            int(state.get("reevaluation") is not None))
 
     _execution(metrics, execution_state)
     _models(metrics, drift_state, canary_state)
@@ -172,8 +175,12 @@ def _models(metrics: Metrics, drift_state: Iterable[tuple[str, Any]],
         if evaluation.get("max_drift") is not None:
             metrics.drift.labels(scope).set(float(evaluation["max_drift"]))
     metrics.canary_delta.clear()
+    metrics.baseline_delta.clear()
     for scope, state in canary_state:
         evaluation = (state or {}).get("evaluation") or {}
         for metric, figures in (evaluation.get("metrics") or {}).items():
             if figures.get("delta") is not None:
                 metrics.canary_delta.labels(scope, metric).set(float(figures["delta"]))
+        for metric, figures in (evaluation.get("baseline_delta") or {}).items():
+            if figures.get("delta") is not None:
+                metrics.baseline_delta.labels(scope, metric).set(float(figures["delta"]))

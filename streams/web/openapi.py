@@ -19,10 +19,12 @@ from streams.records import OpsAction, PauseState, RolloutState, TimelineEntry
 from streams.web import api
 from streams.web.api import (
     COMMAND_ID_PATTERN,
+    EVALUATED_MODEL_PATTERN,
     IDEMPOTENCY_KEY_PATTERN,
     INCIDENT_ID_PATTERN,
     INCIDENT_STATES,
     MAX_COMMAND_ID,
+    MAX_EVALUATED_MODEL,
     MAX_INCIDENT_ID,
     MAX_MODEL,
     METRIC_NAME_PATTERN,
@@ -75,6 +77,9 @@ ROLLBACK_SCOPE_PATH = _path("scope", "a model:<id> or strategy:<id> scope",
 MODEL_PATH = _path("model", "a model id (model:<id> implied; not starting with '.'), or a "
                    "model:<id> or strategy:<id> scope (':' may come percent-encoded)",
                    string_schema(MODEL_PATTERN, MAX_MODEL))
+EVALUATED_MODEL_PATH = _path(
+    "model", "a model id (model:<id> implied; not starting with '.') or a model:<id> scope "
+    "(':' may come percent-encoded)", string_schema(EVALUATED_MODEL_PATTERN, MAX_EVALUATED_MODEL))
 INCIDENT_PATH = _path("incident_id", "an incident id, inc-<family>-<24 hex digits>",
                       string_schema(INCIDENT_ID_PATTERN, MAX_INCIDENT_ID))
 COMMAND_PATH = _path("command_id", "a command id: the Idempotency-Key it was sent with, or "
@@ -309,6 +314,11 @@ def paths(read_requires_token: bool = False) -> dict[str, dict[str, Any]]:
             "promote", "promote a model/strategy (to the next stage, or to_stage)", "promote",
             MODEL_PATH, api.PROMOTE_BODY, "already LIVE, or to_stage is not later than the "
             "current stage"),
+        "/api/rollout/{model}/evaluation": _command(
+            "reportEvaluation", "report a model version's evaluation result (EVALUATE): a "
+            "passing one clears its REEVALUATION_REQUIRED mark", "promote", EVALUATED_MODEL_PATH,
+            api.EVALUATION_BODY, "never for the state (every evaluation is recorded)",
+            not_found="no rollout state for the model on control.rollout"),
         "/api/incidents/{incident_id}/ack": _command(
             "acknowledgeIncident", "acknowledge an incident", "ack", INCIDENT_PATH,
             api.REASON_BODY, "the incident is already acknowledged or resolved",
@@ -442,6 +452,7 @@ def components() -> dict[str, Any]:
         "SloRow": _object(
             ["scope", "slo", "owner", "windows", "rules", "firing_rules", "alerts"],
             {"scope": _STR, "slo": _STR, "owner": _STR_OR_NULL,
+             "endangers": {"type": "array", "items": _STR},
              "target": {"type": ["number", "null"]}, "evaluated_ms": _INT_OR_NULL,
              "windows": {"type": "object"}, "budget_window_s": _INT_OR_NULL,
              "error_budget_remaining": {"type": ["number", "null"]},
@@ -467,7 +478,6 @@ def components() -> dict[str, Any]:
             ["worker_id", "ready", "assigned_partitions", "group", "read_model_caught_up"],
             {"worker_id": _STR, "ready": _BOOL, "assigned_partitions": _INT, "group": _STR,
              "group_member_id": _STR, "read_model_caught_up": _BOOL}),
-             "endangers": {"type": "array", "items": _STR},
     }
     return {"securitySchemes": {"bearer": {
                 "type": "http", "scheme": "bearer",

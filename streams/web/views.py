@@ -33,7 +33,7 @@ from streams.control.incidents import response_times
 from streams.control.pauses import is_paused
 from streams.incident_review import decisions_during, incident_review
 from streams.peer_auth import is_peer
-from streams.records import OpsAction, OpsCommand
+from streams.records import EvaluationReference, OpsAction, OpsCommand
 from streams.web import api, observe
 from streams.web.api import ApiError, BodyField, parse_query, scope_filter
 from streams.web.auth import AuthError, Principal, authenticate, authorize
@@ -457,7 +457,8 @@ Build = Callable[[dict[str, str]], tuple[str, str | None]]
 
 async def submit(request: Request, right: str, action: OpsAction,
                  fields: Mapping[str, BodyField], path: Callable[[], object],
-                 build: Build) -> Reply:
+                 build: Build,
+                 more: Callable[[dict[str, str]], dict[str, Any]] | None = None) -> Reply:
     """Authenticate (401), authorize (403), validate header, body and ``path`` parameters
     (400), check the state (404/409), publish the command, wait briefly for its outcome;
     202 with the command id."""
@@ -479,7 +480,7 @@ async def submit(request: Request, right: str, action: OpsAction,
     scope, target = build(body)
     command = OpsCommand(command_id=command_id, scope=scope, action=action, actor=who.actor,
                          reason=body["reason"], target=target,
-                         issued_time_ms=int(time.time() * 1000))
+                         issued_time_ms=int(time.time() * 1000), **(more(body) if more else {}))
     try:
         await publisher.publish(command)
     except Exception as exc:
@@ -552,6 +553,27 @@ class PromoteModel(ApiView):
         return await self.answer(request, lambda: submit(
             request, "promote", OpsAction.PROMOTE, api.PROMOTE_BODY,
             lambda: api.rollout_scope(model), build), read=False)
+
+
+@page("/api/rollout/{model}/evaluation")
+class ReportEvaluation(ApiView):
+    """An evaluation result reported by an operator (EVALUATE): its reference, the version
+    and whether it passed; a passing one clears REEVALUATION_REQUIRED."""
+
+    async def post(self, request: Request, model: str) -> Response:
+        def build(body: dict[str, str]) -> tuple[str, str | None]:
+            target_scope = api.evaluation_scope(model)
+            if read_model.rollout.get(target_scope) is None:
+                raise ApiError(404, f"no rollout state for {target_scope} on control.rollout")
+            return target_scope, body["model_version"]
+
+        def evaluation(body: dict[str, str]) -> dict[str, Any]:
+            return {"evaluation": EvaluationReference(evaluation_id=body["evaluation_id"],
+                                                      passed=body["result"] == "PASSED")}
+
+        return await self.answer(request, lambda: submit(
+            request, "promote", OpsAction.EVALUATE, api.EVALUATION_BODY,
+            lambda: api.evaluation_scope(model), build, evaluation), read=False)
 
 
 class IncidentCommand(ApiView):

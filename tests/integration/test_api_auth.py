@@ -30,6 +30,8 @@ MUTATIONS = [  # (path, a valid body, the right it needs)
     ("/api/scopes/market:m1/resume", {"reason": "r"}, "resume"),
     ("/api/scopes/model:m1/rollback", {"reason": "r", "to_stage": "paper"}, "rollback"),
     ("/api/rollout/m1/promote", {"reason": "r"}, "promote"),
+    ("/api/rollout/m1/evaluation", {"reason": "r", "model_version": "v2",
+                                    "evaluation_id": "run-1", "result": "passed"}, "promote"),
     (f"/api/incidents/{UNKNOWN_INCIDENT}/ack", {"reason": "r"}, "ack"),
     (f"/api/incidents/{UNKNOWN_INCIDENT}/resolve", {"reason": "r"}, "resolve"),
 ]
@@ -97,6 +99,14 @@ def test_refused_mutations_change_nothing_and_say_why(stack: Stack) -> None:
          "model id)"),
         ("/api/rollout/m1/promote", b'{"reason": "x", "to_stage": 3}',
          "to_stage: expected a string, got int"),
+        ("/api/rollout/strategy:s1/evaluation", b'{"reason": "x", "model_version": "v2", '
+         b'"evaluation_id": "e1", "result": "PASSED"}',
+         "model: evaluations are of models (model:<id>), not 'strategy:s1'"),
+        ("/api/rollout/m1/evaluation", b'{"reason": "x", "model_version": "v2", '
+         b'"evaluation_id": "e1", "result": "maybe"}',
+         "result: 'maybe' is not one of passed, failed"),
+        ("/api/rollout/m1/evaluation", b'{"reason": "x", "model_version": "v2", '
+         b'"result": "PASSED"}', "evaluation_id: required"),
         ("/api/incidents/INC-7/ack", b'{"reason": "x"}',
          "'INC-7' is not an incident id (expected inc-<family>-<24 hex digits>)"),
     ]
@@ -111,6 +121,11 @@ def test_refused_mutations_change_nothing_and_say_why(stack: Stack) -> None:
     assert (status, reply["error"]) == (404, f"unknown incident {UNKNOWN_INCIDENT}")
     status, reply, _ = call(worker, "POST", "/api/scopes/model:m1/rollback",
                             b'{"reason": "x", "to_stage": "replay"}', bearer(ADMIN))
+    assert (status, reply["error"]) == (404, "no rollout state for model:m1 on "
+                                             "control.rollout")
+    status, reply, _ = call(worker, "POST", "/api/rollout/m1/evaluation", json.dumps(
+        {"reason": "x", "model_version": "v2", "evaluation_id": "e1", "result": "PASSED"}
+    ).encode(), bearer(ADMIN))
     assert (status, reply["error"]) == (404, "no rollout state for model:m1 on "
                                              "control.rollout")
     status, reply, _ = call(worker, "GET", "/api/incidents?state=closed")

@@ -4,9 +4,13 @@ blocks promotion, a canary regression rolls back on its own; every decision audi
 
 from __future__ import annotations
 
+import json
 import re
 import time
+import urllib.error
+import urllib.request
 import uuid
+from typing import Any
 
 import numpy as np
 import pytest
@@ -117,8 +121,10 @@ def audit_of(stack: Stack, cmd: OpsCommand) -> AuditPayload:
 
 
 def stages(stack: Stack, scope: str) -> list[str]:
+    """The stages of the scope's transitions on control.rollout (a re-evaluation mark or an
+    evaluation is published too, with the stage unchanged)."""
     return [s.stage.value for s in stack.read_records("control.rollout", idle_timeout_s=0.5)
-            if s.scope == scope]
+            if s.scope == scope and s.history and s.history[-1].event == "transition"]
 
 
 def processed(worker: WorkerProcess, stack: Stack, topic: str) -> int:
@@ -186,9 +192,24 @@ def test_drift_below_threshold_allows_promotion_and_shifted_features_block_it(
     assert stages(stack, scope) == ["REPLAY", "SHADOW"], "a refusal is not a transition"
 
 
+EVALUATOR_TOKEN = "evaluator-token-0123456789"
 DRIFT_SETTINGS = {**SETTINGS, "drift_window_s": 4, "drift_hop_s": 1,
                   "alert_rules": {"RISK_MODEL_DRIFT": {"for_s": 0, "keep_firing_for_s": 0,
-                                                       "resolve_ratio": 0.8}}}
+                                                       "resolve_ratio": 0.8}},
+                  "api_tokens": {EVALUATOR_TOKEN: {"actor": "alice", "rights": ["promote"]}},
+                  "api_command_wait_s": 10.0}
+
+
+def post(worker: WorkerProcess, path: str, body: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    request = urllib.request.Request(
+        f"{worker.url}{path}", data=json.dumps(body).encode(), method="POST",
+        headers={"Authorization": f"Bearer {EVALUATOR_TOKEN}",
+                 "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=20) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
 
 
 def rollout_states(stack: Stack, scope: str) -> list[RolloutState]:
@@ -239,12 +260,22 @@ def test_drift_forces_a_reevaluation_before_any_further_promotion(stack: Stack) 
     assert "awaiting an evaluation on model.evaluations" in refused.evidence["reason"]
     assert refused.evidence["reevaluation"] == "REEVALUATION_REQUIRED"
 
-    failing = OpsCommand(command_id=uuid.uuid4().hex, scope=scope, action=OpsAction.EVALUATE,
-                         actor="alice", reason="backtest run 41", target="v2",
-                         issued_time_ms=now_ms(),
-                         evaluation=EvaluationReference(evaluation_id="run-41", passed=False))
-    stack.send_records("ops.commands", [failing])
-    failed = audit_of(stack, failing)
+    shown = wait_until(lambda: worker.get("/api/rollout")["rollout"].get(scope), 15,
+                       what="the rollout in the API")
+    assert shown["reevaluation"]["model_version"] == "v2"
+    assert "polymon_rollout_reevaluation_required{scope=\"model:drifted\"} 1.0" in (
+        worker.get_text("/metrics"))
+
+    # a failing evaluation, reported by an operator through the API (EVALUATE)
+    status, reply = post(worker, "/api/rollout/drifted/evaluation", {
+        "reason": "backtest run 41", "model_version": "v2", "evaluation_id": "run-41",
+        "result": "FAILED"})
+    assert status == 202 and reply["action"] == "EVALUATE", reply
+    failed_cmd = OpsCommand(command_id=reply["command_id"], scope=scope, actor="alice",
+                            action=OpsAction.EVALUATE, target="v2", issued_time_ms=now_ms(),
+                            evaluation=EvaluationReference(evaluation_id="run-41",
+                                                           passed=False))
+    failed = audit_of(stack, failed_cmd)
     assert failed.decision == "failed" and failed.actor == "operator:alice"
     assert failed.evidence["reevaluation"] == "REEVALUATION_REQUIRED"
     still_cmd = command(scope, OpsAction.PROMOTE, "SHADOW")
@@ -260,7 +291,7 @@ def test_drift_forces_a_reevaluation_before_any_further_promotion(stack: Stack) 
     stack.send_records("model.evaluations", [ModelEvaluation(
         scope=scope, model_version="v2", evaluation_id="run-42", passed=True,
         metrics={"brier": 0.179}, evaluator="stage10", event_time_ms=now_ms())])
-    passed = audited(stack, "evaluation", "run-42")
+    passed = audited(stack, "evaluate", "run-42")
     assert passed.decision == "passed" and passed.actor == "evaluator:stage10"
     assert passed.evidence["reevaluation"] == "cleared"
     assert passed.evidence["metric.brier"] == "0.179"

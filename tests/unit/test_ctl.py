@@ -44,3 +44,34 @@ def test_a_bad_reason_is_refused_before_anything_is_sent(
         ctl._reason(reason)
     assert exited.value.exit_code == ctl.EXIT_BAD_INPUT
     assert message in capsys.readouterr().err.replace("\n", "")
+
+
+def test_evaluate_sends_the_evaluation_reference_and_rollout_shows_the_mark(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[str, str, Any]] = []
+
+    def fake_call(method: str, path: str, body: Any = None, **kwargs: Any) -> dict[str, Any]:
+        calls.append((method, path, body))
+        if method == "GET":
+            return {"rollout": {"model:m1": {
+                "stage": "PAPER", "model_version": "v2", "updated_ms": 0,
+                "reevaluation": {"model_version": "v2", "since_ms": 0, "alert_id": "a1",
+                                 "reason": "drift"}}}}
+        return {"command_id": "c1", "action": "EVALUATE", "scope": "model:m1", "target": "v2",
+                "status": "pending", "outcome": None, "status_url": "/api/commands/c1"}
+
+    monkeypatch.setattr(ctl, "_call", fake_call)
+    monkeypatch.setattr(ctl.ctx, "as_json", False)
+    monkeypatch.setattr(ctl.out, "width", 300)
+    ctl.evaluate(scope="model:m1", version="v2", evaluation_id="run-42", passed=False,
+                 reason="backtest", idempotency_key=None)
+    assert calls[-1] == ("POST", "/api/rollout/model:m1/evaluation", {
+        "reason": "backtest", "model_version": "v2", "evaluation_id": "run-42",
+        "result": "FAILED"})
+    with ctl.out.capture() as captured:
+        ctl.rollout(scope=None)
+    assert "REQUIRED (v2 since" in captured.get()
+    with pytest.raises(typer.Exit) as exited:
+        ctl.evaluate(scope="model:m1", version=" ", evaluation_id="r", passed=True,
+                     reason="x", idempotency_key=None)
+    assert exited.value.exit_code == ctl.EXIT_BAD_INPUT

@@ -409,6 +409,7 @@ def test_a_failing_evaluation_is_recorded_and_keeps_the_mark() -> None:
     entry, decision = evaluate(marked(), passed=False)
     assert decision.outcome == "failed" and decision.evidence["reevaluation"] == (
         "REEVALUATION_REQUIRED")
+    assert decision.action == "evaluate"  # the action of EVALUATE, as the API's retries check
     assert rollout.reevaluation_of(entry) is not None
     last = entry["state"]["history"][-1]
     assert (last["event"], last["ref"]) == ("evaluation", "eval-1")

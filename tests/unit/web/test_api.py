@@ -249,11 +249,30 @@ def test_execution_and_drift_rows() -> None:
     assert set(api.execution_rows(execution, ScopeFilter("model:x"))) == {"model:x#CANARY"}
     models = api.drift_rows(
         [("model:x", {"evaluation": {"max_drift": 0.09, "healthy": True}, "alert": None})],
-        [("model:x", {"evaluation": {"combined": "hold", "metrics": {"brier": {"delta": -0.002}}},
+        [("model:x", {"evaluation": {"combined": "hold", "metrics": {"brier": {"delta": -0.002}},
+                                     "baseline_delta": {"brier": {"delta": 0.004}}},
                       "alert": {"alert_id": "c1"}})], ScopeFilter())
     assert models["model:x"]["drift"] == {"max_drift": 0.09, "healthy": True, "alert_id": None}
     assert models["model:x"]["canary"]["metrics"]["brier"]["delta"] == -0.002
+    assert models["model:x"]["canary"]["baseline_delta"]["brier"]["delta"] == 0.004
     assert models["model:x"]["canary"]["alert_id"] == "c1"
+
+
+def test_an_evaluation_is_reported_for_a_model_and_a_retry_must_match() -> None:
+    assert api.evaluation_scope("m1") == api.evaluation_scope("model:m1") == "model:m1"
+    with pytest.raises(ApiError, match="evaluations are of models"):
+        api.evaluation_scope("strategy:s1")
+    body = api.parse_body(json.dumps({"reason": "r", "model_version": "v2",
+                                      "evaluation_id": "run-1", "result": "passed"}).encode(),
+                          api.EVALUATION_BODY)
+    assert body["result"] == "PASSED"
+    previous = {"action": "evaluate", "actor": "operator:alice", "scope": "model:m1",
+                "evidence": {"reason": "r", "target": "v2", "model_version": "v2",
+                             "evaluation_id": "run-1", "passed": "True"}}
+    assert api.reuse_differences(previous, "alice", "EVALUATE", "model:m1", body) == []
+    other = {**body, "evaluation_id": "run-2", "result": "FAILED"}
+    assert api.reuse_differences(previous, "alice", "EVALUATE", "model:m1", other) == [
+        "evaluation_id", "result"]
 
 
 # --- views of output records ----------------------------------------------------------

@@ -30,13 +30,18 @@ def test_gauges_aggregate_by_kind_and_never_label_a_market() -> None:
     observe.refresh(
         metrics, now_ms=10_000, scope_health=health, threshold_s=lambda s, f: 2.0,
         miss_factor=3.0, pauses={"market:m1": {"paused": True}, "bot:b1": {"paused": False}},
-        incidents=incidents, rollout={"model:x": {"stage": "CANARY"}},
+        incidents=incidents, rollout={"model:x": {"stage": "CANARY"},
+                                      "model:y": {"stage": "PAPER", "reevaluation": {
+                                          "model_version": "v2", "since_ms": 1,
+                                          "alert_id": "a1", "reason": "drift"}}},
         execution_state=[("market:m1", {"figures": {"tumbling": {
             "fill_ratio": 0.5, "slippage_mean_error_bps": -3.0, "slippage_rmse_bps": 7.0}}}),
             ("market:m2", {"figures": {"tumbling": {"fill_ratio": 0.9}}}),
             ("model:x#CANARY", {"figures": {"tumbling": {"fill_ratio": 0.1}}})],
         drift_state=[("model:x", {"evaluation": {"max_drift": 0.09}})],
-        canary_state=[("model:x", {"evaluation": {"metrics": {"brier": {"delta": -0.002}}}})],
+        canary_state=[("model:x", {"evaluation": {
+            "metrics": {"brier": {"delta": -0.002}},
+            "baseline_delta": {"brier": {"delta": 0.004}, "fill_ratio": {"delta": None}}}})],
     )
     assert sample(metrics, "polymon_feed_staleness_seconds", scope_kind="market",
                   feed="book") == 4.0
@@ -63,6 +68,11 @@ def test_gauges_aggregate_by_kind_and_never_label_a_market() -> None:
                   stat="abs_mean_max") == 3.0
     assert sample(metrics, "polymon_drift_kl", model="model:x") == 0.09
     assert sample(metrics, "polymon_canary_delta", model="model:x", metric="brier") == -0.002
+    assert sample(metrics, "polymon_baseline_delta", model="model:x", metric="brier") == 0.004
+    assert sample(metrics, "polymon_baseline_delta", model="model:x",
+                  metric="fill_ratio") is None, "no figure before a previous window"
+    assert sample(metrics, "polymon_rollout_reevaluation_required", scope="model:y") == 1
+    assert sample(metrics, "polymon_rollout_reevaluation_required", scope="model:x") == 0
     text = metrics.render().decode()
     assert "market:m1" not in text, "no series per market"
 

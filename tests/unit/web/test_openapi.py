@@ -30,6 +30,7 @@ COMMANDS = {  # path: (right, body fields, 404 possible)
     "/api/scopes/{scope}/resume": ("resume", api.REASON_BODY, False),
     "/api/scopes/{scope}/rollback": ("rollback", api.ROLLBACK_BODY, True),
     "/api/rollout/{model}/promote": ("promote", api.PROMOTE_BODY, False),
+    "/api/rollout/{model}/evaluation": ("promote", api.EVALUATION_BODY, True),
     "/api/incidents/{incident_id}/ack": ("ack", api.REASON_BODY, True),
     "/api/incidents/{incident_id}/resolve": ("resolve", api.REASON_BODY, True),
 }
@@ -60,7 +61,7 @@ def test_document_shape() -> None:
     assert document["servers"] == [{"url": "http://127.0.0.1:6066"}]
     json.dumps(document)  # served as JSON
     ids = [op["operationId"] for ops in document["paths"].values() for op in ops.values()]
-    assert len(ids) == len(set(ids)) == 26
+    assert len(ids) == len(set(ids)) == 27
     for path, operations in document["paths"].items():
         for name in re.findall(r"\{(\w+)\}", path):
             for operation in operations.values():
@@ -134,7 +135,7 @@ def test_stage_and_action_enums_come_from_the_records() -> None:
     assert stage["anyOf"][0]["enum"] == [s.value for s in RolloutStage]
     reply = document["components"]["schemas"]["CommandReply"]["properties"]
     assert reply["action"]["enum"] == ["ACK", "RESOLVE", "PAUSE", "RESUME", "ROLLBACK",
-                                       "PROMOTE"]
+                                       "PROMOTE", "EVALUATE"]
 
 
 # --- the definitions, read by a JSON Schema validator and by the API alike -----------------
@@ -172,6 +173,7 @@ PATH_CHECKS = {
     ("/api/scopes/{scope}/resume", "scope"): api.check_scope,
     ("/api/scopes/{scope}/rollback", "scope"): api.rollback_scope,
     ("/api/rollout/{model}/promote", "model"): api.rollout_scope,
+    ("/api/rollout/{model}/evaluation", "model"): api.evaluation_scope,
     ("/api/rollout/{model}", "model"): api.rollout_scope,
     ("/api/incidents/{incident_id}", "incident_id"): api.incident_path_id,
     ("/api/incidents/{incident_id}/review", "incident_id"): api.incident_path_id,
