@@ -151,7 +151,14 @@ def test_the_seeds_slo_example_through_the_pipeline(stack: Stack) -> None:
         return {scope: list({state.state_id: state for _, state in states}.values())
                 for scope, states in pauses_by_scope(stack).items()}
 
-    wait_until(lambda: "global" in paused(), 30, what=f"global paused (have {paused()})")
+    deadline = time.monotonic() + 30
+    while "global" not in (seen := paused()) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    if "global" not in seen:
+        forwarded = stack.read("polymon-slo.endangered-repartition", idle_timeout_s=1.0)
+        dead = stack.read_records("monitor.deadletter", idle_timeout_s=1.0)
+        pytest.fail(f"global not paused in 30 s: pauses {seen}; {len(forwarded)} burn(s) "
+                    f"re-keyed {[m.key for m in forwarded]}; dead letters {dead}")
     time.sleep(1.0)
     pauses = paused()
     assert sorted(pauses) == ["feed:ingest-b", "global"]
