@@ -226,7 +226,8 @@ def audited(stack: Stack, action: str, ref: str) -> AuditPayload:
 
 def test_drift_forces_a_reevaluation_before_any_further_promotion(stack: Stack) -> None:
     """Shifted features → drift fires → the version is marked REEVALUATION_REQUIRED;
-    healthy features again resolve the alert, yet promotion stays refused for the mark;
+    healthy features again resolve the alert, yet promotion stays refused for the mark
+    (after a restart too);
     a failing evaluation (operator command) keeps it, a passing one on model.evaluations
     clears it and the promotion is granted. Malformed evaluations are dead-lettered."""
     stack.create_topics()
@@ -250,6 +251,9 @@ def test_drift_forces_a_reevaluation_before_any_further_promotion(stack: Stack) 
                         if a.reason_code == "RISK_MODEL_DRIFT"
                         and a.payload.status is AlertStatus.RESOLVED], 15,
                what="drift resolved on healthy features")
+    # the mark outlives the worker: the next one restores it from the rollout changelog
+    worker.stop()
+    worker = stack.start_worker(worker_id="worker-2", **DRIFT_SETTINGS)
 
     refused_cmd = command(scope, OpsAction.PROMOTE, "SHADOW")
     stack.send_records("ops.commands", [refused_cmd])
