@@ -189,7 +189,9 @@ def test_drift_below_threshold_allows_promotion_and_shifted_features_block_it(
     assert refused.evidence["reason"].startswith("drift: KL")
     assert "until a fresh evaluation passes" in refused.evidence["reason"]
     assert refused.evidence["drift.status"] == "drifted"
-    assert stages(stack, scope) == ["REPLAY", "SHADOW"], "a refusal is not a transition"
+    # read until the topic answers (a read can come back empty on a loaded broker)
+    assert wait_until(lambda: stages(stack, scope), 15, what="control.rollout") == [
+        "REPLAY", "SHADOW"], "a refusal is not a transition"
 
 
 EVALUATOR_TOKEN = "evaluator-token-0123456789"
