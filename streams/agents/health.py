@@ -246,7 +246,7 @@ def _observe_probe(record: HealthEvent, partition: int, now_ms: int) -> list[Ale
                                                               record.slo, record.owner)
     # the declared owner wins; else the probes' own (the latest)
     state["owner"] = settings.slo_owner(record.slo) or record.owner or state["owner"]
-    state["endangers"] = _ENDANGERED.get(record.slo, ())  # what the API shows
+    state["endangers"] = _ENDANGERED.get(record.slo, ())  # shown by GET /api/slos
     transitions = health.observe_probe(
         state, record.event_time_ms, record.healthy, now_ms, settings.slo_target(record.slo),
         burn_rules, settings.slo_min_events, settings.slo_bucket_s * 1000)
