@@ -30,7 +30,7 @@ from rich.text import Text
 
 from streams.control.incidents import IncidentIdError, family_of
 from streams.incident_review import decisions_during, incident_review
-from streams.records import MAX_ID, MAX_TEXT, UNPRINTABLE, RolloutStage
+from streams.records import MAX_FOLLOW_UPS, MAX_ID, MAX_TEXT, UNPRINTABLE, RolloutStage
 from streams.scopes import ScopeError, parse_scope
 from streams.settings import Settings
 
@@ -169,15 +169,15 @@ def _incident(value: str) -> str:
     return value
 
 
-def _reason(value: str) -> str:
+def _reason(value: str, option: str = "--reason") -> str:
     if not value.strip():
-        raise _fail("--reason must not be empty: it is recorded in audit.log", EXIT_BAD_INPUT)
+        raise _fail(f"{option} must not be empty: it is recorded in audit.log", EXIT_BAD_INPUT)
     if len(value) > MAX_TEXT:
-        raise _fail(f"--reason: at most {MAX_TEXT} characters, got {len(value)}",
+        raise _fail(f"{option}: at most {MAX_TEXT} characters, got {len(value)}",
                     EXIT_BAD_INPUT)
     unprintable = re.search(f"[{UNPRINTABLE}]", value)
     if unprintable is not None:
-        raise _fail(f"--reason: control and bidi characters are not allowed (U+"
+        raise _fail(f"{option}: control and bidi characters are not allowed (U+"
                     f"{ord(unprintable[0]):04X} at {unprintable.start()})", EXIT_BAD_INPUT)
     return value.strip()
 
@@ -484,8 +484,24 @@ def ack(incident_id: Annotated[str, typer.Argument(help="inc-<family>-<hex>")],
 
 
 @ctl_cli.command()
-def resolve(incident_id: Annotated[str, typer.Argument(help="inc-<family>-<hex>")],
-            reason: ReasonOption, idempotency_key: KeyOption = None) -> None:
-    """Resolve an incident."""
-    _report(_call("POST", f"/api/incidents/{_incident(incident_id)}/resolve",
-                  {"reason": _reason(reason)}, idempotency_key=idempotency_key))
+def resolve(
+    incident_id: Annotated[str, typer.Argument(help="inc-<family>-<hex>")],
+    reason: ReasonOption,
+    root_cause: Annotated[str | None, typer.Option(
+        help="what caused it (required for a CRITICAL incident)")] = None,
+    follow_up: Annotated[list[str] | None, typer.Option(
+        help="what will be done so it does not happen again; repeat for each (at least "
+        "one for a CRITICAL incident)")] = None,
+    idempotency_key: KeyOption = None,
+) -> None:
+    """Resolve an incident; a CRITICAL one with its root cause and follow-ups."""
+    body: dict[str, Any] = {"reason": _reason(reason)}
+    if root_cause is not None:
+        body["root_cause"] = _reason(root_cause, "--root-cause")
+    if follow_up:
+        if len(follow_up) > MAX_FOLLOW_UPS:
+            raise _fail(f"--follow-up: at most {MAX_FOLLOW_UPS}, got {len(follow_up)}",
+                        EXIT_BAD_INPUT)
+        body["follow_ups"] = [_reason(item, "--follow-up") for item in follow_up]
+    _report(_call("POST", f"/api/incidents/{_incident(incident_id)}/resolve", body,
+                  idempotency_key=idempotency_key))

@@ -25,6 +25,7 @@ Scope = Annotated[str, AfterValidator(validate_scope)]
 MAX_ID = 128
 MAX_TEXT = 500
 MAX_ENTRIES = 512  # attributes of an event, features of a sample or a profile
+MAX_FOLLOW_UPS = 20  # of an incident's review
 # the characters no free text carries: controls, and the bidi controls that make text read
 # otherwise than it is (the operator API refuses the same)
 UNPRINTABLE = "\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
@@ -319,11 +320,15 @@ class OpsCommand(Record):
     target: Name | None = None
     issued_time_ms: EpochMillis
     evaluation: EvaluationReference | None = None
+    root_cause: Text | None = None
+    follow_ups: list[Text] = Field(default_factory=list, max_length=MAX_FOLLOW_UPS)
 
     @model_validator(mode="after")
     def _evaluation_with_evaluate(self) -> OpsCommand:
         if (self.action is OpsAction.EVALUATE) != (self.evaluation is not None):
             raise ValueError("evaluation: required with EVALUATE (and only with it)")
+        if self.action is not OpsAction.RESOLVE and (self.root_cause or self.follow_ups):
+            raise ValueError("root_cause, follow_ups: only with RESOLVE")
         if self.action is OpsAction.EVALUATE and not self.target:
             raise ValueError("target: EVALUATE names the model version evaluated")
         return self

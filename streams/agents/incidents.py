@@ -16,6 +16,7 @@ the incident, audit lifecycle decisions and operator commands.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import faust
@@ -140,10 +141,29 @@ async def forward_incident_command(command: OpsCommand, message: InputMessage) -
         payload=AuditPayload(
             action=command.action.value.lower(), actor=command.actor, decision="requested",
             evidence={"command_id": command.command_id, "incident_id": command.target,
-                      "reason": command.reason, "issued_time_ms": str(command.issued_time_ms)},
+                      "reason": command.reason, "issued_time_ms": str(command.issued_time_ms),
+                      **review_evidence(command)},
         ),
     )
     await send(topics.incident_inputs, dedup_key.encode(), request)
+
+
+def review_evidence(command: OpsCommand) -> dict[str, str]:
+    """A resolution's review as audit evidence (strings): the follow-ups as a JSON list."""
+    if command.action is not OpsAction.RESOLVE:
+        return {}
+    return {"root_cause": command.root_cause or "",
+            "follow_ups": json.dumps(command.follow_ups, ensure_ascii=False)}
+
+
+def follow_ups_of(evidence: dict[str, str]) -> list[str]:
+    try:
+        items = json.loads(evidence.get("follow_ups") or "[]")
+    except ValueError:
+        items = None
+    if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
+        raise InvalidInput("follow_ups: expected a JSON list of strings")
+    return items
 
 
 async def forward_pause(state: PauseState, message: InputMessage) -> None:
@@ -198,11 +218,14 @@ async def on_incident_input(envelope: ReportEnvelope, message: InputMessage) -> 
         action=OpsAction.ACK if payload.action == "ack" else OpsAction.RESOLVE,
         actor=payload.actor, reason=evidence.get("reason", ""),
         target=evidence["incident_id"], issued_time_ms=envelope.event_time_ms,
+        root_cause=evidence.get("root_cause") or None,
+        follow_ups=follow_ups_of(evidence),
     )
     state, outcome = lifecycle.on_command(
         state, command_id=command.command_id, action=command.action.value,
         incident=evidence["incident_id"], actor=f"operator:{command.actor}",
         reason=command.reason, time_ms=command.issued_time_ms,
+        root_cause=command.root_cause, follow_ups=command.follow_ups,
         timeline_limit=settings.incident_timeline_limit,
     )
     if outcome.decision == "duplicate":
@@ -211,7 +234,8 @@ async def on_incident_input(envelope: ReportEnvelope, message: InputMessage) -> 
                   command.command_id, envelope.event_time_ms)
     await publish_command_audit(command, outcome.decision, before=outcome.before,
                                 after=outcome.after, detail=outcome.detail,
-                                evidence={"incident_id": evidence["incident_id"]},
+                                evidence={"incident_id": evidence["incident_id"],
+                                          **review_evidence(command)},
                                 source=SOURCE)
 
 

@@ -244,10 +244,24 @@ def on_pause(state: dict[str, Any], *, state_id: str, paused: bool, reason_code:
                           current["incident_id"])
 
 
+def review_missing(severity: str, root_cause: str | None, follow_ups: list[str]) -> str | None:
+    """Why a resolution of an incident of ``severity`` is not enough, or None: a CRITICAL
+    incident is resolved with its root cause and at least one follow-up."""
+    if severity != "CRITICAL" or (root_cause and root_cause.strip() and follow_ups):
+        return None
+    return ("a CRITICAL incident is resolved with its root cause and at least one "
+            "follow-up (root_cause, follow_ups)")
+
+
+ROOT_CAUSE_ENTRY, FOLLOW_UP_ENTRY = "root cause: ", "follow-up: "
+
+
 def on_command(state: dict[str, Any], *, command_id: str, action: str, incident: str,
-               actor: str, reason: str, time_ms: int,
+               actor: str, reason: str, time_ms: int, root_cause: str | None = None,
+               follow_ups: list[str] | None = None,
                timeline_limit: int = DEFAULT_TIMELINE_LIMIT) -> tuple[dict[str, Any], Outcome]:
-    """An operator acknowledges (``ACK``) or resolves (``RESOLVE``) incident ``incident``."""
+    """An operator acknowledges (``ACK``) or resolves (``RESOLVE``) incident ``incident``;
+    a resolution carries the review (root cause, follow-ups), required for CRITICAL."""
     if action not in ("ACK", "RESOLVE"):
         raise ValueError(f"not an incident command: {action!r}")
     if _seen(state, command_id):
@@ -292,12 +306,26 @@ def on_command(state: dict[str, Any], *, command_id: str, action: str, incident:
     if current["state"] == RESOLVED:
         return state, Outcome("noop", detail=f"incident {incident} is already resolved",
                               before=before, after=before, incident_id=incident, audit=True)
+    follow_ups = [item for item in follow_ups or [] if item.strip()]
+    missing = review_missing(current["severity"], root_cause, follow_ups)
+    if missing is not None:
+        return state, Outcome("refused", detail=f"cannot resolve incident {incident}: {missing}",
+                              before=before, after=before, incident_id=incident, audit=True)
     current["state"] = RESOLVED
     current["resolved"] = who
     firing = len(current["firing"])
     note = f" ({firing} alert{'s' if firing != 1 else ''} still firing)" if firing else ""
     _append(current, _entry(time_ms, f"resolved{said}{note}", actor, command_id),
             timeline_limit)
+    # the review goes on the timeline, which monitor.incidents carries and views read
+    if root_cause and root_cause.strip():
+        current["root_cause"] = root_cause.strip()
+        _append(current, _entry(time_ms, ROOT_CAUSE_ENTRY + current["root_cause"], actor,
+                                command_id), timeline_limit)
+    current["follow_ups"] = follow_ups
+    for item in follow_ups:
+        _append(current, _entry(time_ms, FOLLOW_UP_ENTRY + item.strip(), actor, command_id),
+                timeline_limit)
     return state, Outcome("resolved", current, f"resolved by {actor}{note}", before,
                           summary(current), incident, audit=True)
 

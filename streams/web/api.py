@@ -19,12 +19,15 @@ from typing import Any
 from streams.control.health import gap_counts
 from streams.control.incidents import (
     _INCIDENT_ID,
+    FOLLOW_UP_ENTRY,
+    ROOT_CAUSE_ENTRY,
     IncidentIdError,
     family_of,
     resolved_alert_id,
 )
 from streams.reason_codes import Severity
 from streams.records import (
+    MAX_FOLLOW_UPS,
     MAX_ID,
     MAX_TEXT,
     UNPRINTABLE,
@@ -330,13 +333,18 @@ class BodyField:
     choices: tuple[str, ...] | None = None  # taken in upper or lower case, as is
     max_length: int = MAX_REASON  # of free text (choices are bound by themselves)
     description: str = ""
+    max_items: int = 0  # a list of up to this many such strings, when not 0
 
     def schema(self) -> dict[str, Any]:
         """The field's JSON schema: what parse_body checks (never null)."""
         if self.choices is not None:
             return {**spellings_schema(self.choices), "description": self.description}
-        return {"type": "string", "minLength": 1, "maxLength": self.max_length,
-                "pattern": REASON_PATTERN, "description": self.description}
+        text = {"type": "string", "minLength": 1, "maxLength": self.max_length,
+                "pattern": REASON_PATTERN}
+        if self.max_items:
+            return {"type": "array", "items": text, "maxItems": self.max_items,
+                    "description": self.description}
+        return {**text, "description": self.description}
 
 
 REASON = BodyField(required=True, description="why: recorded in audit.log and on the "
@@ -346,6 +354,13 @@ STAGE = BodyField(required=True, choices=tuple(STAGES),
 NEXT_STAGE = BodyField(choices=tuple(STAGES),
                        description="the stage to promote to (a later one); absent: the next")
 REASON_BODY = {"reason": REASON}
+RESOLVE_BODY = {
+    "reason": REASON,
+    "root_cause": BodyField(description="what caused the incident (required for a CRITICAL "
+                            "one); on its timeline and review, in audit.log"),
+    "follow_ups": BodyField(max_items=MAX_FOLLOW_UPS, description="what will be done so it "
+                            "does not happen again (at least one for a CRITICAL incident)"),
+}
 ROLLBACK_BODY = {"reason": REASON, "to_stage": STAGE}
 PROMOTE_BODY = {"reason": REASON, "to_stage": NEXT_STAGE}
 EVALUATION_BODY = {
@@ -359,8 +374,9 @@ EVALUATION_BODY = {
 }
 
 
-def parse_body(raw: bytes, fields: Mapping[str, BodyField]) -> dict[str, str]:
-    """A JSON object with exactly these string fields; everything else is a precise 400."""
+def parse_body(raw: bytes, fields: Mapping[str, BodyField]) -> dict[str, Any]:
+    """A JSON object with exactly these string (or list of string) fields; everything else
+    is a precise 400."""
     expected = ", ".join(f"'{name}'" for name in fields)
     if not raw.strip():
         raise bad_request(f"body: expected a JSON object with {expected}, got an empty body")
@@ -375,29 +391,40 @@ def parse_body(raw: bytes, fields: Mapping[str, BodyField]) -> dict[str, str]:
     if unknown:
         raise bad_request(f"body: unknown field {', '.join(_shown(u) for u in unknown)} "
                           f"(allowed: {', '.join(fields)})")
-    parsed: dict[str, str] = {}
+    parsed: dict[str, Any] = {}
     for name, spec in fields.items():
         if name not in body:
             if spec.required:
                 raise bad_request(f"{name}: required")
             continue
         value = body[name]
-        if not isinstance(value, str):
-            got = "null" if value is None else type(value).__name__
-            raise bad_request(f"{name}: expected a string, got {got}")
-        if spec.choices is not None:  # the choices are the bound
-            parsed[name] = _choice(name, value, spec.choices)
-            continue
-        if len(value) > spec.max_length:  # before trimming: the bound is on what came
-            raise bad_request(f"{name}: at most {spec.max_length} characters, got {len(value)}")
-        unprintable = _UNPRINTABLE.search(value)
-        if unprintable is not None:
-            raise bad_request(f"{name}: control and bidi characters are not allowed (U+"
-                              f"{ord(unprintable[0]):04X} at {unprintable.start()})")
-        if not _REASON.fullmatch(value):  # empty, or only whitespace
-            raise bad_request(f"{name}: must not be empty")
-        parsed[name] = _TRIM.sub("", value)
+        if spec.max_items:
+            if not isinstance(value, list):
+                got = "null" if value is None else type(value).__name__
+                raise bad_request(f"{name}: expected a list of strings, got {got}")
+            if len(value) > spec.max_items:
+                raise bad_request(f"{name}: at most {spec.max_items} items, got {len(value)}")
+            parsed[name] = [_text(f"{name}[{i}]", item, spec) for i, item in enumerate(value)]
+        else:
+            parsed[name] = _text(name, value, spec)
     return parsed
+
+
+def _text(name: str, value: Any, spec: BodyField) -> str:
+    if not isinstance(value, str):
+        got = "null" if value is None else type(value).__name__
+        raise bad_request(f"{name}: expected a string, got {got}")
+    if spec.choices is not None:  # the choices are the bound
+        return _choice(name, value, spec.choices)
+    if len(value) > spec.max_length:  # before trimming: the bound is on what came
+        raise bad_request(f"{name}: at most {spec.max_length} characters, got {len(value)}")
+    unprintable = _UNPRINTABLE.search(value)
+    if unprintable is not None:
+        raise bad_request(f"{name}: control and bidi characters are not allowed (U+"
+                          f"{ord(unprintable[0]):04X} at {unprintable.start()})")
+    if not _REASON.fullmatch(value):  # empty, or only whitespace
+        raise bad_request(f"{name}: must not be empty")
+    return _TRIM.sub("", value)
 
 
 def command_id(idempotency_key: str | None) -> str:
@@ -411,7 +438,7 @@ def command_id(idempotency_key: str | None) -> str:
 
 
 def reuse_differences(previous: Mapping[str, Any], actor: str, action: str, requested: str,
-                      body: Mapping[str, str]) -> list[str]:
+                      body: Mapping[str, Any]) -> list[str]:
     """What a request under an Idempotency-Key already used differs in from the command
     that key made (its audit entry ``previous``): [] for a true retry. ``requested`` is
     what the path names (a scope, or an incident id)."""
@@ -432,6 +459,10 @@ def reuse_differences(previous: Mapping[str, Any], actor: str, action: str, requ
             differences.append(name)
     if "result" in body and evidence.get("passed") != str(body["result"] == "PASSED"):
         differences.append("result")
+    if "root_cause" in evidence and (evidence["root_cause"] != body.get("root_cause", "")
+                                     or evidence.get("follow_ups") != json.dumps(
+                                         body.get("follow_ups", []), ensure_ascii=False)):
+        differences.append("review")
     return differences
 
 
@@ -662,6 +693,8 @@ def incident_view(envelope: ReportEnvelope) -> dict[str, Any]:
     acked = [e for e in timeline if e["what"].startswith("acknowledged")]
     resolved = [e for e in timeline if e["what"].startswith("resolved")]
     pauses = [e for e in timeline if e["what"].startswith("scope ")]
+    causes = [e["what"].removeprefix(ROOT_CAUSE_ENTRY) for e in timeline
+              if e["what"].startswith(ROOT_CAUSE_ENTRY)]
     return {
         "incident_id": payload.incident_id, "state": payload.state.value,
         "severity": envelope.severity.value, "scope": envelope.scope,
@@ -674,6 +707,9 @@ def incident_view(envelope: ReportEnvelope) -> dict[str, Any]:
         "resolved_ms": resolved[-1]["time_ms"] if resolved else None,
         "firing_alerts": len(firing), "alerts": len(fired),
         "paused": pauses[-1]["what"].startswith("scope paused") if pauses else None,
+        "root_cause": causes[-1] if causes else None,
+        "follow_ups": [e["what"].removeprefix(FOLLOW_UP_ENTRY) for e in timeline
+                       if e["what"].startswith(FOLLOW_UP_ENTRY)],
         "timeline": timeline, "envelope_id": envelope.envelope_id,
     }
 

@@ -324,8 +324,10 @@ def paths(read_requires_token: bool = False) -> dict[str, dict[str, Any]]:
             api.REASON_BODY, "the incident is already acknowledged or resolved",
             not_found="no such incident"),
         "/api/incidents/{incident_id}/resolve": _command(
-            "resolveIncident", "resolve an incident", "resolve", INCIDENT_PATH,
-            api.REASON_BODY, "the incident is already resolved", not_found="no such incident"),
+            "resolveIncident", "resolve an incident; a CRITICAL one with its root cause and "
+            "follow-ups", "resolve", INCIDENT_PATH, api.RESOLVE_BODY,
+            "the incident is already resolved, or it is CRITICAL and the body lacks its "
+            "root_cause or follow_ups", not_found="no such incident"),
     }
 
 
@@ -416,8 +418,8 @@ def components() -> dict[str, Any]:
         "Incident": _object(
             ["incident_id", "state", "severity", "scope", "dedup_key", "reason_code",
              "reason_family", "opened_ms", "updated_ms", "acknowledged_by", "acknowledged_ms",
-             "resolved_by", "resolved_ms", "firing_alerts", "alerts", "paused", "timeline",
-             "envelope_id"],
+             "resolved_by", "resolved_ms", "firing_alerts", "alerts", "paused", "root_cause",
+             "follow_ups", "timeline", "envelope_id"],
             {"incident_id": _STR, "state": {"type": "string", "enum": list(INCIDENT_STATES)},
              "severity": {"type": "string", "enum": list(SEVERITIES)}, "scope": _STR,
              "dedup_key": _STR, "reason_code": _STR, "reason_family": _STR,
@@ -425,6 +427,9 @@ def components() -> dict[str, Any]:
              "acknowledged_ms": _INT_OR_NULL, "resolved_by": _STR_OR_NULL,
              "resolved_ms": _INT_OR_NULL, "firing_alerts": _INT, "alerts": _INT,
              "paused": {"type": ["boolean", "null"]},
+             "root_cause": {**_STR_OR_NULL, "description": "given when it was resolved"},
+             "follow_ups": {"type": "array", "items": _STR,
+                            "description": "given when it was resolved"},
              "timeline": {"type": "array", "items": _ref("TimelineEntry")},
              "envelope_id": _STR}),
         "IncidentFamilyStats": _object(

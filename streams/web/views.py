@@ -29,7 +29,7 @@ from streams.agents.health import scope_health, slo_windows
 from streams.agents.membership import own_member_id
 from streams.app import app, clock, codecs, metrics, settings, topic_specs, topics
 from streams.control import health
-from streams.control.incidents import response_times
+from streams.control.incidents import response_times, review_missing
 from streams.control.pauses import is_paused
 from streams.incident_review import decisions_during, incident_review
 from streams.peer_auth import is_peer
@@ -452,13 +452,13 @@ class Workers(ApiView):
 # --- mutations: operator commands through ops.commands -----------------------------------
 
 
-Build = Callable[[dict[str, str]], tuple[str, str | None]]
+Build = Callable[[dict[str, Any]], tuple[str, str | None]]
 
 
 async def submit(request: Request, right: str, action: OpsAction,
                  fields: Mapping[str, BodyField], path: Callable[[], object],
                  build: Build,
-                 more: Callable[[dict[str, str]], dict[str, Any]] | None = None) -> Reply:
+                 more: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> Reply:
     """Authenticate (401), authorize (403), validate header, body and ``path`` parameters
     (400), check the state (404/409), publish the command, wait briefly for its outcome;
     202 with the command id."""
@@ -579,20 +579,32 @@ class ReportEvaluation(ApiView):
 class IncidentCommand(ApiView):
     action: ClassVar[OpsAction]
     right: ClassVar[str]
+    fields: ClassVar[Mapping[str, BodyField]] = api.REASON_BODY
 
     async def post(self, request: Request, incident_id: str) -> Response:
-        def build(body: dict[str, str]) -> tuple[str, str | None]:
+        def build(body: dict[str, Any]) -> tuple[str, str | None]:
             incident = known_incident(incident_id)
             if incident["state"] == "RESOLVED":
                 raise ApiError(409, f"incident {incident_id} is already resolved")
             if self.action is OpsAction.ACK and incident["state"] == "ACKNOWLEDGED":
                 raise ApiError(409, f"incident {incident_id} is already acknowledged by "
                                f"{incident['acknowledged_by']}")
+            if self.action is OpsAction.RESOLVE:
+                missing = review_missing(incident["severity"], body.get("root_cause"),
+                                         body.get("follow_ups", []))
+                if missing is not None:  # the request is well formed: the incident's state
+                    raise ApiError(409, f"incident {incident_id}: {missing}")
             return incident["scope"], incident_id
 
+        def review(body: dict[str, Any]) -> dict[str, Any]:
+            if self.action is not OpsAction.RESOLVE:
+                return {}
+            return {"root_cause": body.get("root_cause"),
+                    "follow_ups": body.get("follow_ups", [])}
+
         return await self.answer(request, lambda: submit(
-            request, self.right, self.action, api.REASON_BODY,
-            lambda: api.incident_path_id(incident_id), build), read=False)
+            request, self.right, self.action, self.fields,
+            lambda: api.incident_path_id(incident_id), build, review), read=False)
 
 
 @page("/api/incidents/{incident_id}/ack")
@@ -605,3 +617,4 @@ class AckIncident(IncidentCommand):
 class ResolveIncident(IncidentCommand):
     action = OpsAction.RESOLVE
     right = "resolve"
+    fields = api.RESOLVE_BODY

@@ -97,15 +97,32 @@ def test_console_shows_a_paused_scope_and_acknowledges_its_incident(
         expect(stale.locator("td").nth(2)).to_have_text("ACKNOWLEDGED", timeout=WAIT_MS)
         expect(stale).to_contain_text("operator:carol")
         expect(stale.locator('button[data-act="ack"]')).to_have_count(0)
+
+        # Resolving a CRITICAL incident asks for its root cause and follow-ups.
+        stale.locator('button[data-act="resolve"]').click()
+        expect(dialog).to_be_visible()
+        expect(page.locator("#review-row")).to_be_visible()
+        page.fill("#action-reason", "feed back")
+        page.fill("#action-token", TOKEN)
+        page.click("#action-ok")
+        expect(dialog).to_be_visible()  # the form stops at the empty root cause
+        page.fill("#action-root-cause", "the feed's socket hung")
+        page.fill("#action-follow-ups", "alert on reconnects\n\nfailover drill\n")
+        page.click("#action-ok")
+        expect(dialog).to_be_hidden()
+        expect(page.locator("#toast .ok").filter(has_text="RESOLVE market:c1")).to_contain_text(
+            ": resolved", timeout=WAIT_MS)
     finally:
         page.screenshot(path=str(tmp_path / "console.png"), full_page=True)
         page.close()
     assert errors == [], errors
 
-    acked = [i for i in worker.get("/api/incidents?scope=market:c1")["incidents"]
-             if i["state"] == "ACKNOWLEDGED"]
-    assert [(i["reason_code"], i["acknowledged_by"]) for i in acked] == [
-        ("RISK_STALE_BOOK", "operator:carol")]
+    resolved = [i for i in worker.get("/api/incidents?scope=market:c1&state=resolved")
+                ["incidents"] if i["reason_code"] == "RISK_STALE_BOOK"]
+    assert [(i["acknowledged_by"], i["resolved_by"], i["root_cause"], i["follow_ups"])
+            for i in resolved] == [("operator:carol", "operator:carol",
+                                    "the feed's socket hung",
+                                    ["alert on reconnects", "failover drill"])]
     audit = worker.get("/api/audit?action=ack")["entries"]
     assert [(e["actor"], e["evidence"]["reason"]) for e in audit] == [
         ("operator:carol", "seen in the console")]

@@ -32,6 +32,8 @@ from tests.integration.test_openapi_contract import call as call_with_headers
 
 pytestmark = pytest.mark.integration
 
+ROOT_CAUSE = "the book feed's upstream socket hung after a venue failover"
+FOLLOW_UPS = ["alert on the feed's reconnect count", "failover drill each quarter"]
 FAST = {"evaluation_interval_s": 0.1, "stale_hold_down_s": 1.0, "api_command_wait_s": 5.0}
 ALICE = "alice-token-0123456789"
 BOB = "bob-token-0123456789abc"
@@ -121,9 +123,17 @@ def test_alert_incident_acknowledge_resolve_through_the_api(stack: Stack) -> Non
                             {"reason": "me too"}, BOB)
     assert status == 409 and "already acknowledged by operator:alice" in conflict["error"]
 
+    status, unreviewed = call(worker, "POST", f"/api/incidents/{incident_id}/resolve",
+                              {"reason": "feed restarted"}, BOB)
+    assert status == 409 and unreviewed["error"] == (
+        f"incident {incident_id}: a CRITICAL incident is resolved with its root cause and "
+        "at least one follow-up (root_cause, follow_ups)")
     status, resolved = call(worker, "POST", f"/api/incidents/{incident_id}/resolve",
-                            {"reason": "feed restarted"}, BOB)
+                            {"reason": "feed restarted", "root_cause": ROOT_CAUSE,
+                             "follow_ups": FOLLOW_UPS}, BOB)
     assert status == 202 and resolved["outcome"]["decision"] == "resolved", resolved
+    assert resolved["outcome"]["evidence"]["root_cause"] == ROOT_CAUSE
+    assert json.loads(resolved["outcome"]["evidence"]["follow_ups"]) == FOLLOW_UPS
     assert resolved["outcome"]["actor"] == "operator:bob"
     review_and_response_times(stack, worker, incident_id)
 
@@ -207,6 +217,9 @@ def review_and_response_times(stack: Stack, worker: WorkerProcess, incident_id: 
     assert status == 200 and review["state"] == "RESOLVED", review
     text = review["markdown"]
     assert text.startswith(f"# Incident review: {incident_id}\n")
+    assert f"## Root cause\n\n{ROOT_CAUSE}\n" in text
+    assert "".join(f"- [ ] {item}\n" for item in FOLLOW_UPS) in text
+    assert (view["root_cause"], view["follow_ups"]) == (ROOT_CAUSE, FOLLOW_UPS)
     assert "| Resolved |" in text and "by operator:bob" in text
     assert "acknowledged: book feed down, paging the feed owner" in text
     pauses = text.split("## Pauses")[1]
@@ -353,7 +366,8 @@ def test_a_resolved_incident_is_tombstoned_after_its_retention(stack: Stack) -> 
     assert [i["state"] for i in incidents_of(worker, scope)] == ["OPEN"]
 
     status, resolved = call(worker, "POST", f"/api/incidents/{incident_id}/resolve",
-                            {"reason": "bot restarted"}, BOB)
+                            {"reason": "bot restarted", "root_cause": "the bot hung",
+                             "follow_ups": ["a watchdog"]}, BOB)
     assert status == 202 and resolved["outcome"]["decision"] == "resolved", resolved
     resolved_at = time.monotonic()
 

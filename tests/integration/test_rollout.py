@@ -480,7 +480,9 @@ def test_an_open_critical_incident_blocks_promotion_until_an_operator_resolves_i
     assert refused.evidence["incidents.open"] == f"GOV_HEARTBEAT_MISSED:{incident_id}"
     assert refused.evidence["alerts.critical"] == "none"
 
-    resolve = command(scope, OpsAction.RESOLVE, incident_id)
+    resolve = command(scope, OpsAction.RESOLVE, incident_id).model_copy(update={
+        "root_cause": "the bot's heartbeat thread stalled",
+        "follow_ups": ["restart the thread on a stall"]})
     stack.send_records("ops.commands", [resolve])
     wait_until(lambda: incident_versions(stack, scope)[-1].payload.state.value == "RESOLVED",
                15, what="the incident resolved")

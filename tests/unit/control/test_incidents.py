@@ -44,8 +44,11 @@ def clear(s: dict[str, Any], fired_id: str, at: int = 2000) -> tuple[dict[str, A
 
 def command(s: dict[str, Any], action: str, incident: str, command_id: str = "c1",
             at: int = 3000, actor: str = "alice") -> tuple[dict[str, Any], incidents.Outcome]:
+    review: dict[str, Any] = {}
+    if action == "RESOLVE":
+        review = {"root_cause": "feed hung", "follow_ups": ["alert on reconnects"]}
     return on_command(s, command_id=command_id, action=action, incident=incident, actor=actor,
-                      reason="looking", time_ms=at)
+                      reason="looking", time_ms=at, **review)
 
 
 def test_a_firing_alert_opens_an_incident_with_a_deterministic_id() -> None:
@@ -111,6 +114,8 @@ def test_acknowledge_then_resolve_with_who_and_when() -> None:
     assert [(e["what"], e["actor"], e["time_ms"], e["ref"]) for e in timeline[1:]] == [
         ("acknowledged: looking", "alice", 3000, "c1"),
         ("resolved: looking (1 alert still firing)", "bob", 4000, "c2"),
+        ("root cause: feed hung", "bob", 4000, "c2"),
+        ("follow-up: alert on reconnects", "bob", 4000, "c2"),
     ]
 
 
@@ -324,3 +329,38 @@ def test_response_times_per_family_count_only_incidents_that_got_there() -> None
                                               "p90": 60.0, "max": 60.0}
     assert stats["execution"]["time_to_acknowledge_s"] is None
     assert stats["execution"]["time_to_resolve_s"] is None
+
+
+@pytest.mark.parametrize("review", [
+    {}, {"root_cause": "feed hung"}, {"follow_ups": ["drill"]},
+    {"root_cause": "  ", "follow_ups": ["drill"]}, {"root_cause": "x", "follow_ups": [" "]}])
+def test_a_critical_incident_is_resolved_only_with_its_root_cause_and_follow_ups(
+        review: dict[str, Any]) -> None:
+    s, opened = fire(state(), "alert-1")
+    assert opened.incident is not None and opened.incident["severity"] == "CRITICAL"
+    before = s
+    s, refused = on_command(s, command_id="r1", action="RESOLVE", incident=opened.incident_id,
+                            actor="bob", reason="done", time_ms=5000, **review)
+    assert refused.decision == "refused" and refused.audit
+    assert refused.detail.endswith("its root cause and at least one follow-up "
+                                   "(root_cause, follow_ups)")
+    assert s["current"]["state"] == OPEN and s["current"] == before["current"]
+
+    s, resolved = on_command(s, command_id="r2", action="RESOLVE",
+                             incident=opened.incident_id, actor="bob", reason="done",
+                             time_ms=6000, root_cause=" feed hung ",
+                             follow_ups=["alert on reconnects", "failover drill"])
+    assert resolved.decision == "resolved"
+    incident = s["current"]
+    assert (incident["root_cause"], incident["follow_ups"]) == (
+        "feed hung", ["alert on reconnects", "failover drill"])
+    assert [(e["what"], e["ref"]) for e in incident["timeline"][-3:]] == [
+        ("root cause: feed hung", "r2"), ("follow-up: alert on reconnects", "r2"),
+        ("follow-up: failover drill", "r2")]
+
+
+def test_a_warning_incident_is_resolved_without_a_review() -> None:
+    s, opened = fire(state(), "alert-1", severity="WARNING")
+    s, resolved = on_command(s, command_id="r1", action="RESOLVE", incident=opened.incident_id,
+                             actor="bob", reason="done", time_ms=5000)
+    assert resolved.decision == "resolved" and s["current"]["follow_ups"] == []

@@ -392,3 +392,22 @@ def test_slo_rows_show_owner_compliance_budget_and_alerts() -> None:
     assert row["windows"]["3600"]["compliance"] == 0.9964
     assert row["alerts"] == {"GOV_SLO_BURN": None, "GOV_SLO_BURN_TICKET": "t1"}
     assert api.slo_rows([("market:m1|ingestion", state)], ScopeFilter("bot:")) == {}
+
+
+def test_a_resolution_body_takes_its_review_as_a_bounded_list_of_texts() -> None:
+    parsed = api.parse_body(json.dumps({
+        "reason": "fixed", "root_cause": " feed hung ",
+        "follow_ups": [" alert on reconnects ", "drill"]}).encode(), api.RESOLVE_BODY)
+    assert parsed == {"reason": "fixed", "root_cause": "feed hung",
+                      "follow_ups": ["alert on reconnects", "drill"]}
+    for body, message in [
+        ({"reason": "r", "follow_ups": "drill"}, "follow_ups: expected a list of strings, got str"),
+        ({"reason": "r", "follow_ups": ["a", 3]}, "follow_ups[1]: expected a string, got int"),
+        ({"reason": "r", "follow_ups": ["a", "\u202e"]},
+         "follow_ups[1]: control and bidi characters are not allowed (U+202E at 0)"),
+        ({"reason": "r", "follow_ups": ["x"] * 21}, "follow_ups: at most 20 items, got 21"),
+        ({"reason": "r", "root_cause": "  "}, "root_cause: must not be empty"),
+    ]:
+        with pytest.raises(ApiError) as caught:
+            api.parse_body(json.dumps(body).encode(), api.RESOLVE_BODY)
+        assert (caught.value.status, caught.value.message) == (400, message)

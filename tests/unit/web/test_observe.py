@@ -53,17 +53,17 @@ def test_gauges_aggregate_by_kind_and_never_label_a_market() -> None:
     assert sample(metrics, "polymon_incidents_open", state="OPEN", severity="CRITICAL") == 2
     assert sample(metrics, "polymon_incidents_open", state="ACKNOWLEDGED",
                   severity="WARNING") == 0
-    assert sample(metrics, "polymon_scopes_paused", scope_kind="market") == 1
-    assert sample(metrics, "polymon_rollout_stage", scope="model:x") == 3
-    assert sample(metrics, "polymon_fill_ratio", scope_kind="market", stat="min") == 0.5
-    assert sample(metrics, "polymon_fill_ratio", scope_kind="market", stat="mean") == 0.7
-    assert sample(metrics, "polymon_fill_ratio", scope_kind="model", stat="min") is None
     assert sample(metrics, "polymon_incident_time_to_acknowledge_seconds",
                   family="staleness", stat="max") == 4.0
     assert sample(metrics, "polymon_incident_time_to_resolve_seconds",
                   family="execution", stat="mean") == 90.0
     assert sample(metrics, "polymon_incident_time_to_resolve_seconds",
                   family="staleness", stat="mean") is None, "none resolved"
+    assert sample(metrics, "polymon_scopes_paused", scope_kind="market") == 1
+    assert sample(metrics, "polymon_rollout_stage", scope="model:x") == 3
+    assert sample(metrics, "polymon_fill_ratio", scope_kind="market", stat="min") == 0.5
+    assert sample(metrics, "polymon_fill_ratio", scope_kind="market", stat="mean") == 0.7
+    assert sample(metrics, "polymon_fill_ratio", scope_kind="model", stat="min") is None
     assert sample(metrics, "polymon_slippage_error_bps", scope_kind="market",
                   stat="abs_mean_max") == 3.0
     assert sample(metrics, "polymon_drift_kl", model="model:x") == 0.09

@@ -32,7 +32,7 @@ COMMANDS = {  # path: (right, body fields, 404 possible)
     "/api/rollout/{model}/promote": ("promote", api.PROMOTE_BODY, False),
     "/api/rollout/{model}/evaluation": ("promote", api.EVALUATION_BODY, True),
     "/api/incidents/{incident_id}/ack": ("ack", api.REASON_BODY, True),
-    "/api/incidents/{incident_id}/resolve": ("resolve", api.REASON_BODY, True),
+    "/api/incidents/{incident_id}/resolve": ("resolve", api.RESOLVE_BODY, True),
 }
 OPEN_PAGES = ("/", "/healthz", "/metrics", "/api/openapi.json")
 DETAILS = ("/api/incidents/{incident_id}", "/api/incidents/{incident_id}/review",
