@@ -16,6 +16,7 @@ import shutil
 import threading
 import time
 import uuid
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,7 @@ from streams.records import (
     ReportEnvelope,
     RolloutState,
 )
+from streams.runner import PauseGuard
 from streams.settings import Settings
 from streams.topics import admin_client, create_topics, load_topic_specs
 from streams.worker_process import WorkerProcess
@@ -76,6 +78,8 @@ DEMO_WORKER_SETTINGS: dict[str, Any] = {
     "canary_evaluation_interval_s": 0.5,
     # hysteresis scaled to the demo's windows: an episode resolves after 2 s (one hop)
     # within 0.8 × its bound (production: 60 s, and one drift hop)
+    # fills past a pause by more than this are trading on a paused scope
+    "divergence_grace_s": 2.0,
     "alert_rules": {"default": {},
                     "EXEC_SLIPPAGE_BREACH": {"keep_firing_for_s": 2.0, "resolve_ratio": 0.8},
                     "EXEC_FILL_RATIO_LOW": {"keep_firing_for_s": 2.0, "resolve_ratio": 0.8},
@@ -103,6 +107,8 @@ class Fault:
 def scripted_faults() -> list[Fault]:
     return [
         Fault("order book goes stale", 0.12, 0.25, "market:m3", "RISK_STALE_BOOK"),
+        # bot b2 goes on trading market m3 while the stale book has it paused
+        Fault("bot ignores a pause", 0.12, 0.25, "market:m3", "RISK_STATE_DIVERGENCE"),
         Fault("bot stops heartbeating", 0.28, 0.40, "bot:b2", "GOV_HEARTBEAT_MISSED"),
         Fault("slippage spike", 0.44, 0.58, "market:m1", "EXEC_SLIPPAGE_BREACH"),
         # over by 0.72 and 0.78: their windows (10 s of drift, 5 s canary windows decided
@@ -123,6 +129,9 @@ class SyntheticTradingSystem:
     started: float = 0.0
     sent: int = 0
     _sequence: dict[str, int] = field(default_factory=dict)
+    # the scopes paused now (a PauseGuard's): the bots obey them as a runner does, but
+    # for the scripted fault that ignores one
+    paused: Callable[[], Collection[str]] = frozenset
     _rng: random.Random = field(init=False)
     _stop: threading.Event = field(default_factory=threading.Event)
 
@@ -198,8 +207,11 @@ class SyntheticTradingSystem:
         self._send("health.events", "scope", health)
 
         fills: list[Record] = []
+        paused = self.paused()
         for bot, markets in BOTS.items():
             for market in markets:
+                if self.halted(bot, market, fraction, paused):
+                    continue
                 predicted = rng.uniform(2, 6)
                 spike = market == "m1" and self.fault("slippage spike", fraction)
                 realized = predicted + rng.gauss(0, 0.5) + (25.0 if spike else 0.0)
@@ -233,6 +245,25 @@ class SyntheticTradingSystem:
                 cohort=Cohort.CANARY, metric="brier", value=_brier(rng, 0.179 + worse),
                 prediction_id=uuid.uuid4().hex[:12], event_time_ms=now))
         self._send("model.scores", "scope", scores)
+
+
+    def halted(self, bot: str, market: str, fraction: float,
+               paused: Collection[str]) -> bool:
+        """Whether a pause covers the bot's trading on the market (global, the bot, the
+        market, or the pair), unless this is the bot that ignores its pause."""
+        if bot == "b2" and market == "m3" and self.fault("bot ignores a pause", fraction):
+            return False
+        covering = ("global", f"bot:{bot}", f"market:{market}", f"bot:{bot}/market:{market}")
+        return any(scope in paused for scope in covering)
+
+
+def paused_now(pauses: list[PauseState]) -> frozenset[str]:
+    """The scopes whose newest pause state (by update time) is paused."""
+    newest: dict[str, PauseState] = {}
+    for state in pauses:
+        if state.scope not in newest or state.updated_ms >= newest[state.scope].updated_ms:
+            newest[state.scope] = state
+    return frozenset(scope for scope, state in newest.items() if state.paused)
 
 
 def _brier(rng: random.Random, mean: float) -> float:
@@ -339,6 +370,8 @@ def run_demo(duration_s: float, seed: int, workers: int, keep_running: bool,
 
         producer = kafka_producer(broker.bootstrap, **{"log.connection.close": False})
         system = SyntheticTradingSystem(codecs, producer, seed, faults)
+        guard = PauseGuard(broker.bootstrap).start()
+        system.paused = lambda: guard.paused_scopes().keys()
         system._send("model.profiles", "scope", [system.profile()])
         with console.status("registering the canary model on the rollout ladder"):
             _walk_ladder_to_canary(broker.bootstrap, codecs, system)
@@ -353,16 +386,21 @@ def run_demo(duration_s: float, seed: int, workers: int, keep_running: bool,
         try:
             with Live(_fault_table(faults, 0.0), console=console,
                       refresh_per_second=4) as live:
+                resumed: set[str] = set()
                 while (elapsed := (_now_ms() - started_ms) / 1000) < duration_s:
-                    match_faults(faults, collect(broker.bootstrap, codecs), started_ms)
+                    seen = collect(broker.bootstrap, codecs)
+                    resume_latched(system, paused_now(seen.pauses), elapsed / duration_s,
+                                   resumed)
+                    match_faults(faults, seen, started_ms)
                     live.update(_fault_table(faults, elapsed))
-                    time.sleep(1.0)
+                    time.sleep(0.5)
                 observed = collect(broker.bootstrap, codecs, until_ms=_now_ms())
                 match_faults(faults, observed, started_ms)
                 live.update(_fault_table(faults, (_now_ms() - started_ms) / 1000))
         finally:
             system.stop()
             generator.join(timeout=10)
+            guard.stop()
 
         _print_summary(console, observed, started_ms, system.sent, len(bad))
         episodes = alert_episodes(observed, started_ms)
@@ -419,10 +457,28 @@ def _walk_ladder_to_canary(bootstrap: str, codecs: Codecs,
 
 
 def _send_command(system: SyntheticTradingSystem, scope: str, action: OpsAction,
-                  target: str | None) -> None:
+                  target: str | None, reason: str = "demo rollout") -> None:
     system._send("ops.commands", "scope", [OpsCommand(
         command_id=uuid.uuid4().hex, scope=scope, action=action, actor="demo",
-        reason="demo rollout", target=target, issued_time_ms=_now_ms())])
+        reason=reason, target=target, issued_time_ms=_now_ms())])
+
+
+# the slippage spike's pauses latch: the demo's operator resumes them once it is over
+LATCHED_BY = {"slippage spike": ("market:m1", "bot:b1")}
+RESUME_AFTER = 0.02  # of the run, after the fault's end
+
+
+def resume_latched(system: SyntheticTradingSystem, paused: Collection[str], fraction: float,
+                   resumed: set[str]) -> None:
+    """As an operator would: resume the latched scopes of a fault that is over."""
+    for fault in system.faults:
+        if fault.name not in LATCHED_BY or fraction < fault.end + RESUME_AFTER:
+            continue
+        for scope in LATCHED_BY[fault.name]:
+            if scope in paused and scope not in resumed:
+                _send_command(system, scope, OpsAction.RESUME, None,
+                              reason=f"demo operator: the {fault.name} is over")
+                resumed.add(scope)
 
 
 def alert_episodes(observed: Observed,
@@ -430,10 +486,14 @@ def alert_episodes(observed: Observed,
     """Per (scope, reason code): the times of its FIRING and RESOLVED alerts (seconds
     from the start of the run), in order."""
     episodes: dict[tuple[str, str], dict[str, list[float]]] = {}
+    seen: set[str] = set()
     for alert in sorted(observed.alerts, key=lambda a: a.observed_time_ms):
         payload = alert.payload
-        if not isinstance(payload, AlertPayload):
+        # the same decision published twice (by two workers, or again after a restart)
+        # has the same envelope id: it is one alert
+        if not isinstance(payload, AlertPayload) or alert.envelope_id in seen:
             continue
+        seen.add(alert.envelope_id)
         times = episodes.setdefault((alert.scope, alert.reason_code),
                                     {"FIRING": [], "RESOLVED": []})
         times[payload.status.value].append((alert.observed_time_ms - started_ms) / 1000)

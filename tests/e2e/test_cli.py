@@ -122,6 +122,9 @@ def test_demo_detects_every_scripted_fault(tmp_path: Path) -> None:
     # hysteresis: each fault one episode, so no (scope, reason) fired twice
     assert "no (scope, reason) fired more than once" in result.stdout
     assert "fired more than once:" not in result.stdout
+    # the bots obey their pauses but for the scripted one: the only divergence is on m3
+    divergent = [line for line in result.stdout.splitlines() if "RISK_STATE_DIVERGENCE" in line]
+    assert divergent and all("market:m3" in line for line in divergent), divergent
 
 
 def test_external_bootstrap_is_used_when_set(tmp_path: Path) -> None:
