@@ -532,8 +532,13 @@ def _print_summary(console: Console, observed: Observed, started_ms: int, sent: 
         rows.append((incident.observed_time_ms, "incident", incident.scope,
                      f"{incident.reason_code} {getattr(state, 'value', state)}"))
     for rollout in observed.rollout:
-        rows.append((rollout.updated_ms, "rollout", rollout.scope,
-                     f"stage {rollout.stage.value}"))
+        event = rollout.history[-1].event if rollout.history else "transition"
+        what = f"stage {rollout.stage.value}"
+        if event == "reevaluation_required" and rollout.reevaluation is not None:
+            what += f", {rollout.reevaluation.model_version} REEVALUATION_REQUIRED"
+        elif event != "transition":
+            what += f", {event}"
+        rows.append((rollout.updated_ms, "rollout", rollout.scope, what))
     for stamp, kind, scope, what in sorted(rows):
         table.add_row(at(stamp), kind, scope, what)
     console.print(table)

@@ -100,3 +100,32 @@ def test_timestamps_and_offsets_at_the_edges_of_int64_are_read_in_c() -> None:
     assert ([(r.offset, r.timestamp) for r in records], pos, next_offset, status) == (
         [(INT64_MAX - 2, INT64_MAX - 5), (INT64_MAX - 1, INT64_MAX)], len(data), INT64_MAX,
         record_unpacking.BATCHES_END)
+
+
+def varint(value: int) -> bytes:
+    zigzag = (value << 1) ^ (value >> 63)
+    out = bytearray()
+    while zigzag > 0x7F:
+        out.append(zigzag & 0x7F | 0x80)
+        zigzag >>= 7
+    out.append(zigzag)
+    return bytes(out)
+
+
+def test_a_key_length_near_2_63_is_aiokafkas_and_allocates_nothing() -> None:
+    # the fuzzer's finding (in aiokafka's reader, the harness's reference): a record whose
+    # key length is far past the batch's end; the C reader checks it before any
+    # allocation and hands the batch to aiokafka, which raises as it does unpatched
+    body = b"\x00" + varint(0) + varint(0) + varint(2**63 - 40) + b"k" + varint(-1) + varint(0)
+    records = varint(len(body)) + body
+    data = bytearray(batch([0])[:61] + records)
+    struct.pack_into(">i", data, 8, len(data) - 12)
+    struct.pack_into(">I", data, DefaultRecordBase.CRC_OFFSET,
+                     calc_crc32c(bytes(data[DefaultRecordBase.ATTRIBUTES_OFFSET:])))
+    found, pos, _, status = record_unpacking._read_batches(bytes(data), 0, 0, *ARGS)
+    assert (found, pos, status) == ([], 0, record_unpacking.BATCHES_PYTHON)
+    with pytest.raises(MemoryError):
+        unpacked(bytes(data))
+    record_unpacking.install()
+    with pytest.raises(MemoryError):
+        unpacked(bytes(data))
