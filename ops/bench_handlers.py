@@ -120,7 +120,7 @@ async def _run_handlers(events: int, scopes: int, flush_every: int,
         from streams.delivery import batch_handlers as handlers
     names = {topic: next(name for name in handlers if name.endswith(topic))
              for topic in by_topic}
-    rekeyed = next(name for name in handlers if name.endswith("-repartition"))
+    rekeyed = next(name for name in handlers if name.endswith("exec.fills-by-scope-repartition"))
     spent = dict.fromkeys([*by_topic, "rekeyed", "changelogs"], 0.0)
     counts = dict.fromkeys(spent, 0)
     offsets = dict.fromkeys(spent, 0)
