@@ -38,6 +38,12 @@ Actor = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.@\-]{1,64}$")]
 MAX_LONG = 2**63 - 1  # Avro long
 NonNegativeLong = Annotated[int, Field(ge=0, le=MAX_LONG)]
 EpochMillis = Annotated[int, Field(ge=0, le=MAX_LONG)]
+# W3C trace context (https://www.w3.org/TR/trace-context/): ids as lowercase hex
+TraceId = Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
+SpanId = Annotated[str, Field(pattern=r"^[0-9a-f]{16}$")]
+MAX_CAUSE_EVENTS = 16
+# <topic>/<partition>@<offset> of an input record
+CauseEvent = Annotated[str, Field(min_length=1, max_length=300)]
 
 
 class Record(BaseModel):
@@ -413,9 +419,40 @@ class AuditPayload(BaseModel):
     evidence: dict[str, str] = Field(default_factory=dict)
 
 
-Payload = AlertPayload | IncidentPayload | AuditPayload
+class TradeSide(StrEnum):
+    BUY = "BUY"
+    SELL = "SELL"
+
+
+class TradePayload(BaseModel):
+    """A runner's trade report: one order and what of it filled."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    AVRO_NAME: ClassVar[str] = "polymon.v1.TradePayload"
+    order_id: Id
+    runner_id: ScopeId
+    side: TradeSide
+    size: float = Field(gt=0)
+    price: float = Field(ge=0)
+    filled_size: float = Field(default=0.0, ge=0)
+    fill_price: float | None = Field(default=None, ge=0)
+    model_version: Id | None = None
+
+    @field_validator("size", "price", "filled_size", "fill_price")
+    @classmethod
+    def _finite_numbers(cls, value: float | None) -> float | None:
+        return _finite(value)
+
+    @model_validator(mode="after")
+    def _filled_within_size(self) -> TradePayload:
+        if self.filled_size > self.size:
+            raise ValueError(f"filled_size {self.filled_size} exceeds size {self.size}")
+        return self
+
+
+Payload = AlertPayload | IncidentPayload | AuditPayload | TradePayload
 _PAYLOADS: dict[str, type[BaseModel]] = {
-    cls.AVRO_NAME: cls for cls in (AlertPayload, IncidentPayload, AuditPayload)
+    cls.AVRO_NAME: cls for cls in (AlertPayload, IncidentPayload, AuditPayload, TradePayload)
 }
 
 
@@ -431,6 +468,9 @@ class ReportEnvelope(Record):
     observed_time_ms: EpochMillis
     event_time_ms: EpochMillis
     config_version: str
+    trace_id: TraceId | None = None
+    cause_span_id: SpanId | None = None
+    cause_events: list[CauseEvent] = Field(default_factory=list, max_length=MAX_CAUSE_EVENTS)
     payload: Payload
 
     def to_avro(self) -> dict[str, Any]:
@@ -465,6 +505,9 @@ class PauseState(Record):
     actor: str
     updated_ms: EpochMillis
     state_id: str
+    trace_id: TraceId | None = None
+    cause_span_id: SpanId | None = None
+    cause_events: list[CauseEvent] = Field(default_factory=list, max_length=MAX_CAUSE_EVENTS)
 
 
 class RolloutStage(StrEnum):
@@ -548,12 +591,42 @@ class DeadLetter(Record):
         return self.model_dump(mode="python") | {"stage": self.stage.value}
 
 
+MAX_APPLIED_PAUSES = 1000
+
+
+class PauseWatermark(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    partition: int = Field(ge=0, le=2**31 - 1)
+    offset: NonNegativeLong
+
+
+class AppliedPause(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    scope: Scope
+    state_id: Id
+    paused: bool
+    updated_ms: EpochMillis
+    applied_ms: EpochMillis
+
+
+class PauseAck(Record):
+    """What a runner's PauseGuard has applied of control.pauses (control.pause-acks)."""
+
+    AVRO_NAME = "PauseAck"
+    runner_id: ScopeId
+    runner_version: Id
+    guard_state: Id
+    sent_ms: EpochMillis
+    watermarks: list[PauseWatermark] = Field(default_factory=list, max_length=MAX_ENTRIES)
+    applied: list[AppliedPause] = Field(default_factory=list, max_length=MAX_APPLIED_PAUSES)
+
+
 RECORD_TYPES: dict[str, type[Record]] = {
     cls.AVRO_NAME: cls
     for cls in (
         HealthEvent, FillEvent, ModelScore, FeatureSample, FeatureProfile, OpsCommand,
         ReportEnvelope, PauseState, RolloutState, MonitorHeartbeat, DeadLetter, ScopedFills,
-        ModelEvaluation,
+        ModelEvaluation, PauseAck,
     )
 }
 
@@ -562,3 +635,4 @@ RECORD_TYPES: dict[str, type[Record]] = {
 # the classes above (so it comes last): see streams/assembly.py. Loaded with the stale-build
 # check but no import hook: the runner client imports this module.
 assembly = compiled.load("streams.assembly")
+

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from streams.records import (
     AlertPayload,
+    AppliedPause,
     AuditPayload,
     DeadLetter,
     EvaluationReference,
@@ -19,7 +20,9 @@ from streams.records import (
     ModelScore,
     MonitorHeartbeat,
     OpsCommand,
+    PauseAck,
     PauseState,
+    PauseWatermark,
     Record,
     ReevaluationMark,
     ReportEnvelope,
@@ -27,17 +30,19 @@ from streams.records import (
     RolloutTransition,
     ScopedFills,
     TimelineEntry,
+    TradePayload,
 )
 
 T0 = 1_790_000_000_000
 
 
-def _envelope(payload: AlertPayload | IncidentPayload | AuditPayload) -> ReportEnvelope:
+def _envelope(payload: AlertPayload | IncidentPayload | AuditPayload | TradePayload,
+              **fields: object) -> ReportEnvelope:
     return ReportEnvelope(
         envelope_id=f"env-{type(payload).__name__}", source="agents.health",
         reason_code="RISK_STALE_BOOK", severity="CRITICAL", scope="bot:b1/market:m7",
         dedup_key="market:m7|staleness", observed_time_ms=T0 + 5, event_time_ms=T0,
-        config_version="abc123", payload=payload,
+        config_version="abc123", payload=payload, **fields,  # type: ignore[arg-type]
     )
 
 
@@ -108,12 +113,26 @@ SAMPLES: dict[str, list[Record]] = {
                                   ])),
         _envelope(AuditPayload(action="pause", actor="polymon", decision="paused",
                                before='{"paused": false}', after='{"paused": true}',
-                               evidence={"stale_s": "4.6"})),
+                               evidence={"stale_s": "4.6"}),
+                  trace_id="4bf92f3577b34da6a3ce929d0e0e4736", cause_span_id="00f067aa0ba902b7",
+                  cause_events=["health.events/2@99"]),
+        _envelope(TradePayload(order_id="o-1", runner_id="r1", side="BUY", size=10.0, price=0.42,
+                               filled_size=4.0, fill_price=0.43, model_version="v2")),
     ],
     "PauseState": [
         PauseState(scope="market:m7", paused=True, reason_code="RISK_STALE_BOOK", since_ms=T0,
                    cause_id="env-1", policy="AUTO_CLEAR", actor="agents.health",
                    updated_ms=T0, state_id="p-1"),
+        PauseState(scope="market:m8", paused=True, reason_code="RISK_STALE_BOOK", since_ms=T0,
+                   cause_id="env-2", policy="LATCH", actor="agents.health", updated_ms=T0,
+                   state_id="p-2", trace_id="4bf92f3577b34da6a3ce929d0e0e4736",
+                   cause_span_id="00f067aa0ba902b7", cause_events=["health.events/2@99"]),
+    ],
+    "PauseAck": [
+        PauseAck(runner_id="r1", runner_version="polymon-0.1.0", guard_state="READY",
+                 sent_ms=T0, watermarks=[PauseWatermark(partition=0, offset=17)],
+                 applied=[AppliedPause(scope="market:m7", state_id="p-1", paused=True,
+                                       updated_ms=T0, applied_ms=T0 + 40)]),
     ],
     "RolloutState": [
         RolloutState(scope="model:pricer", stage="CANARY", model_version="v2", updated_ms=T0,
