@@ -16,7 +16,7 @@ from streams.devtools.synthetic import health_events
 from streams.records import HealthEvent, HealthEventKind
 from tests.conftest import Stack, wait_until
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.compiled_twin]
 
 EVENTS = 6000
 

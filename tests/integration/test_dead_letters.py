@@ -15,7 +15,7 @@ from streams.devtools.synthetic import garbage, health_events
 from streams.records import DeadLetterStage, HealthEvent
 from tests.conftest import CODECS, Stack, wait_until
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.compiled_twin]
 
 VALID = 1500
 GARBAGE = 1200

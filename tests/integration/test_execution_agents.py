@@ -29,7 +29,7 @@ from streams.records import (
 )
 from tests.conftest import CODECS, Stack, wait_until
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.compiled_twin]
 
 BOUND_BPS = 10.0
 MIN_FILLS = 20

@@ -25,7 +25,7 @@ from streams.records import (
 from streams.worker_process import http_json
 from tests.conftest import Stack, wait_until
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.compiled_twin]
 
 FAST = {"evaluation_interval_s": 0.1, "stale_hold_down_s": 1.0}
 

@@ -18,7 +18,7 @@ from streams.replay import ReplayError, ReplayRun, parse_bound, resolve_window, 
 from tests.conftest import CODECS, Stack
 from tests.integration.test_health_agents import FAST, Feeder, book, pauses_by_scope
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.compiled_twin]
 
 
 def _iso(ms: int) -> str:

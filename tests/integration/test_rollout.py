@@ -37,7 +37,7 @@ from streams.records import (
 from streams.worker_process import WorkerProcess
 from tests.conftest import CODECS, Stack, wait_until
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.compiled_twin]
 
 SETTINGS = {
     "evaluation_interval_s": 0.1, "canary_evaluation_interval_s": 0.2,
