@@ -38,7 +38,8 @@ clock = make_clock(settings.clock)
 clock_ms = clock.now_ms
 
 INPUT_TOPICS = ("health.events", "exec.fills", "model.scores", "model.features",
-                "model.profiles", "model.evaluations", "ops.commands")
+                "model.profiles", "model.evaluations", "ops.commands",
+                "exec.trades")
 
 
 def _broker_urls(bootstrap: str) -> list[str]:
@@ -107,6 +108,7 @@ class Topics:
 
     health_events = _declare("health.events")
     exec_fills = _declare("exec.fills")
+    trades = _declare("exec.trades")
     model_scores = _declare("model.scores")
     model_features = _declare("model.features")
     model_profiles = _declare("model.profiles")

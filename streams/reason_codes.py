@@ -61,6 +61,9 @@ _CODES = [
                "slippage error outside its configured bound"),
     ReasonCode("EXEC_FILL_RATIO_LOW", "execution", Severity.WARNING, False,
                "fill ratio below its configured bound"),
+    ReasonCode("EXEC_TRADE", "trade", Severity.INFO, False,
+               "a runner's trade report (exec.trades, copied to audit.log); a runner may "
+               "name its own EXEC_* code instead, never another registered one"),
 ]
 
 REASON_CODES: dict[str, ReasonCode] = {reason.code: reason for reason in _CODES}

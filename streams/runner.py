@@ -670,3 +670,7 @@ class PauseGuard:
                 self.on_health(status)
             except Exception:
                 log.exception("pause guard: on_health callback failed")
+
+
+# Trade envelopes for the audit log (one log, one auditor): streams/trade_reporter.py
+from streams.trade_reporter import TradeDeliveryError, TradeReporter  # noqa: E402, F401

@@ -21,7 +21,8 @@ from streams.agents import (  # noqa: E402
     liveness,
     membership,
     rollout,
+    trades,
 )
 
 __all__ = ["canary", "commands", "divergence", "drift", "execution", "health", "incidents",
-           "latches", "liveness", "membership", "rollout"]
+           "latches", "liveness", "membership", "rollout", "trades"]
