@@ -42,7 +42,8 @@ ack_interval_s = 0.2
 # A message as Faust's per-message path gives it, in the shape handlers read (Faust's
 # Message has its timestamp in seconds; input messages carry Kafka's milliseconds).
 DeliveredMessage = namedtuple(
-    "DeliveredMessage", ["topic", "partition", "offset", "timestamp", "key", "value"])
+    "DeliveredMessage",
+    ["topic", "partition", "offset", "timestamp", "key", "value", "headers"])
 
 
 def handle_batches(topic: faust.TopicT, handler: BatchHandler) -> None:
@@ -72,7 +73,14 @@ def delivered(message: Message) -> DeliveredMessage:
     timestamp = message.timestamp
     return DeliveredMessage(message.topic, message.partition, message.offset,
                             None if timestamp is None else round(timestamp * 1000),
-                            message.key, message.value)
+                            message.key, message.value, _header_pairs(message.headers))
+
+
+def _header_pairs(headers: Any) -> tuple[tuple[str, bytes], ...]:
+    """Kafka headers as the fetched records have them: (key, value) pairs."""
+    if not headers:
+        return ()
+    return tuple(headers.items() if isinstance(headers, dict) else headers)
 
 
 def acknowledge_every(interval_s: float, before: Callable[[], Awaitable[Any]]) -> None:

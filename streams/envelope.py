@@ -9,6 +9,7 @@ from typing import Any
 
 from streams.reason_codes import reason
 from streams.records import AlertPayload, AlertStatus, AuditPayload, ReportEnvelope
+from streams.tracing import Cause
 
 
 def derive_id(kind: str, *parts: object) -> str:
@@ -22,13 +23,19 @@ def dedup_key(scope: str, reason_code: str) -> str:
     return f"{scope}|{reason(reason_code).family}"
 
 
+def cause_fields(cause: Cause | None) -> dict[str, Any]:
+    """An envelope's trace fields (trace_id, cause_span_id, cause_events) for ``cause``."""
+    return {} if cause is None else cause.fields()
+
+
 def alert_envelope(
     *, alert_id: str, status: AlertStatus, scope: str, reason_code: str, metric: str,
     value: float | None, threshold: float | None, window_s: float | None, message: str,
     source: str, observed_ms: int, event_time_ms: int, config_version: str,
+    cause: Cause | None = None,
 ) -> ReportEnvelope:
     return ReportEnvelope(
-        envelope_id=alert_id, source=source, reason_code=reason_code,
+        **cause_fields(cause), envelope_id=alert_id, source=source, reason_code=reason_code,
         severity=reason(reason_code).severity, scope=scope,
         dedup_key=dedup_key(scope, reason_code), observed_time_ms=observed_ms,
         event_time_ms=event_time_ms, config_version=config_version,
@@ -41,12 +48,14 @@ def audit_envelope(
     *, decision_id: str, scope: str, reason_code: str, action: str, actor: str, decision: str,
     before: Any = None, after: Any = None, evidence: dict[str, Any] | None = None,
     source: str, observed_ms: int, event_time_ms: int, config_version: str,
+    cause: Cause | None = None,
 ) -> ReportEnvelope:
     def as_json(state: Any) -> str | None:
         return None if state is None else json.dumps(state, sort_keys=True, default=str)
 
     return ReportEnvelope(
-        envelope_id=derive_id("audit", decision_id), source=source, reason_code=reason_code,
+        **cause_fields(cause), envelope_id=derive_id("audit", decision_id),
+        source=source, reason_code=reason_code,
         severity=reason(reason_code).severity, scope=scope,
         dedup_key=dedup_key(scope, reason_code), observed_time_ms=observed_ms,
         event_time_ms=event_time_ms, config_version=config_version,

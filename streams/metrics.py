@@ -19,6 +19,11 @@ class Metrics:
             "polymon_dead_letters_total", "Input messages sent to the dead-letter topic",
             ["topic", "stage"], registry=self.registry,
         )
+        self.trace_context_invalid = Counter(
+            "polymon_trace_context_invalid_total",
+            "Input trace context headers ignored (malformed, oversized, zero ids); the "
+            "records themselves were processed", ["reason"], registry=self.registry,
+        )
         self.worker_up = Gauge(
             "polymon_worker_up", "1 while this worker runs", registry=self.registry,
         )

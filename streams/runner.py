@@ -131,9 +131,17 @@ class Decision:
     allowed: bool
     reason: str
     covering_scope: str | None = None
+    # a pause's cause, so a runner's log line leads to the event that stopped it
+    cause_id: str | None = None
+    reason_code: str | None = None
+    trace_id: str | None = None
+    cause_events: tuple[str, ...] = ()
 
     def __bool__(self) -> bool:
         return self.allowed
+
+    def __str__(self) -> str:
+        return self.reason
 
 
 @dataclass
@@ -334,7 +342,20 @@ def assess(book: PauseBook, now_ms: int, now_mono: float, heartbeat_max_age_s: f
 
 def _describe(state: PauseState) -> str:
     since = datetime.fromtimestamp(state.since_ms / 1000, tz=UTC)
-    return f"{state.reason_code or 'paused'} since {since:%Y-%m-%dT%H:%M:%SZ}"
+    detail = f"{state.reason_code or 'paused'} since {since:%Y-%m-%dT%H:%M:%SZ}"
+    if state.cause_id:
+        detail += f", cause {state.cause_id}"
+    if state.trace_id:
+        detail += f", trace {state.trace_id}"
+    if state.cause_events:
+        detail += f", input {state.cause_events[-1]}"
+    return detail
+
+
+def _paused(reason: str, covering: str, state: PauseState) -> Decision:
+    return Decision(False, reason, covering, cause_id=state.cause_id,
+                    reason_code=state.reason_code, trace_id=state.trace_id,
+                    cause_events=tuple(state.cause_events))
 
 
 @lru_cache(maxsize=4096)
@@ -359,10 +380,11 @@ def decide(scope: str, book: PauseBook, status: GuardStatus) -> Decision:
             return Decision(False, f"pause state of {unreadable} undecodable: "
                             f"{book.unreadable[unreadable]}", unreadable)
         return Decision(True, "not paused")
-    detail = _describe(book.pauses[covering])
+    state = book.pauses[covering]
+    detail = _describe(state)
     if covering == scope:
-        return Decision(False, f"paused: {scope} ({detail})", covering)
-    return Decision(False, f"paused by parent {covering} ({detail})", covering)
+        return _paused(f"paused: {scope} ({detail})", covering, state)
+    return _paused(f"paused by parent {covering} ({detail})", covering, state)
 
 
 OnChange = Callable[[str, PauseState | None], None]

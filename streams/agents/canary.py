@@ -20,6 +20,7 @@ from typing import Any
 
 import faust
 
+from streams.agents import causes
 from streams.agents.decoding import InvalidInput, consume
 from streams.agents.health import check_event_time
 from streams.agents.latches import apply_alerts
@@ -97,6 +98,7 @@ def on_score(record: ModelScore, message: InputMessage) -> Awaitable[None] | Non
         raise InvalidInput(str(exc)) from None
     check_event_time(record.event_time_ms, clock_ms())
     observe_clock(record.event_time_ms, message)
+    causes.last_input[record.scope] = message  # what a canary decision names
     add_samples(record.scope, message.partition, str(record.cohort), record.model_version,
                 [(f"score:{record.event_id}", record.event_time_ms,
                   [(record.metric, record.value)])])

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
+from streams.agents import causes
 from streams.agents.decoding import consume
 from streams.agents.latches import operator_command
 from streams.agents.operator_audit import audited_pause_command, publish_command_audit
@@ -46,7 +47,8 @@ async def dispatch(command: OpsCommand, message: InputMessage) -> None:
         await publish_command_audit(command, "refused",
                                     detail=f"no handler for {command.action.value} commands")
         return
-    await handler(command, message)
+    with causes.caused_by(message):  # its decisions name the command's record
+        await handler(command, message)
 
 
 consume(topics.ops_commands, "OpsCommand", dispatch)

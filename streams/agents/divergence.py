@@ -17,9 +17,11 @@ not in its event order, so a replay could not reproduce these decisions; it skip
 from __future__ import annotations
 
 from collections.abc import Awaitable
+from typing import Any
 
 import faust
 
+from streams import tracing
 from streams.agents.outputs import forget, owned_partitions, publish_alert, rows_of, store
 from streams.agents.ticks import EVENT_CLOCK, every_tick
 from streams.app import app, settings, topics
@@ -38,9 +40,10 @@ divergence_alerts = app.Table(
 _episodes = rows_of(divergence_alerts)
 
 
-def check_fill(record: FillEvent, partition: int, now_ms: int) -> Awaitable[None] | None:
+def check_fill(record: FillEvent, partition: int, now_ms: int,
+               message: Any = None) -> Awaitable[None] | None:
     """Judge a fill (called only while some scope is paused); what is left to await when
-    it opens an episode."""
+    it opens an episode (an alert naming ``message``, the fill's record, as its cause)."""
     if EVENT_CLOCK or not view.caught_up():  # a view read part way may show old states
         return None
     pause = divergence.diverging_pause(record.bot, record.market, record.event_time_ms,
@@ -57,7 +60,8 @@ def check_fill(record: FillEvent, partition: int, now_ms: int) -> Awaitable[None
         return None
     store(divergence_alerts, key, {"partition": partition, "scope": pause.scope,
                                    "state_id": pause.state_id, "active": active}, partition)
-    return publish_alert(transition, SOURCE, now_ms)
+    return publish_alert(transition, SOURCE, now_ms,
+                         None if message is None else tracing.cause_of(message))
 
 
 @every_tick

@@ -22,6 +22,7 @@ from typing import Any
 
 import faust
 
+from streams.agents import causes
 from streams.agents.decoding import InvalidInput, consume
 from streams.agents.health import check_event_time
 from streams.agents.latches import apply_alerts
@@ -72,6 +73,7 @@ def on_features(record: FeatureSample, message: InputMessage) -> Awaitable[None]
     check_event_time(record.event_time_ms, clock_ms())
     observe_clock(record.event_time_ms, message)
     now_ms = clock_ms()
+    causes.last_input[record.scope] = message  # what a drift decision names
     profile = _profiles.get(record.scope)
     if profile is not None:
         window = drift.window_buckets(now_ms, WINDOW_MS, HOP_MS)

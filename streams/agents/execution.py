@@ -32,7 +32,8 @@ from typing import Any
 
 import faust
 
-from streams.agents import canary, divergence
+from streams import tracing
+from streams.agents import canary, causes, divergence
 from streams.agents.decoding import InvalidInput, consume
 from streams.agents.health import check_event_time
 from streams.agents.latches import apply_alerts
@@ -155,25 +156,30 @@ def on_fill(record: FillEvent, message: InputMessage) -> Awaitable[None] | None:
     observe_clock(time_ms, message)
     now_ms = clock_ms()
     # trading on a paused scope: judged only while some scope is paused
-    alarm = _check_divergence(record, message.partition, now_ms) if _paused else None
+    alarm = _check_divergence(record, message.partition, now_ms, message) if _paused else None
     state = _state(scope, scope, message.partition)
+    _last_input[scope] = message  # what a decision on the market names (parsed only then)
     execution.observe(state, record.kind is _FILL, time_ms, record.requested_size,
                       record.filled_size, record.predicted_slippage_bps,
                       record.realized_slippage_bps, BUCKET_MS)
     pending = _observed(scope, state, now_ms)
     if pending is not None:  # a replay: evaluated now, then sent on at once
-        forward = _forward_after(pending, record, rekeyed, now_ms)
+        forward = _forward_after(pending, record, message, rekeyed, now_ms)
         return forward if alarm is None else _in_turn([alarm, forward])
-    _collect(record, rekeyed)
+    _collect(record, message, rekeyed)
     return alarm
 
 
 # scope (bot:, model:) -> the fills of the batch in hand bound for it
 _digests: dict[str, execution.FillDigest] = {}
 _digest_of = _digests.get  # twice per fill: bound once
+# scope (bot:, model:) -> the last fill of the batch in hand bound for it: its digest
+# carries that fill's cause along (Kafka headers), so a decision there names the fill
+_digest_last: dict[str, InputMessage] = {}
+_last_input = causes.last_input
 
 
-def _collect(record: FillEvent, rekeyed: tuple[str, ...]) -> None:
+def _collect(record: FillEvent, message: InputMessage, rekeyed: tuple[str, ...]) -> None:
     """Count the fill into its bot's and model's digests (sent after the batch)."""
     fill = record.kind is _FILL
     # a StrEnum's str() is its value (.value is a Python-level property: slow per fill)
@@ -181,6 +187,7 @@ def _collect(record: FillEvent, rekeyed: tuple[str, ...]) -> None:
     requested, filled = record.requested_size, record.filled_size
     predicted_bps, realized_bps = record.predicted_slippage_bps, record.realized_slippage_bps
     for scope in rekeyed:
+        _digest_last[scope] = message
         digest = _digest_of(scope)
         if digest is None:
             digest = _digests[scope] = execution.FillDigest(scope)
@@ -201,15 +208,17 @@ def send_digests() -> None:
     batch's other output, before its offsets are acknowledged."""
     while _digests:
         scope, digest = _digests.popitem()
-        enqueue(fills_by_scope, scope.encode(), _scoped_fills.encode(digest.datum()))
+        last = _digest_last.pop(scope, None)
+        enqueue(fills_by_scope, scope.encode(), _scoped_fills.encode(digest.datum()),
+                tracing.cause_of(last).headers() if last is not None else None)
 
 
-async def _forward_after(pending: Awaitable[None], record: FillEvent, rekeyed: tuple[str, ...],
-                         now_ms: int) -> None:
+async def _forward_after(pending: Awaitable[None], record: FillEvent, message: InputMessage,
+                         rekeyed: tuple[str, ...], now_ms: int) -> None:
     await pending
     # under the event-time clock each fill goes on alone: a replay's figures and alerts
     # do not depend on where fetch batches happened to end
-    _collect(record, rekeyed)
+    _collect(record, message, rekeyed)
     send_digests()
     await event_time_advanced(now_ms)
 
@@ -227,6 +236,7 @@ def on_scoped_fills(record: ScopedFills, message: InputMessage) -> Awaitable[Non
     if model and any(bucket.cohort is None for bucket in record.buckets):
         raise InvalidInput(f"{scope}: a model's fill bucket without a cohort")
     now_ms = clock_ms()
+    _last_input[scope] = message  # its headers name the fill it stands for
     pending = []
     for bucket in record.buckets:
         key = f"{scope}#{bucket.cohort.value}" if model else scope

@@ -16,6 +16,7 @@ from typing import Any
 import faust
 from faust.types import TP
 
+from streams.agents import causes
 from streams.agents.decoding import InvalidInput, consume
 from streams.agents.latches import apply_alerts, holding
 from streams.agents.outputs import enqueue, owned_partitions, rows_of, store
@@ -50,6 +51,7 @@ slo_windows = app.Table("slo-windows", default=None, schema=_json,
 upgrade_recovered(scope_health.name, health.upgrade_scope_state)
 _states, _slo_states = rows_of(scope_health), rows_of(slo_windows)
 _state_of = _states.get  # per event: bound once (see streams.app.clock_ms)
+_last_input = causes.last_input
 
 
 # settings are fixed while a worker runs; these are read for every event
@@ -199,6 +201,7 @@ def on_health_event(record: HealthEvent, message: InputMessage) -> Awaitable[Non
     if ahead_ms > _MAX_SKEW_MS or -ahead_ms > _MAX_AGE_MS:  # the check's own test, inline
         check_event_time(event_time_ms, now_ms)
     _progress[partition] = (message.offset, message.timestamp or event_time_ms)
+    _last_input[scope] = message  # what a decision on the scope names (parsed only then)
     if EVENT_CLOCK:  # the event may move it on
         observe_clock(event_time_ms, message)
         now_ms = clock_ms()
@@ -270,7 +273,7 @@ def _forward_burns(transitions: list[AlertTransition], targets: tuple[str, ...],
             value=condition.value, threshold=condition.threshold, window_s=condition.window_s,
             message=f"{condition.message}; endangers {target}", source=SOURCE,
             observed_ms=now_ms, event_time_ms=condition.event_time_ms,
-            config_version=settings.config_version)
+            config_version=settings.config_version, cause=causes.of(own_scope))
         enqueue(slo_endangered, target.encode(), _envelopes.encode_record(envelope))
 
 
@@ -290,8 +293,9 @@ async def on_endangered_burn(envelope: ReportEnvelope, message: InputMessage) ->
         message=payload.message)
     transition = AlertTransition(envelope.envelope_id, payload.status, condition,
                                  envelope.envelope_id)
-    await apply_alerts(envelope.scope, message.partition, [transition], clock_ms(), SOURCE,
-                       publish_alerts=False)
+    with causes.caused_by(envelope):  # the probe's input, carried on the envelope
+        await apply_alerts(envelope.scope, message.partition, [transition], clock_ms(),
+                           SOURCE, publish_alerts=False)
 
 
 consume(slo_endangered, "ReportEnvelope", on_endangered_burn)

@@ -21,6 +21,8 @@ from typing import Any
 
 import faust
 
+from streams import tracing
+from streams.agents import causes
 from streams.agents.commands import handles
 from streams.agents.decoding import InvalidInput, consume
 from streams.agents.operator_audit import publish_command_audit
@@ -30,7 +32,7 @@ from streams.app import app, clock, codecs, settings, topics
 from streams.codec import InputMessage
 from streams.control import incidents as lifecycle
 from streams.control.incidents import IncidentIdError, Outcome
-from streams.envelope import audit_envelope, derive_id
+from streams.envelope import audit_envelope, cause_fields, derive_id
 from streams.reason_codes import reason
 from streams.records import (
     AlertPayload,
@@ -42,6 +44,7 @@ from streams.records import (
     ReportEnvelope,
     TimelineEntry,
 )
+from streams.tracing import Cause
 
 SOURCE = "agents.incidents"
 OPERATOR_FAMILY = "operator"
@@ -57,11 +60,12 @@ def _key_state(dedup_key: str, scope: str, family: str) -> dict[str, Any]:
 
 
 def _incident_envelope(incident: dict[str, Any], cause_id: str, now_ms: int,
-                       event_time_ms: int) -> ReportEnvelope:
+                       event_time_ms: int, cause: Cause | None = None) -> ReportEnvelope:
     """One version of an incident; its id derives from the input that caused it (an alert,
-    a pause change, a command), so it does not depend on the order inputs arrive in."""
+    a pause change, a command), so it does not depend on the order inputs arrive in; its
+    trace fields are that input's (``cause``)."""
     return ReportEnvelope(
-        envelope_id=derive_id("incident", incident["incident_id"], cause_id),
+        **cause_fields(cause), envelope_id=derive_id("incident", incident["incident_id"], cause_id),
         source=SOURCE, reason_code=incident["reason_code"], severity=incident["severity"],
         scope=incident["scope"], dedup_key=incident["dedup_key"], observed_time_ms=now_ms,
         event_time_ms=event_time_ms, config_version=settings.config_version,
@@ -78,9 +82,10 @@ async def _decide(dedup_key: str, state: dict[str, Any], outcome: Outcome, parti
     """Keep the state, publish the incident if it changed, audit an opening."""
     store(incidents, dedup_key, {"partition": partition, "state": state}, partition)
     now_ms = clock.now_ms()
+    cause = causes.of(None)  # the input's: its handler says so (caused_by)
     if outcome.incident is not None:
         incident = outcome.incident
-        version = _incident_envelope(incident, cause_id, now_ms, event_time_ms)
+        version = _incident_envelope(incident, cause_id, now_ms, event_time_ms, cause)
         await send(topics.incidents, incident["incident_id"].encode(), version)
         # on the partition the input producers pick for the scope (not Faust's), where
         # the scope's rollout state lives; sent with the batch's other output
@@ -94,7 +99,7 @@ async def _decide(dedup_key: str, state: dict[str, Any], outcome: Outcome, parti
             decision="opened", before=outcome.before, after=outcome.after,
             evidence={"incident_id": incident["incident_id"], **outcome.extra},
             source=SOURCE, observed_ms=now_ms, event_time_ms=event_time_ms,
-            config_version=settings.config_version,
+            config_version=settings.config_version, cause=cause,
         ))
 
 
@@ -113,8 +118,9 @@ async def on_alert(envelope: ReportEnvelope, message: InputMessage) -> None:
         source=envelope.source, timeline_limit=settings.incident_timeline_limit,
     )
     if outcome.decision != "duplicate":
-        await _decide(envelope.dedup_key, state, outcome, message.partition,
-                      envelope.envelope_id, envelope.event_time_ms)
+        with causes.caused_by(envelope):  # the alert's cause
+            await _decide(envelope.dedup_key, state, outcome, message.partition,
+                          envelope.envelope_id, envelope.event_time_ms)
 
 
 consume(topics.alerts, "ReportEnvelope", on_alert)
@@ -134,6 +140,7 @@ async def forward_incident_command(command: OpsCommand, message: InputMessage) -
         await publish_command_audit(command, "refused", detail=str(exc), source=SOURCE)
         return
     request = ReportEnvelope(
+        **cause_fields(causes.of(None)),  # the command's record, carried along
         envelope_id=derive_id("incident-input", command.command_id), source=SOURCE,
         reason_code="GOV_OPERATOR_ACTION", severity="INFO", scope=command.scope,
         dedup_key=dedup_key, observed_time_ms=clock.now_ms(),
@@ -173,6 +180,7 @@ async def forward_pause(state: PauseState, message: InputMessage) -> None:
         return
     dedup_key = f"{state.scope}|{family}"
     change = ReportEnvelope(
+        **cause_fields(tracing.cause_of(state)),  # the pause's cause, carried along
         envelope_id=derive_id("incident-input", state.state_id), source=SOURCE,
         reason_code=code, severity=reason(code).severity, scope=state.scope,
         dedup_key=dedup_key, observed_time_ms=state.updated_ms,
@@ -194,6 +202,11 @@ consume(topics.pauses, "PauseState", forward_pause)
 
 
 async def on_incident_input(envelope: ReportEnvelope, message: InputMessage) -> None:
+    with causes.caused_by(envelope):  # the cause it carries (a command's, a pause's)
+        await _on_incident_input(envelope, message)
+
+
+async def _on_incident_input(envelope: ReportEnvelope, message: InputMessage) -> None:
     payload = envelope.payload
     if not isinstance(payload, AuditPayload):
         raise InvalidInput(f"expected an AuditPayload, got {type(payload).__name__}")

@@ -21,6 +21,7 @@ from typing import Any
 
 import faust
 
+from streams.agents import causes
 from streams.agents.outputs import (
     flush_changelogs,
     owned_partitions,
@@ -38,6 +39,7 @@ from streams.control.alerts import AlertTransition
 from streams.control.pauses import PauseChange
 from streams.reason_codes import reason
 from streams.records import AlertStatus, PauseState
+from streams.tracing import Cause
 
 log = logging.getLogger(__name__)
 SOURCE = "agents.latches"
@@ -68,13 +70,14 @@ def _hold_down_ms() -> int:
 
 
 def latch_row(partition: int, latch: dict[str, Any], changes: list[PauseChange],
-              now_ms: int, previous: Mapping[str, Any] | None) -> dict[str, Any]:
+              now_ms: int, previous: Mapping[str, Any] | None,
+              cause: Cause | None = None) -> dict[str, Any]:
     """The table row of a latch: its partition, the latch, and the pause state last
-    published for it (the last of ``changes``, made at ``now_ms``, else the previous
-    row's), which is what gets re-published."""
+    published for it (the last of ``changes``, made at ``now_ms`` by ``cause``, else the
+    previous row's), which is what gets re-published."""
     row: dict[str, Any] = {"partition": partition, "latch": latch}
     if changes:
-        row["state"] = pause_state(changes[-1], now_ms).model_dump(mode="json")
+        row["state"] = pause_state(changes[-1], now_ms, cause).model_dump(mode="json")
     elif previous and previous.get("state") is not None:
         row["state"] = previous["state"]
     return row
@@ -99,7 +102,8 @@ async def republish_pause_states() -> int:
     return len(states)
 
 
-async def _publish_pauses(changes: list[PauseChange], source: str, now_ms: int) -> None:
+async def _publish_pauses(changes: list[PauseChange], source: str, now_ms: int,
+                          cause: Cause | None = None) -> None:
     if changes and settings.fault_crash_before_pause_publish:
         # the latch's row on its changelog, acknowledged (from within the decider)
         await flush_changelogs(wait_for_deciders=False)
@@ -108,7 +112,7 @@ async def _publish_pauses(changes: list[PauseChange], source: str, now_ms: int) 
         logging.shutdown()
         os._exit(FAULT_EXIT_STATUS)
     for change in changes:
-        await publish_pause(change, source, now_ms)
+        await publish_pause(change, source, now_ms, cause)
 
 
 async def apply_alerts(scope: str, partition: int, transitions: list[AlertTransition],
@@ -131,13 +135,17 @@ async def apply_alerts(scope: str, partition: int, transitions: list[AlertTransi
             latch = pauses.release(latch, code, now_ms)
     latch, change = pauses.expire(latch, now_ms, _hold_down_ms(), source)
     changes += [change] if change else []
+    # the alerts and the pauses they cause name one cause (parsed only now: decisions
+    # are rare, events are not)
+    cause = causes.of(scope) if transitions or changes else None
     if any(reason(t.condition.reason_code).pauses for t in transitions) or changes:
         store(pause_latches, scope,
-              latch_row(partition, latch, changes, now_ms, _latches.get(scope)), partition)
+              latch_row(partition, latch, changes, now_ms, _latches.get(scope), cause),
+              partition)
     if publish_alerts:
         for transition in transitions:
-            await publish_alert(transition, source, now_ms)
-    await _publish_pauses(changes, source, now_ms)
+            await publish_alert(transition, source, now_ms, cause)
+    await _publish_pauses(changes, source, now_ms, cause)
 
 
 async def operator_command(scope: str, partition: int, command_id: str, pause: bool,
@@ -146,9 +154,10 @@ async def operator_command(scope: str, partition: int, command_id: str, pause: b
     step = pauses.operator_pause if pause else pauses.resume
     latch, change = step(_latch(scope), command_id, now_ms, f"operator:{actor}")
     changes = [change] if change else []
+    cause = causes.of(scope)  # the command's (streams.agents.commands says so)
     store(pause_latches, scope,
-          latch_row(partition, latch, changes, now_ms, _latches.get(scope)), partition)
-    await _publish_pauses(changes, SOURCE, now_ms)
+          latch_row(partition, latch, changes, now_ms, _latches.get(scope), cause), partition)
+    await _publish_pauses(changes, SOURCE, now_ms, cause)
 
 
 def paused_scopes() -> dict[str, bool]:
@@ -168,10 +177,11 @@ async def expire_hold_downs(now_ms: int) -> None:
             continue  # given up in a rebalance: its new owner clears it
         latch, change = pauses.expire(entry["latch"], now_ms, _hold_down_ms(), SOURCE)
         if change:
+            cause = causes.of(scope)  # the last input seen for the scope
             store(pause_latches, scope,
-                  latch_row(entry["partition"], latch, [change], now_ms, entry),
+                  latch_row(entry["partition"], latch, [change], now_ms, entry, cause),
                   entry["partition"])
-            await _publish_pauses([change], SOURCE, now_ms)
+            await _publish_pauses([change], SOURCE, now_ms, cause)
 
 
 @pause_latches.on_recover

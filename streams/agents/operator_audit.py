@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from streams.agents import causes
 from streams.agents.latches import pause_latches
 from streams.agents.outputs import send
 from streams.app import clock, settings, topics
@@ -32,7 +33,7 @@ async def publish_command_audit(command: OpsCommand, decision: str, *, before: A
         evidence={"command_id": command.command_id, "reason": command.reason,
                   "target": command.target or "", "detail": detail, **(evidence or {})},
         source=source, observed_ms=clock.now_ms(), event_time_ms=command.issued_time_ms,
-        config_version=settings.config_version,
+        config_version=settings.config_version, cause=causes.of(None),  # the command's
     ))
 
 

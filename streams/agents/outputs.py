@@ -16,6 +16,7 @@ from typing import Any
 import faust
 import ujson
 
+from streams.agents import causes
 from streams.app import app, settings, topics
 from streams.control.alerts import AlertTransition
 from streams.control.keying import partition_for
@@ -32,8 +33,12 @@ from streams.envelope import alert_envelope, audit_envelope
 from streams.framework.clients import aiokafka_producer
 from streams.records import AlertStatus, PauseState
 from streams.stores import MemoryStore
+from streams.tracing import Cause
 
 log = logging.getLogger(__name__)
+# an encoded message: (key, value), or (key, value, Kafka headers)
+OutMessage = tuple[bytes | None, bytes | None] | tuple[
+    bytes | None, bytes | None, list[tuple[str, bytes]]]
 
 def track(topic: str, future: Any) -> None:
     """Keep the delivery future of a message or batch sent to ``topic``: the next flush
@@ -113,21 +118,26 @@ def forget(table: faust.Table, key: str, partition: int) -> None:
     _unsent_of(table, partition)[key] = None
 
 
-async def send_raw(topic: str, partition: int,
-                   messages: Iterable[tuple[bytes | None, bytes | None]]) -> int:
+async def send_raw(topic: str, partition: int, messages: Iterable[OutMessage]) -> int:
     """Hand encoded (key, value) messages for one partition to the producer in record
     batches: one accumulator call per batch instead of one per message (Faust's send
-    wraps every message in its own bookkeeping). Returns how many were handed over."""
+    wraps every message in its own bookkeeping). A message may carry Kafka headers as a
+    third item. Returns how many were handed over."""
     producer = aiokafka_producer(app)
     if producer is None:  # the framework patches off: Faust's own send, one by one
         return await _send_one_by_one(topic, partition, messages)
     batch, count = producer.create_batch(), 0
-    for key, value in messages:
+    for message in messages:
+        if len(message) == 2:
+            (key, value), headers = message, None
+        else:
+            key, value, headers = message  # type: ignore[misc]
         if count and count % YIELD_EVERY == 0:  # a second of changes is thousands: let
             await asyncio.sleep(0)  # the staleness timer run between them
-        while batch.append(key=key, value=value, timestamp=None) is None:
+        while batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
             if batch.record_count() == 0:  # larger than a whole batch: on its own
-                track(topic, await producer.send(topic, value, key=key, partition=partition))
+                track(topic, await producer.send(topic, value, key=key, partition=partition,
+                                                 headers=headers))
                 break
             track(topic, await producer.send_batch(batch, topic, partition=partition))
             batch = producer.create_batch()
@@ -137,10 +147,10 @@ async def send_raw(topic: str, partition: int,
     return count
 
 
-async def _send_one_by_one(topic: str, partition: int,
-                           messages: Iterable[tuple[bytes | None, bytes | None]]) -> int:
-    futures = [await app.producer.send(topic, key, value, partition, None, None)
-               for key, value in messages]
+async def _send_one_by_one(topic: str, partition: int, messages: Iterable[OutMessage]) -> int:
+    futures = [await app.producer.send(topic, message[0], message[1], partition, None,
+                                       message[2] if len(message) > 2 else None)
+               for message in messages]
     for sent in futures:  # handed over only once the broker has them
         await sent
     return len(futures)
@@ -153,8 +163,8 @@ def encode_json(value: Any) -> bytes:
     return ujson.dumps(value, escape_forward_slashes=False).encode()
 
 
-# (topic, partition) -> encoded (key, value) messages queued by handlers, in order
-_outbox: dict[tuple[str, int], list[tuple[bytes | None, bytes | None]]] = {}
+# (topic, partition) -> encoded (key, value[, headers]) messages queued by handlers, in order
+_outbox: dict[tuple[str, int], list[OutMessage]] = {}
 
 
 @functools.lru_cache(maxsize=65536)
@@ -165,7 +175,8 @@ def _target_of(topic: faust.TopicT, key: bytes) -> tuple[str, int]:
             partition_for(key, topic.partitions or 1, settings.input_partitioner))
 
 
-def enqueue(topic: faust.TopicT, key: bytes, value: bytes | None) -> None:
+def enqueue(topic: faust.TopicT, key: bytes, value: bytes | None,
+            headers: list[tuple[str, bytes]] | None = None) -> None:
     """Queue an encoded message for ``topic``, on the partition of ``key``; it is handed
     to the producer (in order, batched) at the next flush (flush_outbox_if_due), and
     before the offsets of its input are acknowledged, so a commit never covers a
@@ -174,7 +185,7 @@ def enqueue(topic: faust.TopicT, key: bytes, value: bytes | None) -> None:
     queued = _outbox.get(target)
     if queued is None:
         queued = _outbox[target] = []
-    queued.append((key, value))
+    queued.append((key, value) if not headers else (key, value, headers))
 
 
 async def _send_outbox() -> int:
@@ -295,14 +306,18 @@ async def flush_outbox_when_input_pauses() -> None:
     await flush_outbox_if_due()
 
 
-async def publish_alert(transition: AlertTransition, source: str, now_ms: int) -> None:
+async def publish_alert(transition: AlertTransition, source: str, now_ms: int,
+                        cause: Cause | None = None) -> None:
+    """The alert and its audit entry, naming its cause (by default the scope's: see
+    streams.agents.causes)."""
     condition = transition.condition
+    cause = causes.of(condition.scope) if cause is None else cause
     envelope = alert_envelope(
         alert_id=transition.alert_id, status=transition.status, scope=condition.scope,
         reason_code=condition.reason_code, metric=condition.metric, value=condition.value,
         threshold=condition.threshold, window_s=condition.window_s, message=condition.message,
         source=source, observed_ms=now_ms, event_time_ms=condition.event_time_ms,
-        config_version=settings.config_version,
+        config_version=settings.config_version, cause=cause,
     )
     await send(topics.alerts, envelope.dedup_key.encode(), envelope)
     firing = transition.status is AlertStatus.FIRING
@@ -314,13 +329,14 @@ async def publish_alert(transition: AlertTransition, source: str, now_ms: int) -
                   "value": condition.value, "threshold": condition.threshold,
                   "subject": condition.subject, "message": condition.message},
         source=source, observed_ms=now_ms, event_time_ms=condition.event_time_ms,
-        config_version=settings.config_version,
+        config_version=settings.config_version, cause=cause,
     ))
 
 
-def pause_state(change: PauseChange, now_ms: int) -> PauseState:
-    """What control.pauses carries for ``change``, made at ``now_ms``."""
+def pause_state(change: PauseChange, now_ms: int, cause: Cause | None = None) -> PauseState:
+    """What control.pauses carries for ``change``, made at ``now_ms``, caused by ``cause``."""
     return PauseState(
+        **({} if cause is None else cause.fields()),
         scope=change.scope, paused=change.paused, reason_code=change.reason_code,
         since_ms=change.since_ms, cause_id=change.cause_id, policy=change.policy,
         actor=change.actor, updated_ms=now_ms, state_id=change.state_id,
@@ -332,8 +348,10 @@ async def send_pause_state(state: PauseState) -> None:
     await send(topics.pauses, state.scope.encode(), state)
 
 
-async def publish_pause(change: PauseChange, source: str, now_ms: int) -> None:
-    await send_pause_state(pause_state(change, now_ms))
+async def publish_pause(change: PauseChange, source: str, now_ms: int,
+                        cause: Cause | None = None) -> None:
+    cause = causes.of(change.scope) if cause is None else cause
+    await send_pause_state(pause_state(change, now_ms, cause))
     await send(topics.audit, change.scope.encode(), audit_envelope(
         decision_id=change.state_id, scope=change.scope,
         reason_code=change.reason_code or "GOV_OPERATOR_ACTION",
@@ -342,5 +360,5 @@ async def publish_pause(change: PauseChange, source: str, now_ms: int) -> None:
         before=change.before, after=change.after,
         evidence={"cause_id": change.cause_id, "policy": change.policy},
         source=source, observed_ms=now_ms, event_time_ms=now_ms,
-        config_version=settings.config_version,
+        config_version=settings.config_version, cause=cause,
     ))

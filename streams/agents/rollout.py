@@ -36,7 +36,7 @@ from typing import Any
 
 import faust
 
-from streams.agents import canary, drift, health, incidents
+from streams.agents import canary, causes, drift, health, incidents
 from streams.agents.commands import handles
 from streams.agents.decoding import InvalidInput, consume
 from streams.agents.outputs import owned_partitions, send, store
@@ -88,7 +88,7 @@ async def _apply(scope: str, partition: int, entry: dict[str, Any] | None,
         before={"stage": decision.from_stage}, after={"stage": after},
         evidence={"reason": decision.reason, **decision.evidence},
         source=SOURCE, observed_ms=now_ms, event_time_ms=now_ms,
-        config_version=settings.config_version,
+        config_version=settings.config_version, cause=causes.of(scope),
     ))
 
 

@@ -66,10 +66,26 @@ def test_a_paused_market_is_denied_with_its_reason_and_others_are_allowed() -> N
     book = ready_book(pause("market:m7", reason="RISK_STALE_BOOK"))
     denied = verdict(book, "market:m7")
     assert not denied and denied.allowed is False
-    assert denied.reason == "paused: market:m7 (RISK_STALE_BOOK since 2026-09-21T14:13:20Z)"
+    assert denied.reason == ("paused: market:m7 (RISK_STALE_BOOK since 2026-09-21T14:13:20Z, "
+                             "cause cmd-1)")
     assert denied.covering_scope == "market:m7"
     allowed = verdict(book, "market:m8")
     assert allowed and allowed == Decision(True, "not paused", None)
+
+
+def test_a_denial_names_the_pause_s_cause_and_trace() -> None:
+    trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+    state = pause("market:m7", reason="RISK_STALE_BOOK").model_copy(update={
+        "cause_id": "alert-9", "trace_id": trace, "cause_span_id": "00f067aa0ba902b7",
+        "cause_events": ["health.events/3@41"]})
+    denied = verdict(ready_book(state), "bot:b1/market:m7")
+    assert (denied.cause_id, denied.reason_code, denied.trace_id, denied.cause_events) == (
+        "alert-9", "RISK_STALE_BOOK", trace, ("health.events/3@41",))
+    assert str(denied) == denied.reason
+    assert denied.reason.endswith(f"cause alert-9, trace {trace}, input health.events/3@41)")
+    # a pause state written before traces existed still denies, naming its cause id
+    old = verdict(ready_book(pause("market:m7")), "market:m7")
+    assert old.trace_id is None and old.reason.endswith("cause cmd-1)")
 
 
 def test_a_market_pause_reaches_that_market_under_every_bot() -> None:

@@ -7,6 +7,7 @@ from streams.agents.latches import latch_row, states_to_republish
 from streams.agents.outputs import pause_state
 from streams.control import pauses
 from streams.records import PauseState
+from streams.tracing import Cause
 
 
 def _paused(scope: str, now_ms: int) -> tuple[dict, pauses.PauseChange]:
@@ -53,3 +54,16 @@ def test_only_owned_rows_with_a_published_state_are_republished() -> None:
     states = states_to_republish(rows, owned={0, 1})
     assert [s["scope"] for s in states] == ["market:owned"]
     assert states[0]["state_id"] == owned_change.state_id
+
+
+def test_a_republished_state_names_the_cause_it_was_published_with() -> None:
+    latch, change = _paused("market:m1", 1_000)
+    cause = Cause("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7",
+                  ("health.events/2@17",))
+    row = latch_row(2, latch, [change], 1_005, None, cause)
+    state = PauseState.model_validate(row["state"])
+    assert state == pause_state(change, 1_005, cause)
+    assert (state.trace_id, state.cause_span_id, state.cause_events) == (
+        cause.trace_id, cause.span_id, ["health.events/2@17"])
+    # re-published unchanged, trace included
+    assert states_to_republish([("market:m1", row)], owned={2}) == [row["state"]]
