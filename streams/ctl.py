@@ -29,14 +29,16 @@ from rich.table import Table
 from rich.text import Text
 
 from streams.control.incidents import IncidentIdError, family_of
-from streams.incident_review import decisions_during, incident_review
+from streams.incident_review import decisions_during, incident_review, trades_during
 from streams.records import MAX_FOLLOW_UPS, MAX_ID, MAX_TEXT, UNPRINTABLE, RolloutStage
-from streams.scopes import ScopeError, parse_scope
+from streams.scopes import GLOBAL, SCOPE_KINDS, ScopeError, parse_scope
 from streams.settings import Settings
+from streams.trades import RECORD_KINDS
 
 EXIT_REFUSED = 1
 EXIT_BAD_INPUT = 2
 EXIT_DENIED = 3
+KINDS = (*sorted(SCOPE_KINDS), GLOBAL)  # of a scope's last segment, as the API's
 STAGES = [stage.value for stage in RolloutStage]
 
 ctl_cli = typer.Typer(
@@ -302,7 +304,8 @@ def incident_report(
     audit = _call("GET", "/api/audit", params={"scope": incident["scope"], "limit": 5000})
     now = int(time.time() * 1000)
     decisions = decisions_during(incident, reversed(audit["entries"]), now)
-    text = incident_review(incident, decisions, now)
+    trades = trades_during(incident, audit["entries"], now)
+    text = incident_review(incident, decisions, now, trades)
     if ctx.as_json:
         _print_json({"incident_id": incident["incident_id"], "markdown": text})
     elif output is not None:
@@ -388,6 +391,45 @@ def heartbeats(
         table.add_row(name, f"{h['age_s']:.1f}", f"{h['limit_s']:g}",
                       "ok" if h["healthy"] else "MISSED", h.get("paused_by") or "-")
     out.print(table)
+
+
+@ctl_cli.command()
+def audit(
+    kind: Annotated[str | None, typer.Option(
+        help=f"a record kind ({', '.join(RECORD_KINDS)}) or a scope kind "
+             f"({', '.join(KINDS)})")] = None,
+    scope: Annotated[str | None, typer.Option(help="this scope and those it covers")] = None,
+    action: Annotated[str | None, typer.Option(
+        help="e.g. pause, resume, promote, alert, incident, trade")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=5000)] = 50,
+) -> None:
+    """Recent audit.log entries, newest first: polymon's decisions and the runners'
+    trades."""
+    if kind is not None and kind not in RECORD_KINDS and kind not in KINDS:
+        raise _fail(f"--kind {kind!r} is neither a record kind ({', '.join(RECORD_KINDS)}) "
+                    f"nor a scope kind ({', '.join(KINDS)})", EXIT_BAD_INPUT)
+    reply = _call("GET", "/api/audit", params={
+        "kind": kind, "scope": _scope(scope) if scope else None, "action": action,
+        "limit": limit})
+    if ctx.as_json:
+        _print_json(reply)
+        return
+    table = _table("time", "kind", "scope", "action", "decision", "by", "detail")
+    for entry in reply["entries"]:
+        table.add_row(_time(entry["time_ms"]), entry["kind"], entry["scope"],
+                      entry["action"], entry["decision"], entry["actor"], _detail(entry))
+    out.print(table)
+
+
+def _detail(entry: dict[str, Any]) -> str:
+    trade = entry.get("trade")
+    if not trade:
+        return entry["reason_code"]
+    fill = (f", filled {trade['filled_size']:g}"
+            + (f" @ {trade['fill_price']:g}" if trade["fill_price"] is not None else ""))
+    model = f", model {trade['model_version']}" if trade["model_version"] else ""
+    return (f"order {trade['order_id']}: {trade['side']} {trade['size']:g} @ "
+            f"{trade['price']:g}{fill}{model} ({entry['reason_code']})")
 
 
 @ctl_cli.command()

@@ -35,6 +35,10 @@ from streams.records import ReportEnvelope, TradePayload, TradeSide
 from streams.scopes import ScopeError, parse_scope
 
 TRADES_TOPIC = "exec.trades"
+# what an audit.log entry is: the audit of an alert's or an incident's decision, any other
+# decision (pause, resume, rollout, operator command), or a runner's trade report. Disjoint
+# from the scope kinds, so /api/audit's and `polymon ctl audit`'s kind takes either.
+RECORD_KINDS = ("alert", "incident", "audit", "trade")
 DEFAULT_TRADE_REASON = "EXEC_TRADE"
 TRADE_FAMILY = "trade"
 SOURCE_PREFIX = "runner:"

@@ -38,6 +38,7 @@ from streams.records import (
     ReportEnvelope,
     RolloutStage,
     RolloutState,
+    TradePayload,
 )
 from streams.scopes import (
     GLOBAL,
@@ -50,12 +51,14 @@ from streams.scopes import (
     ancestors,
     parse_scope,
 )
+from streams.trades import RECORD_KINDS
 
 STAGES = [stage.value for stage in RolloutStage]  # the ladder, in order
 ROLLOUT_KINDS = ("model", "strategy")
 INCIDENT_STATES = tuple(state.value for state in IncidentState)
 SEVERITIES = tuple(severity.value for severity in Severity)  # least severe first
 KINDS = (*sorted(SCOPE_KINDS), GLOBAL)  # of a scope's last segment
+assert not set(RECORD_KINDS) & set(KINDS), "record kinds and scope kinds must differ"
 MAX_REASON = MAX_TEXT  # the bound OpsCommand's reason has on ops.commands
 MAX_LIMIT = 5000
 MAX_INCIDENT_ID = 128  # inc-<family>-<24 hex>: families are short words
@@ -219,6 +222,13 @@ def _kind(value: str) -> str:
     return value
 
 
+def _audit_kind(value: str) -> str:
+    if value not in RECORD_KINDS and value not in KINDS:
+        raise bad_request(f"kind: {_shown(value)} is neither a record kind "
+                          f"({', '.join(RECORD_KINDS)}) nor a scope kind ({', '.join(KINDS)})")
+    return value
+
+
 def _limit(value: str) -> int:
     if not _LIMIT.fullmatch(value) or not 1 <= int(value) <= MAX_LIMIT:
         raise bad_request(f"limit: expected an integer from 1 to {MAX_LIMIT}, "
@@ -293,13 +303,18 @@ ROUTE_QUERIES: dict[str, dict[str, QueryParam]] = {
     "/api/scopes": {"scope": SCOPE_PREFIX},
     "/api/freshness": _params("scope", "kind", "stale", "local"),
     "/api/heartbeats": _params("scope", "kind", "local"),
+    "/api/runners": _params("local"),
     "/api/execution": _params("scope", "kind", "local"),
     "/api/drift": _params("scope", "kind", "local"),
     "/api/slos": _params("scope", "kind", "local"),
     "/api/incidents": _params("scope", "kind", "state", "severity", "limit"),
     "/api/pauses": _params("scope", "kind", "paused"),
     "/api/rollout": _params("scope", "kind"),
-    "/api/audit": _params("scope", "kind", "action", "limit"),
+    "/api/audit": {**_params("scope"), "kind": QueryParam(
+        _audit_kind, {"type": "string", "enum": [*RECORD_KINDS, *KINDS]},
+        f"a record kind ({', '.join(RECORD_KINDS)}: only entries of that kind) or a scope "
+        "kind (only scopes whose last segment is of this kind)"),
+        **_params("action", "limit")},
 }
 
 
@@ -321,7 +336,28 @@ def parse_query(query: Mapping[str, str] | Iterable[tuple[str, str]],
 
 
 def scope_filter(params: Mapping[str, Any]) -> ScopeFilter:
-    return ScopeFilter(params.get("scope"), params.get("kind"))
+    kind = params.get("kind")
+    return ScopeFilter(params.get("scope"), None if kind in RECORD_KINDS else kind)
+
+
+def select_audit(entries: Iterable[Mapping[str, Any]],
+                 params: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """/api/audit's entries (newest first in, newest first out): those of the scope filter,
+    the record kind (``kind`` alert, incident, audit or trade) and the action asked."""
+    match = scope_filter(params)
+    kind = params.get("kind")
+    record_kind = kind if kind in RECORD_KINDS else None
+    action = params.get("action")
+    limit = params.get("limit", 200)
+    chosen: list[Mapping[str, Any]] = []
+    for entry in entries:
+        if (match.matches(entry["scope"])
+                and (record_kind is None or entry["kind"] == record_kind)
+                and (action is None or entry["action"] == action)):
+            chosen.append(entry)
+            if len(chosen) >= limit:
+                break
+    return chosen
 
 
 # --- request bodies and headers ----------------------------------------------------------
@@ -714,8 +750,34 @@ def incident_view(envelope: ReportEnvelope) -> dict[str, Any]:
     }
 
 
-def audit_view(envelope: ReportEnvelope) -> dict[str, Any]:
+def trade_decision(payload: TradePayload) -> str:
+    """What became of the order: ordered (nothing filled), partially filled, filled."""
+    if payload.filled_size <= 0:
+        return "ordered"
+    return "filled" if payload.filled_size >= payload.size else "partially filled"
+
+
+def trade_audit_view(envelope: ReportEnvelope) -> dict[str, Any]:
+    """A runner's trade report as an audit entry (kind trade): the order, side, size,
+    price, fill, model version and runner under ``trade``."""
     payload = envelope.payload
+    assert isinstance(payload, TradePayload)
+    return {
+        "envelope_id": envelope.envelope_id, "time_ms": envelope.observed_time_ms,
+        "event_time_ms": envelope.event_time_ms, "kind": "trade",
+        "scope": envelope.scope, "reason_code": envelope.reason_code,
+        "severity": envelope.severity.value, "source": envelope.source, "action": "trade",
+        "actor": envelope.source, "decision": trade_decision(payload), "before": None,
+        "after": None, "evidence": {}, "trade": payload.model_dump(mode="json"),
+    }
+
+
+def audit_view(envelope: ReportEnvelope) -> dict[str, Any]:
+    """An audit.log entry: a decision's audit (kind alert, incident or audit) or a
+    runner's trade (kind trade)."""
+    payload = envelope.payload
+    if isinstance(payload, TradePayload):
+        return trade_audit_view(envelope)
     assert isinstance(payload, AuditPayload)
 
     def parsed(text: str | None) -> Any:
@@ -732,7 +794,9 @@ def audit_view(envelope: ReportEnvelope) -> dict[str, Any]:
         "severity": envelope.severity.value, "source": envelope.source,
         "action": payload.action, "actor": payload.actor, "decision": payload.decision,
         "before": parsed(payload.before), "after": parsed(payload.after),
-        "evidence": dict(payload.evidence),
+        "evidence": dict(payload.evidence), "event_time_ms": envelope.event_time_ms,
+        "kind": payload.action if payload.action in ("alert", "incident") else "audit",
+        "trade": None,
     }
 
 

@@ -15,7 +15,8 @@ from typing import Any
 from pydantic.json_schema import models_json_schema
 
 from streams.control.incidents import RESPONSE_STATS
-from streams.records import OpsAction, PauseState, RolloutState, TimelineEntry
+from streams.incident_review import MAX_TRADES_LISTED
+from streams.records import OpsAction, PauseState, RolloutState, TimelineEntry, TradePayload
 from streams.web import api
 from streams.web.api import (
     COMMAND_ID_PATTERN,
@@ -29,6 +30,7 @@ from streams.web.api import (
     MAX_MODEL,
     METRIC_NAME_PATTERN,
     MODEL_PATTERN,
+    RECORD_KINDS,
     ROLLOUT_SCOPE_PATTERN,
     ROUTE_QUERIES,
     SCOPE_SCHEMA,
@@ -257,15 +259,18 @@ def paths(read_requires_token: bool = False) -> dict[str, dict[str, Any]]:
             route="/api/incidents/stats", **reads),
         "/api/incidents/{incident_id}/review": _read(
             "getIncidentReview", "the incident's review as markdown: timeline, decisions "
-            "and their causes, pauses and their durations, root cause, follow-ups",
-            {"type": "object", "required": ["incident_id", "state", "markdown"],
+            "and their causes, pauses and their durations, trades affected, root cause, "
+            "follow-ups",
+            {"type": "object", "required": ["incident_id", "state", "markdown", "trades"],
              "properties": {"incident_id": {"type": "string"},
                             "state": {"type": "string", "enum": list(INCIDENT_STATES)},
-                            "markdown": {"type": "string"}}},
+                            "markdown": {"type": "string"},
+                            "trades": _ref("IncidentTrades")}},
             route="/api/incidents/{incident_id}/review", path=(INCIDENT_PATH,),
             not_found="no such incident", **reads),
         "/api/incidents/{incident_id}": _read(
-            "getIncident", "one incident with its timeline", _ref("Incident"),
+            "getIncident", "one incident with its timeline and the trades it affected",
+            _ref("Incident"),
             route="/api/incidents/{incident_id}", path=(INCIDENT_PATH,),
             not_found="no such incident", **reads),
         "/api/pauses": _read(
@@ -286,7 +291,8 @@ def paths(read_requires_token: bool = False) -> dict[str, dict[str, Any]]:
             route="/api/rollout/{model}", path=(MODEL_PATH,),
             not_found="no rollout state for it on control.rollout", **reads),
         "/api/audit": _read(
-            "listAudit", "recent audit.log entries, newest first",
+            "listAudit", "recent audit.log entries, newest first: polymon's decisions "
+            "(kind alert, incident, audit) and the runners' trades (kind trade)",
             {"type": "object", "required": ["entries"], "properties": {
                 "entries": {"type": "array", "items": _ref("AuditEntry")}}},
             route="/api/audit", **reads),
@@ -378,7 +384,8 @@ def _record_schemas() -> dict[str, Any]:
     """The records the API shows as they are (pause and rollout state, timeline entries):
     their JSON schemas from the pydantic models that validate them."""
     _, top = models_json_schema(
-        [(model, "serialization") for model in (PauseState, RolloutState, TimelineEntry)],
+        [(model, "serialization")
+         for model in (PauseState, RolloutState, TimelineEntry, TradePayload)],
         ref_template="#/components/schemas/{model}")
     return top["$defs"]
 
@@ -407,9 +414,19 @@ def components() -> dict[str, Any]:
                                         "after, evidence"},
              "status_url": _STR}),
         "AuditEntry": _object(
-            ["envelope_id", "time_ms", "scope", "reason_code", "severity", "source", "action",
-             "actor", "decision", "before", "after", "evidence"],
+            ["envelope_id", "time_ms", "event_time_ms", "kind", "scope", "reason_code",
+             "severity", "source", "action", "actor", "decision", "before", "after",
+             "evidence", "trade"],
             {"envelope_id": _STR, "time_ms": _INT, "scope": _STR, "reason_code": _STR,
+             "event_time_ms": {**_INT, "description": "event time of its cause (a trade: "
+                               "of the trade)"},
+             "kind": {"type": "string", "enum": list(RECORD_KINDS),
+                      "description": "alert or incident: the audit of such a decision; "
+                                     "audit: any other decision; trade: a runner's trade "
+                                     "report (exec.trades)"},
+             "trade": {"anyOf": [_ref("TradePayload"), {"type": "null"}],
+                       "description": "kind trade: order, runner, side, size, price, fill, "
+                                      "model version"},
              "severity": {"type": "string", "enum": list(SEVERITIES)}, "source": _STR,
              "action": _STR, "actor": _STR, "decision": _STR,
              "before": {"description": "the state before (JSON), or null"},
@@ -431,7 +448,18 @@ def components() -> dict[str, Any]:
              "follow_ups": {"type": "array", "items": _STR,
                             "description": "given when it was resolved"},
              "timeline": {"type": "array", "items": _ref("TimelineEntry")},
-             "envelope_id": _STR}),
+             "envelope_id": _STR,
+             "trades": {**_ref("IncidentTrades"),
+                        "description": "one incident's view only (not in the list)"}}),
+        "IncidentTrades": _object(["envelope_ids", "count", "lead_s"], {
+            "envelope_ids": {"type": "array", "items": _STR,
+                             "maxItems": MAX_TRADES_LISTED,
+                             "description": "the first, oldest first"},
+            "count": {**_INT, "minimum": 0, "description": "how many in all"},
+            "lead_s": {**_NUM, "description": "trades from this long before the opening"}},
+            description="the runners' trade envelopes of the incident's scope (or a scope "
+                        "it covers) from lead_s before its opening to its resolution or "
+                        "now, from audit.log's tail"),
         "IncidentFamilyStats": _object(
             ["incidents", *INCIDENT_STATES, "time_to_acknowledge_s", "time_to_resolve_s"],
             {"incidents": _INT, **{state: _INT for state in INCIDENT_STATES},

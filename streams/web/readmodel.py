@@ -36,6 +36,9 @@ class ReadModel:
         self.incidents: dict[str, dict[str, Any]] = {}
         self.rollout: dict[str, dict[str, Any]] = {}
         self.audit: deque[dict[str, Any]] = deque(maxlen=max(audit_tail, 1))
+        # the runners' trades on audit.log, apart: a busy runner must not push the
+        # decisions out of the tail (each keeps up to audit_tail entries)
+        self.trades: deque[dict[str, Any]] = deque(maxlen=max(audit_tail, 1))
         self.outcomes: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self.caught_up = asyncio.Event()
         self.pause_view.caught_up = self.caught_up.is_set
@@ -77,8 +80,11 @@ class ReadModel:
 
     def _apply_audit(self, envelope: Any) -> None:
         entry = audit_view(envelope)
-        self.audit.append(entry)
         self.applied += 1
+        if entry["kind"] == "trade":
+            self.trades.append(entry)
+            return
+        self.audit.append(entry)
         command = entry["evidence"].get("command_id")
         if not command:  # the entry of an operator command names it in its evidence
             return
@@ -91,6 +97,13 @@ class ReadModel:
                 waiter.set_result(entry)
 
     # --- questions ------------------------------------------------------------------------
+
+    def audit_entries(self) -> list[dict[str, Any]]:
+        """The audit.log tail, decisions and trades together, newest first (by the time
+        polymon or the runner recorded them)."""
+        # from newest-first lists: entries of the same millisecond stay newest first
+        return sorted([*reversed(self.audit), *reversed(self.trades)],
+                      key=lambda e: e["time_ms"], reverse=True)
 
     async def wait_outcome(self, command_id: str, timeout_s: float) -> dict[str, Any] | None:
         """The audit entry of the command, waiting up to ``timeout_s`` for it."""
@@ -180,3 +193,4 @@ class ReadModel:
         self.incidents.clear()
         self.rollout.clear()
         self.audit.clear()
+        self.trades.clear()

@@ -31,7 +31,7 @@ from streams.app import app, clock, codecs, metrics, settings, topic_specs, topi
 from streams.control import health
 from streams.control.incidents import response_times, review_missing
 from streams.control.pauses import is_paused
-from streams.incident_review import decisions_during, incident_review
+from streams.incident_review import decisions_during, incident_review, trade_links, trades_during
 from streams.peer_auth import is_peer
 from streams.records import EvaluationReference, OpsAction, OpsCommand
 from streams.web import api, observe
@@ -343,7 +343,10 @@ class IncidentDetail(ApiView):
     async def get(self, request: Request, incident_id: str) -> Response:
         async def handler() -> Reply:
             self.params(request)
-            return known_incident(incident_id)
+            incident = known_incident(incident_id)
+            # the trade envelopes of its scope in its window, from the audit tail
+            trades = trades_during(incident, read_model.trades, now_ms())
+            return {**incident, "trades": trade_links(trades)}
 
         return await self.answer(request, handler)
 
@@ -356,8 +359,10 @@ class IncidentReview(ApiView):
             incident = known_incident(incident_id)
             now = now_ms()
             decisions = decisions_during(incident, read_model.audit, now)
+            trades = trades_during(incident, read_model.trades, now)
             return {"incident_id": incident_id, "state": incident["state"],
-                    "markdown": incident_review(incident, decisions, now)}
+                    "markdown": incident_review(incident, decisions, now, trades),
+                    "trades": trade_links(trades)}
 
         return await self.answer(request, handler)
 
@@ -409,12 +414,7 @@ class Audit(ApiView):
     async def get(self, request: Request) -> Response:
         async def handler() -> Reply:
             params = self.params(request)
-            match = scope_filter(params)
-            action = params.get("action")
-            entries = [entry for entry in reversed(read_model.audit)
-                       if match.matches(entry["scope"])
-                       and (action is None or entry["action"] == action)]
-            return {"entries": entries[:params.get("limit", 200)]}
+            return {"entries": api.select_audit(read_model.audit_entries(), params)}
 
         return await self.answer(request, handler)
 
