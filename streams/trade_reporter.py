@@ -169,6 +169,7 @@ class TradeReporter:
         if remaining:
             log.error("trade reporter closed with %d trade envelope(s) undelivered",
                       remaining)
+        self._producer = None  # its threads end with it (no reconnecting once closed)
         return remaining
 
     def __enter__(self) -> TradeReporter:

@@ -39,6 +39,7 @@ class ReadModel:
         # the runners' trades on audit.log, apart: a busy runner must not push the
         # decisions out of the tail (each keeps up to audit_tail entries)
         self.trades: deque[dict[str, Any]] = deque(maxlen=max(audit_tail, 1))
+        self._trade_ids: set[str] = set()  # a re-delivered report (same id) is listed once
         self.outcomes: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self.caught_up = asyncio.Event()
         self.pause_view.caught_up = self.caught_up.is_set
@@ -82,7 +83,12 @@ class ReadModel:
         entry = audit_view(envelope)
         self.applied += 1
         if entry["kind"] == "trade":
+            if entry["envelope_id"] in self._trade_ids:
+                return
+            if len(self.trades) == self.trades.maxlen:  # the oldest goes
+                self._trade_ids.discard(self.trades[0]["envelope_id"])
             self.trades.append(entry)
+            self._trade_ids.add(entry["envelope_id"])
             return
         self.audit.append(entry)
         command = entry["evidence"].get("command_id")
@@ -194,3 +200,4 @@ class ReadModel:
         self.rollout.clear()
         self.audit.clear()
         self.trades.clear()
+        self._trade_ids.clear()
