@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from streams.codec import Codecs, SchemaCatalog
+from streams.trades import trade_problem
 from tests.samples import SAMPLES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,18 +42,21 @@ print(json.dumps({
 _GUARD = """
 import importlib.util, json, sys
 import streams, streams.runner
-from streams.runner import GuardState, PauseGuard
+from streams.runner import GuardState, PauseGuard, TradeReporter
 
 with open(sys.argv[1]) as f:
     frames = json.load(f)
 guard = PauseGuard("127.0.0.1:9", heartbeat_max_age_s=5.0)
 decision = guard.allowed("market:m7")
 codecs = {"PauseState": guard._pause_codec, "MonitorHeartbeat": guard._heartbeat_codec}
+trades = TradeReporter("127.0.0.1:9", "r1")  # a trade envelope, built and encoded unsent
+trade = trades.envelope("bot:b1/market:m7", "o-1", "BUY", 10.0, 0.42, filled_size=4.0)
 print(json.dumps({
     "streams": streams.__file__,
     "absent": [m for m in sys.argv[2:] if importlib.util.find_spec(m) is None],
     "stopped": guard.status().state is GuardState.STOPPED,
     "allowed": bool(decision), "reason": decision.reason,
+    "trade": trades._codec.encode_record(trade).hex(),
     "decoded": {name: [codecs[name].decode_record(bytes.fromhex(frame)).model_dump(mode="json")
                        for frame in hexes] for name, hexes in frames.items()},
 }))
@@ -107,3 +111,6 @@ def test_pause_guard_runs_with_only_the_runner_extra_installed(
     written = {name: [record.model_dump(mode="json") for record in SAMPLES[name]]
                for name in names}
     assert found["decoded"] == json.loads(json.dumps(written))
+    # the worker reads the runner's trade envelope and takes it on exec.trades
+    trade = codecs["ReportEnvelope"].decode_record(bytes.fromhex(found["trade"]))
+    assert trade_problem(trade) is None and trade.source == "runner:r1"
