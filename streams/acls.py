@@ -11,7 +11,9 @@ whoever writes ``ops.commands`` acts as any operator, whoever writes
 - ``ops.commands`` is written by the worker (its operator API publishes there) and the
   listed command writers only;
 - each producer writes the input topics it is listed for, and nothing else;
-- runners read ``control.pauses`` and ``monitor.heartbeat``, and nothing else.
+- runners read ``control.pauses`` and ``monitor.heartbeat``, and write only their trade
+  reports to ``exec.trades``, which the worker checks and copies to ``audit.log`` (a
+  runner cannot write audit.log: it could forge decisions there).
 
 :func:`deployment_acls` is pure (plain values in, bindings out); :func:`apply_acls` talks
 to the admin client. Deny is Kafka's default once an
@@ -35,6 +37,8 @@ if TYPE_CHECKING:
 # User:<name> for SASL, User:CN=...,O=... for TLS client certificates
 PRINCIPAL = re.compile(r"User:[A-Za-z0-9_.@=,+ -]{1,200}")
 RUNNER_TOPICS = ("control.pauses", "monitor.heartbeat")
+RUNNER_TRADES_TOPIC = "exec.trades"  # written by runners: their trade reports
+RUNNER_WRITES = (RUNNER_TRADES_TOPIC,)
 COMMANDS_TOPIC = "ops.commands"
 # librdkafka names a PauseGuard's (never joined) group like this; a group id is required
 # for its coordinator lookups even with assign()
@@ -110,7 +114,7 @@ def deployment_acls(specs: Mapping[str, TopicSpec], prefix: str, group_id: str,
         if wrong:
             raise AclError(f"producer {principal} is listed for {', '.join(wrong)}, which "
                            f"are not input topics (inputs: {', '.join(sorted(inputs))})")
-    missing = [t for t in RUNNER_TOPICS if t not in specs]
+    missing = [t for t in (*RUNNER_TOPICS, *RUNNER_WRITES) if t not in specs]
     if missing or COMMANDS_TOPIC not in specs:
         raise AclError(f"the topic spec lacks {', '.join([*missing, COMMANDS_TOPIC])}")
     worker = principals.worker
@@ -138,6 +142,8 @@ def deployment_acls(specs: Mapping[str, TopicSpec], prefix: str, group_id: str,
     for runner in principals.runners:
         for name in RUNNER_TOPICS:
             acls.update(Acl(runner, op, "TOPIC", prefix + name) for op in ("READ", "DESCRIBE"))
+        acls.update(Acl(runner, op, "TOPIC", prefix + name)
+                    for name in RUNNER_WRITES for op in ("WRITE", "DESCRIBE"))
         acls.update(Acl(runner, op, "GROUP", RUNNER_GROUP_PREFIX, "PREFIXED")
                     for op in ("READ", "DESCRIBE"))
     return sorted(acls)

@@ -105,8 +105,9 @@ def test_acls_are_printed_from_the_principals_without_a_broker() -> None:
     assert "ALLOW User:polymon WRITE TOPIC sec.control.pauses" in lines
     assert "ALLOW User:runner READ TOPIC sec.control.pauses" in lines
     assert "ALLOW User:feeds WRITE TOPIC sec.health.events" in lines
-    assert not any("User:runner WRITE" in line or "User:feeds WRITE TOPIC sec.ops" in line
-                   for line in lines)
+    assert "ALLOW User:runner WRITE TOPIC sec.exec.trades" in lines
+    assert not any(("User:runner WRITE" in line and "exec.trades" not in line)
+                   or "User:feeds WRITE TOPIC sec.ops" in line for line in lines)
 
 
 def test_the_worker_works_end_to_end_with_exactly_its_acls(
@@ -145,6 +146,9 @@ def test_a_runner_guard_is_ready_on_read_only_acls_and_sees_the_pause(
 def test_a_runner_cannot_write_pauses(deployment: Stack, secured: KafkaCluster) -> None:
     tombstone_of_a_pause = b""
     error = produce(secured, "runner", PREFIX + "control.pauses", tombstone_of_a_pause)
+    assert error is not None and "TOPIC_AUTHORIZATION_FAILED" in str(error), error
+    # nor audit.log: its trades go to exec.trades, which the worker checks and copies
+    error = produce(secured, "runner", PREFIX + "audit.log", b"forged")
     assert error is not None and "TOPIC_AUTHORIZATION_FAILED" in str(error), error
 
 

@@ -13,7 +13,7 @@ COMPACTED = {"model.profiles", "control.pauses", "monitor.incidents", "control.r
 def test_spec_declares_every_topic_with_its_cleanup_policy() -> None:
     specs = load_topic_specs()
     assert {name for name, spec in specs.items() if spec.compacted} == COMPACTED
-    assert len(specs) == 16
+    assert len(specs) == 17
     for spec in specs.values():
         assert spec.partitions >= 1 and spec.key and spec.schema
 
