@@ -11,9 +11,11 @@ whoever writes ``ops.commands`` acts as any operator, whoever writes
 - ``ops.commands`` is written by the worker (its operator API publishes there) and the
   listed command writers only;
 - each producer writes the input topics it is listed for, and nothing else;
-- runners read ``control.pauses`` and ``monitor.heartbeat``, and write only their trade
-  reports to ``exec.trades``, which the worker checks and copies to ``audit.log`` (a
-  runner cannot write audit.log: it could forge decisions there).
+- runners read ``control.pauses`` and ``monitor.heartbeat`` and write their pause
+  acknowledgements to ``control.pause-acks``, and nothing else (a runner can at worst
+  misreport its own acknowledgements: it cannot pause, unpause or silence anything),
+  and their trade reports to ``exec.trades``, which the worker checks and copies to
+  ``audit.log`` (a runner cannot write audit.log: it could forge decisions there).
 
 :func:`deployment_acls` is pure (plain values in, bindings out); :func:`apply_acls` talks
 to the admin client. Deny is Kafka's default once an
@@ -37,8 +39,9 @@ if TYPE_CHECKING:
 # User:<name> for SASL, User:CN=...,O=... for TLS client certificates
 PRINCIPAL = re.compile(r"User:[A-Za-z0-9_.@=,+ -]{1,200}")
 RUNNER_TOPICS = ("control.pauses", "monitor.heartbeat")
+RUNNER_ACKS_TOPIC = "control.pause-acks"  # written by runners (their PauseGuard's acks)
 RUNNER_TRADES_TOPIC = "exec.trades"  # written by runners: their trade reports
-RUNNER_WRITES = (RUNNER_TRADES_TOPIC,)
+RUNNER_WRITES = (RUNNER_ACKS_TOPIC, RUNNER_TRADES_TOPIC)
 COMMANDS_TOPIC = "ops.commands"
 # librdkafka names a PauseGuard's (never joined) group like this; a group id is required
 # for its coordinator lookups even with assign()
@@ -58,7 +61,8 @@ class AclPrincipals(BaseModel):
         default_factory=list, description="principals besides the worker that may write "
         "ops.commands (a separately deployed API)")
     runners: list[str] = Field(
-        default_factory=list, description="trading runners: read pauses and heartbeats only")
+        default_factory=list, description="trading runners: read pauses and heartbeats, "
+        "write their pause acknowledgements and trade reports")
     producers: dict[str, list[str]] = Field(
         default_factory=dict, description="principal -> the input topics it writes")
 

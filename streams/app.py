@@ -38,7 +38,7 @@ clock = make_clock(settings.clock)
 clock_ms = clock.now_ms
 
 INPUT_TOPICS = ("health.events", "exec.fills", "model.scores", "model.features",
-                "model.profiles", "model.evaluations", "ops.commands",
+                "model.profiles", "model.evaluations", "ops.commands", "control.pause-acks",
                 "exec.trades")
 
 
@@ -118,6 +118,7 @@ class Topics:
     incident_inputs = _declare("monitor.incident.inputs")
     incident_scopes = _declare("monitor.incident.scopes")
     pauses = _declare("control.pauses")
+    pause_acks = _declare("control.pause-acks")
     incidents = _declare("monitor.incidents")
     rollout = _declare("control.rollout")
     audit = _declare("audit.log")

@@ -128,6 +128,22 @@ class Metrics:
             "refused until an evaluation of the version passes), else 0", ["scope"],
             registry=self.registry,
         )
+        # per runner (few): its PauseGuard's acknowledgements (streams.agents.pause_acks)
+        self.runner_pause_lag_seconds = Gauge(
+            "polymon_runner_pause_lag_seconds",
+            "Age of the oldest control.pauses state the runner has not acknowledged (0: "
+            "none; this worker's runners)", ["runner"], registry=self.registry,
+        )
+        self.runner_pause_lag_records = Gauge(
+            "polymon_runner_pause_lag_records",
+            "control.pauses records past the runner's acknowledged watermarks (this "
+            "worker's runners)", ["runner"], registry=self.registry,
+        )
+        self.runner_ack_age = Gauge(
+            "polymon_runner_ack_age_seconds",
+            "Time since the runner's last pause acknowledgement (this worker's runners)",
+            ["runner"], registry=self.registry,
+        )
         self.group_members_evicted = Counter(
             "polymon_group_members_evicted_total", "dead consumer-group members made to leave",
             registry=self.registry,

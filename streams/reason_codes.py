@@ -55,6 +55,12 @@ _CODES = [
     ReasonCode("GOV_ROLLOUT_TRANSITION", "rollout", Severity.INFO, False,
                "a rollout stage change, granted or refused; a version marked "
                "REEVALUATION_REQUIRED by drift; an evaluation result recorded"),
+    ReasonCode("GOV_PAUSE_NOT_APPLIED", "runners", Severity.CRITICAL, False,
+               "a runner has not acknowledged a control.pauses state published longer ago "
+               "than the pause acknowledgement bound"),
+    ReasonCode("GOV_RUNNER_SILENT", "runners", Severity.WARNING, False,
+               "a runner that acknowledged pauses before (or a required one) sent no "
+               "acknowledgement within the runner ack timeout"),
     ReasonCode("GOV_INVALID_INPUT", "input", Severity.WARNING, False,
                "an input message was dead-lettered"),
     ReasonCode("EXEC_SLIPPAGE_BREACH", "execution", Severity.CRITICAL, True,

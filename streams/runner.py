@@ -68,18 +68,41 @@ from functools import lru_cache
 from types import TracebackType
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+)
 from confluent_kafka import TopicPartition as KafkaTopicPartition
 from pydantic import ValidationError
 
+from streams import __version__
 from streams.avro import AvroCodec, CodecError, SchemaCatalog
-from streams.records import MonitorHeartbeat, PauseState
+from streams.records import (
+    MAX_APPLIED_PAUSES,
+    AppliedPause,
+    MonitorHeartbeat,
+    PauseAck,
+    PauseState,
+    PauseWatermark,
+)
 from streams.scopes import ScopeError, ancestors
 
 log = logging.getLogger(__name__)
 
 PAUSES_TOPIC = "control.pauses"
 HEARTBEAT_TOPIC = "monitor.heartbeat"
+ACKS_TOPIC = "control.pause-acks"
+# An acknowledgement follows newly applied control.pauses records, at most this often:
+# a burst of records costs one ack, and polymon learns within a fraction of its bound.
+ACK_COALESCE_S = 0.2
+ACK_FLUSH_S = 2.0  # at stop, how long the last acknowledgements may take to leave
+# The consumer's security keys carry over to the acknowledgement producer.
+_SHARED_CONFIG_PREFIXES = ("security.", "sasl.", "ssl.", "enable.ssl", "client.",
+                           "socket.", "broker.", "reconnect.", "metadata.", "api.version")
 # Errors after which the guard no longer trusts what it has: the client lost every
 # broker, or cannot talk to the cluster at all. A single broker of a cluster going
 # away (_TRANSPORT) is not a loss: librdkafka moves on to the others, and should the
@@ -387,6 +410,33 @@ def decide(scope: str, book: PauseBook, status: GuardStatus) -> Decision:
     return _paused(f"paused by parent {covering} ({detail})", covering, state)
 
 
+def pause_ack(book: PauseBook, runner_id: str, runner_version: str, guard_state: str,
+              sent_ms: int, applied_ms: Mapping[str, int]) -> PauseAck:
+    """What the guard has applied, as its acknowledgement on control.pause-acks: the next
+    control.pauses offset read per partition, and the newest applied state of each paused
+    scope (the most recently updated ones when there are more than the record holds)
+    with when the guard applied it (``applied_ms``; unknown: ``sent_ms``)."""
+    paused = sorted((st for st in book.pauses.values() if st.paused),
+                    key=lambda st: (st.updated_ms, st.state_id), reverse=True)
+    return PauseAck(
+        runner_id=runner_id, runner_version=runner_version, guard_state=guard_state,
+        sent_ms=sent_ms,
+        watermarks=[PauseWatermark(partition=p, offset=o)
+                    for p, o in sorted(book.positions.items())],
+        applied=[AppliedPause(scope=st.scope, state_id=st.state_id, paused=st.paused,
+                              updated_ms=st.updated_ms,
+                              applied_ms=applied_ms.get(st.scope, sent_ms))
+                 for st in paused[:MAX_APPLIED_PAUSES]],
+    )
+
+
+def producer_config_from(consumer_config: Mapping[str, Any]) -> dict[str, Any]:
+    """The keys of a guard's consumer configuration its acknowledgement producer shares:
+    where and how to connect (security, SASL, TLS), not how to consume."""
+    return {k: v for k, v in consumer_config.items()
+            if k.startswith(_SHARED_CONFIG_PREFIXES) or k == "bootstrap.servers"}
+
+
 OnChange = Callable[[str, PauseState | None], None]
 OnHealth = Callable[[GuardStatus], None]
 
@@ -400,6 +450,15 @@ class PauseGuard:
     ``on_health(status)`` fires when the guard's state (ready, catching up, heartbeat
     stale, broker unreachable, stopped) changes. Both run on the guard's thread: keep
     them short, and an exception in one is logged, not raised.
+
+    With a ``runner_id`` (the id of scope ``runner:<id>``), the guard acknowledges what it
+    applied on control.pause-acks, keyed by that id, from a thread of its own: right
+    after it applies new control.pauses records (at most every 0.2 s) and every
+    ``ack_interval_s`` otherwise (see ``pause_ack``). polymon then alerts when this
+    runner has not applied a pause within its bound. The producer shares the consumer's
+    security keys (``producer_config`` adds to them); its failures are logged and
+    counted (``acks_sent``, ``ack_failures``), never raised, and never touch
+    ``allowed``. Without a runner id nothing is published.
     """
 
     def __init__(self, bootstrap: str, topic_prefix: str = "",
@@ -407,9 +466,26 @@ class PauseGuard:
                  on_change: OnChange | None = None,
                  on_health: OnHealth | None = None,
                  schema_registry_url: str | None = None,
-                 consumer_config: Mapping[str, Any] | None = None) -> None:
+                 consumer_config: Mapping[str, Any] | None = None,
+                 runner_id: str | None = None, runner_version: str | None = None,
+                 ack_interval_s: float = 1.0,
+                 producer_config: Mapping[str, Any] | None = None) -> None:
         if heartbeat_max_age_s <= 0:
             raise ValueError("heartbeat_max_age_s must be > 0")
+        if ack_interval_s <= 0:
+            raise ValueError("ack_interval_s must be > 0")
+        if runner_id is not None:
+            try:
+                ancestors(f"runner:{runner_id}")
+            except ScopeError as exc:
+                raise ValueError(f"runner_id {runner_id!r} is not a scope id: {exc}") from None
+        self.runner_id = runner_id
+        self.runner_version = (f"polymon-{__version__}" if runner_version is None
+                               else f"polymon-{__version__}/{runner_version}")
+        self.ack_interval_s = ack_interval_s
+        self.acks_topic = f"{topic_prefix}{ACKS_TOPIC}"
+        self.acks_sent = 0
+        self.ack_failures = 0
         self.bootstrap = bootstrap
         self.pauses_topic = f"{topic_prefix}{PAUSES_TOPIC}"
         self.heartbeat_topic = f"{topic_prefix}{HEARTBEAT_TOPIC}"
@@ -420,6 +496,14 @@ class PauseGuard:
         self._pause_codec = AvroCodec(catalog["PauseState"], catalog)
         self._heartbeat_codec = AvroCodec(catalog["MonitorHeartbeat"], catalog)
         self._consumer_config = dict(consumer_config or {})
+        self._producer_config = {**producer_config_from(self._consumer_config),
+                                 **(producer_config or {})}
+        self._ack_codec = AvroCodec(catalog["PauseAck"], catalog)
+        self._ack_wanted = threading.Event()
+        self._acks_stopping = threading.Event()
+        self._ack_thread: threading.Thread | None = None
+        # scope -> when (wall clock, ms) the guard applied its current state
+        self._applied_ms: dict[str, int] = {}
         self._book = PauseBook()
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
@@ -465,15 +549,24 @@ class PauseGuard:
             self._book.closed = None
         self._thread = threading.Thread(target=self._run, name="pause-guard", daemon=True)
         self._thread.start()
+        if self.runner_id is not None:
+            self._ack_thread = threading.Thread(target=self._run_acks,
+                                                name="pause-guard-acks", daemon=True)
+            self._ack_thread.start()
         return self
 
     def stop(self, timeout_s: float = 10.0) -> None:
         self._stopping.set()
+        started = time.monotonic()
         if self._thread is not None:
             self._thread.join(timeout_s)
         with self._lock:
             self._book.closed = "guard stopped"
         self._report_health()
+        if self._ack_thread is not None:  # its last acknowledgement says "stopped"
+            self._acks_stopping.set()
+            self._ack_wanted.set()
+            self._ack_thread.join(max(0.1, timeout_s - (time.monotonic() - started)))
 
     def wait_ready(self, timeout: float = 30.0) -> bool:
         """Block until the guard is ready (caught up, heartbeat fresh, broker reachable);
@@ -656,6 +749,9 @@ class PauseGuard:
                             message.topic(), message.partition(), message.offset(), key,
                             state.scope)
             changed = self._book.apply_pause(key, state)
+            if changed:
+                self._applied_ms[key] = int(time.time() * 1000)
+        self._ack_wanted.set()
         if changed and self.on_change is not None:
             try:
                 self.on_change(key, state)
@@ -686,6 +782,7 @@ class PauseGuard:
             if status.state is self._last_state:
                 return
             self._last_state = status.state
+        self._ack_wanted.set()
         log.info("pause guard: %s", status.reason)
         if self.on_health is not None:
             try:
@@ -693,6 +790,74 @@ class PauseGuard:
             except Exception:
                 log.exception("pause guard: on_health callback failed")
 
+
+    # -- the acknowledgement thread ------------------------------------------------------
+
+    def _ack(self) -> PauseAck:
+        assert self.runner_id is not None
+        with self._lock:
+            state = self._assess().state
+            return pause_ack(self._book, self.runner_id, self.runner_version, state.value,
+                             int(time.time() * 1000), self._applied_ms)
+
+    def _on_ack_delivery(self, error: KafkaError | None, _message: Message) -> None:
+        if error is None:
+            self.acks_sent += 1
+            return
+        self.ack_failures += 1
+        (log.warning if self.ack_failures == 1 else log.debug)(
+            "pause guard: acknowledgement not delivered to %s: %s", self.acks_topic,
+            error.str())
+
+    def _send_ack(self, producer: Producer) -> None:
+        try:
+            value = self._ack_codec.encode_record(self._ack())
+            producer.produce(self.acks_topic, key=self.runner_id.encode(), value=value,
+                             on_delivery=self._on_ack_delivery)
+        except BufferError:  # the broker is not taking them: this one is dropped
+            self.ack_failures += 1
+        except (KafkaException, CodecError, ValidationError) as exc:
+            self.ack_failures += 1
+            log.warning("pause guard: acknowledgement not sent: %s", exc)
+        producer.poll(0)
+
+    def _run_acks(self) -> None:
+        """Acknowledge after new control.pauses records (coalesced) and every
+        ``ack_interval_s``; at stop, a last one (guard stopped), flushed within a bound."""
+        producer: Producer | None = None
+        try:
+            producer = Producer({
+                "bootstrap.servers": self.bootstrap,
+                # polymon maps input keys to partitions with murmur2 (Java's, aiokafka's)
+                "partitioner": "murmur2_random",
+                "linger.ms": 0,
+                "message.timeout.ms": max(1000, int(self.ack_interval_s * 5000)),
+                "queue.buffering.max.messages": 100,  # a broker away: drop, never grow
+                "reconnect.backoff.ms": 100,
+                "reconnect.backoff.max.ms": 1000,
+                "error_cb": lambda error: log.debug("pause guard acks: %s", error.str()),
+                "logger": logging.getLogger(f"{__name__}.rdkafka"),
+                **self._producer_config,
+            })
+            last_sent = float("-inf")
+            while not self._acks_stopping.is_set():
+                periodic_in = last_sent + self.ack_interval_s - time.monotonic()
+                wanted = self._ack_wanted.wait(max(0.0, min(periodic_in, 0.1)))
+                producer.poll(0)
+                if self._acks_stopping.is_set():
+                    break
+                since = time.monotonic() - last_sent
+                if not (wanted and since >= ACK_COALESCE_S) and since < self.ack_interval_s:
+                    continue
+                self._ack_wanted.clear()
+                last_sent = time.monotonic()
+                self._send_ack(producer)
+            self._send_ack(producer)
+        except Exception:  # acknowledgements are optional: the guard goes on without them
+            log.exception("pause guard: acknowledgement thread failed")
+        finally:
+            if producer is not None:
+                producer.flush(ACK_FLUSH_S)
 
 # Trade envelopes for the audit log (one log, one auditor): streams/trade_reporter.py
 from streams.trade_reporter import TradeDeliveryError, TradeReporter  # noqa: E402, F401

@@ -10,7 +10,7 @@ import functools
 import re
 
 GLOBAL = "global"
-SCOPE_KINDS = frozenset({"bot", "market", "model", "feed", "strategy"})
+SCOPE_KINDS = frozenset({"bot", "market", "model", "feed", "strategy", "runner"})
 # A bound on the whole scope: ids are at most 128 characters, and scopes are keys, labels
 # and URL paths everywhere.
 MAX_SCOPE_LENGTH = 256

@@ -81,6 +81,14 @@ class ApiTokenSetting(BaseModel):
     rights: list[ApiRight] = Field(default_factory=list)
 
 
+class RunnerSetting(BaseModel):
+    """One trading runner polymon expects acknowledgements from."""
+
+    model_config = {"extra": "forbid"}
+    required: bool = Field(False, description="alert (GOV_RUNNER_SILENT) if it never "
+                           "acknowledged, not only once its acknowledgements stop")
+
+
 def _default_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
@@ -448,6 +456,18 @@ class Settings(BaseSettings):
                 raise ValueError(f"expected_feeds: {scope} needs a list of feed names")
         return value
 
+    @field_validator("runners")
+    @classmethod
+    def _runner_ids_are_scope_ids(cls, value: dict[str, RunnerSetting]
+                                  ) -> dict[str, RunnerSetting]:
+        for runner in value:
+            try:
+                validate_scope(f"runner:{runner}")
+            except ScopeError as exc:
+                raise ValueError(f"runners: runner id {runner[:80]!r} is not a scope id: "
+                                 f"{exc}") from None
+        return value
+
     @field_validator("api_tokens")
     @classmethod
     def _tokens_are_long_enough(cls, value: dict[str, ApiTokenSetting]
@@ -499,6 +519,20 @@ class Settings(BaseSettings):
         5.0, ge=0, description="RISK_STATE_DIVERGENCE when a fill or order intent on "
         "exec.fills comes this long (its event time) after a pause covering its bot and "
         "market: the time a pause may take to reach the runners",
+    )
+    runners: dict[str, RunnerSetting] = Field(
+        default_factory=dict, description="the trading runners polymon knows of, by runner "
+        "id (a PauseGuard's runner_id), e.g. {\"r1\": {\"required\": true}}: a required one "
+        "that never acknowledged is GOV_RUNNER_SILENT; a listed one that never did is shown "
+        "as never acknowledged; unlisted ones appear once they acknowledge",
+    )
+    pause_ack_bound_s: float = Field(
+        3.0, gt=0, description="GOV_PAUSE_NOT_APPLIED when a runner's acknowledgements have "
+        "not passed a control.pauses state published this long ago",
+    )
+    runner_ack_timeout_s: float = Field(
+        10.0, gt=0, description="GOV_RUNNER_SILENT when a runner that acknowledged before (or "
+        "a required one) sent no acknowledgement for this long (runners ack every second)",
     )
     drift_threshold: float = Field(
         0.20, ge=0, description="RISK_MODEL_DRIFT when max KL(recent ‖ training) reaches this"

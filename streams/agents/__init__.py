@@ -20,9 +20,10 @@ from streams.agents import (  # noqa: E402
     latches,
     liveness,
     membership,
+    pause_acks,
     rollout,
     trades,
 )
 
 __all__ = ["canary", "commands", "divergence", "drift", "execution", "health", "incidents",
-           "latches", "liveness", "membership", "rollout", "trades"]
+           "latches", "liveness", "membership", "pause_acks", "rollout", "trades"]

@@ -82,6 +82,20 @@ def refresh(metrics: Metrics, *, now_ms: int, scope_health: Iterable[tuple[str, 
     _slos(metrics, slo_windows)
 
 
+def runners(metrics: Metrics, rows: Mapping[str, Mapping[str, Any]]) -> None:
+    """Per runner (GET /api/runners of this worker): lag and acknowledgement age; a runner
+    that never acknowledged has no series."""
+    gauges = (metrics.runner_pause_lag_seconds, metrics.runner_pause_lag_records,
+              metrics.runner_ack_age)
+    for gauge in gauges:
+        gauge.clear()
+    for runner, row in rows.items():
+        for gauge, field in zip(gauges, ("lag_s", "lag_records", "last_ack_age_s"),
+                                strict=True):
+            if row.get(field) is not None:
+                gauge.labels(runner).set(row[field])
+
+
 def _response_times(metrics: Metrics, incidents: Iterable[Mapping[str, Any]]) -> None:
     """Time to acknowledge and to resolve per reason family (a fixed, small set)."""
     for gauge in (metrics.incident_time_to_acknowledge, metrics.incident_time_to_resolve):

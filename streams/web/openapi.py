@@ -231,6 +231,11 @@ def paths(read_requires_token: bool = False) -> dict[str, dict[str, Any]]:
         "/api/heartbeats": _read("listHeartbeats", "heartbeat health per bot, market, ...",
                                  _fanned("HeartbeatRow"), route="/api/heartbeats",
                                  description=fanned, **reads),
+        "/api/runners": _read("listRunners", "per trading runner, its PauseGuard's pause "
+                              "acknowledgements: lag behind control.pauses (records, "
+                              "seconds), oldest unapplied pause, silence, its alerts",
+                              _fanned("RunnerRow", "runners"), route="/api/runners",
+                              description=fanned, **reads),
         "/api/execution": _read("listExecution", "fill ratio and slippage error per window "
                                 "(the execution agents' tables)", _fanned("ExecutionRow"),
                                 route="/api/execution", description=fanned, **reads),
@@ -476,6 +481,19 @@ def components() -> dict[str, Any]:
             ["last_event_ms", "age_s", "interval_ms", "limit_s", "healthy"],
             {"last_event_ms": _INT, "age_s": _NUM, "interval_ms": _INT, "limit_s": _NUM,
              "healthy": _BOOL, "alert_id": _STR_OR_NULL, "paused_by": _STR_OR_NULL}),
+        "RunnerRow": _object(
+            ["runner_id", "required", "listed", "never_acknowledged", "silent", "lag_records",
+             "lag_s", "last_ack_age_s", "oldest_unapplied", "alerts"],
+            {"runner_id": _STR, "runner_version": _STR_OR_NULL, "guard_state": _STR_OR_NULL,
+             "required": _BOOL, "listed": _BOOL, "never_acknowledged": _BOOL,
+             "last_ack_age_s": {"type": ["number", "null"]},
+             "lag_records": _INT_OR_NULL, "lag_s": {"type": ["number", "null"]},
+             "oldest_unapplied": {"oneOf": [{"type": "null"}, _object(
+                 ["scope", "state_id", "paused", "age_s"],
+                 {"scope": _STR, "state_id": _STR, "paused": _BOOL, "age_s": _NUM})]},
+             "paused_scopes": _INT_OR_NULL, "silent": _BOOL, "not_applied": _BOOL,
+             "alerts": {"type": "object", "additionalProperties": _STR},
+             "bound_s": _NUM, "timeout_s": _NUM, "view_caught_up": _BOOL}),
         "ExecutionRow": _object(
             ["scope", "cohort", "windows", "alerts", "breaching"],
             {"scope": _STR, "cohort": _STR_OR_NULL, "last_event_ms": _INT_OR_NULL,

@@ -18,6 +18,7 @@ from typing import Any
 
 from streams.codec import AvroCodec, CodecError
 from streams.control.divergence import PauseView
+from streams.control.pause_acks import PauseLog, PublishedPause
 from streams.web.api import audit_view, incident_view, pause_view, rollout_view
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,8 @@ MAX_OUTCOMES = 5000
 
 class ReadModel:
     def __init__(self, codecs: Mapping[str, AvroCodec], audit_tail: int = 1000,
-                 pause_view: PauseView | None = None) -> None:
+                 pause_view: PauseView | None = None,
+                 pause_log: PauseLog | None = None) -> None:
         self.codecs = codecs
         self.pauses: dict[str, dict[str, Any]] = {}
         # the paused scopes, for the fill check (streams.agents.divergence)
@@ -43,6 +45,10 @@ class ReadModel:
         self.outcomes: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self.caught_up = asyncio.Event()
         self.pause_view.caught_up = self.caught_up.is_set
+        # control.pauses by partition and offset, for the runners' acknowledgements
+        # (streams.agents.pause_acks)
+        self.pause_log = pause_log if pause_log is not None else PauseLog()
+        self.pause_log.caught_up = self.caught_up.is_set
         # the kind of the last failure (an exception's class: its text may carry hosts
         # or records, and goes to the log only)
         self.last_error_kind: str | None = None
@@ -51,8 +57,10 @@ class ReadModel:
 
     # --- applying records ---------------------------------------------------------------
 
-    def apply(self, topic: str, key: bytes | None, value: bytes | None) -> None:
-        """One message of ``topic`` (its default name, without prefix)."""
+    def apply(self, topic: str, key: bytes | None, value: bytes | None, partition: int = -1,
+              offset: int = -1, timestamp_ms: int | None = None) -> None:
+        """One message of ``topic`` (its default name, without prefix), at ``offset`` of
+        ``partition`` (-1: unknown), written at ``timestamp_ms``."""
         text_key = key.decode(errors="replace") if key is not None else ""
         if topic == TAILED:
             if value is not None:
@@ -64,10 +72,17 @@ class ReadModel:
             store.pop(text_key, None)
             if topic == "control.pauses":
                 self.pause_view.remove(text_key)
+                if partition >= 0:
+                    self.pause_log.note(PublishedPause(partition, offset, text_key, None,
+                                                       False, timestamp_ms or 0))
             return
         if topic == "control.pauses":
             record = self.codecs["PauseState"].decode_record(value)
             store[record.scope] = pause_view(record)
+            if partition >= 0:  # published when written: a state re-sent is new to runners
+                self.pause_log.note(PublishedPause(
+                    partition, offset, record.scope, record.state_id, record.paused,
+                    max(record.updated_ms, timestamp_ms or 0)))
             self.pause_view.note(record.scope, record.paused, record.state_id,
                                  record.since_ms, record.reason_code, record.actor)
         elif topic == "control.rollout":
@@ -169,6 +184,9 @@ class ReadModel:
             for tp, start in starts.items():
                 consumer.seek(tp, start)
             self._reset()
+            for tp in tps:
+                if by_real[tp.topic] == "control.pauses":
+                    self.pause_log.set_end(tp.partition, ends[tp])
             pending = {tp for tp in tps if ends[tp] > starts[tp]}
             if not pending:
                 self.caught_up.set()
@@ -177,7 +195,8 @@ class ReadModel:
                 for tp, messages in batch.items():
                     for message in messages:
                         try:
-                            self.apply(by_real[tp.topic], message.key, message.value)
+                            self.apply(by_real[tp.topic], message.key, message.value,
+                                       tp.partition, message.offset, message.timestamp)
                         except (CodecError, ValueError, KeyError, AssertionError) as exc:
                             log.warning("read model: skipping %s[%d]@%d: %s", tp.topic,
                                         tp.partition, message.offset, exc)
@@ -196,6 +215,7 @@ class ReadModel:
         self.caught_up.clear()
         self.pauses.clear()
         self.pause_view.clear()
+        self.pause_log.clear()
         self.incidents.clear()
         self.rollout.clear()
         self.audit.clear()

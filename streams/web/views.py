@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 
 from faust.web import Request, Response, View
 
-from streams.agents import canary, divergence, drift, execution
+from streams.agents import canary, divergence, drift, execution, pause_acks
 from streams.agents.health import scope_health, slo_windows
 from streams.agents.membership import own_member_id
 from streams.app import app, clock, codecs, metrics, settings, topic_specs, topics
@@ -43,7 +43,8 @@ from streams.web.publish import CommandPublisher
 from streams.web.readmodel import COMPACTED, TAILED, ReadModel
 
 log = logging.getLogger(__name__)
-read_model = ReadModel(codecs, settings.audit_tail, pause_view=divergence.view)
+read_model = ReadModel(codecs, settings.audit_tail, pause_view=divergence.view,
+                       pause_log=pause_acks.log)
 publisher = CommandPublisher(topics.ops_commands, codecs["OpsCommand"],
                              settings.input_partitioner)
 
@@ -164,6 +165,7 @@ class MetricsPage(View):
             canary_state=owned_items(canary.canary_state),
             slo_windows=owned_items(slo_windows),
         )
+        observe.runners(metrics, pause_acks.runner_rows(now_ms(), set(own_partitions())))
 
 
 @app.page("/")
@@ -253,6 +255,21 @@ class Heartbeats(ApiView):
             if params.get("local"):
                 return result
             return {"scopes": _with_pauses(result["data"]), "workers": result["workers"],
+                    "complete": result["complete"], "now_ms": now_ms()}
+
+        return await self.answer(request, handler)
+
+
+@page("/api/runners")
+class Runners(ApiView):
+    async def get(self, request: Request) -> Response:
+        async def handler() -> Reply:
+            params = self.params(request)
+            result = await merged(request, params, lambda: pause_acks.runner_rows(
+                now_ms(), set(own_partitions())))
+            if params.get("local"):
+                return result
+            return {"runners": result["data"], "workers": result["workers"],
                     "complete": result["complete"], "now_ms": now_ms()}
 
         return await self.answer(request, handler)

@@ -105,8 +105,10 @@ def test_acls_are_printed_from_the_principals_without_a_broker() -> None:
     assert "ALLOW User:polymon WRITE TOPIC sec.control.pauses" in lines
     assert "ALLOW User:runner READ TOPIC sec.control.pauses" in lines
     assert "ALLOW User:feeds WRITE TOPIC sec.health.events" in lines
+    assert "ALLOW User:runner WRITE TOPIC sec.control.pause-acks" in lines
     assert "ALLOW User:runner WRITE TOPIC sec.exec.trades" in lines
-    assert not any(("User:runner WRITE" in line and "exec.trades" not in line)
+    assert not any(("User:runner WRITE" in line and "pause-acks" not in line
+                    and "exec.trades" not in line)
                    or "User:feeds WRITE TOPIC sec.ops" in line for line in lines)
 
 

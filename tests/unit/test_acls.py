@@ -27,18 +27,20 @@ def test_only_the_worker_writes_the_decision_topics() -> None:
     assert ops == {"User:polymon", "User:api"}
 
 
-def test_runners_read_pauses_and_heartbeats_and_write_only_their_trades() -> None:
+def test_runners_read_pauses_and_heartbeats_and_write_only_their_acks_and_trades() -> None:
     acls = deployment_acls(SPECS, "", "polymon", PRINCIPALS)
     runner = acls_of("User:runner", acls)
     topics = {(op, name) for op, kind, name in runner if kind == "TOPIC"}
+    writes = ("control.pause-acks", "exec.trades")
     assert topics == {(op, name) for op in ("READ", "DESCRIBE")
                       for name in ("control.pauses", "monitor.heartbeat")} | {
-        ("WRITE", "exec.trades"), ("DESCRIBE", "exec.trades")}
-    assert {name for op, _, name in runner if op == "WRITE"} == {"exec.trades"}
-    # an input: the worker reads the trades and never writes them (it copies them to
-    # audit.log, which it alone writes)
-    writers = {a.principal for a in acls if a.operation == "WRITE" and a.name == "exec.trades"}
-    assert writers == {"User:runner"}
+        (op, name) for op in ("WRITE", "DESCRIBE") for name in writes}
+    assert {name for op, _, name in runner if op == "WRITE"} == set(writes)
+    # inputs: the worker reads the acks and the trades and never writes them (it copies
+    # the trades to audit.log, which it alone writes)
+    for name in writes:
+        writers = {a.principal for a in acls if a.operation == "WRITE" and a.name == name}
+        assert writers == {"User:runner"}, name
 
 
 def test_producers_write_only_their_inputs_and_the_worker_no_input() -> None:

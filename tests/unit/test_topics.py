@@ -7,13 +7,13 @@ from streams.topics import SPEC_PATH, load_topic_specs
 
 DESIGN = Path(__file__).resolve().parents[2] / "docs" / "design.md"
 COMPACTED = {"model.profiles", "control.pauses", "monitor.incidents", "control.rollout",
-             "monitor.heartbeat"}
+             "monitor.heartbeat", "control.pause-acks"}
 
 
 def test_spec_declares_every_topic_with_its_cleanup_policy() -> None:
     specs = load_topic_specs()
     assert {name for name, spec in specs.items() if spec.compacted} == COMPACTED
-    assert len(specs) == 17
+    assert len(specs) == 18
     for spec in specs.values():
         assert spec.partitions >= 1 and spec.key and spec.schema
 
@@ -21,7 +21,7 @@ def test_spec_declares_every_topic_with_its_cleanup_policy() -> None:
 def test_spec_matches_the_design_topic_table() -> None:
     table = {
         match[1]: match[2].strip()
-        for match in re.finditer(r"^\| ([a-z.]+) \| [^|]+ \| (\w+) \|", DESIGN.read_text(),
+        for match in re.finditer(r"^\| ([a-z.-]+) \| [^|]+ \| (\w+) \|", DESIGN.read_text(),
                                  re.MULTILINE)
     }
     table.pop("topic")  # the header row
