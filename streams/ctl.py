@@ -394,6 +394,35 @@ def heartbeats(
 
 
 @ctl_cli.command()
+def runners() -> None:
+    """Trading runners and their pause acknowledgements: lag behind control.pauses, the
+    oldest pause not applied, silence (every worker)."""
+    reply = _call("GET", "/api/runners")
+    if ctx.as_json:
+        _print_json(reply)
+        return
+    table = _table("runner", "version", "guard", "last ack s", "lag", "lag s",
+                   "oldest unapplied", "state")
+
+    def num(value: float | None, spec: str = ".1f") -> str:
+        return "-" if value is None else format(value, spec)
+
+    for name, r in sorted(reply["runners"].items()):
+        oldest = r.get("oldest_unapplied")
+        if r["never_acknowledged"]:
+            state = "SILENT (required, never acknowledged)" if r["silent"] \
+                else "never acknowledged"
+        else:
+            state = ", ".join(code for code in sorted(r.get("alerts") or {})) or (
+                "SILENT" if r["silent"] else "ok")
+        table.add_row(name, r.get("runner_version") or "-", r.get("guard_state") or "-",
+                      num(r["last_ack_age_s"]), num(r["lag_records"], "d"), num(r["lag_s"]),
+                      f"{oldest['scope']} {oldest['state_id']} ({oldest['age_s']:.1f}s)"
+                      if oldest else "-", state)
+    out.print(table)
+
+
+@ctl_cli.command()
 def audit(
     kind: Annotated[str | None, typer.Option(
         help=f"a record kind ({', '.join(RECORD_KINDS)}) or a scope kind "
