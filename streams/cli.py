@@ -225,6 +225,7 @@ def worker(
     if worker_id is not None:
         os.environ["POLYMON_WORKER_ID"] = worker_id
     from streams.framework.gate import FrameworkMismatch
+    from streams.otel import OtelUnavailable
     from streams.worker import TopicsNotReady, run_worker
 
     settings = _settings()
@@ -232,7 +233,7 @@ def worker(
         run_worker(settings)
     except TopicsNotReady as exc:
         raise _fail(str(exc), EXIT_BAD_INPUT) from exc
-    except FrameworkMismatch as exc:
+    except (FrameworkMismatch, OtelUnavailable) as exc:
         raise _fail(str(exc)) from exc
 
 

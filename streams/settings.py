@@ -232,6 +232,14 @@ class Settings(BaseSettings):
     )
     log_level: str = Field(
         "info", description="the worker's log level (debug, info, warning, error)")
+    otel_exporter_endpoint: str | None = Field(
+        None, pattern=r"^https?://\S+$",
+        description="OTLP/HTTP (protobuf) traces endpoint, e.g. http://collector:4318/v1/traces: "
+        "a span per decision (alert, pause, incident, audit entry) linked to its cause's "
+        "traceparent, exported in the background; unset: off. Needs the otel extra "
+        "(pip install 'polymon[otel]'); a worker with it set and the extra missing does not "
+        "start",
+    )
     clock: Literal["wall", "event"] = Field(
         "wall", description="wall: decide on wall-clock time; event: on the event-time "
         "watermark (replay), so a replay reproduces the same decisions",

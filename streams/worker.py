@@ -98,8 +98,12 @@ def run_worker(settings: Settings) -> None:
     signalled. Raises FrameworkMismatch (streams.framework.gate) or TopicsNotReady."""
     framework.install(settings)  # before anything connects: the libraries are the right ones
     ensure_topics_match(settings)
-    from streams import agents, web  # noqa: F401  (registers agents, timers and views)
-    from streams.app import app
+    from streams import agents, otel, web  # noqa: F401  (registers agents, timers and views)
+    from streams.app import app, topics
+
+    otel.start(settings.otel_exporter_endpoint, settings.worker_id,
+               [topic.get_topic_name() for topic in
+                (topics.alerts, topics.pauses, topics.incidents, topics.audit)])
 
     app.conf.datadir.mkdir(parents=True, exist_ok=True)
     tune_gc(settings.gc_thresholds)

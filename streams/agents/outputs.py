@@ -16,6 +16,7 @@ from typing import Any
 import faust
 import ujson
 
+from streams import otel
 from streams.agents import causes
 from streams.app import app, settings, topics
 from streams.control.alerts import AlertTransition
@@ -49,7 +50,10 @@ def track(topic: str, future: Any) -> None:
 async def send(topic: faust.TopicT, key: bytes, value: Any) -> None:
     """``topic.send``, its delivery tracked: Faust's send returns once the message is
     queued, and nothing else would notice that the broker never took it."""
-    track(topic.get_topic_name(), await topic.send(key=key, value=value))
+    name = topic.get_topic_name()
+    track(name, await topic.send(key=key, value=value))
+    if otel.active is not None:  # a span per decision (optional exporter)
+        otel.active.sent(name, value)
 
 
 def owned_partitions(topic: faust.TopicT) -> set[int]:
