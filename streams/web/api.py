@@ -719,6 +719,13 @@ def rollout_view(state: RolloutState) -> dict[str, Any]:
     return view
 
 
+def trace_view(envelope: ReportEnvelope) -> dict[str, Any]:
+    """What caused a decision: its cause's trace id and span id (from the input's
+    traceparent, or null) and the input records, as topic/partition@offset."""
+    return {"trace_id": envelope.trace_id, "cause_span_id": envelope.cause_span_id,
+            "cause_events": list(envelope.cause_events)}
+
+
 def incident_view(envelope: ReportEnvelope) -> dict[str, Any]:
     payload = envelope.payload
     assert isinstance(payload, IncidentPayload)
@@ -746,7 +753,7 @@ def incident_view(envelope: ReportEnvelope) -> dict[str, Any]:
         "root_cause": causes[-1] if causes else None,
         "follow_ups": [e["what"].removeprefix(FOLLOW_UP_ENTRY) for e in timeline
                        if e["what"].startswith(FOLLOW_UP_ENTRY)],
-        "timeline": timeline, "envelope_id": envelope.envelope_id,
+        "timeline": timeline, "envelope_id": envelope.envelope_id, **trace_view(envelope),
     }
 
 
@@ -769,6 +776,7 @@ def trade_audit_view(envelope: ReportEnvelope) -> dict[str, Any]:
         "severity": envelope.severity.value, "source": envelope.source, "action": "trade",
         "actor": envelope.source, "decision": trade_decision(payload), "before": None,
         "after": None, "evidence": {}, "trade": payload.model_dump(mode="json"),
+        **trace_view(envelope),
     }
 
 
@@ -796,7 +804,7 @@ def audit_view(envelope: ReportEnvelope) -> dict[str, Any]:
         "before": parsed(payload.before), "after": parsed(payload.after),
         "evidence": dict(payload.evidence), "event_time_ms": envelope.event_time_ms,
         "kind": payload.action if payload.action in ("alert", "incident") else "audit",
-        "trade": None,
+        "trade": None, **trace_view(envelope),
     }
 
 

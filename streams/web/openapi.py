@@ -378,6 +378,17 @@ _INT = {"type": "integer"}
 _NUM = {"type": "number"}
 _BOOL = {"type": "boolean"}
 _STR_OR_NULL = {"type": ["string", "null"]}
+# what caused a decision (streams.tracing): its input's trace context and records
+TRACE_FIELDS = ("trace_id", "cause_span_id", "cause_events")
+_TRACE = {
+    "trace_id": {"type": ["string", "null"], "pattern": "^[0-9a-f]{32}$",
+                 "description": "W3C trace id of the input that caused it (its traceparent)"},
+    "cause_span_id": {"type": ["string", "null"], "pattern": "^[0-9a-f]{16}$",
+                      "description": "span id of that input's traceparent"},
+    "cause_events": {"type": "array", "items": _STR, "maxItems": 16,
+                     "description": "the input records that caused it, as "
+                                    "<topic>/<partition>@<offset>"},
+}
 _INT_OR_NULL = {"type": ["integer", "null"]}
 _RESPONSE_TIMES = {"anyOf": [
     {"type": "object", "required": list(RESPONSE_STATS),
@@ -421,7 +432,7 @@ def components() -> dict[str, Any]:
         "AuditEntry": _object(
             ["envelope_id", "time_ms", "event_time_ms", "kind", "scope", "reason_code",
              "severity", "source", "action", "actor", "decision", "before", "after",
-             "evidence", "trade"],
+             "evidence", "trade", *TRACE_FIELDS],
             {"envelope_id": _STR, "time_ms": _INT, "scope": _STR, "reason_code": _STR,
              "event_time_ms": {**_INT, "description": "event time of its cause (a trade: "
                                "of the trade)"},
@@ -436,12 +447,13 @@ def components() -> dict[str, Any]:
              "action": _STR, "actor": _STR, "decision": _STR,
              "before": {"description": "the state before (JSON), or null"},
              "after": {"description": "the state after (JSON), or null"},
-             "evidence": {"type": "object", "additionalProperties": _STR}}),
+             "evidence": {"type": "object", "additionalProperties": _STR},
+             **_TRACE}),
         "Incident": _object(
             ["incident_id", "state", "severity", "scope", "dedup_key", "reason_code",
              "reason_family", "opened_ms", "updated_ms", "acknowledged_by", "acknowledged_ms",
              "resolved_by", "resolved_ms", "firing_alerts", "alerts", "paused", "root_cause",
-             "follow_ups", "timeline", "envelope_id"],
+             "follow_ups", "timeline", "envelope_id", *TRACE_FIELDS],
             {"incident_id": _STR, "state": {"type": "string", "enum": list(INCIDENT_STATES)},
              "severity": {"type": "string", "enum": list(SEVERITIES)}, "scope": _STR,
              "dedup_key": _STR, "reason_code": _STR, "reason_family": _STR,
@@ -453,7 +465,7 @@ def components() -> dict[str, Any]:
              "follow_ups": {"type": "array", "items": _STR,
                             "description": "given when it was resolved"},
              "timeline": {"type": "array", "items": _ref("TimelineEntry")},
-             "envelope_id": _STR,
+             "envelope_id": _STR, **_TRACE,
              "trades": {**_ref("IncidentTrades"),
                         "description": "one incident's view only (not in the list)"}}),
         "IncidentTrades": _object(["envelope_ids", "count", "lead_s"], {

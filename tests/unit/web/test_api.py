@@ -339,6 +339,14 @@ def test_pause_rollout_and_audit_views() -> None:
     view = api.audit_view(audit)
     assert view["before"] == {"paused": False} and view["after"] == "not json"
     assert view["evidence"]["reason"] == "why" and view["time_ms"] == 5
+    assert (view["trace_id"], view["cause_span_id"], view["cause_events"]) == (None, None, [])
+    traced = audit.model_copy(update={"trace_id": "4bf92f3577b34da6a3ce929d0e0e4736",
+                                      "cause_span_id": "00f067aa0ba902b7",
+                                      "cause_events": ["ops.commands/0@3"]})
+    assert api.audit_view(traced)["trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736"
+    assert api.audit_view(traced)["cause_events"] == ["ops.commands/0@3"]
+    assert api.pause_view(pause.model_copy(update={"cause_events": ["t/0@1"]}))[
+        "cause_events"] == ["t/0@1"]
 
 
 def test_an_idempotency_key_is_bound_to_its_request() -> None:
