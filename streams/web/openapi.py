@@ -93,6 +93,11 @@ IDEMPOTENCY_KEY = {
     "description": "the command id: a retry with the same key is the same command (applied "
                    "once, answered with the same outcome); a key already used for another "
                    "action is a 409"}
+TRACEPARENT = {
+    "name": "traceparent", "in": "header", "required": False,
+    "schema": {"type": "string", "pattern": "^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"},
+    "description": "W3C trace context: the command's decisions (pause, incident, audit "
+                   "entry) carry its trace id and span id; an invalid one is ignored"}
 METRIC_NAMES = {
     "name": "name[]", "in": "query", "required": False, "style": "form", "explode": True,
     "schema": {"type": "array", "items": string_schema(METRIC_NAME_PATTERN, 200)},
@@ -175,7 +180,7 @@ def _command(operation_id: str, summary: str, right: str, path: dict[str, Any],
                        "producers share), waits briefly for its audit entry and answers "
                        "202 with the command id and, once known, the outcome.",
         "security": _security(right),
-        "parameters": [path, IDEMPOTENCY_KEY],
+        "parameters": [path, IDEMPOTENCY_KEY, TRACEPARENT],
         "requestBody": {"required": True, "content": {JSON: {"schema": body_schema(fields)}}},
         "responses": responses,
     }}

@@ -21,9 +21,11 @@ class CommandPublisher:
         return partition_for(scope.encode(), self.topic.partitions or 1,  # type: ignore[attr-defined]
                              self.partitioner)
 
-    async def publish(self, command: OpsCommand) -> None:
-        """Send and wait for the broker's acknowledgement (the app's producer: acks=all)."""
+    async def publish(self, command: OpsCommand,
+                      headers: list[tuple[str, bytes]] | None = None) -> None:
+        """Send and wait for the broker's acknowledgement (the app's producer: acks=all);
+        ``headers``: the request's trace context, which the command's decisions name."""
         pending = await self.topic.send(  # type: ignore[attr-defined]
             key=command.scope.encode(), value=self.codec.encode_record(command),
-            partition=self.partition(command.scope))
+            partition=self.partition(command.scope), headers=headers)
         await pending

@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 
 from faust.web import Request, Response, View
 
+from streams import tracing
 from streams.agents import canary, divergence, drift, execution, pause_acks
 from streams.agents.health import scope_health, slo_windows
 from streams.agents.membership import own_member_id
@@ -498,8 +499,12 @@ async def submit(request: Request, right: str, action: OpsAction,
     command = OpsCommand(command_id=command_id, scope=scope, action=action, actor=who.actor,
                          reason=body["reason"], target=target,
                          issued_time_ms=int(time.time() * 1000), **(more(body) if more else {}))
+    # a valid W3C traceparent of the request goes on with the command: its decisions
+    # (pause, incident, audit) name that trace (an invalid one is ignored, as the spec says)
+    context = tracing.parse_traceparent(request.headers.get("traceparent"))
     try:
-        await publisher.publish(command)
+        await publisher.publish(command, [(tracing.TRACEPARENT, context.traceparent().encode())]
+                                if context is not None else None)
     except Exception as exc:
         metrics.operator_commands.labels(action.value, "unpublished").inc()
         log.warning("command %s: not published to ops.commands: %r", command_id, exc)

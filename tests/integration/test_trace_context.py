@@ -6,7 +6,9 @@ command's pause names the command's record and trace."""
 
 from __future__ import annotations
 
+import json
 import time
+import urllib.request
 import uuid
 from typing import Any
 
@@ -31,6 +33,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.compiled_twin]
 
 TRACE, SPAN = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
 COMMAND_TRACE, COMMAND_SPAN = "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"
+TOKEN = "alice-token-0123456789"
 FAST = {"evaluation_interval_s": 0.1, "staleness_thresholds_s": {"book": 1.0},
         "monitor_heartbeat_interval_s": 0.2}
 
@@ -55,7 +58,8 @@ def _traced(record: Any) -> tuple[str | None, str | None, list[str]]:
 def test_a_stale_book_s_pause_alert_incident_and_audit_name_its_traced_input(
         stack: Stack) -> None:
     stack.create_topics()
-    stack.start_worker(**FAST)
+    worker = stack.start_worker(**FAST, api_tokens={TOKEN: {"actor": "alice",
+                                                            "rights": ["pause"]}})
     event = HealthEvent(event_id=uuid.uuid4().hex, scope="market:tr1",
                         kind=HealthEventKind.DATA_UPDATE, source="book-feed",
                         event_time_ms=int(time.time() * 1000), feed="book", sequence=1)
@@ -119,3 +123,18 @@ def test_a_stale_book_s_pause_alert_incident_and_audit_name_its_traced_input(
                              [("traceparent", f"00-{COMMAND_TRACE}-{COMMAND_SPAN}-01".encode())])
     operator_pause = wait_until(lambda: pause_of("bot:op1"), 10, what="bot:op1 paused")
     assert _traced(operator_pause) == (COMMAND_TRACE, COMMAND_SPAN, [command_event])
+
+    # the API passes a request's traceparent on with the command it publishes
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{worker.web_port}/api/scopes/bot:op2/pause", method="POST",
+        data=json.dumps({"reason": "trace test"}).encode(),
+        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json",
+                 "traceparent": f"00-{COMMAND_TRACE}-{'c' * 16}-01"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 202
+        command_id = json.loads(response.read())["command_id"]
+    api_pause = wait_until(lambda: pause_of("bot:op2"), 10, what="bot:op2 paused")
+    assert (api_pause.trace_id, api_pause.cause_span_id) == (COMMAND_TRACE, "c" * 16)
+    assert api_pause.cause_id == command_id
+    [event] = api_pause.cause_events
+    assert event.startswith(stack.topic("ops.commands") + "/")
