@@ -19,16 +19,19 @@ class _Generation:
 # Faust keeps a message's timestamp as float seconds: milliseconds round-trip exactly up to
 # 2**43 (the year 2248), not near 2**53
 @given(st.none() | st.integers(0, 2**43), st.none() | st.binary(max_size=8),
-       st.none() | st.binary(max_size=8), st.integers(0, 2**40))
+       st.none() | st.binary(max_size=8), st.integers(0, 2**40),
+       st.lists(st.tuples(st.sampled_from(["traceparent", "x"]), st.binary(max_size=8)),
+                max_size=3))
 def test_a_message_of_fausts_path_reads_as_the_fetched_record(
-        timestamp_ms: int | None, key: bytes | None, value: bytes | None, offset: int) -> None:
+        timestamp_ms: int | None, key: bytes | None, value: bytes | None, offset: int,
+        headers: list[tuple[str, bytes]]) -> None:
     record = FetchedRecord("health.events", 3, offset, timestamp_ms, 0, key, value, None,
                            -1 if key is None else len(key), -1 if value is None else len(value),
-                           ())
+                           tuple(headers))
     consumer = Consumer.__new__(Consumer)
     consumer.app = _Generation()  # type: ignore[assignment]
     message = Consumer._to_message(consumer, TP("health.events", 3), record)  # Faust's own
-    fields = ("topic", "partition", "offset", "timestamp", "key", "value")
+    fields = ("topic", "partition", "offset", "timestamp", "key", "value", "headers")
     assert ([getattr(delivered(message), name) for name in fields]
             == [getattr(record, name) for name in fields])
 
