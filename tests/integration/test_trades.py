@@ -1,7 +1,8 @@
 """One log, one auditor, on the real broker with a real worker: a runner's TradeReporter
 publishes trade envelopes on exec.trades; the worker appends them to audit.log unchanged
 (same envelope ids), `/api/audit?kind=trade` lists them (and kind=alert does not); a
-malformed record and a forged alert on exec.trades are dead-lettered with the reason; an
+malformed record, a forged alert and a trade stamped an hour ahead are dead-lettered
+with the reason; an
 incident on the trades' market (a stale book) lists them as trades affected in its view,
 its review and `polymon ctl incident-report`."""
 
@@ -20,7 +21,6 @@ from streams.records import (
     DeadLetterStage,
     HealthEvent,
     HealthEventKind,
-    ReportEnvelope,
     TradePayload,
 )
 from streams.runner import TradeReporter
@@ -55,10 +55,14 @@ def test_trade_envelopes_reach_the_audit_log_the_audit_api_and_the_incident_revi
         assert reporter.report("bot:b1/market:m1", "o-1", "BUY", 10.0, 0.42,
                                filled_size=10.0, fill_price=0.43, model_version="v2",
                                event_time_ms=t0 - 10, traceparent=TRACEPARENT) == filled
+        # a trade stamped an hour ahead: outside the accepted skew, as any input's
+        future = reporter.report("bot:b1/market:m1", "o-3", "BUY", 1.0, 0.5,
+                                 event_time_ms=t0 + 3_600_000)
         assert reporter.flush(10.0) == 0
     ours = {ordered, filled, elsewhere}
     assert len(ours) == 3
 
+    assert future not in ours
     # written to exec.trades without the reporter: garbage, and an alert (a runner
     # cannot write polymon's decisions)
     forged = alert_envelope(
@@ -100,13 +104,14 @@ def test_trade_envelopes_reach_the_audit_log_the_audit_api_and_the_incident_revi
     letters = wait_until(
         lambda: len(found := [d for d in stack.read_records("monitor.deadletter",
                                                             idle_timeout_s=0.5)
-                              if d.source_topic.endswith("exec.trades")]) >= 2 and found,
-        20, what="two dead letters from exec.trades")
-    by_stage = {d.stage: d for d in letters}
-    assert by_stage[DeadLetterStage.DECODE].value == b"\x00not avro"
-    refused = by_stage[DeadLetterStage.VALIDATE]
-    assert "got AlertPayload: a runner cannot write polymon's decisions" in refused.error
-    assert isinstance(CODECS["ReportEnvelope"].decode_record(refused.value), ReportEnvelope)
+                              if d.source_topic.endswith("exec.trades")]) >= 3 and found,
+        20, what="three dead letters from exec.trades")
+    assert [d.value for d in letters if d.stage is DeadLetterStage.DECODE] == [b"\x00not avro"]
+    refused = {CODECS["ReportEnvelope"].decode_record(d.value).envelope_id: d.error
+               for d in letters if d.stage is DeadLetterStage.VALIDATE}
+    assert "got AlertPayload: a runner cannot write polymon's decisions" in \
+        refused["alert-forged"]
+    assert "s in the future (accepted skew" in refused[future]
 
     # the incident on market:m1 links the trades of bot:b1/market:m1, not market:m2's
     def stale_incident() -> dict[str, Any] | None:
