@@ -44,6 +44,9 @@ runner_acks = app.Table(
     schema=faust.Schema(key_serializer="json", value_serializer="json"),
 )
 _rows = rows_of(runner_acks)
+# when this worker's view of control.pauses first caught up: a required runner that never
+# acknowledged is silent once it has been watched for longer than the timeout
+_watching_since_ms: int | None = None
 
 
 def _home_partition(runner_id: str) -> int:
@@ -58,7 +61,7 @@ def _lag(runner_id: str, row: dict[str, Any] | None, now_ms: int) -> pause_acks.
     return pause_acks.judge(
         runner_id, pause_acks.AckSeen.from_json(ack) if ack else None, log, now_ms,
         required=bool(listed and listed.required), listed=listed is not None,
-        timeout_s=TIMEOUT_S)
+        timeout_s=TIMEOUT_S, watching_since_ms=_watching_since_ms)
 
 
 async def _judge(runner_id: str, row: dict[str, Any], now_ms: int) -> None:
@@ -101,8 +104,11 @@ consume(topics.pause_acks, "PauseAck", on_ack)
 @every_tick
 async def judge_runners(now_ms: int) -> None:
     """Silence and lag grow with no acknowledgement arriving: judge every runner here."""
+    global _watching_since_ms
     if EVENT_CLOCK or not log.caught_up():
         return
+    if _watching_since_ms is None:
+        _watching_since_ms = now_ms
     owned = owned_partitions(topics.pause_acks)
     if not owned:
         return

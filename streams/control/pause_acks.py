@@ -191,11 +191,15 @@ def _round(value: float | None) -> float | None:
 
 
 def judge(runner_id: str, ack: AckSeen | None, log: PauseLog, now_ms: int, *,
-          required: bool, listed: bool, timeout_s: float) -> RunnerLag:
-    """A runner's lag behind ``log`` and whether it is silent, at ``now_ms``."""
+          required: bool, listed: bool, timeout_s: float,
+          watching_since_ms: int | None = None) -> RunnerLag:
+    """A runner's lag behind ``log`` and whether it is silent, at ``now_ms``. A required
+    runner that never acknowledged is silent once polymon has watched for longer than the
+    timeout (``watching_since_ms``: since when; None: not yet)."""
     if ack is None:
+        watched_s = None if watching_since_ms is None else (now_ms - watching_since_ms) / 1000
         return RunnerLag(runner_id, required, listed, None, None, None, None, None,
-                         silent=required)
+                         silent=required and watched_s is not None and watched_s > timeout_s)
     ack_age_s = max(0.0, (now_ms - ack.received_ms) / 1000)
     oldest = log.oldest_unapplied(ack.watermarks)
     unapplied = None if oldest is None else Unapplied(
@@ -243,7 +247,8 @@ def condition(reason_code: str, lag: RunnerLag, firing: bool, now_ms: int, *, bo
     if firing:
         message = (f"runner {lag.runner_id} sent no pause acknowledgement for "
                    + (f"{lag.ack_age_s:.1f}s" if lag.ack_age_s is not None
-                      else "as long as polymon has watched (required runner)")
+                      else "as long as polymon has watched, longer than the timeout "
+                      "(required runner)")
                    + f", beyond the {timeout_s:g}s timeout; whether it applies pauses is "
                    f"unknown ({_describe_runner(lag)})")
     else:

