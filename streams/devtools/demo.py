@@ -10,11 +10,13 @@ seconds. Faults are injected at fixed fractions of the run; each must be detecte
 
 from __future__ import annotations
 
+import json
 import random
 import secrets
 import shutil
 import threading
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
@@ -80,6 +82,8 @@ DEMO_WORKER_SETTINGS: dict[str, Any] = {
     # within 0.8 × its bound (production: 60 s, and one drift hop)
     # fills past a pause by more than this are trading on a paused scope
     "divergence_grace_s": 2.0,
+    # each bot's PauseGuard acknowledges its pauses (runner id: the bot's id)
+    "runners": {bot: {"required": True} for bot in ("b1", "b2")},
     "alert_rules": {"default": {},
                     "EXEC_SLIPPAGE_BREACH": {"keep_firing_for_s": 2.0, "resolve_ratio": 0.8},
                     "EXEC_FILL_RATIO_LOW": {"keep_firing_for_s": 2.0, "resolve_ratio": 0.8},
@@ -129,9 +133,9 @@ class SyntheticTradingSystem:
     started: float = 0.0
     sent: int = 0
     _sequence: dict[str, int] = field(default_factory=dict)
-    # the scopes paused now (a PauseGuard's): the bots obey them as a runner does, but
-    # for the scripted fault that ignores one
-    paused: Callable[[], Collection[str]] = frozenset
+    # the scopes paused now, per bot (its PauseGuard's): the bots obey them as a runner
+    # does, but for the scripted fault that ignores one
+    paused: Callable[[str], Collection[str]] = lambda bot: frozenset()
     _rng: random.Random = field(init=False)
     _stop: threading.Event = field(default_factory=threading.Event)
 
@@ -207,8 +211,8 @@ class SyntheticTradingSystem:
         self._send("health.events", "scope", health)
 
         fills: list[Record] = []
-        paused = self.paused()
         for bot, markets in BOTS.items():
+            paused = self.paused(bot)
             for market in markets:
                 if self.halted(bot, market, fraction, paused):
                     continue
@@ -370,8 +374,10 @@ def run_demo(duration_s: float, seed: int, workers: int, keep_running: bool,
 
         producer = kafka_producer(broker.bootstrap, **{"log.connection.close": False})
         system = SyntheticTradingSystem(codecs, producer, seed, faults)
-        guard = PauseGuard(broker.bootstrap).start()
-        system.paused = lambda: guard.paused_scopes().keys()
+        runners = {bot: RunnerWatch(bot) for bot in BOTS}
+        guards = {bot: PauseGuard(broker.bootstrap, runner_id=bot, runner_version="demo-bot",
+                                  on_change=runners[bot].on_change).start() for bot in BOTS}
+        system.paused = lambda bot: guards[bot].paused_scopes().keys()
         system._send("model.profiles", "scope", [system.profile()])
         with console.status("registering the canary model on the rollout ladder"):
             _walk_ladder_to_canary(broker.bootstrap, codecs, system)
@@ -392,6 +398,7 @@ def run_demo(duration_s: float, seed: int, workers: int, keep_running: bool,
                     resume_latched(system, paused_now(seen.pauses), elapsed / duration_s,
                                    resumed)
                     match_faults(faults, seen, started_ms)
+                    watch_runners(first.url, runners)
                     live.update(_fault_table(faults, elapsed))
                     time.sleep(0.5)
                 observed = collect(broker.bootstrap, codecs, until_ms=_now_ms())
@@ -400,11 +407,16 @@ def run_demo(duration_s: float, seed: int, workers: int, keep_running: bool,
         finally:
             system.stop()
             generator.join(timeout=10)
-            guard.stop()
+            watch_runners(first.url, runners)
+            for bot, guard in guards.items():
+                guard.stop()
+                runners[bot].acks, runners[bot].ack_failures = (guard.acks_sent,
+                                                                guard.ack_failures)
 
         _print_summary(console, observed, started_ms, system.sent, len(bad))
         episodes = alert_episodes(observed, started_ms)
         console.print(_episode_table(episodes))
+        console.print(_runner_table(runners))
         undetected = [f.name for f in faults if f.detected_s is None]
         if undetected:
             console.print(f"[red]not detected:[/red] {', '.join(undetected)}")
@@ -431,6 +443,59 @@ def run_demo(duration_s: float, seed: int, workers: int, keep_running: bool,
             for worker in started_workers:
                 worker.stop()
             broker.stop()
+
+
+@dataclass
+class RunnerWatch:
+    """A demo bot as a runner: what its PauseGuard applied and acknowledged, and its lag
+    as polymon saw it (GET /api/runners)."""
+
+    runner_id: str
+    pauses_applied: int = 0
+    max_apply_delay_ms: int = 0  # from a pause state's update to its guard applying it
+    acks: int = 0
+    ack_failures: int = 0
+    max_lag_ms: int = 0
+    max_lag_records: int = 0
+    alerts: set[str] = field(default_factory=set)
+    seen: bool = False
+
+    def on_change(self, _scope: str, state: PauseState | None) -> None:
+        if state is not None and state.paused:
+            self.pauses_applied += 1
+            self.max_apply_delay_ms = max(self.max_apply_delay_ms,
+                                          _now_ms() - state.updated_ms)
+
+
+def watch_runners(url: str, runners: dict[str, RunnerWatch]) -> None:
+    """Each runner's lag and alerts as the worker at ``url`` shows them now."""
+    try:
+        with urllib.request.urlopen(f"{url}/api/runners", timeout=2) as response:
+            rows = json.loads(response.read())["runners"]
+    except (OSError, ValueError, KeyError):
+        return  # a rebalance or a busy worker: the next poll will do
+    for runner_id, row in rows.items():
+        watch = runners.get(runner_id)
+        if watch is None or row.get("never_acknowledged"):
+            continue
+        watch.seen = True
+        watch.max_lag_ms = max(watch.max_lag_ms, int((row.get("lag_s") or 0) * 1000))
+        watch.max_lag_records = max(watch.max_lag_records, row.get("lag_records") or 0)
+        watch.alerts.update(row.get("alerts") or {})
+
+
+def _runner_table(runners: dict[str, RunnerWatch]) -> Table:
+    table = Table(title="runners: pause acknowledgements (each bot's PauseGuard)")
+    for column in ("runner", "acks", "pauses applied", "max apply delay", "max lag (polymon)",
+                   "max lag records", "alerts"):
+        table.add_column(column)
+    for runner_id, watch in sorted(runners.items()):
+        table.add_row(runner_id, f"{watch.acks}" + (f" ({watch.ack_failures} failed)"
+                                                    if watch.ack_failures else ""),
+                      str(watch.pauses_applied), f"{watch.max_apply_delay_ms} ms",
+                      f"{watch.max_lag_ms} ms" if watch.seen else "not listed",
+                      str(watch.max_lag_records), ", ".join(sorted(watch.alerts)) or "-")
+    return table
 
 
 def _rollout_stage(bootstrap: str, codecs: Codecs) -> str | None:
