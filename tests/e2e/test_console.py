@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from streams.records import HealthEvent, HealthEventKind
+from streams.runner import PauseGuard
 from tests.conftest import Stack, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -67,6 +68,9 @@ def test_console_shows_a_paused_scope_and_acknowledges_its_incident(
     wait_until(lambda: len([i for i in worker.get("/api/incidents?scope=market:c1")[
         "incidents"] if i["paused"]]) == 1, 15, what="the stale book's incident, paused")
 
+    # a runner whose PauseGuard acknowledges pauses: listed in the runners panel
+    guard = PauseGuard(stack.bootstrap, topic_prefix=stack.prefix, runner_id="console-r1",
+                       runner_version="bot-1").start()
     page = browser.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -82,6 +86,9 @@ def test_console_shows_a_paused_scope_and_acknowledges_its_incident(
         expect(stale).to_contain_text("paused")
         expect(page.locator("#incidents-body")).to_contain_text("GOV_DATA_GAP")
         expect(page.locator("#conn .dot.ok")).to_have_count(1)
+        runner_row = page.locator("#runners-body tr", has_text="console-r1")
+        expect(runner_row).to_contain_text("ready", timeout=WAIT_MS)
+        expect(runner_row).to_contain_text("ok")
 
         # The operator acknowledges: the dialog asks for a reason and their token.
         stale.locator('button[data-act="ack"]').click()
@@ -115,6 +122,7 @@ def test_console_shows_a_paused_scope_and_acknowledges_its_incident(
     finally:
         page.screenshot(path=str(tmp_path / "console.png"), full_page=True)
         page.close()
+        guard.stop()
     assert errors == [], errors
 
     resolved = [i for i in worker.get("/api/incidents?scope=market:c1&state=resolved")
