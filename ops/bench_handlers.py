@@ -53,12 +53,12 @@ class _Consumed:
     streams.framework.record_unpacking.FetchedRecord; this is the same whatever the
     tree under test)."""
 
-    __slots__ = ("key", "offset", "partition", "timestamp", "topic", "value")
+    __slots__ = ("headers", "key", "offset", "partition", "timestamp", "topic", "value")
 
     def __init__(self, topic: str, offset: int, timestamp: int, key: bytes | None,
-                 value: bytes | None) -> None:
+                 value: bytes | None, headers: Any = ()) -> None:
         self.topic, self.partition, self.offset = topic, 0, offset
-        self.timestamp, self.key, self.value = timestamp, key, value
+        self.timestamp, self.key, self.value, self.headers = timestamp, key, value, headers
 
 
 async def _run_handlers(events: int, scopes: int, flush_every: int,
@@ -141,8 +141,9 @@ async def _run_handlers(events: int, scopes: int, flush_every: int,
 
     async def hand(label: str, name: str, items: list[tuple[bytes, bytes]]) -> None:
         for first in range(0, len(items), BATCH):
-            chunk = [_Consumed(name, offsets[label] + i, start_ms, key, value)
-                     for i, (key, value) in enumerate(items[first:first + BATCH])]
+            # a queued message is (key, value) or, carrying its cause, (key, value, headers)
+            chunk = [_Consumed(name, offsets[label] + i, start_ms, *message)
+                     for i, message in enumerate(items[first:first + BATCH])]
             offsets[label] += len(chunk)
             began = time.process_time()
             await handlers[name](TP(name, 0), chunk)
