@@ -37,6 +37,9 @@ from streams.stores import MemoryStore
 from streams.tracing import Cause
 
 log = logging.getLogger(__name__)
+# no headers: aiokafka's record builder takes a list only, and makes one per None (never
+# mutated, like aiokafka's own default)
+_NO_HEADERS: list[tuple[str, bytes]] = []
 # an encoded message: (key, value), or (key, value, Kafka headers)
 OutMessage = tuple[bytes | None, bytes | None] | tuple[
     bytes | None, bytes | None, list[tuple[str, bytes]]]
@@ -133,7 +136,8 @@ async def send_raw(topic: str, partition: int, messages: Iterable[OutMessage]) -
     batch, count = producer.create_batch(), 0
     for message in messages:
         if len(message) == 2:
-            (key, value), headers = message, None
+            key, value = message  # type: ignore[misc]
+            headers = _NO_HEADERS
         else:
             key, value, headers = message  # type: ignore[misc]
         if count and count % YIELD_EVERY == 0:  # a second of changes is thousands: let

@@ -18,6 +18,8 @@ from streams.console import kafka_producer
 from streams.records import (
     AlertPayload,
     AuditPayload,
+    FillEvent,
+    FillKind,
     HealthEvent,
     HealthEventKind,
     IncidentPayload,
@@ -138,3 +140,47 @@ def test_a_stale_book_s_pause_alert_incident_and_audit_name_its_traced_input(
     assert api_pause.cause_id == command_id
     [event] = api_pause.cause_events
     assert event.startswith(stack.topic("ops.commands") + "/")
+
+
+def test_a_bot_s_pause_after_the_fills_repartition_names_the_original_fill(
+        stack: Stack) -> None:
+    """bot:<id>'s figures live on the bot's partition: its fills get there re-keyed (one
+    digest per input batch on the repartition topic), and the digest carries the cause
+    of its last fill along, so the bot's pause names the exec.fills record."""
+    stack.create_topics()
+    stack.start_worker(evaluation_interval_s=0.1, exec_tumbling_window_s=86_400,
+                       exec_hopping_window_s=86_400, exec_hop_s=3_600, exec_min_fills=20,
+                       exec_slippage_rmse_bound_bps=10.0, exec_fill_ratio_min=0.2)
+    now = int(time.time() * 1000)
+    fills = [FillEvent(event_id=uuid.uuid4().hex, market="m8", bot="b8", kind=FillKind.FILL,
+                       order_id=uuid.uuid4().hex, event_time_ms=now, requested_size=10.0,
+                       filled_size=8.0, predicted_slippage_bps=2.0,
+                       realized_slippage_bps=60.0 + i) for i in range(25)]
+    producer = kafka_producer(stack.bootstrap)
+    delivered: list[str] = []
+    for index, event in enumerate(fills):  # every fill of this trace, each its own span
+        span = f"{index + 1:016x}"
+        producer.produce(
+            stack.topic("exec.fills"), key=b"market:m8",
+            value=CODECS["FillEvent"].encode_record(event),
+            headers=[("traceparent", f"00-{TRACE}-{span}-01".encode())],
+            on_delivery=lambda error, message: delivered.append(
+                f"{message.topic()}/{message.partition()}@{message.offset()}"))
+        producer.poll(0)
+    producer.flush(10)
+    assert len(delivered) == len(fills)
+
+    def paused() -> dict[str, PauseState]:
+        states = [CODECS["PauseState"].decode_record(m.value)
+                  for m in stack.read("control.pauses", idle_timeout_s=0.5)]
+        found = {s.scope: s for s in states if s.paused}
+        return found if {"market:m8", "bot:b8"} <= set(found) else {}
+
+    states = wait_until(paused, 20, what="market:m8 and bot:b8 paused")
+    for scope in ("market:m8", "bot:b8"):
+        state = states[scope]
+        assert state.reason_code == "EXEC_SLIPPAGE_BREACH", scope
+        assert state.trace_id == TRACE, scope
+        [event] = state.cause_events
+        assert event in delivered, (scope, event)  # an exec.fills record, not a digest
+        assert state.cause_span_id == f"{delivered.index(event) + 1:016x}", scope
