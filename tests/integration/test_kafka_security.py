@@ -135,8 +135,11 @@ def test_the_worker_works_end_to_end_with_exactly_its_acls(
 def test_a_runner_guard_is_ready_on_read_only_acls_and_sees_the_pause(
         deployment: Stack, secured: KafkaCluster) -> None:
     with PauseGuard(secured.bootstrap, topic_prefix=PREFIX, heartbeat_max_age_s=3.0,
-                    consumer_config=secured.security("runner")) as guard:
+                    consumer_config=secured.security("runner"), runner_id="sec-r1") as guard:
         assert guard.wait_ready(30), guard.status()
+        # its acknowledgements go out with the consumer's credentials, on its ACLs
+        wait_until(lambda: guard.acks_sent, 15, what="the runner's pause acknowledgements")
+        assert guard.ack_failures == 0
         refused = wait_until(lambda: [d for d in [guard.allowed("market:sec1")]
                                       if not d.allowed],
                              30, what="market:sec1 refused by the runner's guard")
