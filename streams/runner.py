@@ -45,7 +45,9 @@ The pure part (``GuardState``, ``assess``, ``decide``) holds no Kafka and no clo
 neither Faust nor the worker's codec, and changes nothing in the runner's import
 system (tests/unit/test_runner_standalone.py). Example::
 
-    with PauseGuard("127.0.0.1:9092", heartbeat_max_age_s=5.0) as guard:
+    # runner_id (optional): acknowledge what the guard applied on control.pause-acks, so
+    # polymon alerts if this runner does not apply a pause in time
+    with PauseGuard("127.0.0.1:9092", heartbeat_max_age_s=5.0, runner_id="bot-b1") as guard:
         guard.wait_ready(timeout=30)
         decision = guard.allowed("bot:b1/market:m7")
         if decision:

@@ -109,3 +109,16 @@ def test_slo_gauges_sum_the_scopes_of_an_slo_by_owner_and_window() -> None:
     assert sample(metrics, "polymon_slo_rule_firing", **owner, rule="page_fast_burn",
                   severity="page") == 0
     assert "market:m1" not in metrics.render().decode(), "no scope label"
+
+
+def test_runner_gauges_per_runner_and_none_for_a_runner_that_never_acknowledged() -> None:
+    metrics = Metrics(CollectorRegistry())
+    observe.runners(metrics, {
+        "r1": {"lag_s": 4.5, "lag_records": 2, "last_ack_age_s": 0.3},
+        "r2": {"lag_s": None, "lag_records": None, "last_ack_age_s": None}})
+    assert sample(metrics, "polymon_runner_pause_lag_seconds", runner="r1") == 4.5
+    assert sample(metrics, "polymon_runner_pause_lag_records", runner="r1") == 2
+    assert sample(metrics, "polymon_runner_ack_age_seconds", runner="r1") == 0.3
+    assert sample(metrics, "polymon_runner_ack_age_seconds", runner="r2") is None
+    observe.runners(metrics, {})  # a runner judged elsewhere now: its series go
+    assert sample(metrics, "polymon_runner_pause_lag_seconds", runner="r1") is None

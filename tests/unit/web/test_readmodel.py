@@ -71,3 +71,19 @@ def test_the_pause_view_keeps_the_paused_scopes_only() -> None:
     assert model.pause_view.caught_up() is False
     model.caught_up.set()
     assert model.pause_view.caught_up() is True
+
+
+def test_the_pause_log_keeps_each_record_where_it_is_and_when_it_was_written() -> None:
+    model = ReadModel(CODECS)
+    model.apply("control.pauses", b"market:m1", pause("market:m1", True), 2, 7, 5_000)
+    model.apply("control.pauses", b"market:m1", None, 2, 8, 6_000)
+    model.apply("control.pauses", b"global", pause("global", True))  # offset unknown
+    kept = model.pause_log.records[2]
+    assert [(r.offset, r.scope, r.state_id, r.published_ms) for r in kept] == [
+        (7, "market:m1", "p-True", 5_000), (8, "market:m1", None, 6_000)]
+    assert model.pause_log.ends == {2: 9} and 0 not in model.pause_log.records
+    # a state re-sent with its old updated_ms is new to the runners: its write time counts
+    assert model.pause_log.oldest_unapplied({2: 0}).published_ms == 5_000
+    assert model.pause_log.caught_up() is False
+    model.caught_up.set()
+    assert model.pause_log.caught_up() is True
