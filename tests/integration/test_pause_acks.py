@@ -16,7 +16,7 @@ import pytest
 
 from streams.records import AlertStatus, PauseAck, PauseWatermark, ReportEnvelope
 from streams.runner import PauseGuard
-from tests.conftest import Stack, wait_until
+from tests.conftest import CODECS, Stack, wait_until
 from tests.integration.test_openapi_contract import call
 
 pytestmark = pytest.mark.integration
@@ -154,6 +154,20 @@ def test_runners_acknowledge_pauses_and_the_ones_that_do_not_are_alerted(stack: 
 
     opened = wait_until(incident, 15, what="the runner's incident")
     assert (opened["severity"], opened["scope"]) == ("CRITICAL", "runner:r-stuck")
+
+    # malformed acknowledgements go to the dead letters, with the reason
+    forged = PauseAck(runner_id="r-ok", runner_version="x", guard_state="ready", sent_ms=0)
+    stack.send_raw("control.pause-acks", [(b"r-junk", b"not avro"),
+                                          (b"r-other", CODECS["PauseAck"].encode_record(forged))])
+    letters = wait_until(lambda: [d for d in stack.read_records("monitor.deadletter",
+                                                                idle_timeout_s=0.5)
+                                  if d.source_topic == stack.topic("control.pause-acks")],
+                         15, what="the malformed acknowledgements dead-lettered")
+    assert sorted((d.key, d.stage.value) for d in letters) == [
+        (b"r-junk", "DECODE"), (b"r-other", "VALIDATE")]
+    assert "is not the acknowledgement's runner_id 'r-ok'" in next(
+        d.error for d in letters if d.key == b"r-other")
+    assert "r-junk" not in runners(stack)
 
     status, metrics, _ = call(worker, "GET", "/metrics")
     assert status == 200
