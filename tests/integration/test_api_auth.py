@@ -90,7 +90,7 @@ def test_refused_mutations_change_nothing_and_say_why(stack: Stack) -> None:
          "scope: scope 'market:': segment 'market:' is not kind:id"),
         ("/api/scopes/desk:d1/pause", b'{"reason": "x"}',
          "scope: scope 'desk:d1': unknown scope kind 'desk' (known: bot, feed, market, model, "
-         "strategy)"),
+         "runner, strategy)"),
         ("/api/scopes/model:m1/rollback", b'{"reason": "x"}', "to_stage: required"),
         ("/api/scopes/model:m1/rollback", b'{"reason": "x", "to_stage": "prod"}',
          "to_stage: 'prod' is not one of replay, shadow, paper, canary, live"),
