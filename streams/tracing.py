@@ -21,8 +21,10 @@ from dataclasses import dataclass
 from typing import Any
 
 TRACEPARENT = "traceparent"
-# the input records a re-keyed (repartitioned) record stands for, comma-separated
+# the input records a re-keyed (repartitioned) record stands for, comma-separated; read
+# only on polymon's own repartition topics (an input producer cannot name other records)
 CAUSE_EVENTS_HEADER = "polymon-cause-events"
+REPARTITION_SUFFIX = "-repartition"
 MAX_HEADER_BYTES = 512
 MAX_CAUSE_EVENTS = 16
 _ZERO_TRACE, _ZERO_SPAN = "0" * 32, "0" * 16
@@ -144,13 +146,25 @@ def cause_of_record(topic: str, partition: int, offset: int,
         name = key.lower() if isinstance(key, str) else ""
         if name == TRACEPARENT:
             context = parse_traceparent(value)
-        elif name == CAUSE_EVENTS_HEADER:
+        elif name == CAUSE_EVENTS_HEADER and topic.endswith(REPARTITION_SUFFIX):
             events = _cause_events(bytes(value))
     if events is None:
         events = (event_id(topic, partition, offset),)
     if context is None:
         return Cause(events=events)
     return Cause(context.trace_id, context.span_id, events, context.flags)
+
+
+def carried_headers(message: Any) -> list[tuple[str, bytes]]:
+    """The headers of a record re-keyed from input ``message`` (one per batch and target,
+    so not parsed here): its position, and its ``traceparent`` as it came."""
+    headers = [(CAUSE_EVENTS_HEADER,
+                f"{message.topic}/{message.partition}@{message.offset}".encode())]
+    for key, value in getattr(message, "headers", None) or ():
+        if key == TRACEPARENT and value is not None:
+            headers.append((TRACEPARENT, bytes(value)))
+            break
+    return headers
 
 
 def cause_of(source: Any) -> Cause:

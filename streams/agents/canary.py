@@ -89,17 +89,21 @@ def add_samples(scope: str, partition: int, cohort: str, model_version: str | No
         store(canary_state, scope, state, partition)
 
 
+_last_input = causes.last_input
+
+
 def on_score(record: ModelScore, message: InputMessage) -> Awaitable[None] | None:
     """Add the score's sample; the event time's ticks are returned to await (event-time
     clock), None otherwise: no coroutine is made per score."""
+    scope = record.scope  # made anew on every read (model:<model>)
     try:
-        validate_scope(record.scope)
+        validate_scope(scope)
     except ScopeError as exc:
         raise InvalidInput(str(exc)) from None
     check_event_time(record.event_time_ms, clock_ms())
     observe_clock(record.event_time_ms, message)
-    causes.last_input[record.scope] = message  # what a canary decision names
-    add_samples(record.scope, message.partition, str(record.cohort), record.model_version,
+    _last_input[scope] = message  # what a canary decision names
+    add_samples(scope, message.partition, str(record.cohort), record.model_version,
                 [(f"score:{record.event_id}", record.event_time_ms,
                   [(record.metric, record.value)])])
     return event_time_advanced(clock_ms()) if EVENT_CLOCK else None

@@ -65,16 +65,20 @@ async def on_profile(record: FeatureProfile, message: InputMessage) -> None:
     store(drift_profiles, record.scope, profile, message.partition)
 
 
+_last_input = causes.last_input
+
+
 def on_features(record: FeatureSample, message: InputMessage) -> Awaitable[None] | None:
     """Handle one sample; what is left to await is returned, None when there is nothing
     (no profile to compare with, a sample older than the window, the wall clock): no
     coroutine is made for it."""
-    require_scope(record.scope)
+    scope = record.scope  # made anew on every read (model:<model>)
+    require_scope(scope)
     check_event_time(record.event_time_ms, clock_ms())
     observe_clock(record.event_time_ms, message)
     now_ms = clock_ms()
-    causes.last_input[record.scope] = message  # what a drift decision names
-    profile = _profiles.get(record.scope)
+    _last_input[scope] = message  # what a drift decision names
+    profile = _profiles.get(scope)
     if profile is not None:
         window = drift.window_buckets(now_ms, WINDOW_MS, HOP_MS)
         start = drift.bucket_start(record.event_time_ms, HOP_MS)

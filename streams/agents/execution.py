@@ -210,7 +210,7 @@ def send_digests() -> None:
         scope, digest = _digests.popitem()
         last = _digest_last.pop(scope, None)
         enqueue(fills_by_scope, scope.encode(), _scoped_fills.encode(digest.datum()),
-                tracing.cause_of(last).headers() if last is not None else None)
+                None if last is None else tracing.carried_headers(last))
 
 
 async def _forward_after(pending: Awaitable[None], record: FillEvent, message: InputMessage,

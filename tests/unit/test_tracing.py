@@ -76,16 +76,29 @@ def test_a_record_names_itself_and_its_trace(invalid: list[str]) -> None:
     assert invalid == ["malformed"]
 
 
+REKEYED = "g-exec.fills-by-scope-repartition"
+
+
 def test_a_rekeyed_record_carries_the_original_cause() -> None:
     original = Cause(TRACE, SPAN, ("exec.fills/1@7",))
-    rekeyed = cause_of_record("g-exec.fills-by-scope-repartition", 0, 99, original.headers())
-    assert rekeyed == original
+    assert cause_of_record(REKEYED, 0, 99, original.headers()) == original
+    fill = SimpleNamespace(topic="exec.fills", partition=1, offset=7,
+                           headers=(("x", b"y"), ("traceparent", VALID.encode())))
+    assert cause_of_record(REKEYED, 0, 99, tracing.carried_headers(fill)) == original
+    untraced = SimpleNamespace(topic="exec.fills", partition=1, offset=8, headers=())
+    assert cause_of_record(REKEYED, 0, 99, tracing.carried_headers(untraced)) == Cause(
+        events=("exec.fills/1@8",))
+
+
+def test_only_repartition_topics_may_name_other_records() -> None:
+    forged = ((tracing.CAUSE_EVENTS_HEADER, b"audit.log/0@1"),)
+    assert cause_of_record("exec.fills", 2, 5, forged).events == ("exec.fills/2@5",)
 
 
 def test_bad_cause_events_headers_fall_back_to_the_record(invalid: list[str]) -> None:
     for value in (b"not an event", b",".join([b"t/0@1"] * 17), b"t/0@1,\xff"):
-        cause = cause_of_record("t", 0, 5, ((tracing.CAUSE_EVENTS_HEADER, value),))
-        assert cause.events == ("t/0@5",)
+        cause = cause_of_record(REKEYED, 0, 5, ((tracing.CAUSE_EVENTS_HEADER, value),))
+        assert cause.events == (f"{REKEYED}/0@5",)
     assert invalid == ["cause_events"] * 3
 
 
