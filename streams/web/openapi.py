@@ -95,9 +95,13 @@ IDEMPOTENCY_KEY = {
                    "action is a 409"}
 TRACEPARENT = {
     "name": "traceparent", "in": "header", "required": False,
-    "schema": {"type": "string", "pattern": "^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"},
-    "description": "W3C trace context: the command's decisions (pause, incident, audit "
-                   "entry) carry its trace id and span id; an invalid one is ignored"}
+    # Any string: W3C Trace Context has a receiver ignore a traceparent it cannot parse
+    # (and start a new trace), never refuse the request for it.
+    "schema": {"type": "string"},
+    "description": "W3C trace context, 00-<32 hex trace id>-<16 hex span id>-<2 hex flags>: "
+                   "the command's decisions (pause, incident, audit entry) carry its trace "
+                   "id and span id; one that does not parse (or over 512 bytes) is ignored, "
+                   "as the W3C recommendation asks, and the request is served"}
 METRIC_NAMES = {
     "name": "name[]", "in": "query", "required": False, "style": "form", "explode": True,
     "schema": {"type": "array", "items": string_schema(METRIC_NAME_PATTERN, 200)},
