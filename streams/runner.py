@@ -93,6 +93,9 @@ from streams.records import (
 )
 from streams.scopes import ScopeError, ancestors
 
+# re-exported: a runner's other client, its trade envelopes for the audit log
+from streams.trade_reporter import TradeDeliveryError, TradeReporter  # noqa: F401
+
 log = logging.getLogger(__name__)
 
 PAUSES_TOPIC = "control.pauses"
@@ -792,7 +795,6 @@ class PauseGuard:
             except Exception:
                 log.exception("pause guard: on_health callback failed")
 
-
     # -- the acknowledgement thread ------------------------------------------------------
 
     def _ack(self) -> PauseAck:
@@ -860,6 +862,3 @@ class PauseGuard:
         finally:
             if producer is not None:
                 producer.flush(ACK_FLUSH_S)
-
-# Trade envelopes for the audit log (one log, one auditor): streams/trade_reporter.py
-from streams.trade_reporter import TradeDeliveryError, TradeReporter  # noqa: E402, F401
